@@ -1,0 +1,234 @@
+import type { Comet } from "../server/comet.ts";
+
+/** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
+export interface NodesInfo {
+  /** Domain clients use for WebSocket, e.g. `comet.example.com`. */
+  domain: string;
+  /** TCP port, or 0 when not served. */
+  tcpPort: number;
+  /** WebSocket port, or 0 when not served. */
+  wsPort: number;
+  /** Secure WebSocket port, or 0 when not served. */
+  wssPort: number;
+  /** Client heartbeat interval in seconds. */
+  heartbeat: number;
+  /** Heartbeats a client may miss before the server closes it. */
+  heartbeatMax: number;
+  /** Node addresses (`host:port`) for native clients. */
+  addrs: string[];
+  /** Node domains for web clients. */
+  domains: string[];
+}
+
+/** Options for {@linkcode createApiHandler}. */
+export interface ApiOptions {
+  /** When set, every request must carry `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Largest push body accepted, in bytes. Default 1 MiB. */
+  maxBody?: number;
+  /** What `/goim/nodes/weighted` reports. */
+  nodes?: () => NodesInfo;
+}
+
+/** The goim response envelope. */
+export interface ApiEnvelope {
+  /** 0 when ok; -400 bad request; -401 unauthorized; -404 not found; -500 server error. */
+  code: number;
+  /** Empty when ok, else what went wrong. */
+  message: string;
+  /** The result, or null. */
+  data: unknown;
+}
+
+/** An HTTP request handler, as `Deno.serve` takes. */
+export type ApiHandler = (request: Request) => Promise<Response>;
+
+class _BadRequest extends Error {
+  status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function _reply(status: number, code: number, message: string, data: unknown = null): Response {
+  const body: ApiEnvelope = { code, message, data };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+function _ok(data: unknown = null): Response {
+  return _reply(200, 0, "", data);
+}
+
+function _required(params: URLSearchParams, name: string): string {
+  const v = params.get(name);
+  if (v === null || v === "") throw new _BadRequest(`Missing parameter: ${name}`);
+  return v;
+}
+
+function _int(name: string, text: string, min: number, max: number): number {
+  const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new _BadRequest(`Invalid parameter ${name}: ${text.slice(0, 64)}`);
+  }
+  return n;
+}
+
+function _operation(params: URLSearchParams): number {
+  return _int("operation", _required(params, "operation"), -0x80000000, 0x7fffffff);
+}
+
+function _list(params: URLSearchParams, name: string): string[] {
+  // goim clients repeat the parameter; a comma-separated value is accepted too.
+  const out = params.getAll(name).flatMap((v) => v.split(",")).filter((v) => v !== "");
+  if (out.length === 0) throw new _BadRequest(`Missing parameter: ${name}`);
+  return out;
+}
+
+async function _body(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) throw new _BadRequest(`Body exceeds ${limit} bytes: ${declared}`, 413);
+  if (!request.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw new _BadRequest(`Body exceeds ${limit} bytes`, 413);
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function _authorized(request: Request, token: string): boolean {
+  const header = request.headers.get("authorization") ?? "";
+  const expected = `Bearer ${token}`;
+  // Compare in constant time so the token cannot be guessed byte by byte.
+  let diff = header.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    diff |= (header.charCodeAt(i) || 0) ^ expected.charCodeAt(i);
+  }
+  return diff === 0;
+}
+
+/**
+ * The goim "logic" HTTP API over a {@linkcode Comet} hub: pushes to keys,
+ * users, rooms and everyone; online figures; node list; `/healthz`. Every
+ * response is goim's `{code, message, data}` envelope.
+ *
+ * @example
+ * ```ts ignore
+ * import { Comet } from "../server/comet.ts";
+ * import { createApiHandler } from "./push_api.ts";
+ *
+ * const comet = new Comet();
+ * Deno.serve({ port: 3111 }, createApiHandler(comet, { token: "secret" }));
+ * ```
+ */
+export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHandler {
+  const token = options.token;
+  const maxBody = options.maxBody ?? 1 << 20;
+  const routes: Record<string, [string, (p: URLSearchParams, r: Request) => Promise<Response>]> = {
+    "/goim/push/keys": ["POST", async (p, r) => {
+      const op = _operation(p);
+      const keys = _list(p, "keys");
+      comet.pushKeys(keys, op, await _body(r, maxBody));
+      return _ok();
+    }],
+    "/goim/push/mids": ["POST", async (p, r) => {
+      const op = _operation(p);
+      const mids = _list(p, "mids").map((m) => _int("mids", m, 0, Number.MAX_SAFE_INTEGER));
+      comet.pushMids(mids, op, await _body(r, maxBody));
+      return _ok();
+    }],
+    "/goim/push/room": ["POST", async (p, r) => {
+      const op = _operation(p);
+      const room = `${_required(p, "type")}://${_required(p, "room")}`;
+      comet.pushRoom(room, op, await _body(r, maxBody));
+      return _ok();
+    }],
+    "/goim/push/all": ["POST", async (p, r) => {
+      const op = _operation(p);
+      const speed = p.get("speed") ? _int("speed", p.get("speed")!, 0, 0x7fffffff) : 0;
+      comet.pushAll(op, await _body(r, maxBody), { speed });
+      return _ok();
+    }],
+    "/goim/online/top": ["GET", (p) => {
+      const type = _required(p, "type");
+      const limit = _int("limit", _required(p, "limit"), 0, 0x7fffffff);
+      const prefix = `${type}://`;
+      const top = comet.topRooms(prefix, limit).map(({ room, count }) => ({
+        room_id: room.slice(prefix.length),
+        count,
+      }));
+      return Promise.resolve(_ok(top));
+    }],
+    "/goim/online/room": ["GET", (p) => {
+      const type = _required(p, "type");
+      const out: Record<string, number> = {};
+      for (const room of _list(p, "rooms")) out[room] = comet.roomOnline(`${type}://${room}`);
+      return Promise.resolve(_ok(out));
+    }],
+    "/goim/online/total": ["GET", () => {
+      const { ipCount, connCount } = comet.onlineTotal();
+      return Promise.resolve(_ok({ ip_count: ipCount, conn_count: connCount }));
+    }],
+    "/goim/nodes/weighted": ["GET", (p) => {
+      const n = options.nodes?.();
+      if (!n) return Promise.resolve(_reply(404, -404, "Node list is not configured"));
+      return Promise.resolve(_ok({
+        domain: n.domain,
+        tcp_port: n.tcpPort,
+        ws_port: n.wsPort,
+        wss_port: n.wssPort,
+        heartbeat: n.heartbeat,
+        heartbeat_max: n.heartbeatMax,
+        nodes: p.get("platform") === "web" ? n.domains : n.addrs,
+        backoff: { max_delay: 300, base_delay: 3, factor: 1.8, jitter: 1.3 },
+      }));
+    }],
+    "/healthz": ["GET", () => {
+      const data = { status: comet.closing ? "stopping" : "ok", connections: comet.connections };
+      return Promise.resolve(comet.closing ? _reply(503, -503, "Shutting down", data) : _ok(data));
+    }],
+  };
+
+  return async (request: Request): Promise<Response> => {
+    try {
+      if (token !== undefined && !_authorized(request, token)) {
+        const res = _reply(401, -401, "Unauthorized: a bearer token is required");
+        res.headers.set("www-authenticate", "Bearer");
+        return res;
+      }
+      const url = new URL(request.url);
+      const route = routes[url.pathname];
+      if (!route) return _reply(404, -404, `Not found: ${url.pathname}`);
+      const [method, handle] = route;
+      if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
+        const res = _reply(405, -405, `Method not allowed: ${request.method}`);
+        res.headers.set("allow", method);
+        return res;
+      }
+      return await handle(url.searchParams, request);
+    } catch (err) {
+      if (err instanceof _BadRequest) return _reply(err.status, -400, err.message);
+      comet.logger.error("API request failed", { path: request.url, error: err });
+      return _reply(500, -500, "Internal server error");
+    }
+  };
+}

@@ -1,0 +1,125 @@
+import { ProtocolError } from "./protocol_error.ts";
+
+/** Size of the fixed goim frame header in bytes. */
+export const HEADER_SIZE = 16;
+
+/** goim's default cap on an inbound body (`MaxBodySize = 1 << 12`). */
+export const DEFAULT_MAX_BODY = 4096;
+
+/** Protocol version clients send; replies echo the version they got. */
+export const PROTOCOL_VERSION = 1;
+
+/** One goim frame, decoded. */
+export interface Frame {
+  /** Protocol version (clients send 1). */
+  ver: number;
+  /** Operation code, see {@linkcode Op}. */
+  op: number;
+  /** Client sequence number, echoed by replies. */
+  seq: number;
+  /** The body; empty for most control operations. */
+  body: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function _checkInt32(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) {
+    throw new RangeError(`${name} must be a 32-bit integer: ${value}`);
+  }
+}
+
+/**
+ * Writes one frame into `target` at `offset` and returns the offset after it.
+ * The caller guarantees the space (`HEADER_SIZE + body.length` bytes).
+ *
+ * @example
+ * ```ts
+ * import { writeFrame, HEADER_SIZE } from "./frame.ts";
+ * const out = new Uint8Array(HEADER_SIZE + 2);
+ * writeFrame(out, 0, 1000, 0, new Uint8Array([1, 2]));
+ * ```
+ */
+export function writeFrame(
+  target: Uint8Array,
+  offset: number,
+  op: number,
+  seq: number,
+  body: Uint8Array,
+  ver: number = PROTOCOL_VERSION,
+): number {
+  const packLen = HEADER_SIZE + body.length;
+  const view = new DataView(target.buffer, target.byteOffset + offset, HEADER_SIZE);
+  view.setInt32(0, packLen);
+  view.setInt16(4, HEADER_SIZE);
+  view.setInt16(6, ver);
+  view.setInt32(8, op);
+  view.setInt32(12, seq);
+  target.set(body, offset + HEADER_SIZE);
+  return offset + packLen;
+}
+
+/**
+ * Encodes one frame into a new buffer. A push encodes its frame once and shares
+ * the bytes with every receiver.
+ *
+ * @param op Operation code.
+ * @param seq Sequence number (0 for pushes, the request's for replies).
+ * @param body Body bytes.
+ * @param ver Protocol version to write.
+ * @returns The encoded frame: 16-byte header and body.
+ * @throws {RangeError} When `op`, `seq` or `ver` do not fit their fields.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "./frame.ts";
+ * const bytes = encodeFrame(1000, 0, new TextEncoder().encode("hi"));
+ * console.log(bytes.length); // 18
+ * ```
+ */
+export function encodeFrame(
+  op: number,
+  seq: number,
+  body: Uint8Array = EMPTY,
+  ver: number = PROTOCOL_VERSION,
+): Uint8Array {
+  _checkInt32("Operation", op);
+  _checkInt32("Sequence", seq);
+  if (!Number.isInteger(ver) || ver < -0x8000 || ver > 0x7fff) {
+    throw new RangeError(`Version must be a 16-bit integer: ${ver}`);
+  }
+  if (HEADER_SIZE + body.length > 0x7fffffff) {
+    throw new RangeError(`Body is too large for one frame: ${body.length} bytes`);
+  }
+  const out = new Uint8Array(HEADER_SIZE + body.length);
+  writeFrame(out, 0, op, seq, body, ver);
+  return out;
+}
+
+/**
+ * Reads the header of the encoded frame at `offset` of `bytes` without copying
+ * its body. Used by transports that re-frame already encoded frames.
+ *
+ * @throws {ProtocolError} When the bytes do not hold a whole, well-formed frame.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, peekFrame } from "./frame.ts";
+ * const { op } = peekFrame(encodeFrame(1000, 0), 0);
+ * console.log(op); // 1000
+ * ```
+ */
+export function peekFrame(
+  bytes: Uint8Array,
+  offset: number,
+): { packLen: number; ver: number; op: number; seq: number } {
+  if (bytes.length - offset < HEADER_SIZE) {
+    throw new ProtocolError(`Frame is shorter than its header: ${bytes.length - offset} bytes`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, HEADER_SIZE);
+  const packLen = view.getInt32(0);
+  if (view.getInt16(4) !== HEADER_SIZE || packLen < HEADER_SIZE || packLen > bytes.length - offset) {
+    throw new ProtocolError(`Frame header is malformed: packLen ${packLen}`);
+  }
+  return { packLen, ver: view.getInt16(6), op: view.getInt32(8), seq: view.getInt32(12) };
+}

@@ -1,0 +1,666 @@
+import { DEFAULT_MAX_BODY, encodeFrame, type Frame } from "../protocol/frame.ts";
+import { Op } from "../protocol/op.ts";
+import { ProtocolError } from "../protocol/protocol_error.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { Bucket } from "./bucket.ts";
+import { Channel, type ChannelHooks, type SlowPolicy } from "./channel.ts";
+import { DefaultOperator, type Operator, type Session } from "./operator.ts";
+import { TimerHeap } from "./timer_heap.ts";
+import type { Wire } from "./wire.ts";
+
+/** Options for {@linkcode Comet}. Durations are in milliseconds. */
+export interface CometOptions {
+  /** Application logic: auth, upstream messages. Defaults to {@linkcode DefaultOperator}. */
+  operator?: Operator;
+  /** Number of buckets the connections are sharded into. Default 32. */
+  buckets?: number;
+  /** A connection that has not authenticated by then is closed. Default 5 s. */
+  handshakeTimeout?: number;
+  /** A connection silent for this long after its last heartbeat is closed. Default 8 min. */
+  heartbeatTimeout?: number;
+  /** Frames queued per connection before the slow policy applies. Default 128. */
+  queueSize?: number;
+  /** What to do with a connection whose queue is full. Default `"close"`. */
+  slow?: SlowPolicy;
+  /** Largest inbound frame body in bytes; transports enforce it. Default 4096. */
+  maxBody?: number;
+  /** How long a graceful close may spend flushing before the socket is cut. Default 1 s. */
+  closeGrace?: number;
+  /** Where log lines go. Default: none. */
+  logger?: Logger;
+  /** Aborting closes the hub as {@linkcode Comet.close} does. */
+  signal?: AbortSignal;
+}
+
+/** Counters of what the hub has done since it started. */
+export interface CometStats {
+  /** Connections accepted, authenticated or not. */
+  accepted: number;
+  /** Successful authentications. */
+  authOk: number;
+  /** Refused authentications. */
+  authFailed: number;
+  /** Push requests by kind. */
+  pushes: { keys: number; mids: number; room: number; all: number };
+  /** Frames queued to connections by pushes. */
+  deliveries: number;
+  /** Messages dropped by the `drop` slow policy. */
+  dropped: number;
+  /** Connections closed by the `close` slow policy. */
+  slowClosed: number;
+  /** Connections closed for not authenticating in time. */
+  handshakeTimeouts: number;
+  /** Connections closed for missing heartbeats. */
+  heartbeatTimeouts: number;
+  /** Connections closed for breaking the protocol. */
+  protocolErrors: number;
+}
+
+/** Online figures as goim reports them. */
+export interface OnlineTotal {
+  /** Distinct client IP addresses among authenticated connections. */
+  ipCount: number;
+  /** Authenticated connections. */
+  connCount: number;
+}
+
+/** A room and its member count. */
+export interface RoomCount {
+  /** Room id, e.g. `live://1000`. */
+  room: string;
+  /** Members online. */
+  count: number;
+}
+
+/** Options of {@linkcode Comet.pushAll}. */
+export interface PushAllOptions {
+  /** Connections per second to pace the broadcast at (goim's `speed`); 0 = at once. */
+  speed?: number;
+}
+
+/** A session with every default filled in. */
+type _Normalized = Required<Omit<Session, "heartbeat">> & { heartbeat: number };
+
+const _MAX_ID_LENGTH = 256;
+const _MAX_WATCH = 1024;
+const _decoder = new TextDecoder();
+
+function _positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive number: ${value}`);
+  }
+  return value;
+}
+
+function _positiveInt(name: string, value: number | undefined, fallback: number): number {
+  const n = _positive(name, value, fallback);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${name} must be an integer: ${n}`);
+  return n;
+}
+
+/** FNV-1a over the key's UTF-16 code units: cheap, and spreads UUIDs evenly. */
+function _hash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function _isInt32(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
+}
+
+/**
+ * Parses goim's comma-separated op list (`"1000,1001"`).
+ *
+ * @throws {ProtocolError} When an entry is not a 32-bit integer.
+ */
+function _parseOps(body: Uint8Array): number[] {
+  const text = _decoder.decode(body).trim();
+  if (text === "") return [];
+  const ops = text.split(",").map((s) => Number(s.trim()));
+  if (ops.length > _MAX_WATCH || !ops.every(_isInt32)) {
+    throw new ProtocolError(`Op list is not comma-separated 32-bit integers: ${text.slice(0, 64)}`);
+  }
+  return ops;
+}
+
+/**
+ * The comet hub: owns the buckets, rooms and the one timer heap, runs each
+ * connection's protocol session, and fans pushes out to keys, users, rooms
+ * or everyone. Transports hand it a {@linkcode Wire} per connection.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ *
+ * await using comet = new Comet({ heartbeatTimeout: 60_000 });
+ * const body = new TextEncoder().encode("hello");
+ * comet.pushRoom("live://1000", 1000, body); // 0: nobody is connected yet
+ * ```
+ */
+export class Comet implements AsyncDisposable {
+  /** Largest inbound body, for transports' decoders. */
+  readonly maxBody: number;
+  /** Where the hub logs. */
+  readonly logger: Logger;
+
+  #operator: Operator;
+  #buckets: Bucket[];
+  #handshakeTimeout: number;
+  #heartbeatTimeout: number;
+  #queueSize: number;
+  #slow: SlowPolicy;
+  #closeGrace: number;
+  #timers: TimerHeap<Channel>;
+  #handshaking = new Set<Channel>();
+  #mids = new Map<number, Channel | Set<Channel>>();
+  #roomCounts = new Map<string, number>();
+  #ipCounts = new Map<string, number>();
+  #connections = 0;
+  #live = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+  #pacing = new AbortController();
+  #stats: CometStats = {
+    accepted: 0,
+    authOk: 0,
+    authFailed: 0,
+    pushes: { keys: 0, mids: 0, room: 0, all: 0 },
+    deliveries: 0,
+    dropped: 0,
+    slowClosed: 0,
+    handshakeTimeouts: 0,
+    heartbeatTimeouts: 0,
+    protocolErrors: 0,
+  };
+  #hooks: ChannelHooks = {
+    dropped: () => void this.#stats.dropped++,
+    slow: () => void this.#stats.slowClosed++,
+    closing: (ch, grace) => {
+      if (ch._timer) this.#timers.reset(ch._timer, grace);
+    },
+  };
+
+  /**
+   * @throws {RangeError} When a numeric option is out of range.
+   * @throws {TypeError} When `slow` is not a known policy.
+   */
+  constructor(options: CometOptions = {}) {
+    this.#operator = options.operator ?? new DefaultOperator();
+    const buckets = _positiveInt("Bucket count", options.buckets, 32);
+    this.#buckets = Array.from({ length: buckets }, () => new Bucket());
+    this.#handshakeTimeout = _positive("Handshake timeout", options.handshakeTimeout, 5_000);
+    this.#heartbeatTimeout = _positive("Heartbeat timeout", options.heartbeatTimeout, 480_000);
+    this.#queueSize = _positiveInt("Queue size", options.queueSize, 128);
+    this.#closeGrace = _positive("Close grace", options.closeGrace, 1_000);
+    this.maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
+    if (!Number.isSafeInteger(this.maxBody) || this.maxBody < 0) {
+      throw new RangeError(`Max body must be a non-negative integer: ${this.maxBody}`);
+    }
+    const slow = options.slow ?? "close";
+    if (slow !== "close" && slow !== "drop") {
+      throw new TypeError(`Slow policy must be "close" or "drop": ${slow}`);
+    }
+    this.#slow = slow;
+    this.logger = options.logger ?? silentLogger;
+    this.#timers = new TimerHeap({ onExpire: (ch) => this.#expire(ch) });
+    options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+  }
+
+  /** Counters since start. The object is live; copy it to keep a snapshot. */
+  get stats(): Readonly<CometStats> {
+    return this.#stats;
+  }
+
+  /** Authenticated connections. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Connections still in their handshake. */
+  get handshaking(): number {
+    return this.#handshaking.size;
+  }
+
+  /** Scheduled deadlines (one per live connection). */
+  get timers(): number {
+    return this.#timers.size;
+  }
+
+  /** The configured heartbeat deadline in milliseconds. */
+  get heartbeatTimeout(): number {
+    return this.#heartbeatTimeout;
+  }
+
+  /** True once {@linkcode Comet.close} began. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** The bucket that holds `key`. */
+  bucket(key: string): Bucket {
+    return this.#buckets[_hash(key) % this.#buckets.length]!;
+  }
+
+  /** Every bucket, for iteration. */
+  get buckets(): readonly Bucket[] {
+    return this.#buckets;
+  }
+
+  /** The authenticated connection with `key`, if any. */
+  channel(key: string): Channel | undefined {
+    return this.bucket(key).channel(key);
+  }
+
+  /**
+   * Runs one connection's protocol session to its end: handshake, auth, then
+   * every client op, while its writer task drains its queue.
+   *
+   * @returns A promise that settles when the connection is fully closed.
+   */
+  serve(wire: Wire): Promise<void> {
+    if (this.#closing) {
+      wire.close();
+      return Promise.resolve();
+    }
+    const ch = new Channel(wire, this.#queueSize, this.#slow, this.#hooks, this.#closeGrace);
+    return this.#session(ch);
+  }
+
+  /**
+   * Pushes op `op` with `body` to the connections with these keys that watch `op`.
+   *
+   * @returns How many connections it was queued to.
+   */
+  pushKeys(keys: Iterable<string>, op: number, body: Uint8Array): number {
+    const frame = encodeFrame(op, 0, body);
+    let n = 0;
+    for (const key of keys) {
+      const ch = this.bucket(key).channel(key);
+      if (ch !== undefined && ch.watches(op) && ch.push(frame)) n++;
+    }
+    this.#stats.pushes.keys++;
+    this.#stats.deliveries += n;
+    return n;
+  }
+
+  /**
+   * Pushes to every connection (device) of these users that watches `op`.
+   *
+   * @returns How many connections it was queued to.
+   */
+  pushMids(mids: Iterable<number>, op: number, body: Uint8Array): number {
+    const frame = encodeFrame(op, 0, body);
+    let n = 0;
+    for (const mid of mids) {
+      const entry = this.#mids.get(mid);
+      if (entry === undefined) continue;
+      if (entry instanceof Channel) {
+        if (entry.watches(op) && entry.push(frame)) n++;
+      } else {
+        for (const ch of entry) if (ch.watches(op) && ch.push(frame)) n++;
+      }
+    }
+    this.#stats.pushes.mids++;
+    this.#stats.deliveries += n;
+    return n;
+  }
+
+  /**
+   * Pushes to every member of room `room`, watched or not. The frame is
+   * encoded once and its bytes shared by all members.
+   *
+   * @returns How many connections it was queued to.
+   */
+  pushRoom(room: string, op: number, body: Uint8Array): number {
+    const frame = encodeFrame(op, 0, body);
+    let n = 0;
+    if (this.#roomCounts.has(room)) {
+      for (const bucket of this.#buckets) n += bucket.rooms.get(room)?.push(frame) ?? 0;
+    }
+    this.#stats.pushes.room++;
+    this.#stats.deliveries += n;
+    return n;
+  }
+
+  /**
+   * Pushes to every connection that watches `op`. With `speed`, the
+   * broadcast is paced bucket by bucket at about that many connections per
+   * second and runs in the background; the call returns at once.
+   *
+   * @returns How many connections it was queued to (so far, when paced).
+   */
+  pushAll(op: number, body: Uint8Array, options: PushAllOptions = {}): number {
+    const frame = encodeFrame(op, 0, body);
+    const speed = options.speed ?? 0;
+    if (!(speed >= 0)) throw new RangeError(`Speed must be a non-negative number: ${speed}`);
+    this.#stats.pushes.all++;
+    if (speed > 0) {
+      this.#pushAllPaced(frame, op, speed).catch((err) => {
+        this.logger.warn("Paced broadcast failed", { error: err });
+      });
+      return 0;
+    }
+    let n = 0;
+    for (const bucket of this.#buckets) n += this.#pushBucket(bucket, frame, op);
+    return n;
+  }
+
+  /** Members of `room` online. */
+  roomOnline(room: string): number {
+    return this.#roomCounts.get(room) ?? 0;
+  }
+
+  /** Every non-empty room with its member count. */
+  get rooms(): ReadonlyMap<string, number> {
+    return this.#roomCounts;
+  }
+
+  /** The `limit` fullest rooms whose id starts with `prefix`, fullest first. */
+  topRooms(prefix: string, limit: number): RoomCount[] {
+    const out: RoomCount[] = [];
+    for (const [room, count] of this.#roomCounts) {
+      if (room.startsWith(prefix)) out.push({ room, count });
+    }
+    out.sort((a, b) => b.count - a.count || (a.room < b.room ? -1 : 1));
+    return out.slice(0, Math.max(0, limit));
+  }
+
+  /** Authenticated connections and distinct client IPs. */
+  onlineTotal(): OnlineTotal {
+    return { ipCount: this.#ipCounts.size, connCount: this.#connections };
+  }
+
+  /**
+   * Moves an authenticated connection to `room` (empty: leaves its room).
+   *
+   * @throws {RangeError} When the room id is longer than 256 characters.
+   */
+  changeRoom(channel: Channel, room: string): void {
+    if (room.length > _MAX_ID_LENGTH) {
+      throw new RangeError(`Room id is longer than ${_MAX_ID_LENGTH} characters: ${room.length}`);
+    }
+    if (room === channel._room) return;
+    this.#leave(channel);
+    if (room !== "") this.#join(channel, room);
+  }
+
+  /**
+   * Stops the hub: every connection gets op 6 (DisconnectReply), its queue is
+   * flushed and it is closed. Resolves when all connections are gone, or after
+   * `timeout` ms, when any left are cut off. Idempotent.
+   */
+  close(timeout = 5_000): Promise<void> {
+    return this.#closed ??= this.#shutdown(timeout);
+  }
+
+  /** Same as {@linkcode Comet.close} with its default timeout. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(timeout: number): Promise<void> {
+    this.#closing = true;
+    this.#pacing.abort();
+    const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+    for (const ch of this.#handshaking) ch.close("server shutting down");
+    for (const bucket of this.#buckets) {
+      for (const ch of bucket.channels.values()) ch.close("server shutting down");
+    }
+    if (this.#live === 0) this.#drained!();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeout);
+    });
+    const timedOut = await Promise.race([drained.then(() => false), late]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.logger.warn("Shutdown timed out; cutting connections off", { live: this.#live });
+      for (const ch of this.#handshaking) ch.abort();
+      for (const bucket of this.#buckets) for (const ch of bucket.channels.values()) ch.abort();
+    }
+    this.#timers.close();
+  }
+
+  #pushBucket(bucket: Bucket, frame: Uint8Array, op: number): number {
+    let n = 0;
+    for (const ch of bucket.channels.values()) if (ch.watches(op) && ch.push(frame)) n++;
+    this.#stats.deliveries += n;
+    return n;
+  }
+
+  async #pushAllPaced(frame: Uint8Array, op: number, speed: number): Promise<void> {
+    const signal = this.#pacing.signal;
+    for (const bucket of this.#buckets) {
+      if (signal.aborted) return;
+      const size = bucket.size;
+      this.#pushBucket(bucket, frame, op);
+      const pause = (size / speed) * 1000;
+      if (pause >= 1) await _sleep(pause, signal);
+    }
+  }
+
+  async #session(ch: Channel): Promise<void> {
+    this.#live++;
+    this.#stats.accepted++;
+    this.#handshaking.add(ch);
+    ch._timer = this.#timers.add(ch, this.#handshakeTimeout);
+    const writer = ch._runWriter();
+    let registered = false;
+    try {
+      registered = await this.#authenticate(ch);
+      if (registered) await this.#dispatch(ch);
+    } catch (err) {
+      if (err instanceof ProtocolError || err instanceof RangeError) {
+        this.#stats.protocolErrors++;
+        this.logger.debug("Protocol error", { key: ch.key, error: err });
+        ch.close(`protocol error: ${err.message}`);
+      } else {
+        this.logger.warn("Connection failed", { key: ch.key, error: err });
+      }
+    } finally {
+      this.#handshaking.delete(ch);
+      // A graceful close is flushing (bounded by its timer); otherwise the peer is gone.
+      if (ch.state !== "closing") ch.abort();
+      await writer;
+      this.#timers.remove(ch._timer!);
+      if (registered) {
+        this.#unregister(ch);
+        try {
+          await this.#operator.disconnect?.(ch);
+        } catch (err) {
+          this.logger.warn("Operator disconnect failed", { key: ch.key, error: err });
+        }
+      }
+      if (--this.#live === 0) this.#drained?.();
+    }
+  }
+
+  async #authenticate(ch: Channel): Promise<boolean> {
+    let frame: Frame | null;
+    // goim skips whatever a client sends before its auth frame.
+    do {
+      frame = await ch.wire.read();
+      if (frame === null) return false;
+    } while (frame.op !== Op.Auth);
+    let session: _Normalized;
+    try {
+      session = this.#normalize(await this.#operator.connect({ body: frame.body, info: ch.info }));
+    } catch (err) {
+      this.#stats.authFailed++;
+      const message = err instanceof Error ? err.message : String(err);
+      this.logger.debug("Auth refused", { remote: ch.info.remoteAddr.hostname, error: message });
+      ch.close(`auth failed: ${message}`);
+      return false;
+    }
+    if (this.#closing || ch.state !== "handshake") {
+      ch.close("server shutting down");
+      return false;
+    }
+    this.#register(ch, session);
+    ch.send(Op.AuthReply, "", frame.seq, frame.ver);
+    this.#stats.authOk++;
+    this.logger.debug("Connected", { key: ch.key, mid: ch.mid, room: ch.room });
+    return true;
+  }
+
+  #normalize(s: Session): _Normalized {
+    if (typeof s !== "object" || s === null) throw new TypeError("Operator returned no session");
+    const mid = s.mid ?? 0;
+    if (!Number.isSafeInteger(mid) || mid < 0) {
+      throw new TypeError(`Session mid must be a non-negative safe integer: ${mid}`);
+    }
+    const key = s.key || crypto.randomUUID();
+    const room = s.room ?? "";
+    if (typeof key !== "string" || key.length > _MAX_ID_LENGTH) {
+      throw new TypeError(`Session key must be a string of at most ${_MAX_ID_LENGTH} characters`);
+    }
+    if (typeof room !== "string" || room.length > _MAX_ID_LENGTH) {
+      throw new TypeError(`Session room must be a string of at most ${_MAX_ID_LENGTH} characters`);
+    }
+    const accepts = s.accepts ?? [];
+    if (!Array.isArray(accepts) || accepts.length > _MAX_WATCH || !accepts.every(_isInt32)) {
+      throw new TypeError("Session accepts must be an array of 32-bit integers");
+    }
+    const heartbeat = _positive("Session heartbeat", s.heartbeat, this.#heartbeatTimeout);
+    return { mid, key, room, accepts, platform: String(s.platform ?? ""), heartbeat };
+  }
+
+  #register(ch: Channel, s: _Normalized): void {
+    ch.key = s.key;
+    ch.mid = s.mid;
+    ch.platform = s.platform;
+    ch.watch(s.accepts);
+    ch._heartbeat = s.heartbeat;
+    ch._open();
+    this.#handshaking.delete(ch);
+    const old = this.bucket(ch.key).put(ch);
+    // The replaced connection leaves its room and user index in its own session's cleanup.
+    old?.close("replaced by a new connection with the same key");
+    if (ch.mid !== 0) {
+      const entry = this.#mids.get(ch.mid);
+      if (entry === undefined) this.#mids.set(ch.mid, ch);
+      else if (entry instanceof Channel) this.#mids.set(ch.mid, new Set([entry, ch]));
+      else entry.add(ch);
+    }
+    const ip = ch.info.remoteAddr.hostname;
+    this.#ipCounts.set(ip, (this.#ipCounts.get(ip) ?? 0) + 1);
+    this.#connections++;
+    if (s.room !== "") this.#join(ch, s.room);
+    this.#timers.reset(ch._timer!, ch._heartbeat);
+  }
+
+  #unregister(ch: Channel): void {
+    this.#leave(ch);
+    this.bucket(ch.key).delete(ch);
+    if (ch.mid !== 0) {
+      const entry = this.#mids.get(ch.mid);
+      if (entry === ch) this.#mids.delete(ch.mid);
+      else if (entry instanceof Set) {
+        entry.delete(ch);
+        if (entry.size === 1) this.#mids.set(ch.mid, entry.values().next().value!);
+      }
+    }
+    const ip = ch.info.remoteAddr.hostname;
+    const ips = (this.#ipCounts.get(ip) ?? 1) - 1;
+    if (ips === 0) this.#ipCounts.delete(ip);
+    else this.#ipCounts.set(ip, ips);
+    this.#connections--;
+  }
+
+  #join(ch: Channel, room: string): void {
+    this.bucket(ch.key).join(ch, room);
+    this.#roomCounts.set(room, (this.#roomCounts.get(room) ?? 0) + 1);
+  }
+
+  #leave(ch: Channel): void {
+    const room = ch._room;
+    if (room === "") return;
+    this.bucket(ch.key).leave(ch);
+    const left = (this.#roomCounts.get(room) ?? 1) - 1;
+    if (left === 0) this.#roomCounts.delete(room);
+    else this.#roomCounts.set(room, left);
+  }
+
+  async #dispatch(ch: Channel): Promise<void> {
+    const wire = ch.wire;
+    for (let frame = await wire.read(); frame !== null; frame = await wire.read()) {
+      const { op, seq, ver, body } = frame;
+      switch (op) {
+        case Op.Heartbeat: {
+          this.#timers.reset(ch._timer!, ch._heartbeat);
+          const online = new Uint8Array(4);
+          new DataView(online.buffer).setInt32(0, this.roomOnline(ch._room));
+          ch.send(Op.HeartbeatReply, online, seq, ver);
+          if (this.#operator.heartbeat) this.#callHeartbeat(ch);
+          break;
+        }
+        case Op.SendMsg: {
+          const reply = this.#operator.receive
+            ? await this.#receive(ch, frame)
+            : body;
+          if (reply !== undefined) ch.send(Op.SendMsgReply, reply, seq, ver);
+          break;
+        }
+        case Op.ChangeRoom:
+          this.changeRoom(ch, _decoder.decode(body));
+          ch.send(Op.ChangeRoomReply, body, seq, ver);
+          break;
+        case Op.Sub:
+          ch.watch(_parseOps(body));
+          if (ch.watchCount > _MAX_WATCH) {
+            throw new ProtocolError(`Watching more than ${_MAX_WATCH} ops`);
+          }
+          ch.send(Op.SubReply, body, seq, ver);
+          break;
+        case Op.Unsub:
+          ch.unwatch(_parseOps(body));
+          ch.send(Op.UnsubReply, body, seq, ver);
+          break;
+        default:
+          this.logger.debug("Ignored client op", { key: ch.key, op });
+      }
+    }
+  }
+
+  async #receive(ch: Channel, frame: Frame): Promise<Uint8Array | string | undefined> {
+    try {
+      return await this.#operator.receive!(ch, frame);
+    } catch (err) {
+      this.logger.warn("Operator receive failed", { key: ch.key, error: err });
+      return undefined;
+    }
+  }
+
+  #callHeartbeat(ch: Channel): void {
+    Promise.resolve()
+      .then(() => this.#operator.heartbeat!(ch))
+      .catch((err) => this.logger.warn("Operator heartbeat failed", { key: ch.key, error: err }));
+  }
+
+  #expire(ch: Channel): void {
+    if (ch.state === "handshake") {
+      this.#stats.handshakeTimeouts++;
+      this.logger.debug("Handshake timed out", { remote: ch.info.remoteAddr.hostname });
+    } else if (ch.state === "open") {
+      this.#stats.heartbeatTimeouts++;
+      this.logger.debug("Heartbeat timed out", { key: ch.key });
+    }
+    ch.abort();
+  }
+}
+
+function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+

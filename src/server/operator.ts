@@ -1,0 +1,136 @@
+import type { Frame } from "../protocol/frame.ts";
+import type { Channel } from "./channel.ts";
+import type { ConnInfo } from "./wire.ts";
+
+/** What a connection presented to authenticate. */
+export interface ConnectRequest {
+  /** The body of the client's op-7 Auth frame. */
+  body: Uint8Array;
+  /** Transport facts: kind, remote address, upgrade headers. */
+  info: ConnInfo;
+}
+
+/** Who an authenticated connection is; returned by {@linkcode Operator.connect}. */
+export interface Session {
+  /** User id; several connections (devices) may share one. 0 means anonymous. */
+  mid?: number;
+  /** Connection key; must be unique. Empty or absent: one is generated. */
+  key?: string;
+  /** Room to join, e.g. `live://1000`. Empty or absent: none. */
+  room?: string;
+  /** Business ops the connection watches from the start. */
+  accepts?: number[];
+  /** Client platform as the client reported it, e.g. `web`, `android`. */
+  platform?: string;
+  /** This connection's heartbeat deadline in milliseconds, overriding the server's. */
+  heartbeat?: number;
+}
+
+/** A reply body from {@linkcode Operator.receive}: bytes, or text sent as UTF-8. */
+export type ReplyBody = Uint8Array | string;
+
+/**
+ * Where an application plugs its logic into Comet: who may connect, what
+ * happens to upstream messages, and what to do on heartbeats and disconnects.
+ *
+ * @example
+ * ```ts
+ * import type { Operator } from "./operator.ts";
+ *
+ * const operator: Operator = {
+ *   connect({ body }) {
+ *     const { token } = JSON.parse(new TextDecoder().decode(body));
+ *     if (token !== "secret") throw new Error("Bad token");
+ *     return { mid: 1, room: "live://1" };
+ *   },
+ *   receive(_channel, frame) {
+ *     return new TextDecoder().decode(frame.body).toUpperCase();
+ *   },
+ * };
+ * ```
+ */
+export interface Operator {
+  /**
+   * Authenticates a connection from its auth body. Throwing refuses it: the
+   * client gets op 6 with the error message and is disconnected.
+   */
+  connect(request: ConnectRequest): Session | Promise<Session>;
+  /** Called once after an authenticated connection has ended. */
+  disconnect?(channel: Channel): void | Promise<void>;
+  /**
+   * Handles an upstream op-4 message. What it returns is sent back as op 5
+   * with the request's seq; `undefined` sends no reply. When absent, Comet
+   * echoes the body.
+   */
+  receive?(channel: Channel, frame: Frame): ReplyBody | undefined | Promise<ReplyBody | undefined>;
+  /** Called on every client heartbeat, after the deadline was renewed. */
+  heartbeat?(channel: Channel): void | Promise<void>;
+}
+
+const _decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parses goim's auth JSON
+ * (`{"mid":int64,"key":string,"room_id":string,"platform":string,"accepts":[int32]}`)
+ * into a {@linkcode Session}. Missing fields take goim's defaults.
+ *
+ * @throws {TypeError} When the body is not that JSON object.
+ *
+ * @example
+ * ```ts
+ * import { parseGoimAuth } from "./operator.ts";
+ * const body = new TextEncoder().encode('{"mid":7,"room_id":"live://1","accepts":[1000]}');
+ * console.log(parseGoimAuth(body).mid); // 7
+ * ```
+ */
+export function parseGoimAuth(body: Uint8Array): Session {
+  let value: unknown;
+  try {
+    value = JSON.parse(_decoder.decode(body));
+  } catch {
+    throw new TypeError("Auth body is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError("Auth body is not a JSON object");
+  }
+  const o = value as Record<string, unknown>;
+  const session: Session = {};
+  if (o.mid !== undefined && o.mid !== null) {
+    if (typeof o.mid !== "number") throw new TypeError(`Auth field mid is not a number: ${o.mid}`);
+    session.mid = o.mid;
+  }
+  for (const [field, name] of [["key", "key"], ["room_id", "room"], ["platform", "platform"]]) {
+    const v = o[field!];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") throw new TypeError(`Auth field ${field} is not a string`);
+    (session as Record<string, unknown>)[name!] = v;
+  }
+  if (o.accepts !== undefined && o.accepts !== null) {
+    if (!Array.isArray(o.accepts)) throw new TypeError("Auth field accepts is not an array");
+    session.accepts = o.accepts as number[];
+  }
+  return session;
+}
+
+/**
+ * goim's behaviour: accepts the auth JSON as it comes (a key is generated when
+ * empty) and echoes upstream messages. Trusts the client, so it suits
+ * loopback, development and deployments that authenticate in front of Comet.
+ *
+ * @example
+ * ```ts
+ * import { DefaultOperator } from "./operator.ts";
+ * const operator = new DefaultOperator();
+ * ```
+ */
+export class DefaultOperator implements Operator {
+  /** Parses goim's auth JSON; see {@linkcode parseGoimAuth}. */
+  connect(request: ConnectRequest): Session {
+    return parseGoimAuth(request.body);
+  }
+
+  /** Echoes the upstream body. */
+  receive(_channel: Channel, frame: Frame): Uint8Array {
+    return frame.body;
+  }
+}

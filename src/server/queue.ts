@@ -1,0 +1,167 @@
+/**
+ * Thrown by {@linkcode BoundedQueue.push} when the queue holds its capacity.
+ *
+ * @example
+ * ```ts
+ * import { BoundedQueue, QueueFullError } from "./queue.ts";
+ * const queue = new BoundedQueue<number>(1);
+ * queue.push(1);
+ * try {
+ *   queue.push(2);
+ * } catch (err) {
+ *   console.log(err instanceof QueueFullError); // true
+ * }
+ * ```
+ */
+export class QueueFullError extends Error {
+  /** Creates the error for a queue of `capacity` items. */
+  constructor(capacity: number) {
+    super(`Queue is full: ${capacity} items`);
+    this.name = "QueueFullError";
+  }
+}
+
+/**
+ * A bounded FIFO between one producer side that must never block (the hub
+ * pushing into a connection) and one consumer task (the connection's writer).
+ *
+ * Storage is a ring that starts small and doubles up to the capacity, so an
+ * idle connection pays for a few slots, not for its worst case. Waking the
+ * consumer costs one promise per wake-up, not one per item.
+ *
+ * @example
+ * ```ts
+ * import { BoundedQueue } from "./queue.ts";
+ *
+ * const queue = new BoundedQueue<string>(64);
+ * queue.offer("a");
+ * queue.offer("b");
+ * await queue.wait();
+ * while (queue.length > 0) console.log(queue.shift());
+ * ```
+ */
+export class BoundedQueue<T> {
+  #capacity: number;
+  #ring: (T | undefined)[];
+  #head = 0;
+  #length = 0;
+  #closed = false;
+  #wake: (() => void) | undefined;
+
+  /**
+   * @param capacity Items held at most before `offer` refuses.
+   * @throws {RangeError} When `capacity` is not a positive integer.
+   */
+  constructor(capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new RangeError(`Queue capacity must be a positive integer: ${capacity}`);
+    }
+    this.#capacity = capacity;
+    this.#ring = new Array(Math.min(4, capacity));
+  }
+
+  /** Items queued. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Items held at most. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** True once {@linkcode BoundedQueue.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Adds `item` unless the queue is full or closed. Never blocks.
+   *
+   * @returns Whether the item was queued.
+   */
+  offer(item: T): boolean {
+    if (this.#closed || this.#length >= this.#capacity) return false;
+    this.#append(item);
+    return true;
+  }
+
+  /**
+   * Adds `item`; throws instead of returning false.
+   *
+   * @throws {QueueFullError} When the queue holds its capacity.
+   * @throws {TypeError} When the queue is closed.
+   */
+  push(item: T): void {
+    if (this.#closed) throw new TypeError("Queue is closed");
+    if (!this.offer(item)) throw new QueueFullError(this.#capacity);
+  }
+
+  /**
+   * Adds `item` even past the capacity (by one slot per call). Used for the
+   * last word to a peer, such as a disconnect notice, after the queue filled.
+   *
+   * @returns False only when the queue is closed.
+   */
+  force(item: T): boolean {
+    if (this.#closed) return false;
+    this.#append(item);
+    return true;
+  }
+
+  /** Removes and returns the oldest item. */
+  shift(): T | undefined {
+    if (this.#length === 0) return undefined;
+    const ring = this.#ring;
+    const item = ring[this.#head];
+    ring[this.#head] = undefined;
+    this.#head = (this.#head + 1) % ring.length;
+    this.#length--;
+    return item;
+  }
+
+  /** Drops every queued item and returns how many there were. */
+  clear(): number {
+    const n = this.#length;
+    this.#ring.fill(undefined);
+    this.#head = 0;
+    this.#length = 0;
+    return n;
+  }
+
+  /** Resolves when an item is queued or the queue is closed. */
+  wait(): Promise<void> {
+    if (this.#length > 0 || this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /** Refuses further items and wakes the consumer; queued items stay readable. */
+  close(): void {
+    this.#closed = true;
+    this.#signal();
+  }
+
+  #append(item: T): void {
+    let ring = this.#ring;
+    if (this.#length === ring.length) {
+      // Unroll the ring into one twice as large.
+      const grown = new Array<T | undefined>(Math.max(4, ring.length * 2));
+      for (let i = 0; i < this.#length; i++) grown[i] = ring[(this.#head + i) % ring.length];
+      this.#ring = ring = grown;
+      this.#head = 0;
+    }
+    ring[(this.#head + this.#length) % ring.length] = item;
+    this.#length++;
+    if (this.#length === 1) this.#signal();
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = undefined;
+      wake();
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import type { Frame } from "../protocol/frame.ts";
+
+/** A network address of a peer or listener. */
+export interface PeerAddr {
+  /** IP address or host name. */
+  hostname: string;
+  /** Port number. */
+  port: number;
+}
+
+/** What the core knows about a connection's transport. */
+export interface ConnInfo {
+  /** Transport name: `"tcp"`, `"tls"`, `"ws"`, `"wss"`, `"pkg"` ... */
+  transport: string;
+  /** The client's address. */
+  remoteAddr: PeerAddr;
+  /** Request headers of a WebSocket upgrade (cookie, origin), where there was one. */
+  headers?: Headers;
+}
+
+/**
+ * The one interface between a transport and the comet core. A transport turns
+ * bytes into frames (`read`) and frames into bytes (`encode`, `write`); the
+ * core never sees sockets, so adding a transport never touches the hub.
+ */
+export interface Wire {
+  /** Transport facts handed to the operator at auth. */
+  readonly info: ConnInfo;
+  /**
+   * Resolves with the next inbound frame, or `null` once the peer is gone or
+   * the wire was closed.
+   *
+   * @throws {ProtocolError} When the peer breaks the protocol.
+   */
+  read(): Promise<Frame | null>;
+  /**
+   * Turns `count` encoded goim frames (`chunks[0..count)`, `bytes` long in
+   * total) into the bytes of one socket write. Synchronous: the chunks array
+   * is reused as soon as it returns.
+   */
+  encode(chunks: readonly Uint8Array[], count: number, bytes: number): Uint8Array;
+  /** Writes all of `data`; rejects when the connection is gone. */
+  write(data: Uint8Array): Promise<void>;
+  /** Closes the connection at once. Idempotent. */
+  close(): void;
+}

@@ -1,0 +1,181 @@
+// Shared by the tests: a minimal goim client over raw TCP, and a server on free ports.
+import { FrameDecoder } from "../src/protocol/decoder.ts";
+import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
+import { Op } from "../src/protocol/op.ts";
+import { serve, type ServeOptions, type CometServer } from "../src/serve.ts";
+import { silentLogger } from "../src/log.ts";
+
+export const utf8 = new TextEncoder();
+export const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** Starts a server on free loopback ports with a silent logger. */
+export function startServer(options: ServeOptions = {}): CometServer {
+  return serve({
+    tcp: { hostname: "127.0.0.1", port: 0 },
+    api: { hostname: "127.0.0.1", port: 0 },
+    logger: silentLogger,
+    ...options,
+  });
+}
+
+/** A raw goim TCP client for tests: send frames, await frames. */
+export class TestClient implements AsyncDisposable {
+  conn: Deno.TcpConn;
+  #decoder = new FrameDecoder({ maxBody: 1 << 20 });
+  #frames: Frame[] = [];
+  #waiters: (() => void)[] = [];
+  #closed = false;
+  #reading: Promise<void>;
+  seq = 0;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+    this.#reading = this.#read();
+  }
+
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
+    return new TestClient(await Deno.connect({ hostname, port }));
+  }
+
+  /** Connects and authenticates with goim's JSON; resolves after op 8. */
+  static async auth(
+    port: number,
+    auth: Record<string, unknown>,
+    hostname = "127.0.0.1",
+  ): Promise<TestClient> {
+    const c = await TestClient.connect(port, hostname);
+    const seq = c.sendFrame(Op.Auth, utf8.encode(JSON.stringify(auth)));
+    const reply = await c.next();
+    if (reply.op !== Op.AuthReply || reply.seq !== seq) {
+      throw new Error(`Expected auth reply, got op ${reply.op} seq ${reply.seq}`);
+    }
+    return c;
+  }
+
+  async #read(): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await this.conn.read(buf);
+        if (n === null) break;
+        for (const f of this.#decoder.decode(buf.subarray(0, n))) this.#frames.push(f);
+        this.#wake();
+      }
+    } catch {
+      // reset or closed
+    }
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Sends one frame; returns its seq. */
+  sendFrame(op: number, body: Uint8Array | string = new Uint8Array(0), seq = ++this.seq): number {
+    const bytes = typeof body === "string" ? utf8.encode(body) : body;
+    void this.write(encodeFrame(op, seq, bytes));
+    return seq;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    try {
+      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
+    } catch {
+      // the server may have closed us
+    }
+  }
+
+  /** Resolves with the next frame; rejects after `timeout` ms or on close. */
+  async next(timeout = 3000): Promise<Frame> {
+    const deadline = Date.now() + timeout;
+    while (this.#frames.length === 0) {
+      if (this.#closed) throw new Error("Connection closed");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("Timed out waiting for a frame");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+        this.#waiters.push(resolve);
+      });
+      clearTimeout(timer);
+    }
+    return this.#frames.shift()!;
+  }
+
+  /** Next frame with op `op`, skipping others. */
+  async nextOp(op: number, timeout = 3000): Promise<Frame> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const f = await this.next(Math.max(1, deadline - Date.now()));
+      if (f.op === op) return f;
+    }
+  }
+
+  /** Resolves true if no frame arrives within `ms`. */
+  async silent(ms = 200): Promise<boolean> {
+    try {
+      await this.next(ms);
+      return false;
+    } catch (e) {
+      return (e as Error).message.startsWith("Timed out");
+    }
+  }
+
+  /** Resolves when the server has closed the connection; false on timeout. */
+  async closedByServer(timeout = 3000): Promise<boolean> {
+    const deadline = Date.now() + timeout;
+    while (!this.#closed && Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.#waiters.push(resolve);
+      });
+      clearTimeout(timer);
+    }
+    return this.#closed;
+  }
+
+  /** Frames received but not yet taken. */
+  get buffered(): Frame[] {
+    return this.#frames;
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+    await this.#reading;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** POSTs to the push API; returns status and parsed envelope. */
+export async function api(
+  server: CometServer,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: { code: number; message: string; data: unknown } }> {
+  const res = await fetch(`http://127.0.0.1:${server.addrs.api!.port}${path}`, init);
+  const body = await res.json();
+  return { status: res.status, body };
+}
+
+/** Polls `check` every 10 ms until it is true or `timeout` ms pass. */
+export async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
