@@ -40,6 +40,7 @@ export class CometServer implements AsyncDisposable {
   readonly finished: Promise<void>;
   #tcp: TcpAcceptor | undefined;
   #api: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #apiStopping: AbortController | undefined;
   #shutdownTimeout: number;
   #done!: () => void;
   #shutdown: Promise<void> | undefined;
@@ -50,10 +51,12 @@ export class CometServer implements AsyncDisposable {
     tcp: TcpAcceptor | undefined,
     api: Deno.HttpServer<Deno.NetAddr> | undefined,
     shutdownTimeout: number,
+    apiStopping?: AbortController,
   ) {
     this.comet = comet;
     this.#tcp = tcp;
     this.#api = api;
+    this.#apiStopping = apiStopping;
     this.#shutdownTimeout = shutdownTimeout;
     const addrs: ServerAddrs = {};
     if (tcp) addrs.tcp = tcp.addr;
@@ -64,16 +67,50 @@ export class CometServer implements AsyncDisposable {
 
   /**
    * Stops accepting, sends op 6 to every client, flushes and closes them,
-   * then stops the API. Idempotent.
+   * then stops the API. Each of the two phases takes at most the shutdown
+   * timeout. Idempotent.
    */
   shutdown(): Promise<void> {
     return this.#shutdown ??= (async () => {
-      this.#tcp?.close();
-      await this.#tcp?.finished;
-      await this.comet.close(this.#shutdownTimeout);
-      await this.#api?.shutdown();
-      this.#done();
+      try {
+        this.#tcp?.close();
+        await this.#tcp?.finished;
+        await this.comet.close(this.#shutdownTimeout);
+      } finally {
+        try {
+          await this.#stopApi(this.#shutdownTimeout);
+        } finally {
+          this.#done();
+        }
+      }
     })();
+  }
+
+  /**
+   * Stops the push API within `timeout` ms. Deno's HTTP shutdown waits for every
+   * connection with a request in flight, and for one whose client stalls
+   * mid-body it would wait forever: pushes still reading a body are failed
+   * with 503, and a connection still open after `timeout` is left behind
+   * (unref'd, so it no longer keeps the process alive).
+   */
+  async #stopApi(timeout: number): Promise<void> {
+    const api = this.#api;
+    if (!api) return;
+    this.#apiStopping?.abort();
+    const stopped = api.shutdown().then(() => false);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeout);
+    });
+    try {
+      if (await Promise.race([stopped, late])) {
+        this.comet.logger.warn("API shutdown timed out; leaving its last connections behind");
+        api.unref();
+        stopped.catch(() => {});
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Same as {@linkcode CometServer.shutdown}. */
@@ -109,6 +146,7 @@ export function serve(options: ServeOptions = {}): CometServer {
   const comet = new Comet({ ...rest, logger });
   let tcp: TcpAcceptor | undefined;
   let api: Deno.HttpServer<Deno.NetAddr> | undefined;
+  const apiStopping = new AbortController();
   try {
     if (options.tcp !== false) {
       tcp = listenTcp(comet, options.tcp ?? { hostname: "127.0.0.1", port: 3101 });
@@ -117,6 +155,8 @@ export function serve(options: ServeOptions = {}): CometServer {
       const at = options.api ?? { hostname: "127.0.0.1", port: 3111 };
       const tcpPort = tcp?.addr.port ?? 0;
       const domain = options.domain ?? tcp?.addr.hostname ?? "127.0.0.1";
+      // host:port needs brackets around an IPv6 literal (`[::1]:3101`).
+      const host = domain.includes(":") && !domain.startsWith("[") ? `[${domain}]` : domain;
       const heartbeat = Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000));
       const nodes = (): NodesInfo => ({
         domain,
@@ -125,29 +165,39 @@ export function serve(options: ServeOptions = {}): CometServer {
         wssPort: 0,
         heartbeat,
         heartbeatMax: 2,
-        addrs: tcp ? [`${domain}:${tcpPort}`] : [],
+        addrs: tcp ? [`${host}:${tcpPort}`] : [],
         domains: [domain],
       });
-      const apiOptions = { nodes, ...(options.apiToken !== undefined && { token: options.apiToken }) };
-      api = Deno.serve({
-        hostname: at.hostname ?? "127.0.0.1",
-        port: at.port,
-        onListen() {},
-        onError(err) {
-          logger.error("API handler failed", { error: err });
-          return new Response("Internal server error", { status: 500 });
+      const apiOptions = {
+        nodes,
+        signal: apiStopping.signal,
+        ...(options.apiToken !== undefined && { token: options.apiToken }),
+      };
+      api = Deno.serve(
+        {
+          hostname: at.hostname ?? "127.0.0.1",
+          port: at.port,
+          onListen() {},
+          onError(err) {
+            logger.error("API handler failed", { error: err });
+            // Every API response is the goim envelope, this one too.
+            return Response.json({ code: -500, message: "Internal server error", data: null }, {
+              status: 500,
+            });
+          },
         },
-      }, createApiHandler(comet, {
-        ...apiOptions,
-        ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
-      }));
+        createApiHandler(comet, {
+          ...apiOptions,
+          ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
+        }),
+      );
     }
   } catch (err) {
     tcp?.close();
     void comet.close(0);
     throw err;
   }
-  const server = new CometServer(comet, tcp, api, options.shutdownTimeout ?? 5_000);
+  const server = new CometServer(comet, tcp, api, options.shutdownTimeout ?? 5_000, apiStopping);
   if (signal?.aborted) void server.shutdown();
   else signal?.addEventListener("abort", () => void server.shutdown(), { once: true });
   return server;

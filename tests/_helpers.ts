@@ -2,7 +2,7 @@
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
-import { serve, type ServeOptions, type CometServer } from "../src/serve.ts";
+import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { silentLogger } from "../src/log.ts";
 
 export const utf8 = new TextEncoder();

@@ -28,6 +28,11 @@ export interface ApiOptions {
   maxBody?: number;
   /** What `/goim/nodes/weighted` reports. */
   nodes?: () => NodesInfo;
+  /**
+   * Aborting it (at shutdown) fails pushes still reading their body with 503,
+   * so a client that stalls mid-upload cannot hold the HTTP server open.
+   */
+  signal?: AbortSignal;
 }
 
 /** The goim response envelope. */
@@ -45,10 +50,16 @@ export type ApiHandler = (request: Request) => Promise<Response>;
 
 class _BadRequest extends Error {
   status: number;
-  constructor(message: string, status = 400) {
+  code: number;
+  constructor(message: string, status = 400, code = -400) {
     super(message);
     this.status = status;
+    this.code = code;
   }
+}
+
+function _stopping(): _BadRequest {
+  return new _BadRequest("Shutting down", 503, -503);
 }
 
 function _reply(status: number, code: number, message: string, data: unknown = null): Response {
@@ -83,27 +94,44 @@ function _operation(params: URLSearchParams): number {
 
 function _list(params: URLSearchParams, name: string): string[] {
   // goim clients repeat the parameter; a comma-separated value is accepted too.
-  const out = params.getAll(name).flatMap((v) => v.split(",")).filter((v) => v !== "");
-  if (out.length === 0) throw new _BadRequest(`Missing parameter: ${name}`);
-  return out;
+  // A value listed twice counts once, so a push reaches each target once.
+  const out = new Set(params.getAll(name).flatMap((v) => v.split(",")).filter((v) => v !== ""));
+  if (out.size === 0) throw new _BadRequest(`Missing parameter: ${name}`);
+  return [...out];
 }
 
-async function _body(request: Request, limit: number): Promise<Uint8Array> {
+async function _body(request: Request, limit: number, signal?: AbortSignal): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) throw new _BadRequest(`Body exceeds ${limit} bytes: ${declared}`, 413);
+  if (signal?.aborted) throw _stopping();
   if (!request.body) return new Uint8Array(0);
   const parts: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel();
-      throw new _BadRequest(`Body exceeds ${limit} bytes`, 413);
+  // Cancelling ends a pending read with `done`; the check after each read tells it from a real end.
+  const abort = () => void reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        // The client went away mid-upload: its fault, not a server error.
+        throw new _BadRequest("Could not read the request body");
+      }
+      if (signal?.aborted) throw _stopping();
+      const { done, value } = chunk;
+      if (done) break;
+      size += value.length;
+      if (size > limit) {
+        await reader.cancel();
+        throw new _BadRequest(`Body exceeds ${limit} bytes`, 413);
+      }
+      parts.push(value);
     }
-    parts.push(value);
+  } finally {
+    signal?.removeEventListener("abort", abort);
   }
   if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(size);
@@ -115,13 +143,35 @@ async function _body(request: Request, limit: number): Promise<Uint8Array> {
   return out;
 }
 
+/**
+ * The request's path and query. Only the request target matters: a Host header
+ * the URL parser refuses (`Host: a b`) is the client's error, not the server's.
+ */
+function _target(request: Request): URL {
+  try {
+    return new URL(request.url);
+  } catch {
+    const raw = request.url;
+    const scheme = raw.indexOf("://");
+    const path = scheme < 0 ? -1 : raw.indexOf("/", scheme + 3);
+    try {
+      return new URL(path < 0 ? "/" : raw.slice(path), "http://localhost");
+    } catch {
+      throw new _BadRequest("Invalid request target");
+    }
+  }
+}
+
 function _authorized(request: Request, token: string): boolean {
   const header = request.headers.get("authorization") ?? "";
-  const expected = `Bearer ${token}`;
+  // The scheme is case-insensitive (RFC 9110 section 11.1; RFC 6750: "Bearer" 1*SP token).
+  const scheme = /^bearer +/i.exec(header);
+  if (!scheme) return false;
+  const given = header.slice(scheme[0].length);
   // Compare in constant time so the token cannot be guessed byte by byte.
-  let diff = header.length ^ expected.length;
-  for (let i = 0; i < expected.length; i++) {
-    diff |= (header.charCodeAt(i) || 0) ^ expected.charCodeAt(i);
+  let diff = given.length ^ token.length;
+  for (let i = 0; i < token.length; i++) {
+    diff |= (given.charCodeAt(i) || 0) ^ token.charCodeAt(i);
   }
   return diff === 0;
 }
@@ -143,29 +193,33 @@ function _authorized(request: Request, token: string): boolean {
 export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHandler {
   const token = options.token;
   const maxBody = options.maxBody ?? 1 << 20;
+  const signal = options.signal;
   const routes: Record<string, [string, (p: URLSearchParams, r: Request) => Promise<Response>]> = {
     "/goim/push/keys": ["POST", async (p, r) => {
       const op = _operation(p);
       const keys = _list(p, "keys");
-      comet.pushKeys(keys, op, await _body(r, maxBody));
+      comet.pushKeys(keys, op, await _body(r, maxBody, signal));
       return _ok();
     }],
     "/goim/push/mids": ["POST", async (p, r) => {
       const op = _operation(p);
-      const mids = _list(p, "mids").map((m) => _int("mids", m, 0, Number.MAX_SAFE_INTEGER));
-      comet.pushMids(mids, op, await _body(r, maxBody));
+      // "7" and "07" are one user: dedupe the numbers, not just the strings.
+      const mids = new Set(
+        _list(p, "mids").map((m) => _int("mids", m, 0, Number.MAX_SAFE_INTEGER)),
+      );
+      comet.pushMids(mids, op, await _body(r, maxBody, signal));
       return _ok();
     }],
     "/goim/push/room": ["POST", async (p, r) => {
       const op = _operation(p);
       const room = `${_required(p, "type")}://${_required(p, "room")}`;
-      comet.pushRoom(room, op, await _body(r, maxBody));
+      comet.pushRoom(room, op, await _body(r, maxBody, signal));
       return _ok();
     }],
     "/goim/push/all": ["POST", async (p, r) => {
       const op = _operation(p);
       const speed = p.get("speed") ? _int("speed", p.get("speed")!, 0, 0x7fffffff) : 0;
-      comet.pushAll(op, await _body(r, maxBody), { speed });
+      comet.pushAll(op, await _body(r, maxBody, signal), { speed });
       return _ok();
     }],
     "/goim/online/top": ["GET", (p) => {
@@ -180,7 +234,8 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
     }],
     "/goim/online/room": ["GET", (p) => {
       const type = _required(p, "type");
-      const out: Record<string, number> = {};
+      // No prototype: a room named like an Object.prototype member is an ordinary key.
+      const out: Record<string, number> = Object.create(null);
       for (const room of _list(p, "rooms")) out[room] = comet.roomOnline(`${type}://${room}`);
       return Promise.resolve(_ok(out));
     }],
@@ -215,7 +270,7 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
         res.headers.set("www-authenticate", "Bearer");
         return res;
       }
-      const url = new URL(request.url);
+      const url = _target(request);
       const route = routes[url.pathname];
       if (!route) return _reply(404, -404, `Not found: ${url.pathname}`);
       const [method, handle] = route;
@@ -224,9 +279,11 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
         res.headers.set("allow", method);
         return res;
       }
+      // A push accepted now would reach nobody: every connection is being closed.
+      if (method === "POST" && comet.closing) return _reply(503, -503, "Shutting down");
       return await handle(url.searchParams, request);
     } catch (err) {
-      if (err instanceof _BadRequest) return _reply(err.status, -400, err.message);
+      if (err instanceof _BadRequest) return _reply(err.status, err.code, err.message);
       comet.logger.error("API request failed", { path: request.url, error: err });
       return _reply(500, -500, "Internal server error");
     }

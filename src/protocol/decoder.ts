@@ -48,6 +48,8 @@ export class FrameDecoder {
   #error: ProtocolError | undefined;
 
   /**
+   * Creates a decoder with an empty buffer.
+   *
    * @throws {RangeError} When `maxBody` is not a non-negative integer.
    */
   constructor(options: FrameDecoderOptions = {}) {
@@ -63,8 +65,10 @@ export class FrameDecoder {
     return this.#pendingLen + this.#chunk.length - this.#pos;
   }
 
-  /** Adds bytes read from the peer. */
+  /** Adds bytes read from the peer; ignored once the decoder has failed. */
   push(chunk: Uint8Array): void {
+    // A failed decoder only throws: holding more bytes would just grow memory.
+    if (this.#error) return;
     // A caller that pushes before draining must not lose the older bytes.
     if (this.#pos < this.#chunk.length) this.#stash();
     this.#chunk = chunk;

@@ -101,6 +101,7 @@ export function encodeFrame(
  * its body. Used by transports that re-frame already encoded frames.
  *
  * @throws {ProtocolError} When the bytes do not hold a whole, well-formed frame.
+ * @throws {RangeError} When `offset` is negative or not an integer.
  *
  * @example
  * ```ts
@@ -113,12 +114,17 @@ export function peekFrame(
   bytes: Uint8Array,
   offset: number,
 ): { packLen: number; ver: number; op: number; seq: number } {
+  if (!Number.isInteger(offset) || offset < 0) {
+    throw new RangeError(`Offset must be a non-negative integer: ${offset}`);
+  }
   if (bytes.length - offset < HEADER_SIZE) {
     throw new ProtocolError(`Frame is shorter than its header: ${bytes.length - offset} bytes`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, HEADER_SIZE);
   const packLen = view.getInt32(0);
-  if (view.getInt16(4) !== HEADER_SIZE || packLen < HEADER_SIZE || packLen > bytes.length - offset) {
+  if (
+    view.getInt16(4) !== HEADER_SIZE || packLen < HEADER_SIZE || packLen > bytes.length - offset
+  ) {
     throw new ProtocolError(`Frame header is malformed: packLen ${packLen}`);
   }
   return { packLen, ver: view.getInt16(6), op: view.getInt32(8), seq: view.getInt32(12) };

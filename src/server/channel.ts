@@ -63,6 +63,8 @@ export class Channel {
   #state: ChannelState = "handshake";
 
   /**
+   * Creates a channel in its handshake state; the hub does this per connection.
+   *
    * @param wire The transport connection.
    * @param queueSize Frames queued at most before the slow policy applies.
    * @param slow The slow-consumer policy.
@@ -211,7 +213,8 @@ export class Channel {
         } finally {
           _batch.fill(undefined as unknown as Uint8Array, 0, count);
         }
-        await this.wire.write(data);
+        // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
+        if (data.length > 0) await this.wire.write(data);
       }
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.

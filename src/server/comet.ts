@@ -118,7 +118,10 @@ function _isInt32(n: unknown): n is number {
 function _parseOps(body: Uint8Array): number[] {
   const text = _decoder.decode(body).trim();
   if (text === "") return [];
-  const ops = text.split(",").map((s) => Number(s.trim()));
+  const parts = text.split(",").map((s) => s.trim());
+  // Decimal integers only, as goim's strconv.ParseInt(s, 10, 32): Number() alone
+  // would take "" and " " as 0 and accept "0x10" or "1e3".
+  const ops = parts.map((s) => (/^[+-]?\d{1,10}$/.test(s) ? Number(s) : NaN));
   if (ops.length > _MAX_WATCH || !ops.every(_isInt32)) {
     throw new ProtocolError(`Op list is not comma-separated 32-bit integers: ${text.slice(0, 64)}`);
   }
@@ -184,6 +187,8 @@ export class Comet implements AsyncDisposable {
   };
 
   /**
+   * Creates a hub with no connections.
+   *
    * @throws {RangeError} When a numeric option is out of range.
    * @throws {TypeError} When `slow` is not a known policy.
    */
@@ -205,7 +210,10 @@ export class Comet implements AsyncDisposable {
     }
     this.#slow = slow;
     this.logger = options.logger ?? silentLogger;
-    this.#timers = new TimerHeap({ onExpire: (ch) => this.#expire(ch) });
+    this.#timers = new TimerHeap({
+      onExpire: (ch) => this.#expire(ch),
+      onError: (error, ch) => this.logger.error("Deadline handler failed", { key: ch.key, error }),
+    });
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
   }
 
@@ -420,6 +428,12 @@ export class Comet implements AsyncDisposable {
       this.logger.warn("Shutdown timed out; cutting connections off", { live: this.#live });
       for (const ch of this.#handshaking) ch.abort();
       for (const bucket of this.#buckets) for (const ch of bucket.channels.values()) ch.abort();
+      // Aborted sessions end within a few turns; wait for their cleanup (rooms, counts,
+      // operator.disconnect) so that close() resolves on an idle hub, but not forever:
+      // an operator's disconnect may hang.
+      const settle = new AbortController();
+      await Promise.race([drained, _sleep(timeout, settle.signal)]);
+      settle.abort();
     }
     this.#timers.close();
   }
@@ -587,6 +601,10 @@ export class Comet implements AsyncDisposable {
   async #dispatch(ch: Channel): Promise<void> {
     const wire = ch.wire;
     for (let frame = await wire.read(); frame !== null; frame = await wire.read()) {
+      // Once closing (slow, replaced, shutting down) or aborted, stop acting on
+      // client frames: a heartbeat would push the close grace out to a full
+      // heartbeat deadline, and a room change would rejoin a dying channel.
+      if (ch.state !== "open") break;
       const { op, seq, ver, body } = frame;
       switch (op) {
         case Op.Heartbeat: {
@@ -598,9 +616,7 @@ export class Comet implements AsyncDisposable {
           break;
         }
         case Op.SendMsg: {
-          const reply = this.#operator.receive
-            ? await this.#receive(ch, frame)
-            : body;
+          const reply = this.#operator.receive ? await this.#receive(ch, frame) : body;
           if (reply !== undefined) ch.send(Op.SendMsgReply, reply, seq, ver);
           break;
         }
@@ -663,4 +679,3 @@ function _sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
   });
 }
-

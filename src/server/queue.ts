@@ -49,6 +49,8 @@ export class BoundedQueue<T> {
   #wake: (() => void) | undefined;
 
   /**
+   * Creates an empty queue.
+   *
    * @param capacity Items held at most before `offer` refuses.
    * @throws {RangeError} When `capacity` is not a positive integer.
    */
@@ -129,7 +131,10 @@ export class BoundedQueue<T> {
     return n;
   }
 
-  /** Resolves when an item is queued or the queue is closed. */
+  /**
+   * Resolves when an item is queued or the queue is closed. There is one
+   * consumer: a second `wait()` before the first resolves replaces it.
+   */
   wait(): Promise<void> {
     if (this.#length > 0 || this.#closed) return Promise.resolve();
     return new Promise<void>((resolve) => {

@@ -14,8 +14,19 @@ export interface TimerHeapOptions<T> {
   onExpire: (value: T, timer: Timer<T>) => void;
   /** The clock, in milliseconds. Defaults to `performance.now`. */
   now?: () => number;
+  /**
+   * Called when `onExpire` throws; the other due timers still expire. Defaults
+   * to rethrowing the error from a microtask, so it surfaces as uncaught.
+   */
+  onError?: (error: unknown, value: T) => void;
   /** Stops the heap (clears its one timeout) when aborted. */
   signal?: AbortSignal;
+}
+
+function _rethrow(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 interface _Entry<T> {
@@ -47,19 +58,27 @@ interface _Entry<T> {
 export class TimerHeap<T> implements Disposable {
   #heap: _Entry<T>[] = [];
   #onExpire: (value: T, timer: Timer<T>) => void;
+  #onError: (error: unknown, value: T) => void;
   #now: () => number;
   #timeout: ReturnType<typeof setTimeout> | undefined;
   #armedAt = Infinity;
   #closed = false;
   #fire = () => this.#onTimeout();
 
+  /**
+   * Creates an empty heap.
+   *
+   * @throws {TypeError} When `onExpire` is not a function.
+   */
   constructor(options: TimerHeapOptions<T>) {
     if (typeof options.onExpire !== "function") {
       throw new TypeError("Timer heap needs an onExpire callback");
     }
     this.#onExpire = options.onExpire;
+    this.#onError = options.onError ?? _rethrow;
     this.#now = options.now ?? (() => performance.now());
-    options.signal?.addEventListener("abort", () => this.close(), { once: true });
+    if (options.signal?.aborted) this.close();
+    else options.signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
   /** Number of scheduled timers. */
@@ -99,8 +118,13 @@ export class TimerHeap<T> implements Disposable {
     this.resetAt(timer, this.#now() + delay);
   }
 
-  /** Like {@linkcode TimerHeap.reset} with an absolute deadline on the heap's clock. */
+  /**
+   * Like {@linkcode TimerHeap.reset} with an absolute deadline on the heap's clock.
+   *
+   * @throws {RangeError} When `deadline` is NaN.
+   */
   resetAt(timer: Timer<T>, deadline: number): void {
+    if (Number.isNaN(deadline)) throw new RangeError("Timer deadline must be a number: NaN");
     const entry = timer as _Entry<T>;
     const old = entry.deadline;
     entry.deadline = deadline;
@@ -138,18 +162,15 @@ export class TimerHeap<T> implements Disposable {
    */
   expire(now: number = this.#now()): number {
     let count = 0;
-    const heap = this.#heap;
-    while (heap.length > 0 && heap[0]!.deadline <= now) {
-      const entry = heap[0]!;
+    // Re-read the heap every round: a callback may close the heap, which swaps it.
+    for (let entry = this.#heap[0]; entry && entry.deadline <= now; entry = this.#heap[0]) {
       this.remove(entry);
       count++;
       try {
         this.#onExpire(entry.value, entry);
       } catch (err) {
         // One owner's failure must not stop the others from expiring.
-        queueMicrotask(() => {
-          throw err;
-        });
+        this.#onError(err, entry.value);
       }
     }
     return count;

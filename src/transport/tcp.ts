@@ -31,6 +31,8 @@ export class TcpWire implements Wire {
   #closed = false;
 
   /**
+   * Wraps an accepted connection.
+   *
    * @param conn An accepted connection.
    * @param options `maxBody` caps inbound bodies; `transport` names it (`"tcp"`, `"tls"`).
    */
@@ -47,9 +49,10 @@ export class TcpWire implements Wire {
   /** Reads the next frame; `null` at end of stream or once closed. */
   async read(): Promise<Frame | null> {
     for (;;) {
+      // Closed means closed: frames still buffered from the last read are not handed out.
+      if (this.#closed) return null;
       const frame = this.#decoder.next();
       if (frame !== undefined) return frame;
-      if (this.#closed) return null;
       this.#buf ??= new Uint8Array(_READ_SIZE);
       let n: number | null;
       try {
@@ -116,6 +119,8 @@ export class TcpAcceptor implements AsyncDisposable {
   #closed = false;
 
   /**
+   * Starts accepting on `listener`.
+   *
    * @param comet The hub that serves each connection.
    * @param listener A bound TCP or TLS listener.
    * @param transport Name reported to the operator: `"tcp"` or `"tls"`.

@@ -1,0 +1,43 @@
+/**
+ * Comet: a long-connection push server for Deno, compatible with goim v2
+ * clients. Application backends push to one connection (key), every device
+ * of a user (mid), a room, or everyone; clients speak goim's binary protocol.
+ *
+ * Start a server with your own auth in a few lines:
+ *
+ * ```ts ignore
+ * import { serve } from "./mod.ts";
+ *
+ * await using server = serve({
+ *   tcp: { hostname: "127.0.0.1", port: 3101 },
+ *   api: { hostname: "127.0.0.1", port: 3111 },
+ *   operator: {
+ *     connect({ body }) {
+ *       const { token } = JSON.parse(new TextDecoder().decode(body));
+ *       if (token !== "let-me-in") throw new Error("Bad token");
+ *       return { mid: 42, room: "live://1000", accepts: [1000] };
+ *     },
+ *   },
+ * });
+ * await server.finished;
+ * ```
+ *
+ * @module
+ */
+export * from "./src/protocol/op.ts";
+export * from "./src/protocol/frame.ts";
+export * from "./src/protocol/decoder.ts";
+export * from "./src/protocol/protocol_error.ts";
+export * from "./src/server/timer_heap.ts";
+export * from "./src/server/queue.ts";
+export * from "./src/server/wire.ts";
+export * from "./src/server/operator.ts";
+export * from "./src/server/channel.ts";
+export * from "./src/server/room.ts";
+export * from "./src/server/bucket.ts";
+export * from "./src/server/comet.ts";
+export * from "./src/transport/tcp.ts";
+export * from "./src/api/push_api.ts";
+export * from "./src/log.ts";
+export * from "./src/config.ts";
+export * from "./src/serve.ts";

@@ -1,0 +1,78 @@
+/**
+ * The `comet` command: a goim-compatible push server on TCP with the goim
+ * push API. Run `deno task start --help` for its flags.
+ *
+ * @module
+ */
+import { ConfigError, parseConfig, usage } from "./config.ts";
+import { createLogger } from "./log.ts";
+import { serve } from "./serve.ts";
+
+/** Longest a signal-triggered shutdown may take before the process exits anyway. */
+const _HARD_EXIT_MS = 10_000;
+
+/**
+ * Runs the CLI with `args`; resolves with the exit status once the server
+ * has stopped.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * Deno.exit(await main(["--tcp", "127.0.0.1:3101"]));
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let cfg;
+  try {
+    cfg = parseConfig(args, { env: (name) => Deno.env.get(name) });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`comet: ${err.message}`);
+    return 2;
+  }
+  if (cfg.help) {
+    console.log(usage());
+    return 0;
+  }
+  const logger = createLogger({ level: cfg.log });
+  let server;
+  try {
+    server = serve({
+      tcp: cfg.tcp,
+      api: cfg.api,
+      ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),
+      handshakeTimeout: cfg.handshakeTimeout,
+      heartbeatTimeout: cfg.heartbeatTimeout,
+      maxBody: cfg.maxBody,
+      buckets: cfg.buckets,
+      queueSize: cfg.queueSize,
+      slow: cfg.slow,
+      logger,
+    });
+  } catch (err) {
+    console.error(`comet: cannot listen: ${(err as Error).message}`);
+    return 1;
+  }
+  const { tcp, api } = server.addrs;
+  logger.info("Comet listening", {
+    tcp: tcp ? `${tcp.hostname}:${tcp.port}` : "off",
+    api: api ? `${api.hostname}:${api.port}` : "off",
+  });
+  const stop = (signal: string) => {
+    logger.info("Shutting down", { signal });
+    const hard = setTimeout(() => {
+      logger.error("Shutdown took too long; exiting");
+      Deno.exit(1);
+    }, _HARD_EXIT_MS);
+    server.shutdown().finally(() => clearTimeout(hard));
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((s) => [s, () => stop(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  await server.finished;
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  logger.info("Stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

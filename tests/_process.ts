@@ -1,0 +1,55 @@
+// Helpers for tests that run Comet in a child process.
+export const ROOT = new URL("../", import.meta.url);
+
+/** Reads lines from a byte stream; `line(pred)` resolves with the first match. */
+export class LineReader {
+  #lines: string[] = [];
+  #waiters: (() => void)[] = [];
+  #done = false;
+  readonly finished: Promise<void>;
+  /** Everything read so far, for failure messages. */
+  log = "";
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.finished = this.#pump(stream);
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      this.log += chunk;
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      this.#lines.push(...parts);
+      this.#wake();
+    }
+    if (rest) this.#lines.push(rest);
+    this.#done = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  async line(match: RegExp, timeout = 15_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeout;
+    for (let i = 0;; i++) {
+      while (i < this.#lines.length) {
+        const m = match.exec(this.#lines[i]!);
+        if (m) return m;
+        i++;
+      }
+      if (this.#done) throw new Error(`Stream ended without ${match}:\n${this.log}`);
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${match}:\n${this.log}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 100);
+        this.#waiters.push(resolve);
+      });
+      clearTimeout(timer);
+      i--;
+    }
+  }
+}

@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseAddr, parseConfig, parseDuration, usage } from "../src/config.ts";
+
+Deno.test("parseDuration reads milliseconds, seconds, minutes and hours", () => {
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("5s"), 5_000);
+  assert.equal(parseDuration("8m"), 480_000);
+  assert.equal(parseDuration("1.5s"), 1_500);
+  assert.equal(parseDuration("1h"), 3_600_000);
+});
+
+Deno.test("parseDuration refuses a number without a unit, zero and junk", () => {
+  for (const bad of ["5", "0s", "-1s", "5 parsecs", "", "s", "1e3ms"]) {
+    assert.throws(() => parseDuration(bad), RangeError, bad);
+  }
+});
+
+Deno.test("parseAddr reads host:port, :port, bracketed IPv6 and off", () => {
+  assert.deepEqual(parseAddr("127.0.0.1:3101"), { hostname: "127.0.0.1", port: 3101 });
+  assert.deepEqual(parseAddr(":3101"), { hostname: "0.0.0.0", port: 3101 });
+  assert.deepEqual(parseAddr("[::1]:80"), { hostname: "::1", port: 80 });
+  assert.deepEqual(parseAddr("localhost:0"), { hostname: "localhost", port: 0 });
+  assert.equal(parseAddr("off"), false);
+  for (const bad of ["3101", "host:", "host:99999", "::1:80", "a b:1"]) {
+    assert.throws(() => parseAddr(bad), RangeError, bad);
+  }
+});
+
+Deno.test("parseConfig gives the documented defaults", () => {
+  const cfg = parseConfig([]);
+  assert.deepEqual(cfg.tcp, { hostname: "127.0.0.1", port: 3101 });
+  assert.deepEqual(cfg.api, { hostname: "127.0.0.1", port: 3111 });
+  assert.equal(cfg.handshakeTimeout, 5_000);
+  assert.equal(cfg.heartbeatTimeout, 480_000);
+  assert.equal(cfg.maxBody, 4096);
+  assert.equal(cfg.buckets, 32);
+  assert.equal(cfg.slow, "close");
+  assert.equal(cfg.log, "info");
+  assert.equal(cfg.apiToken, undefined);
+  assert.equal(cfg.help, false);
+});
+
+Deno.test("parseConfig reads every flag in both spellings", () => {
+  const cfg = parseConfig([
+    "--tcp",
+    "0.0.0.0:4000",
+    "--api=127.0.0.1:4001",
+    "--api-token",
+    "t0k",
+    "--handshake-timeout=250ms",
+    "--heartbeat-timeout",
+    "1m",
+    "--max-body",
+    "8192",
+    "--buckets=64",
+    "--queue",
+    "16",
+    "--slow=drop",
+    "--log",
+    "debug",
+    "--help",
+  ]);
+  assert.deepEqual(cfg.tcp, { hostname: "0.0.0.0", port: 4000 });
+  assert.deepEqual(cfg.api, { hostname: "127.0.0.1", port: 4001 });
+  assert.equal(cfg.apiToken, "t0k");
+  assert.equal(cfg.handshakeTimeout, 250);
+  assert.equal(cfg.heartbeatTimeout, 60_000);
+  assert.equal(cfg.maxBody, 8192);
+  assert.equal(cfg.buckets, 64);
+  assert.equal(cfg.queueSize, 16);
+  assert.equal(cfg.slow, "drop");
+  assert.equal(cfg.log, "debug");
+  assert.equal(cfg.help, true);
+});
+
+Deno.test("parseConfig names the bad flag or value in its error", () => {
+  const cases: [string[], RegExp][] = [
+    [["--bogus", "1"], /Unknown flag: --bogus/],
+    [["--tcp"], /Missing value for --tcp/],
+    [["--slow", "maybe"], /--slow/],
+    [["--buckets", "0"], /--buckets/],
+    [["--queue", "x"], /--queue/],
+    [["--log", "loud"], /--log/],
+    [["--heartbeat-timeout", "5"], /--heartbeat-timeout/],
+    [["stray"], /Unexpected argument: stray/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => parseConfig(args), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.message, message);
+      assert.ok(!err.message.includes("\n"), "one line");
+      return true;
+    });
+  }
+});
+
+Deno.test("parseConfig reads a JSON config file and lets flags win", () => {
+  const files: Record<string, string> = {
+    "comet.json": JSON.stringify({ tcp: ":5000", "heartbeat-timeout": "2m", buckets: 8 }),
+  };
+  const cfg = parseConfig(["--config", "comet.json", "--buckets", "4"], {
+    readFile: (path) => files[path] ?? "",
+  });
+  assert.deepEqual(cfg.tcp, { hostname: "0.0.0.0", port: 5000 });
+  assert.equal(cfg.heartbeatTimeout, 120_000);
+  assert.equal(cfg.buckets, 4);
+});
+
+Deno.test("parseConfig refuses unknown keys and unreadable config files", () => {
+  const read = (body: string) => () => body;
+  assert.throws(
+    () => parseConfig(["--config", "x.json"], { readFile: read('{"nope": 1}') }),
+    /Unknown config key in x.json: nope/,
+  );
+  assert.throws(
+    () => parseConfig(["--config", "x.json"], { readFile: read("{not json") }),
+    /Cannot read config file x.json/,
+  );
+  assert.throws(
+    () => parseConfig(["--config", "x.json"], { readFile: read("[1]") }),
+    /not a JSON object/,
+  );
+  assert.throws(
+    () =>
+      parseConfig(["--config", "missing.json"], {
+        readFile: () => {
+          throw new Deno.errors.NotFound("no such file");
+        },
+      }),
+    /Cannot read config file missing.json/,
+  );
+});
+
+Deno.test("parseConfig takes the API token from COMET_API_TOKEN below the flag", () => {
+  const env = (name: string) => (name === "COMET_API_TOKEN" ? "from-env" : undefined);
+  assert.equal(parseConfig([], { env }).apiToken, "from-env");
+  assert.equal(parseConfig(["--api-token", "flag"], { env }).apiToken, "flag");
+});
+
+Deno.test("usage lists every flag", () => {
+  const text = usage();
+  for (
+    const flag of [
+      "--tcp",
+      "--api",
+      "--api-token",
+      "--handshake-timeout",
+      "--heartbeat-timeout",
+      "--max-body",
+      "--buckets",
+      "--queue",
+      "--slow",
+      "--log",
+      "--config",
+      "--help",
+    ]
+  ) {
+    assert.ok(text.includes(flag), flag);
+  }
+});
