@@ -35,10 +35,23 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: cfg.log });
+  let tls;
+  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
+    try {
+      tls = { cert: Deno.readTextFileSync(cfg.tlsCert), key: Deno.readTextFileSync(cfg.tlsKey) };
+    } catch (err) {
+      console.error(`comet: cannot read TLS certificate or key: ${(err as Error).message}`);
+      return 2;
+    }
+  }
   let server;
   try {
     server = serve({
       tcp: cfg.tcp,
+      ws: cfg.ws,
+      ...(tls &&
+        { tls, tcpTls: cfg.tcpTls, wss: cfg.wss ?? { hostname: "127.0.0.1", port: 3103 } }),
+      pkg: cfg.pkg && { ...cfg.pkg, headerSize: cfg.pkgHeader },
       api: cfg.api,
       ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),
       handshakeTimeout: cfg.handshakeTimeout,
@@ -53,11 +66,11 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error(`comet: cannot listen: ${(err as Error).message}`);
     return 1;
   }
-  const { tcp, api } = server.addrs;
-  logger.info("Comet listening", {
-    tcp: tcp ? `${tcp.hostname}:${tcp.port}` : "off",
-    api: api ? `${api.hostname}:${api.port}` : "off",
-  });
+  const listening: Record<string, string> = {};
+  for (const [name, addr] of Object.entries(server.addrs)) {
+    listening[name] = `${addr.hostname}:${addr.port}`;
+  }
+  logger.info("Comet listening", listening);
   const stop = (signal: string) => {
     logger.info("Shutting down", { signal });
     const hard = setTimeout(() => {

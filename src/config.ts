@@ -1,11 +1,26 @@
 import type { LogLevel } from "./log.ts";
 import type { SlowPolicy } from "./server/channel.ts";
-import type { ListenOptions } from "./transport/tcp.ts";
+import type { ListenOptions } from "./transport/acceptor.ts";
+import type { PkgHeaderSize } from "./transport/pkg.ts";
 
 /** Settings of the `comet` command, after parsing flags, config file and environment. */
 export interface CliConfig {
   /** TCP listen address, or false when off. */
   tcp: ListenOptions | false;
+  /** WebSocket listen address, or false when off. */
+  ws: ListenOptions | false;
+  /** TLS (goim binary protocol) listen address, or false when off. */
+  tcpTls: ListenOptions | false;
+  /** Secure WebSocket listen address; undefined means 127.0.0.1:3103 when TLS is set. */
+  wss?: ListenOptions | false;
+  /** gtcp pkg listen address, or false when off. */
+  pkg: ListenOptions | false;
+  /** Bytes of the pkg length prefix. */
+  pkgHeader: PkgHeaderSize;
+  /** Path of the PEM certificate chain for TLS listeners. */
+  tlsCert?: string;
+  /** Path of the PEM private key for TLS listeners. */
+  tlsKey?: string;
   /** Push API listen address, or false when off. */
   api: ListenOptions | false;
   /** Bearer token the push API requires, if any. */
@@ -100,6 +115,11 @@ export function parseAddr(text: string): ListenOptions | false {
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
+function _path(text: string): string {
+  if (text.trim() === "") throw new RangeError("Must be a file path");
+  return text;
+}
+
 function _int(text: string, min: number): number {
   const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n) || n < min) {
@@ -114,6 +134,52 @@ const _FLAGS: _Flag[] = [
     arg: "ADDR",
     help: "TCP listen address for goim clients (default 127.0.0.1:3101; off to disable)",
     parse: (v, c) => void (c.tcp = parseAddr(v)),
+  },
+  {
+    name: "ws",
+    arg: "ADDR",
+    help: "WebSocket listen address, path /sub (default 127.0.0.1:3102; off to disable)",
+    parse: (v, c) => void (c.ws = parseAddr(v)),
+  },
+  {
+    name: "tls-cert",
+    arg: "FILE",
+    help: "PEM certificate chain; with --tls-key turns on --wss and --tcp-tls",
+    parse: (v, c) => void (c.tlsCert = _path(v)),
+  },
+  {
+    name: "tls-key",
+    arg: "FILE",
+    help: "PEM private key for the TLS listeners",
+    parse: (v, c) => void (c.tlsKey = _path(v)),
+  },
+  {
+    name: "tcp-tls",
+    arg: "ADDR",
+    help: "goim binary protocol over TLS (default off; needs --tls-cert/--tls-key)",
+    parse: (v, c) => void (c.tcpTls = parseAddr(v)),
+  },
+  {
+    name: "wss",
+    arg: "ADDR",
+    help: "WebSocket over TLS (default 127.0.0.1:3103 when TLS is configured)",
+    parse: (v, c) => void (c.wss = parseAddr(v)),
+  },
+  {
+    name: "pkg",
+    arg: "ADDR",
+    help: "gf gtcp length-prefixed packages (default off)",
+    parse: (v, c) => void (c.pkg = parseAddr(v)),
+  },
+  {
+    name: "pkg-header",
+    arg: "N",
+    help: "bytes of the pkg length prefix, 1 to 4 (default 2)",
+    parse: (v, c) => {
+      const n = _int(v, 1);
+      if (n > 4) throw new RangeError(`Must be 1 to 4: ${v}`);
+      c.pkgHeader = n as PkgHeaderSize;
+    },
   },
   {
     name: "api",
@@ -205,6 +271,10 @@ export function usage(): string {
 function _defaults(): CliConfig {
   return {
     tcp: { hostname: "127.0.0.1", port: 3101 },
+    ws: { hostname: "127.0.0.1", port: 3102 },
+    tcpTls: false,
+    pkg: false,
+    pkgHeader: 2,
     api: { hostname: "127.0.0.1", port: 3111 },
     handshakeTimeout: 5_000,
     heartbeatTimeout: 480_000,
@@ -293,5 +363,11 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
     }
   }
   for (const [name, value] of flags) _apply(cfg, name, value, "flag");
+  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined)) {
+    throw new ConfigError("TLS needs both --tls-cert and --tls-key");
+  }
+  if (cfg.tlsCert === undefined && (cfg.tcpTls || cfg.wss)) {
+    throw new ConfigError(`--${cfg.tcpTls ? "tcp-tls" : "wss"} needs --tls-cert and --tls-key`);
+  }
   return cfg;
 }

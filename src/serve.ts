@@ -1,12 +1,31 @@
 import { createApiHandler, type NodesInfo } from "./api/push_api.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
-import { type ListenOptions, listenTcp, type TcpAcceptor } from "./transport/tcp.ts";
+import type { Acceptor, ListenOptions, TlsCertificate } from "./transport/acceptor.ts";
+import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
+import { listenTcp } from "./transport/tcp.ts";
+import { listenWs } from "./transport/websocket.ts";
+
+/** A WebSocket listener: address and upgrade path (default `/sub`). */
+export interface WsServeOptions extends ListenOptions {
+  /** Path upgrades are accepted on. Default `/sub`. */
+  path?: string;
+}
 
 /** Options for {@linkcode serve}. Durations are in milliseconds. */
 export interface ServeOptions extends CometOptions {
-  /** Where goim clients connect over TCP; `false` to not listen. Default 127.0.0.1:3101. */
+  /** goim binary protocol over TCP; `false` for none. Default 127.0.0.1:3101. */
   tcp?: ListenOptions | false;
+  /** goim over WebSocket; `false` for none. Default 127.0.0.1:3102, path `/sub`. */
+  ws?: WsServeOptions | false;
+  /** Certificate and key for the TLS listeners `tcpTls` and `wss`. */
+  tls?: TlsCertificate;
+  /** goim binary protocol over TLS; needs `tls`. Default: none. */
+  tcpTls?: ListenOptions | false;
+  /** goim over secure WebSocket; needs `tls`. Default with `tls`: 127.0.0.1:3103. */
+  wss?: WsServeOptions | false;
+  /** gf gtcp "pkg" framing; `false` for none. Default: none. */
+  pkg?: PkgListenOptions | false;
   /** Where the push API listens; `false` to not listen. Default 127.0.0.1:3111. */
   api?: ListenOptions | false;
   /** Bearer token the push API requires. */
@@ -19,16 +38,27 @@ export interface ServeOptions extends CometOptions {
   shutdownTimeout?: number;
 }
 
-/** The listening addresses of a running {@linkcode CometServer}. */
+/** The listening addresses of a running {@linkcode CometServer}, by listener. */
 export interface ServerAddrs {
-  /** TCP listener, when enabled. */
+  /** TCP listener. */
   tcp?: Deno.NetAddr;
-  /** Push API listener, when enabled. */
+  /** WebSocket listener. */
+  ws?: Deno.NetAddr;
+  /** TLS listener. */
+  tcpTls?: Deno.NetAddr;
+  /** Secure WebSocket listener. */
+  wss?: Deno.NetAddr;
+  /** gtcp pkg listener. */
+  pkg?: Deno.NetAddr;
+  /** Push API listener. */
   api?: Deno.NetAddr;
 }
 
+/** The socket listeners of a server, by name. */
+export type Acceptors = Partial<Record<Exclude<keyof ServerAddrs, "api">, Acceptor>>;
+
 /**
- * A running Comet: the hub, its TCP acceptor and its push API. Shut it down
+ * A running Comet: the hub, its socket listeners and its push API. Shut it down
  * with {@linkcode CometServer.shutdown} or `await using`.
  */
 export class CometServer implements AsyncDisposable {
@@ -38,7 +68,7 @@ export class CometServer implements AsyncDisposable {
   readonly addrs: ServerAddrs;
   /** Settles once the server has shut down. */
   readonly finished: Promise<void>;
-  #tcp: TcpAcceptor | undefined;
+  #acceptors: Acceptor[];
   #api: Deno.HttpServer<Deno.NetAddr> | undefined;
   #apiStopping: AbortController | undefined;
   #shutdownTimeout: number;
@@ -48,18 +78,20 @@ export class CometServer implements AsyncDisposable {
   /** Use {@linkcode serve} to create one. */
   constructor(
     comet: Comet,
-    tcp: TcpAcceptor | undefined,
+    acceptors: Acceptors,
     api: Deno.HttpServer<Deno.NetAddr> | undefined,
     shutdownTimeout: number,
     apiStopping?: AbortController,
   ) {
     this.comet = comet;
-    this.#tcp = tcp;
+    this.#acceptors = Object.values(acceptors);
     this.#api = api;
     this.#apiStopping = apiStopping;
     this.#shutdownTimeout = shutdownTimeout;
     const addrs: ServerAddrs = {};
-    if (tcp) addrs.tcp = tcp.addr;
+    for (const [name, acceptor] of Object.entries(acceptors)) {
+      addrs[name as keyof Acceptors] = acceptor.addr;
+    }
     if (api) addrs.api = api.addr;
     this.addrs = addrs;
     this.finished = new Promise((resolve) => (this.#done = resolve));
@@ -73,8 +105,8 @@ export class CometServer implements AsyncDisposable {
   shutdown(): Promise<void> {
     return this.#shutdown ??= (async () => {
       try {
-        this.#tcp?.close();
-        await this.#tcp?.finished;
+        for (const acceptor of this.#acceptors) acceptor.close();
+        await Promise.all(this.#acceptors.map((a) => a.finished));
         await this.comet.close(this.#shutdownTimeout);
       } finally {
         try {
@@ -142,37 +174,28 @@ export class CometServer implements AsyncDisposable {
  */
 export function serve(options: ServeOptions = {}): CometServer {
   const { signal, ...rest } = options;
+  if ((options.tcpTls || options.wss) && !options.tls) {
+    throw new TypeError("TLS listeners need a certificate: pass tls with cert and key");
+  }
   const logger = options.logger ?? createLogger({ level: "info" });
   const comet = new Comet({ ...rest, logger });
-  let tcp: TcpAcceptor | undefined;
+  const acceptors: Acceptors = {};
   let api: Deno.HttpServer<Deno.NetAddr> | undefined;
   const apiStopping = new AbortController();
   try {
-    if (options.tcp !== false) {
-      tcp = listenTcp(comet, options.tcp ?? { hostname: "127.0.0.1", port: 3101 });
+    const local = (port: number) => ({ hostname: "127.0.0.1", port });
+    if (options.tcp !== false) acceptors.tcp = listenTcp(comet, options.tcp ?? local(3101));
+    if (options.ws !== false) acceptors.ws = listenWs(comet, options.ws ?? local(3102));
+    if (options.tls) {
+      const tls = options.tls;
+      if (options.tcpTls) acceptors.tcpTls = listenTcp(comet, { ...options.tcpTls, tls });
+      if (options.wss !== false) {
+        acceptors.wss = listenWs(comet, { ...options.wss ?? local(3103), tls });
+      }
     }
+    if (options.pkg) acceptors.pkg = listenPkg(comet, options.pkg);
     if (options.api !== false) {
-      const at = options.api ?? { hostname: "127.0.0.1", port: 3111 };
-      const tcpPort = tcp?.addr.port ?? 0;
-      const domain = options.domain ?? tcp?.addr.hostname ?? "127.0.0.1";
-      // host:port needs brackets around an IPv6 literal (`[::1]:3101`).
-      const host = domain.includes(":") && !domain.startsWith("[") ? `[${domain}]` : domain;
-      const heartbeat = Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000));
-      const nodes = (): NodesInfo => ({
-        domain,
-        tcpPort,
-        wsPort: 0,
-        wssPort: 0,
-        heartbeat,
-        heartbeatMax: 2,
-        addrs: tcp ? [`${host}:${tcpPort}`] : [],
-        domains: [domain],
-      });
-      const apiOptions = {
-        nodes,
-        signal: apiStopping.signal,
-        ...(options.apiToken !== undefined && { token: options.apiToken }),
-      };
+      const at = options.api ?? local(3111);
       api = Deno.serve(
         {
           hostname: at.hostname ?? "127.0.0.1",
@@ -187,18 +210,46 @@ export function serve(options: ServeOptions = {}): CometServer {
           },
         },
         createApiHandler(comet, {
-          ...apiOptions,
+          nodes: _nodes(comet, acceptors, options.domain),
+          signal: apiStopping.signal,
+          ...(options.apiToken !== undefined && { token: options.apiToken }),
           ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
         }),
       );
     }
   } catch (err) {
-    tcp?.close();
+    for (const acceptor of Object.values(acceptors)) acceptor.close();
     void comet.close(0);
     throw err;
   }
-  const server = new CometServer(comet, tcp, api, options.shutdownTimeout ?? 5_000, apiStopping);
+  const server = new CometServer(
+    comet,
+    acceptors,
+    api,
+    options.shutdownTimeout ?? 5_000,
+    apiStopping,
+  );
   if (signal?.aborted) void server.shutdown();
   else signal?.addEventListener("abort", () => void server.shutdown(), { once: true });
   return server;
+}
+
+/** What `/goim/nodes/weighted` reports for this single node. */
+function _nodes(comet: Comet, acceptors: Acceptors, domain?: string): () => NodesInfo {
+  const name = domain ?? acceptors.tcp?.addr.hostname ?? acceptors.ws?.addr.hostname ??
+    "127.0.0.1";
+  // host:port needs brackets around an IPv6 literal (`[::1]:3101`).
+  const host = name.includes(":") && !name.startsWith("[") ? `[${name}]` : name;
+  const tcpPort = acceptors.tcp?.addr.port ?? 0;
+  const info: NodesInfo = {
+    domain: name,
+    tcpPort,
+    wsPort: acceptors.ws?.addr.port ?? 0,
+    wssPort: acceptors.wss?.addr.port ?? 0,
+    heartbeat: Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000)),
+    heartbeatMax: 2,
+    addrs: acceptors.tcp ? [`${host}:${tcpPort}`] : [],
+    domains: [name],
+  };
+  return () => info;
 }

@@ -12,6 +12,7 @@ export const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 export function startServer(options: ServeOptions = {}): CometServer {
   return serve({
     tcp: { hostname: "127.0.0.1", port: 0 },
+    ws: { hostname: "127.0.0.1", port: 0 },
     api: { hostname: "127.0.0.1", port: 0 },
     logger: silentLogger,
     ...options,

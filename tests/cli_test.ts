@@ -38,11 +38,14 @@ Deno.test("cli prints help and exits 0", async () => {
 });
 
 Deno.test("cli serves clients and on SIGTERM sends op 6 and exits 0", async () => {
-  const child = cli(["--tcp", "127.0.0.1:0", "--api", "127.0.0.1:0"]).spawn();
+  const child = cli(["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+    .spawn();
   const stderr = new LineReader(child.stderr);
   const stdout = new LineReader(child.stdout);
   try {
-    const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/);
+    const m = await stderr.line(
+      /Comet listening tcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:\d+ api=127\.0\.0\.1:(\d+)/,
+    );
     const [tcpPort, apiPort] = [Number(m[1]), Number(m[2])];
     await using client = await TestClient.auth(tcpPort, { mid: 1, key: "k", accepts: [1000] });
     const res = await fetch(`http://127.0.0.1:${apiPort}/goim/push/keys?operation=1000&keys=k`, {

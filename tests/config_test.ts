@@ -142,6 +142,13 @@ Deno.test("usage lists every flag", () => {
   for (
     const flag of [
       "--tcp",
+      "--ws",
+      "--tls-cert",
+      "--tls-key",
+      "--tcp-tls",
+      "--wss",
+      "--pkg",
+      "--pkg-header",
       "--api",
       "--api-token",
       "--handshake-timeout",
@@ -157,4 +164,41 @@ Deno.test("usage lists every flag", () => {
   ) {
     assert.ok(text.includes(flag), flag);
   }
+});
+
+Deno.test("parseConfig reads the transport flags", () => {
+  const cfg = parseConfig([
+    "--ws=127.0.0.1:4002",
+    "--tls-cert",
+    "cert.pem",
+    "--tls-key",
+    "key.pem",
+    "--tcp-tls",
+    ":4443",
+    "--wss",
+    "127.0.0.1:4003",
+    "--pkg",
+    "127.0.0.1:4004",
+    "--pkg-header",
+    "4",
+  ]);
+  assert.deepEqual(cfg.ws, { hostname: "127.0.0.1", port: 4002 });
+  assert.deepEqual(cfg.tcpTls, { hostname: "0.0.0.0", port: 4443 });
+  assert.deepEqual(cfg.wss, { hostname: "127.0.0.1", port: 4003 });
+  assert.deepEqual(cfg.pkg, { hostname: "127.0.0.1", port: 4004 });
+  assert.equal(cfg.pkgHeader, 4);
+  assert.equal(cfg.tlsCert, "cert.pem");
+  assert.equal(cfg.tlsKey, "key.pem");
+  const plain = parseConfig([]);
+  assert.deepEqual(plain.ws, { hostname: "127.0.0.1", port: 3102 });
+  assert.equal(plain.tcpTls, false);
+  assert.equal(plain.pkg, false);
+  assert.equal(plain.wss, undefined);
+});
+
+Deno.test("parseConfig refuses TLS listeners without a certificate and key", () => {
+  assert.throws(() => parseConfig(["--tcp-tls", ":4443"]), /--tcp-tls needs --tls-cert/);
+  assert.throws(() => parseConfig(["--wss", ":4443"]), /--wss needs --tls-cert/);
+  assert.throws(() => parseConfig(["--tls-cert", "c.pem"]), /both --tls-cert and --tls-key/);
+  assert.throws(() => parseConfig(["--pkg-header", "5"]), /--pkg-header/);
 });

@@ -512,7 +512,7 @@ Deno.test("nodes/weighted reports domain, ports, heartbeat and nodes per platfor
     const w = web.body.data as Record<string, unknown>;
     assert.equal(w.domain, "127.0.0.1");
     assert.equal(w.tcp_port, port);
-    assert.equal(w.ws_port, 0);
+    assert.equal(w.ws_port, server.addrs.ws!.port);
     assert.equal(w.wss_port, 0);
     assert.equal(w.heartbeat, 30);
     assert.equal(w.heartbeat_max, 2);

@@ -2,6 +2,7 @@ import { FrameDecoder } from "../protocol/decoder.ts";
 import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
+import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 
 /**
  * Bytes a connection reads at a time. Small on purpose: idle connections
@@ -98,85 +99,14 @@ export class TcpWire implements Wire {
   }
 }
 
-/** Where to listen. */
-export interface ListenOptions {
-  /** Interface to bind. Default `127.0.0.1`. */
-  hostname?: string;
-  /** Port; 0 picks a free one. */
-  port: number;
+/** Options for {@linkcode listenTcp}. */
+export interface TcpListenOptions extends ListenOptions {
+  /** Serve over TLS with this certificate (transport `"tls"`). */
+  tls?: TlsCertificate;
 }
 
 /**
- * An accept loop feeding connections to a {@linkcode Comet}. Closing it
- * stops accepting; connections already accepted are the hub's to close.
- */
-export class TcpAcceptor implements AsyncDisposable {
-  /** The bound address. */
-  readonly addr: Deno.NetAddr;
-  /** Settles when the accept loop has stopped. */
-  readonly finished: Promise<void>;
-  #listener: Deno.Listener;
-  #closed = false;
-
-  /**
-   * Starts accepting on `listener`.
-   *
-   * @param comet The hub that serves each connection.
-   * @param listener A bound TCP or TLS listener.
-   * @param transport Name reported to the operator: `"tcp"` or `"tls"`.
-   */
-  constructor(comet: Comet, listener: Deno.Listener, transport = "tcp") {
-    this.#listener = listener;
-    this.addr = listener.addr as Deno.NetAddr;
-    this.finished = this.#accept(comet, transport);
-  }
-
-  async #accept(comet: Comet, transport: string): Promise<void> {
-    const maxBody = comet.maxBody;
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (err) {
-        if (this.#closed || err instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors and the like: back off briefly, keep serving.
-        comet.logger.warn("Accept failed", { transport, error: err });
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      if (transport === "tcp") {
-        try {
-          (conn as Deno.TcpConn).setNoDelay(true);
-        } catch {
-          // The peer may already be gone.
-        }
-      }
-      comet.serve(new TcpWire(conn, { maxBody, transport })).catch((err) => {
-        comet.logger.error("Session crashed", { error: err });
-      });
-    }
-  }
-
-  /** Stops accepting. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
-    }
-  }
-
-  /** Stops accepting and waits for the loop to end. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    await this.finished;
-  }
-}
-
-/**
- * Listens on TCP and serves goim's binary protocol with `comet`.
+ * Listens on TCP (or TLS) and serves goim's binary protocol with `comet`.
  *
  * @example
  * ```ts ignore
@@ -187,11 +117,13 @@ export class TcpAcceptor implements AsyncDisposable {
  * const acceptor = listenTcp(comet, { hostname: "127.0.0.1", port: 3101 });
  * ```
  */
-export function listenTcp(comet: Comet, options: ListenOptions): TcpAcceptor {
-  const listener = Deno.listen({
-    transport: "tcp",
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port,
-  });
-  return new TcpAcceptor(comet, listener, "tcp");
+export function listenTcp(comet: Comet, options: TcpListenOptions): Acceptor {
+  const transport = options.tls ? "tls" : "tcp";
+  const maxBody = comet.maxBody;
+  return new Acceptor(
+    comet,
+    bindListener(options, options.tls),
+    transport,
+    (conn) => new TcpWire(conn, { maxBody, transport }),
+  );
 }

@@ -1,0 +1,126 @@
+import type { Comet } from "../server/comet.ts";
+import type { Wire } from "../server/wire.ts";
+
+/** Where to listen. */
+export interface ListenOptions {
+  /** Interface to bind. Default `127.0.0.1`. */
+  hostname?: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+}
+
+/** A PEM certificate chain and private key, for TLS listeners. */
+export interface TlsCertificate {
+  /** PEM certificate chain. */
+  cert: string;
+  /** PEM private key. */
+  key: string;
+}
+
+/** Turns an accepted connection into the transport's {@linkcode Wire}. */
+export type WireFactory = (conn: Deno.Conn) => Wire;
+
+/**
+ * Binds a TCP listener, or a TLS one when `tls` is given.
+ *
+ * @example
+ * ```ts ignore
+ * import { bindListener } from "./acceptor.ts";
+ * const listener = bindListener({ hostname: "127.0.0.1", port: 0 });
+ * ```
+ */
+export function bindListener(options: ListenOptions, tls?: TlsCertificate): Deno.Listener {
+  const hostname = options.hostname ?? "127.0.0.1";
+  if (tls) return Deno.listenTls({ hostname, port: options.port, cert: tls.cert, key: tls.key });
+  return Deno.listen({ transport: "tcp", hostname, port: options.port });
+}
+
+/**
+ * The accept loop every socket transport shares: accepts connections, turns
+ * each into a {@linkcode Wire} and hands it to the hub. Closing it stops
+ * accepting; connections already accepted are the hub's to close.
+ *
+ * @example
+ * ```ts ignore
+ * import { Comet } from "../server/comet.ts";
+ * import { Acceptor, bindListener } from "./acceptor.ts";
+ * import { TcpWire } from "./tcp.ts";
+ *
+ * const comet = new Comet();
+ * const acceptor = new Acceptor(comet, bindListener({ port: 3101 }), "tcp", (conn) =>
+ *   new TcpWire(conn));
+ * ```
+ */
+export class Acceptor implements AsyncDisposable {
+  /** The bound address. */
+  readonly addr: Deno.NetAddr;
+  /** Transport name, as the operator sees it: `"tcp"`, `"tls"`, `"ws"`, `"wss"`, `"pkg"`. */
+  readonly transport: string;
+  /** Settles when the accept loop has stopped. */
+  readonly finished: Promise<void>;
+  #listener: Deno.Listener;
+  #closed = false;
+
+  /**
+   * Starts accepting on `listener`.
+   *
+   * @param comet The hub that serves each connection.
+   * @param listener A bound TCP or TLS listener; the acceptor owns it.
+   * @param transport Name reported in logs.
+   * @param wire Makes the wire for each accepted connection.
+   */
+  constructor(comet: Comet, listener: Deno.Listener, transport: string, wire: WireFactory) {
+    this.#listener = listener;
+    this.addr = listener.addr as Deno.NetAddr;
+    this.transport = transport;
+    this.finished = this.#accept(comet, wire);
+  }
+
+  async #accept(comet: Comet, wire: WireFactory): Promise<void> {
+    while (!this.#closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#closed || err instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors and the like: back off briefly, keep serving.
+        comet.logger.warn("Accept failed", { transport: this.transport, error: err });
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if ("setNoDelay" in conn) {
+        try {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        } catch {
+          // The peer may already be gone.
+        }
+      }
+      let w: Wire;
+      try {
+        w = wire(conn);
+      } catch (err) {
+        comet.logger.error("Cannot set up connection", { transport: this.transport, error: err });
+        conn.close();
+        continue;
+      }
+      comet.serve(w).catch((err) => comet.logger.error("Session crashed", { error: err }));
+    }
+  }
+
+  /** Stops accepting. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Stops accepting and waits for the loop to end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.finished;
+  }
+}

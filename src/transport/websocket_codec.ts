@@ -1,0 +1,584 @@
+import { ProtocolError } from "../protocol/protocol_error.ts";
+
+/**
+ * WebSocket frame opcodes (RFC 6455, section 5.2).
+ *
+ * @example
+ * ```ts
+ * import { WsOpcode } from "./websocket_codec.ts";
+ * console.log(WsOpcode.Binary); // 2
+ * ```
+ */
+export const WsOpcode = {
+  Continuation: 0,
+  Text: 1,
+  Binary: 2,
+  Close: 8,
+  Ping: 9,
+  Pong: 10,
+} as const;
+
+/** What {@linkcode WebSocketParser.next} hands out: a whole binary message or a control frame. */
+export type WsEvent =
+  | typeof WsOpcode.Binary
+  | typeof WsOpcode.Close
+  | typeof WsOpcode.Ping
+  | typeof WsOpcode.Pong;
+
+/**
+ * Close status codes this codec uses (RFC 6455, section 7.4.1).
+ *
+ * @example
+ * ```ts
+ * import { WsCloseCode } from "./websocket_codec.ts";
+ * console.log(WsCloseCode.ProtocolError); // 1002
+ * ```
+ */
+export const WsCloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  UnsupportedData: 1003,
+  NoStatus: 1005,
+  InvalidPayload: 1007,
+  PolicyViolation: 1008,
+  MessageTooBig: 1009,
+  InternalError: 1011,
+} as const;
+
+/**
+ * A peer broke the WebSocket protocol; `code` is the close status to answer
+ * with before dropping the connection.
+ *
+ * @example
+ * ```ts
+ * import { WebSocketError } from "./websocket_codec.ts";
+ * const err = new WebSocketError(1002, "Client frame is not masked");
+ * console.log(err.code); // 1002
+ * ```
+ */
+export class WebSocketError extends ProtocolError {
+  /** The close status code that describes the violation. */
+  readonly code: number;
+
+  /** Creates an error carrying close status `code`. */
+  constructor(code: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WebSocketError";
+    this.code = code;
+  }
+}
+
+/** Options for {@linkcode WebSocketParser}. */
+export interface WebSocketParserOptions {
+  /** Largest message (all fragments together) in bytes; above it, close 1009. Default 64 KiB. */
+  maxMessage?: number;
+  /**
+   * Whether frames must be masked: `true` (default) parses a client's frames
+   * as a server must; `false` parses a server's frames, which must not be.
+   */
+  masked?: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+const _MAX_CONTROL = 125;
+const _MAX_HEAD = 14;
+const _utf8 = new TextDecoder("utf-8", { fatal: true });
+const _encoder = new TextEncoder();
+
+/** Whether a peer may put `code` in a close frame (RFC 6455, section 7.4). */
+function _isWireCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/**
+ * A streaming parser for WebSocket frames. Feed it byte chunks exactly as a
+ * socket returns them and take messages out with
+ * {@linkcode WebSocketParser.next}: fragments are reassembled, control frames
+ * are handed out as they come, even between the fragments of a message.
+ * Text messages are refused (goim speaks binary only).
+ *
+ * The parser borrows the chunk given to `push` until `next` returns
+ * `undefined`; by then it has copied (and unmasked) everything it still needs,
+ * so the caller may reuse its read buffer.
+ *
+ * @example
+ * ```ts
+ * import { encodeWsFrame, WebSocketParser, WsOpcode } from "./websocket_codec.ts";
+ *
+ * const parser = new WebSocketParser();
+ * const mask = new Uint8Array([1, 2, 3, 4]);
+ * parser.push(encodeWsFrame(WsOpcode.Binary, new Uint8Array([42]), { mask }));
+ * console.log(parser.next() === WsOpcode.Binary, parser.payload); // true Uint8Array(1) [ 42 ]
+ * ```
+ */
+export class WebSocketParser {
+  #maxMessage: number;
+  #masked: boolean;
+  #chunk: Uint8Array = EMPTY;
+  #pos = 0;
+  #error: WebSocketError | undefined;
+  // The header of the frame being read, collected across chunks.
+  #head = new Uint8Array(_MAX_HEAD);
+  #headLen = 0;
+  // The frame whose payload is being read.
+  #inFrame = false;
+  #opcode = 0;
+  #fin = false;
+  #remaining = 0;
+  #mask = new Uint8Array(4);
+  #maskAt = 0;
+  #dest: Uint8Array = EMPTY;
+  #destAt = 0;
+  // A fragmented message being reassembled.
+  #fragmented = false;
+  #message: Uint8Array | undefined;
+  #messageLen = 0;
+  #control = new Uint8Array(_MAX_CONTROL);
+  #payload: Uint8Array = EMPTY;
+  #closeCode: number = WsCloseCode.NoStatus;
+  #closeReason = "";
+
+  /**
+   * Creates a parser with nothing buffered.
+   *
+   * @throws {RangeError} When `maxMessage` is not a non-negative safe integer.
+   */
+  constructor(options: WebSocketParserOptions = {}) {
+    const maxMessage = options.maxMessage ?? 65_536;
+    if (!Number.isSafeInteger(maxMessage) || maxMessage < 0) {
+      throw new RangeError(`Max message must be a non-negative integer: ${maxMessage}`);
+    }
+    this.#maxMessage = maxMessage;
+    this.#masked = options.masked ?? true;
+  }
+
+  /**
+   * The payload of what `next` last returned: the whole binary message (the
+   * caller's to keep), or a control frame's payload (valid until the next
+   * call to `next`).
+   */
+  get payload(): Uint8Array {
+    return this.#payload;
+  }
+
+  /** Status code of the last close frame; 1005 when it carried none. */
+  get closeCode(): number {
+    return this.#closeCode;
+  }
+
+  /** Reason of the last close frame; empty when it carried none. */
+  get closeReason(): string {
+    return this.#closeReason;
+  }
+
+  /** Adds bytes read from the peer; ignored once the parser has failed. */
+  push(chunk: Uint8Array): void {
+    if (this.#error) return;
+    const left = this.#chunk.length - this.#pos;
+    if (left > 0) {
+      // Only when the caller pushes before draining: both chunks are needed, in order.
+      const merged = new Uint8Array(left + chunk.length);
+      merged.set(this.#chunk.subarray(this.#pos));
+      merged.set(chunk, left);
+      chunk = merged;
+    }
+    this.#chunk = chunk;
+    this.#pos = 0;
+  }
+
+  /**
+   * Parses on until a whole binary message or a control frame is in; its
+   * bytes are then in {@linkcode WebSocketParser.payload}.
+   *
+   * @returns The opcode of what arrived, or `undefined` when more bytes are needed.
+   * @throws {WebSocketError} When the peer breaks the protocol; the parser
+   * then stays failed and throws the same error again.
+   */
+  next(): WsEvent | undefined {
+    if (this.#error) throw this.#error;
+    for (;;) {
+      if (!this.#inFrame && !this.#readHead()) return this.#starve();
+      if (this.#remaining > 0) {
+        this.#copyPayload();
+        if (this.#remaining > 0) return this.#starve();
+      }
+      this.#inFrame = false;
+      const event = this.#finishFrame();
+      if (event !== undefined) return event;
+    }
+  }
+
+  #starve(): undefined {
+    this.#chunk = EMPTY;
+    this.#pos = 0;
+    return undefined;
+  }
+
+  #fail(code: number, message: string): WebSocketError {
+    this.#error = new WebSocketError(code, message);
+    this.#chunk = EMPTY;
+    this.#pos = 0;
+    this.#message = undefined;
+    this.#dest = EMPTY;
+    return this.#error;
+  }
+
+  /** Collects header bytes until `#head` holds `want`. */
+  #take(want: number): boolean {
+    const take = Math.min(want - this.#headLen, this.#chunk.length - this.#pos);
+    if (take > 0) {
+      this.#head.set(this.#chunk.subarray(this.#pos, this.#pos + take), this.#headLen);
+      this.#headLen += take;
+      this.#pos += take;
+    }
+    return this.#headLen >= want;
+  }
+
+  #readHead(): boolean {
+    if (!this.#take(2)) return false;
+    const h = this.#head;
+    const b0 = h[0]!;
+    const b1 = h[1]!;
+    // Checked on the first two bytes so a bad peer fails before it sends more.
+    this.#check(b0, b1);
+    const len7 = b1 & 0x7f;
+    const ext = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+    const maskAt = 2 + ext;
+    if (!this.#take(maskAt + (b1 & 0x80 ? 4 : 0))) return false;
+    let length = len7;
+    if (ext === 2) {
+      length = (h[2]! << 8) | h[3]!;
+    } else if (ext === 8) {
+      const hi = ((h[2]! << 24) | (h[3]! << 16) | (h[4]! << 8) | h[5]!) >>> 0;
+      if (hi >= 0x80000000) {
+        throw this.#fail(
+          WsCloseCode.ProtocolError,
+          "Payload length has its most significant bit set",
+        );
+      }
+      length = hi * 0x100000000 + (((h[6]! << 24) | (h[7]! << 16) | (h[8]! << 8) | h[9]!) >>> 0);
+    }
+    const opcode = b0 & 0x0f;
+    if (opcode < 8) {
+      const total = (this.#fragmented ? this.#messageLen : 0) + length;
+      if (total > this.#maxMessage) {
+        throw this.#fail(
+          WsCloseCode.MessageTooBig,
+          `Message exceeds the limit of ${this.#maxMessage} bytes: ${total}`,
+        );
+      }
+    }
+    if (b1 & 0x80) {
+      this.#mask.set(h.subarray(maskAt, maskAt + 4));
+    }
+    this.#headLen = 0;
+    this.#inFrame = true;
+    this.#opcode = opcode;
+    this.#fin = (b0 & 0x80) !== 0;
+    this.#remaining = length;
+    this.#maskAt = 0;
+    this.#setDest(opcode, length);
+    return true;
+  }
+
+  /** Validates the first two header bytes against the state of the stream. */
+  #check(b0: number, b1: number): void {
+    const P = WsCloseCode.ProtocolError;
+    if (b0 & 0x70) throw this.#fail(P, `Reserved bits are set: 0x${(b0 & 0x70).toString(16)}`);
+    const masked = (b1 & 0x80) !== 0;
+    if (masked !== this.#masked) {
+      throw this.#fail(P, this.#masked ? "Client frame is not masked" : "Server frame is masked");
+    }
+    const opcode = b0 & 0x0f;
+    if (opcode >= 8) {
+      if (opcode > WsOpcode.Pong) throw this.#fail(P, `Reserved control opcode: ${opcode}`);
+      if (!(b0 & 0x80)) throw this.#fail(P, `Control frame is fragmented: opcode ${opcode}`);
+      if ((b1 & 0x7f) > _MAX_CONTROL) {
+        throw this.#fail(P, `Control frame payload is longer than ${_MAX_CONTROL} bytes`);
+      }
+    } else if (opcode > WsOpcode.Binary) {
+      throw this.#fail(P, `Reserved data opcode: ${opcode}`);
+    } else if (opcode === WsOpcode.Continuation) {
+      if (!this.#fragmented) {
+        throw this.#fail(P, "Continuation frame without a message to continue");
+      }
+    } else if (this.#fragmented) {
+      throw this.#fail(P, `Data frame inside a fragmented message: opcode ${opcode}`);
+    } else if (opcode === WsOpcode.Text) {
+      throw this.#fail(WsCloseCode.UnsupportedData, "Text messages are not supported");
+    }
+  }
+
+  #setDest(opcode: number, length: number): void {
+    if (opcode >= 8) {
+      this.#dest = this.#control;
+      this.#destAt = 0;
+    } else if (this.#fin && !this.#fragmented) {
+      // The common case, a message in one frame: its own buffer, exactly sized.
+      this.#dest = length === 0 ? EMPTY : new Uint8Array(length);
+      this.#destAt = 0;
+    } else {
+      const need = this.#messageLen + length;
+      let buf = this.#message;
+      if (buf === undefined || buf.length < need) {
+        // Doubling keeps a peer that sends many tiny fragments from costing quadratic copies.
+        const grown = new Uint8Array(
+          Math.max(need, Math.min(this.#maxMessage, (buf?.length ?? 0) * 2)),
+        );
+        if (buf !== undefined) grown.set(buf.subarray(0, this.#messageLen));
+        this.#message = buf = grown;
+      }
+      this.#dest = buf;
+      this.#destAt = this.#messageLen;
+    }
+  }
+
+  #copyPayload(): void {
+    const chunk = this.#chunk;
+    const pos = this.#pos;
+    const take = Math.min(this.#remaining, chunk.length - pos);
+    if (take <= 0) return;
+    const dest = this.#dest;
+    const at = this.#destAt;
+    if (this.#masked) {
+      const m = this.#mask;
+      const k = this.#maskAt;
+      for (let i = 0; i < take; i++) dest[at + i] = chunk[pos + i]! ^ m[(k + i) & 3]!;
+      this.#maskAt = (k + take) & 3;
+    } else {
+      dest.set(chunk.subarray(pos, pos + take), at);
+    }
+    this.#pos = pos + take;
+    this.#destAt = at + take;
+    this.#remaining -= take;
+  }
+
+  /** Acts on a fully read frame; returns an event, or `undefined` to read on. */
+  #finishFrame(): WsEvent | undefined {
+    const opcode = this.#opcode;
+    if (opcode >= 8) {
+      const payload = this.#control.subarray(0, this.#destAt);
+      this.#payload = payload;
+      if (opcode === WsOpcode.Close) this.#parseClose(payload);
+      return opcode as WsEvent;
+    }
+    if (!this.#fin) {
+      this.#fragmented = true;
+      this.#messageLen = this.#destAt;
+      return undefined;
+    }
+    if (this.#fragmented) {
+      this.#payload = this.#message!.subarray(0, this.#destAt);
+      this.#message = undefined;
+      this.#messageLen = 0;
+      this.#fragmented = false;
+    } else {
+      this.#payload = this.#dest;
+    }
+    this.#dest = EMPTY;
+    return WsOpcode.Binary;
+  }
+
+  #parseClose(payload: Uint8Array): void {
+    if (payload.length === 0) {
+      this.#closeCode = WsCloseCode.NoStatus;
+      this.#closeReason = "";
+      return;
+    }
+    if (payload.length === 1) {
+      throw this.#fail(WsCloseCode.ProtocolError, "Close frame payload is a single byte");
+    }
+    const code = (payload[0]! << 8) | payload[1]!;
+    if (!_isWireCode(code)) {
+      throw this.#fail(WsCloseCode.ProtocolError, `Close code is not valid: ${code}`);
+    }
+    try {
+      this.#closeReason = _utf8.decode(payload.subarray(2));
+    } catch {
+      throw this.#fail(WsCloseCode.InvalidPayload, "Close reason is not valid UTF-8");
+    }
+    this.#closeCode = code;
+  }
+}
+
+/**
+ * Bytes of the header of a frame with a `payloadLength`-byte payload: 2, 4 or
+ * 10, plus 4 when masked.
+ *
+ * @example
+ * ```ts
+ * import { wsHeaderSize } from "./websocket_codec.ts";
+ * console.log(wsHeaderSize(125), wsHeaderSize(126), wsHeaderSize(65_536)); // 2 4 10
+ * ```
+ */
+export function wsHeaderSize(payloadLength: number, masked = false): number {
+  const base = payloadLength < 126 ? 2 : payloadLength < 0x10000 ? 4 : 10;
+  return masked ? base + 4 : base;
+}
+
+/**
+ * Writes a frame header into `target` at `offset` and returns the offset
+ * after it. The caller guarantees the space ({@linkcode wsHeaderSize} bytes)
+ * and valid arguments; this is the hot path, so nothing is checked and
+ * nothing allocated.
+ *
+ * @param target Where to write.
+ * @param offset Where the header starts.
+ * @param opcode A {@linkcode WsOpcode}.
+ * @param payloadLength Bytes of payload that will follow.
+ * @param fin Whether this is the last frame of its message.
+ * @param mask A 4-byte masking key, for frames a client sends.
+ *
+ * @example
+ * ```ts
+ * import { writeWsHeader, WsOpcode } from "./websocket_codec.ts";
+ * const out = new Uint8Array(2 + 3);
+ * const at = writeWsHeader(out, 0, WsOpcode.Binary, 3);
+ * out.set([1, 2, 3], at);
+ * ```
+ */
+export function writeWsHeader(
+  target: Uint8Array,
+  offset: number,
+  opcode: number,
+  payloadLength: number,
+  fin = true,
+  mask?: Uint8Array,
+): number {
+  target[offset++] = (fin ? 0x80 : 0) | opcode;
+  const maskBit = mask ? 0x80 : 0;
+  if (payloadLength < 126) {
+    target[offset++] = maskBit | payloadLength;
+  } else if (payloadLength < 0x10000) {
+    target[offset++] = maskBit | 126;
+    target[offset++] = payloadLength >>> 8;
+    target[offset++] = payloadLength & 0xff;
+  } else {
+    target[offset++] = maskBit | 127;
+    const hi = Math.floor(payloadLength / 0x100000000);
+    target[offset++] = hi >>> 24;
+    target[offset++] = (hi >>> 16) & 0xff;
+    target[offset++] = (hi >>> 8) & 0xff;
+    target[offset++] = hi & 0xff;
+    target[offset++] = payloadLength >>> 24;
+    target[offset++] = (payloadLength >>> 16) & 0xff;
+    target[offset++] = (payloadLength >>> 8) & 0xff;
+    target[offset++] = payloadLength & 0xff;
+  }
+  if (mask) {
+    target.set(mask, offset);
+    offset += 4;
+  }
+  return offset;
+}
+
+/** Options for {@linkcode encodeWsFrame}. */
+export interface EncodeWsFrameOptions {
+  /** Whether this is the last frame of its message. Default `true`. */
+  fin?: boolean;
+  /** A 4-byte masking key; clients must mask, servers must not. */
+  mask?: Uint8Array;
+}
+
+/**
+ * Encodes one frame into a new buffer: unmasked as a server sends it, or
+ * masked with `options.mask` as a client does.
+ *
+ * @throws {RangeError} When the opcode is not 0–15, a control frame is
+ * fragmented or carries more than 125 bytes, or the mask is not 4 bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeWsFrame, WsOpcode } from "./websocket_codec.ts";
+ * const frame = encodeWsFrame(WsOpcode.Binary, new Uint8Array([1, 2, 3]));
+ * console.log(frame); // Uint8Array(5) [ 130, 3, 1, 2, 3 ]
+ * ```
+ */
+export function encodeWsFrame(
+  opcode: number,
+  payload: Uint8Array = EMPTY,
+  options: EncodeWsFrameOptions = {},
+): Uint8Array {
+  const fin = options.fin ?? true;
+  const mask = options.mask;
+  if (!Number.isInteger(opcode) || opcode < 0 || opcode > 15) {
+    throw new RangeError(`Opcode must be an integer from 0 to 15: ${opcode}`);
+  }
+  if (opcode >= 8 && (!fin || payload.length > _MAX_CONTROL)) {
+    throw new RangeError(
+      `Control frame must be final and carry at most ${_MAX_CONTROL} bytes: ${payload.length}`,
+    );
+  }
+  if (mask !== undefined && mask.length !== 4) {
+    throw new RangeError(`Mask must be 4 bytes: ${mask.length}`);
+  }
+  const out = new Uint8Array(wsHeaderSize(payload.length, mask !== undefined) + payload.length);
+  const at = writeWsHeader(out, 0, opcode, payload.length, fin, mask);
+  if (mask === undefined) {
+    out.set(payload, at);
+  } else {
+    for (let i = 0; i < payload.length; i++) out[at + i] = payload[i]! ^ mask[i & 3]!;
+  }
+  return out;
+}
+
+/**
+ * Encodes `payload` as one unmasked binary message.
+ *
+ * @example
+ * ```ts
+ * import { encodeBinaryMessage } from "./websocket_codec.ts";
+ * console.log(encodeBinaryMessage(new Uint8Array([7]))); // Uint8Array(3) [ 130, 1, 7 ]
+ * ```
+ */
+export function encodeBinaryMessage(payload: Uint8Array): Uint8Array {
+  return encodeWsFrame(WsOpcode.Binary, payload);
+}
+
+/**
+ * Encodes the pong that answers a ping with `payload`.
+ *
+ * @throws {RangeError} When `payload` is longer than 125 bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodePong } from "./websocket_codec.ts";
+ * console.log(encodePong(new Uint8Array([1]))); // Uint8Array(3) [ 138, 1, 1 ]
+ * ```
+ */
+export function encodePong(payload: Uint8Array = EMPTY): Uint8Array {
+  return encodeWsFrame(WsOpcode.Pong, payload);
+}
+
+/**
+ * Encodes a close frame. Without `code` the frame is empty (the peer sees
+ * 1005). A reason longer than its 123 bytes of room is cut at a character
+ * boundary, so error messages can be passed as they are.
+ *
+ * @throws {RangeError} When `code` is not one an endpoint may send.
+ *
+ * @example
+ * ```ts
+ * import { encodeClose } from "./websocket_codec.ts";
+ * console.log(encodeClose(1000)); // Uint8Array(4) [ 136, 2, 3, 232 ]
+ * ```
+ */
+export function encodeClose(code?: number, reason = ""): Uint8Array {
+  if (code === undefined) return encodeWsFrame(WsOpcode.Close);
+  if (!Number.isInteger(code) || !_isWireCode(code)) {
+    throw new RangeError(`Close code is not one an endpoint may send: ${code}`);
+  }
+  let text = _encoder.encode(reason);
+  if (text.length > _MAX_CONTROL - 2) {
+    let end = _MAX_CONTROL - 2;
+    while (end > 0 && (text[end]! & 0xc0) === 0x80) end--;
+    text = text.subarray(0, end);
+  }
+  const payload = new Uint8Array(2 + text.length);
+  payload[0] = code >>> 8;
+  payload[1] = code & 0xff;
+  payload.set(text, 2);
+  return encodeWsFrame(WsOpcode.Close, payload);
+}

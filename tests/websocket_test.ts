@@ -1,0 +1,654 @@
+// Integration tests of goim over WebSocket on real loopback sockets: Deno's own
+// WebSocket client for what a browser does, and a raw client for what a browser
+// cannot (pings, unmasked or malformed frames, pipelining, custom headers).
+import assert from "node:assert/strict";
+import { encodeFrame, type Frame, HEADER_SIZE } from "../src/protocol/frame.ts";
+import { Op } from "../src/protocol/op.ts";
+import { Comet, type CometOptions } from "../src/server/comet.ts";
+import { type ConnectRequest, DefaultOperator } from "../src/server/operator.ts";
+import type { ConnInfo } from "../src/server/wire.ts";
+import { silentLogger } from "../src/log.ts";
+import type { Acceptor } from "../src/transport/acceptor.ts";
+import { listenWs, WsWire } from "../src/transport/websocket.ts";
+import {
+  encodeWsFrame,
+  WebSocketParser,
+  WsCloseCode,
+  WsOpcode,
+} from "../src/transport/websocket_codec.ts";
+
+const utf8 = new TextEncoder();
+const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+const MASK = new Uint8Array([9, 8, 7, 6]);
+
+/** A hub and a WebSocket acceptor on a free loopback port. */
+class Server implements AsyncDisposable {
+  readonly comet: Comet;
+  readonly acceptor: Acceptor;
+
+  constructor(options: CometOptions = {}, path?: string) {
+    this.comet = new Comet({ logger: silentLogger, ...options });
+    this.acceptor = listenWs(this.comet, {
+      hostname: "127.0.0.1",
+      port: 0,
+      ...(path === undefined ? {} : { path }),
+    });
+  }
+
+  get port(): number {
+    return this.acceptor.addr.port;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.acceptor[Symbol.asyncDispose]();
+    await this.comet.close();
+  }
+}
+
+/** Reads the one goim frame a message must be. */
+function oneFrame(data: Uint8Array): Frame {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  assert.ok(data.length >= HEADER_SIZE, `message of ${data.length} bytes`);
+  assert.equal(view.getInt32(0), data.length, "a message holds exactly one frame");
+  assert.equal(view.getInt16(4), HEADER_SIZE);
+  return {
+    ver: view.getInt16(6),
+    op: view.getInt32(8),
+    seq: view.getInt32(12),
+    body: data.slice(HEADER_SIZE),
+  };
+}
+
+/** Walks the frames back to back in an op-9 body, as goim's JS client does. */
+function innerFrames(body: Uint8Array): Frame[] {
+  const out: Frame[] = [];
+  for (let at = 0; at < body.length;) {
+    const view = new DataView(body.buffer, body.byteOffset + at);
+    const packLen = view.getInt32(0);
+    out.push(oneFrame(body.subarray(at, at + packLen)));
+    at += packLen;
+  }
+  return out;
+}
+
+/** Waits for `check` to hold, polling. */
+async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+/** A queue that hands items to waiters, with a timeout. */
+class Inbox<T> {
+  #items: T[] = [];
+  #waiters: (() => void)[] = [];
+  ended = false;
+
+  put(item: T): void {
+    this.#items.push(item);
+    this.#wake();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  async take(timeout = 3000): Promise<T> {
+    const deadline = Date.now() + timeout;
+    while (this.#items.length === 0) {
+      if (this.ended) throw new Error("Connection closed");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("Timed out waiting for a message");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+        this.#waiters.push(resolve);
+      });
+      clearTimeout(timer);
+    }
+    return this.#items.shift()!;
+  }
+}
+
+/** Deno's built-in WebSocket client, as a browser would use it. */
+class BrowserClient implements AsyncDisposable {
+  readonly ws: WebSocket;
+  readonly inbox = new Inbox<Uint8Array>();
+  readonly closed: Promise<CloseEvent>;
+  seq = 0;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (e) => {
+      this.inbox.put(
+        typeof e.data === "string" ? utf8.encode(e.data) : new Uint8Array(e.data as ArrayBuffer),
+      );
+    };
+    this.closed = new Promise((resolve) => {
+      ws.onclose = (e) => {
+        this.inbox.end();
+        resolve(e);
+      };
+    });
+  }
+
+  static async open(port: number, path = "/sub"): Promise<BrowserClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+    const client = new BrowserClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error("WebSocket failed to open"));
+    });
+    return client;
+  }
+
+  /** Opens and authenticates with goim's JSON; resolves after op 8. */
+  static async auth(port: number, auth: Record<string, unknown>): Promise<BrowserClient> {
+    const c = await BrowserClient.open(port);
+    const seq = c.send(Op.Auth, JSON.stringify(auth));
+    const reply = await c.frame();
+    assert.equal(reply.op, Op.AuthReply);
+    assert.equal(reply.seq, seq);
+    return c;
+  }
+
+  send(op: number, body: Uint8Array | string = "", seq = ++this.seq): number {
+    this.ws.send(encodeFrame(op, seq, typeof body === "string" ? utf8.encode(body) : body));
+    return seq;
+  }
+
+  async frame(timeout?: number): Promise<Frame> {
+    return oneFrame(await this.inbox.take(timeout));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close();
+    await this.closed;
+  }
+}
+
+interface WsEventRecord {
+  op: number;
+  payload: Uint8Array;
+  code?: number;
+  reason?: string;
+}
+
+/** A WebSocket client over raw TCP that can do what browsers cannot. */
+class RawClient implements AsyncDisposable {
+  readonly conn: Deno.TcpConn;
+  readonly inbox = new Inbox<WsEventRecord>();
+  #parser: WebSocketParser;
+  #reading: Promise<void>;
+  #paused: Promise<void> | undefined;
+  #resume: (() => void) | undefined;
+  seq = 0;
+
+  private constructor(conn: Deno.TcpConn, rest: Uint8Array, maxMessage: number) {
+    this.conn = conn;
+    this.#parser = new WebSocketParser({ masked: false, maxMessage });
+    this.#parser.push(rest);
+    this.#drain();
+    this.#reading = this.#read();
+  }
+
+  /** Connects, upgrades with `extraHeaders`, and optionally sends `first` in the same write. */
+  static async connect(
+    port: number,
+    extraHeaders = "",
+    first: Uint8Array = new Uint8Array(0),
+    maxMessage = 1 << 20,
+  ): Promise<RawClient> {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const head = utf8.encode(
+      "GET /sub HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        extraHeaders + "\r\n",
+    );
+    const request = new Uint8Array(head.length + first.length);
+    request.set(head);
+    request.set(first, head.length);
+    await conn.write(request);
+    const buf = new Uint8Array(4096);
+    let len = 0;
+    for (;;) {
+      const n = await conn.read(buf.subarray(len));
+      if (n === null) throw new Error("Closed during the handshake");
+      len += n;
+      const end = text(buf.subarray(0, len)).indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const response = text(buf.subarray(0, end));
+        assert.match(response, /^HTTP\/1\.1 101 /);
+        return new RawClient(conn, buf.slice(end + 4, len), maxMessage);
+      }
+    }
+  }
+
+  #drain(): void {
+    for (let op = this.#parser.next(); op !== undefined; op = this.#parser.next()) {
+      const e: WsEventRecord = { op, payload: this.#parser.payload.slice() };
+      if (op === WsOpcode.Close) {
+        e.code = this.#parser.closeCode;
+        e.reason = this.#parser.closeReason;
+      }
+      this.inbox.put(e);
+    }
+  }
+
+  async #read(): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        await this.#paused;
+        const n = await this.conn.read(buf);
+        if (n === null) break;
+        this.#parser.push(buf.subarray(0, n));
+        this.#drain();
+      }
+    } catch {
+      // reset or closed
+    }
+    this.inbox.end();
+  }
+
+  /** Stops reading after the read under way, so the server's writes back up. */
+  pause(): void {
+    this.#paused ??= new Promise((resolve) => (this.#resume = resolve));
+  }
+
+  resume(): void {
+    this.#resume?.();
+    this.#paused = this.#resume = undefined;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      let at = 0;
+      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
+    } catch {
+      // the server may have closed us
+    }
+  }
+
+  /** Sends a goim frame as one masked binary message; returns its seq. */
+  async send(op: number, body: Uint8Array | string = "", seq = ++this.seq): Promise<number> {
+    const frame = encodeFrame(op, seq, typeof body === "string" ? utf8.encode(body) : body);
+    await this.write(encodeWsFrame(WsOpcode.Binary, frame, { mask: MASK }));
+    return seq;
+  }
+
+  async frame(): Promise<Frame> {
+    const e = await this.inbox.take();
+    assert.equal(e.op, WsOpcode.Binary, `expected a binary message, got opcode ${e.op}`);
+    return oneFrame(e.payload);
+  }
+
+  /** Skips messages until a close frame; resolves with it. */
+  async closeFrame(): Promise<WsEventRecord> {
+    for (;;) {
+      const e = await this.inbox.take();
+      if (e.op === WsOpcode.Close) return e;
+    }
+  }
+
+  /** Resolves true once the server has closed the TCP connection. */
+  async closedByServer(): Promise<boolean> {
+    try {
+      for (;;) await this.inbox.take();
+    } catch (err) {
+      return (err as Error).message === "Connection closed";
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.resume();
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+    await this.#reading;
+  }
+}
+
+function online(frame: Frame): number {
+  assert.equal(frame.op, Op.HeartbeatReply);
+  assert.equal(frame.body.length, 4);
+  return new DataView(frame.body.buffer, frame.body.byteOffset, 4).getInt32(0);
+}
+
+// ---------------------------------------------------------------- browser client
+
+Deno.test("auth and heartbeat over a browser WebSocket", async () => {
+  await using server = new Server();
+  await using c = await BrowserClient.open(server.port);
+  c.send(Op.Auth, JSON.stringify({ mid: 1, key: "w1", room_id: "live://1", accepts: [1000] }), 77);
+  const reply = await c.frame();
+  assert.equal(reply.op, Op.AuthReply);
+  assert.equal(reply.seq, 77);
+  assert.equal(reply.body.length, 0);
+  const seq = c.send(Op.Heartbeat);
+  const hb = await c.frame();
+  assert.equal(hb.seq, seq);
+  assert.equal(online(hb), 1);
+  assert.equal(server.comet.channel("w1")?.info.transport, "ws");
+  assert.equal(
+    server.comet.channel("w1")?.info.headers?.get("upgrade")?.toLowerCase(),
+    "websocket",
+  );
+});
+
+Deno.test("room and key pushes arrive as one frame per message", async () => {
+  await using server = new Server();
+  await using c = await BrowserClient.auth(server.port, {
+    key: "w2",
+    room_id: "live://2",
+    accepts: [1001],
+  });
+  assert.equal(server.comet.pushRoom("live://2", 1000, utf8.encode("to the room")), 1);
+  let f = await c.frame();
+  assert.deepEqual([f.op, f.seq, text(f.body)], [1000, 0, "to the room"]);
+  assert.equal(server.comet.pushKeys(["w2"], 1001, utf8.encode("to the key")), 1);
+  f = await c.frame();
+  assert.deepEqual([f.op, f.seq, text(f.body)], [1001, 0, "to the key"]);
+  // Upstream messages are echoed by the default operator.
+  const seq = c.send(Op.SendMsg, "up");
+  f = await c.frame();
+  assert.deepEqual([f.op, f.seq, text(f.body)], [Op.SendMsgReply, seq, "up"]);
+});
+
+Deno.test("pushes flushed together arrive as one op-9 batch message", async () => {
+  await using server = new Server();
+  await using c = await BrowserClient.auth(server.port, { key: "w3", room_id: "live://3" });
+  for (let i = 0; i < 5; i++) server.comet.pushRoom("live://3", 1000 + i, utf8.encode(`m${i}`));
+  const message = await c.inbox.take();
+  const outer = oneFrame(message);
+  assert.equal(outer.op, Op.Raw);
+  assert.equal(outer.ver, 1);
+  assert.equal(outer.seq, 0);
+  const inner = innerFrames(outer.body);
+  assert.deepEqual(
+    inner.map((f) => [f.op, text(f.body)]),
+    [0, 1, 2, 3, 4].map((i) => [1000 + i, `m${i}`]),
+  );
+  // The next lone push is a plain frame again.
+  server.comet.pushRoom("live://3", 1000, utf8.encode("alone"));
+  const f = await c.frame();
+  assert.deepEqual([f.op, text(f.body)], [1000, "alone"]);
+});
+
+Deno.test("a text message is refused with close code 1003", async () => {
+  await using server = new Server();
+  await using c = await BrowserClient.auth(server.port, { key: "w4" });
+  c.ws.send("hello");
+  const e = await c.closed;
+  assert.equal(e.code, WsCloseCode.UnsupportedData);
+  assert.ok(await until(() => server.comet.connections === 0));
+  assert.equal(server.comet.stats.protocolErrors, 1);
+});
+
+Deno.test("a client's close() gets a clean close", async () => {
+  await using server = new Server();
+  const c = await BrowserClient.auth(server.port, { key: "w5" });
+  assert.equal(server.comet.connections, 1);
+  c.ws.close(1000, "bye");
+  const e = await c.closed;
+  // The server echoes the code, as RFC 6455 suggests; the reason is the client's own.
+  assert.equal(e.code, 1000);
+  assert.ok(e.wasClean);
+  assert.ok(await until(() => server.comet.connections === 0));
+  assert.equal(server.comet.stats.protocolErrors, 0);
+});
+
+Deno.test("server shutdown sends op 6 and a close frame", async () => {
+  await using server = new Server();
+  await using c = await BrowserClient.auth(server.port, { key: "w6" });
+  const closing = server.comet.close();
+  const f = await c.frame();
+  assert.equal(f.op, Op.DisconnectReply);
+  assert.equal(text(f.body), "server shutting down");
+  const e = await c.closed;
+  assert.equal(e.code, 1000);
+  await closing;
+});
+
+Deno.test("a custom path is served, others get 404", async () => {
+  await using server = new Server({}, "/goim");
+  await using c = await BrowserClient.open(server.port, "/goim");
+  c.send(Op.Auth, "{}");
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  const res = await fetch(`http://127.0.0.1:${server.port}/sub`);
+  assert.equal(res.status, 404);
+  await res.body?.cancel();
+});
+
+// ---------------------------------------------------------------- raw client
+
+Deno.test("pings are answered with pongs, and a pipelined auth is read", async () => {
+  await using server = new Server();
+  const auth = encodeFrame(Op.Auth, 1, utf8.encode('{"key":"r1"}'));
+  await using c = await RawClient.connect(
+    server.port,
+    "",
+    encodeWsFrame(WsOpcode.Binary, auth, { mask: MASK }),
+  );
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  await c.write(encodeWsFrame(WsOpcode.Ping, utf8.encode("are you there"), { mask: MASK }));
+  const pong = await c.inbox.take();
+  assert.equal(pong.op, WsOpcode.Pong);
+  assert.equal(text(pong.payload), "are you there");
+  // Pongs the client volunteers are ignored.
+  await c.write(encodeWsFrame(WsOpcode.Pong, utf8.encode("x"), { mask: MASK }));
+  const seq = await c.send(Op.Heartbeat);
+  const hb = await c.frame();
+  assert.equal(hb.op, Op.HeartbeatReply);
+  assert.equal(hb.seq, seq);
+});
+
+Deno.test("a fragmented auth with a ping in between is reassembled", async () => {
+  await using server = new Server();
+  await using c = await RawClient.connect(server.port);
+  const auth = encodeFrame(Op.Auth, 9, utf8.encode('{"key":"r2","room_id":"live://r"}'));
+  await c.write(encodeWsFrame(WsOpcode.Binary, auth.subarray(0, 10), { mask: MASK, fin: false }));
+  await c.write(encodeWsFrame(WsOpcode.Ping, utf8.encode("p"), { mask: MASK }));
+  await c.write(encodeWsFrame(WsOpcode.Continuation, auth.subarray(10), { mask: MASK }));
+  const pong = await c.inbox.take();
+  assert.equal(pong.op, WsOpcode.Pong);
+  const reply = await c.frame();
+  assert.equal(reply.op, Op.AuthReply);
+  assert.equal(reply.seq, 9);
+  assert.equal(server.comet.channel("r2")?.room, "live://r");
+});
+
+Deno.test("upgrade headers and the transport name reach the operator", async () => {
+  let info: ConnInfo | undefined;
+  const operator = new DefaultOperator();
+  const connect = operator.connect.bind(operator);
+  operator.connect = (request: ConnectRequest) => {
+    info = request.info;
+    return connect(request);
+  };
+  await using server = new Server({ operator });
+  await using c = await RawClient.connect(
+    server.port,
+    "Cookie: sid=abc\r\nOrigin: https://example.com\r\n",
+  );
+  await c.send(Op.Auth, '{"key":"r3"}');
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  assert.equal(info?.transport, "ws");
+  assert.equal(info?.remoteAddr.hostname, "127.0.0.1");
+  assert.equal(info?.headers?.get("cookie"), "sid=abc");
+  assert.equal(info?.headers?.get("origin"), "https://example.com");
+});
+
+Deno.test("an unmasked frame closes that client with 1002; others keep receiving", async () => {
+  await using server = new Server();
+  await using good = await BrowserClient.auth(server.port, { key: "g", room_id: "live://x" });
+  await using bad = await RawClient.connect(server.port);
+  await bad.send(Op.Auth, '{"key":"b","room_id":"live://x"}');
+  assert.equal((await bad.frame()).op, Op.AuthReply);
+  await bad.write(encodeWsFrame(WsOpcode.Binary, encodeFrame(Op.Heartbeat, 2)));
+  const f = await bad.frame();
+  assert.equal(f.op, Op.DisconnectReply);
+  assert.match(text(f.body), /not masked/);
+  const close = await bad.closeFrame();
+  assert.equal(close.code, WsCloseCode.ProtocolError);
+  assert.match(close.reason!, /not masked/);
+  assert.ok(await bad.closedByServer());
+  assert.ok(await until(() => server.comet.connections === 1));
+  assert.equal(server.comet.pushRoom("live://x", 1000, utf8.encode("still here")), 1);
+  const g = await good.frame();
+  assert.deepEqual([g.op, text(g.body)], [1000, "still here"]);
+});
+
+Deno.test("a message that is not exactly one goim frame closes with 1002", async () => {
+  await using server = new Server();
+  await using c = await RawClient.connect(server.port);
+  await c.send(Op.Auth, '{"key":"r4"}');
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  const two = new Uint8Array(32);
+  two.set(encodeFrame(Op.Heartbeat, 1));
+  two.set(encodeFrame(Op.Heartbeat, 2), 16);
+  await c.write(encodeWsFrame(WsOpcode.Binary, two, { mask: MASK }));
+  assert.equal((await c.frame()).op, Op.DisconnectReply);
+  assert.equal((await c.closeFrame()).code, WsCloseCode.ProtocolError);
+  assert.ok(await c.closedByServer());
+});
+
+Deno.test("a message over the body limit closes with 1009", async () => {
+  await using server = new Server({ maxBody: 64 });
+  await using c = await RawClient.connect(server.port);
+  await c.send(Op.Auth, "x".repeat(65));
+  assert.equal((await c.closeFrame()).code, WsCloseCode.MessageTooBig);
+  assert.ok(await c.closedByServer());
+});
+
+Deno.test("a silent connection is cut at its heartbeat deadline with a close frame", async () => {
+  await using server = new Server({ heartbeatTimeout: 100 });
+  await using c = await RawClient.connect(server.port);
+  await c.send(Op.Auth, '{"key":"r5"}');
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  assert.equal((await c.closeFrame()).code, WsCloseCode.Normal);
+  assert.ok(await c.closedByServer());
+  assert.equal(server.comet.stats.heartbeatTimeouts, 1);
+});
+
+Deno.test("a pong waits for a write under way instead of cutting into it", async () => {
+  await using server = new Server();
+  await using c = await RawClient.connect(server.port, "", new Uint8Array(0), 32 << 20);
+  await c.send(Op.Auth, '{"key":"r6","room_id":"live://big"}');
+  assert.equal((await c.frame()).op, Op.AuthReply);
+  // Far more than loopback socket buffers hold (a few MiB) while the client is not reading,
+  // so the write is still under way, in several pieces, when the ping comes in.
+  c.pause();
+  const body = new Uint8Array(256 * 1024).fill(7);
+  for (let i = 0; i < 80; i++) server.comet.pushRoom("live://big", 1000, body);
+  await new Promise((r) => setTimeout(r, 50));
+  await c.write(encodeWsFrame(WsOpcode.Ping, utf8.encode("mid-write"), { mask: MASK }));
+  await new Promise((r) => setTimeout(r, 50));
+  c.resume();
+  const batch = oneFrame((await c.inbox.take(10_000)).payload);
+  assert.equal(batch.op, Op.Raw);
+  const inner = innerFrames(batch.body);
+  assert.equal(inner.length, 80);
+  assert.ok(inner.every((f) => f.op === 1000 && f.body.length === body.length));
+  const pong = await c.inbox.take();
+  assert.equal(pong.op, WsOpcode.Pong);
+  assert.equal(text(pong.payload), "mid-write");
+});
+
+Deno.test("the handshake deadline covers the HTTP head", async () => {
+  await using server = new Server({ handshakeTimeout: 100 });
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(utf8.encode("GET /sub HTTP/1.1\r\nHost: x\r\n"));
+  const started = Date.now();
+  assert.equal(await conn.read(new Uint8Array(64)), null);
+  assert.ok(Date.now() - started < 2000);
+  assert.ok(await until(() => server.comet.stats.handshakeTimeouts === 1));
+  assert.equal(server.comet.handshaking, 0);
+});
+
+Deno.test("shutdown closes a connection still in its HTTP handshake at once", async () => {
+  await using server = new Server();
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(utf8.encode("GET /sub HTTP/1.1\r\n"));
+  assert.ok(await until(() => server.comet.handshaking === 1));
+  const started = Date.now();
+  await server.comet.close();
+  assert.ok(Date.now() - started < 1000);
+  // Nothing was written to a peer that never upgraded: not op 6, not a close frame.
+  assert.equal(await conn.read(new Uint8Array(64)), null);
+});
+
+Deno.test("a refused upgrade counts as a protocol error", async () => {
+  await using server = new Server();
+  const res = await fetch(`http://127.0.0.1:${server.port}/sub`);
+  assert.equal(res.status, 400);
+  assert.equal(res.headers.get("connection"), "close");
+  await res.body?.cancel();
+  assert.ok(await until(() => server.comet.stats.protocolErrors === 1));
+});
+
+// ---------------------------------------------------------------- encode
+
+Deno.test("encode: one frame, an op-9 batch, and op 6 followed by a close frame", () => {
+  const conn = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } };
+  const wire = new WsWire(conn as unknown as Deno.Conn, { upgraded: { headers: new Headers() } });
+  const a = encodeFrame(1000, 0, utf8.encode("a"));
+  const b = encodeFrame(1001, 0, new Uint8Array(200));
+  const parser = new WebSocketParser({ masked: false, maxMessage: 1 << 20 });
+
+  parser.push(wire.encode([a], 1, a.length));
+  assert.equal(parser.next(), WsOpcode.Binary);
+  assert.deepEqual(parser.payload, a);
+
+  const out = wire.encode([a, b, a], 3, 2 * a.length + b.length);
+  assert.equal(out.length, 4 + 16 + 2 * a.length + b.length, "16-bit length header");
+  parser.push(out);
+  assert.equal(parser.next(), WsOpcode.Binary);
+  const outer = oneFrame(parser.payload);
+  assert.equal(outer.op, Op.Raw);
+  assert.deepEqual(innerFrames(outer.body).map((f) => f.op), [1000, 1001, 1000]);
+
+  const bye = encodeFrame(Op.DisconnectReply, 0, utf8.encode("bye"));
+  parser.push(wire.encode([a, bye], 2, a.length + bye.length));
+  assert.equal(parser.next(), WsOpcode.Binary);
+  assert.deepEqual(parser.payload, a);
+  assert.equal(parser.next(), WsOpcode.Binary);
+  assert.deepEqual(parser.payload, bye);
+  assert.equal(parser.next(), WsOpcode.Close);
+  assert.equal(parser.closeCode, 1000);
+  assert.equal(parser.next(), undefined);
+});
+
+Deno.test("encode keeps replies out of op-9 batches so goim clients see them", () => {
+  const conn = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } };
+  const wire = new WsWire(conn as unknown as Deno.Conn, { upgraded: { headers: new Headers() } });
+  const auth = encodeFrame(Op.AuthReply, 1);
+  const push = encodeFrame(1000, 0, utf8.encode("p"));
+  const heart = encodeFrame(Op.HeartbeatReply, 2, new Uint8Array(4));
+  const frames = [auth, push, push, heart, push];
+  const bytes = frames.reduce((n, f) => n + f.length, 0);
+  const parser = new WebSocketParser({ masked: false, maxMessage: 1 << 20 });
+  parser.push(wire.encode(frames, frames.length, bytes));
+  const ops: number[] = [];
+  for (let e = parser.next(); e !== undefined; e = parser.next()) {
+    assert.equal(e, WsOpcode.Binary);
+    const outer = oneFrame(parser.payload);
+    ops.push(outer.op);
+    if (outer.op === Op.Raw) {
+      assert.deepEqual(innerFrames(outer.body).map((f) => f.op), [1000, 1000]);
+    }
+  }
+  assert.deepEqual(ops, [Op.AuthReply, Op.Raw, Op.HeartbeatReply, 1000]);
+});
