@@ -2,6 +2,7 @@
 // auth, heartbeat, sub/unsub, change room, duplicate keys, upstream messages,
 // framing, bad input, timeouts, shutdown and online counts.
 import assert from "node:assert/strict";
+import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { ConnectRequest, Operator } from "../src/server/operator.ts";
@@ -809,4 +810,65 @@ Deno.test("online counts follow joins and leaves; nothing is left once everyone 
   }
   assert.equal(comet.pushMids([1], 1000, utf8.encode("nobody")), 0);
   assert.equal(comet.pushAll(1000, utf8.encode("nobody")), 0);
+});
+
+Deno.test("a slow operator receive holds up neither heartbeats nor other requests", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const operator: Operator = {
+    connect: () => ({ key: "slow-op" }),
+    async receive(_ch, frame) {
+      if (text(frame.body) === "slow") await gate;
+      return `re:${text(frame.body)}`;
+    },
+  };
+  await using server = startServer({ operator });
+  await using c = await TestClient.auth(port(server), {});
+  const slowSeq = c.sendFrame(Op.SendMsg, "slow");
+  const hbSeq = c.sendFrame(Op.Heartbeat);
+  const fastSeq = c.sendFrame(Op.SendMsg, "fast");
+  const first = await c.next();
+  const second = await c.next();
+  assert.deepEqual(
+    [[first.op, first.seq], [second.op, second.seq]].sort(),
+    [[Op.HeartbeatReply, hbSeq], [Op.SendMsgReply, fastSeq]].sort(),
+  );
+  release();
+  const last = await c.next();
+  assert.equal(last.op, Op.SendMsgReply);
+  assert.equal(last.seq, slowSeq);
+  assert.equal(text(last.body), "re:slow");
+});
+
+Deno.test("a client that sends requests faster than it reads is throttled, not closed", async () => {
+  await using server = startServer({ queueSize: 8 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: port(server) });
+  try {
+    // 6,000 echoes of 4 KB: far more than loopback socket buffers hold, so the server's
+    // queue fills while this client is not reading.
+    const n = 6000;
+    const body = new Uint8Array(4000).fill(7);
+    const frames = [encodeFrame(Op.Auth, 1, authBody({ key: "flood" }))];
+    for (let i = 0; i < n; i++) frames.push(encodeFrame(Op.SendMsg, i + 2, body));
+    const writing = (async () => {
+      for (const f of frames) {
+        for (let at = 0; at < f.length;) at += await conn.write(f.subarray(at));
+      }
+    })();
+    await sleep(300);
+    assert.equal(server.comet.stats.slowClosed, 0);
+    const decoder = new FrameDecoder({ maxBody: 4096 });
+    const buf = new Uint8Array(64 * 1024);
+    const seqs: number[] = [];
+    while (seqs.length < n + 1) {
+      const read = await conn.read(buf);
+      assert.notEqual(read, null, `closed after ${seqs.length} replies`);
+      for (const f of decoder.decode(buf.subarray(0, read!))) seqs.push(f.seq);
+    }
+    await writing;
+    assert.deepEqual(seqs, Array.from({ length: n + 1 }, (_, i) => i + 1));
+    assert.equal(server.comet.stats.slowClosed, 0);
+  } finally {
+    conn.close();
+  }
 });

@@ -61,6 +61,7 @@ export class Channel {
   #closeGrace: number;
   #watch: Set<number> | undefined;
   #state: ChannelState = "handshake";
+  #flushed: (() => void) | undefined;
 
   /**
    * Creates a channel in its handshake state; the hub does this per connection.
@@ -166,6 +167,34 @@ export class Channel {
   }
 
   /**
+   * Queues a reply to the client's own request (auth, heartbeat, op 4, sub,
+   * change room). Replies never trip the slow-consumer policy: the hub stops
+   * reading from a client whose queue is full instead (see
+   * {@linkcode Channel._writable}), so a client that sends faster than it
+   * reads is throttled by its own TCP window rather than disconnected.
+   *
+   * @returns Whether the frame was queued (false once closing).
+   */
+  reply(op: number, body: Uint8Array | string, seq: number, ver: number): boolean {
+    const bytes = typeof body === "string" ? _encoder.encode(body) : body;
+    return this.#queue.force(encodeFrame(op, seq, bytes, ver));
+  }
+
+  /**
+   * @internal Undefined while the queue has room; else a promise that
+   * settles once the writer has flushed it (or the channel closed).
+   */
+  _writable(): Promise<void> | undefined {
+    if (this.#queue.length < this.#queue.capacity || this.#queue.closed) return undefined;
+    return new Promise<void>((resolve) => (this.#flushed = resolve));
+  }
+
+  /** @internal Upstream messages being handled by the operator right now. */
+  _inflight = 0;
+  /** @internal Wakes a reader waiting for a free upstream slot. */
+  _onSlot: (() => void) | undefined;
+
+  /**
    * Says goodbye: queues op 6 (DisconnectReply) with `reason` as its body after
    * whatever is queued, flushes, then closes. The flush is bounded by the
    * server's close grace; a peer that does not read is cut off after it.
@@ -184,6 +213,15 @@ export class Channel {
     this.#queue.close();
     this.#queue.clear();
     this.wire.close();
+    this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#flushed;
+    if (wake) {
+      this.#flushed = undefined;
+      wake();
+    }
   }
 
   /**
@@ -215,6 +253,7 @@ export class Channel {
         }
         // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
         if (data.length > 0) await this.wire.write(data);
+        this.#wakeReader();
       }
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.

@@ -83,6 +83,8 @@ type _Normalized = Required<Omit<Session, "heartbeat">> & { heartbeat: number };
 
 const _MAX_ID_LENGTH = 256;
 const _MAX_WATCH = 1024;
+/** Upstream messages one connection may have with the operator at once. */
+const _MAX_INFLIGHT = 32;
 const _decoder = new TextDecoder();
 
 function _positive(name: string, value: number | undefined, fallback: number): number {
@@ -514,7 +516,7 @@ export class Comet implements AsyncDisposable {
       return false;
     }
     this.#register(ch, session);
-    ch.send(Op.AuthReply, "", frame.seq, frame.ver);
+    ch.reply(Op.AuthReply, "", frame.seq, frame.ver);
     this.#stats.authOk++;
     this.logger.debug("Connected", { key: ch.key, mid: ch.mid, room: ch.room });
     return true;
@@ -605,35 +607,50 @@ export class Comet implements AsyncDisposable {
       // client frames: a heartbeat would push the close grace out to a full
       // heartbeat deadline, and a room change would rejoin a dying channel.
       if (ch.state !== "open") break;
+      // A full queue pauses reading: the client is throttled by its own TCP window.
+      const writable = ch._writable();
+      if (writable) {
+        await writable;
+        if (ch.state !== "open") break;
+      }
       const { op, seq, ver, body } = frame;
       switch (op) {
         case Op.Heartbeat: {
           this.#timers.reset(ch._timer!, ch._heartbeat);
           const online = new Uint8Array(4);
           new DataView(online.buffer).setInt32(0, this.roomOnline(ch._room));
-          ch.send(Op.HeartbeatReply, online, seq, ver);
+          ch.reply(Op.HeartbeatReply, online, seq, ver);
           if (this.#operator.heartbeat) this.#callHeartbeat(ch);
           break;
         }
         case Op.SendMsg: {
-          const reply = this.#operator.receive ? await this.#receive(ch, frame) : body;
-          if (reply !== undefined) ch.send(Op.SendMsgReply, reply, seq, ver);
+          if (!this.#operator.receive) {
+            ch.reply(Op.SendMsgReply, body, seq, ver);
+            break;
+          }
+          // Upstream messages run side by side (bounded), so a slow operator holds up
+          // neither this client's heartbeats nor its other requests; seq matches replies.
+          while (ch._inflight >= _MAX_INFLIGHT) {
+            await new Promise<void>((resolve) => (ch._onSlot = resolve));
+          }
+          ch._inflight++;
+          void this.#receive(ch, frame);
           break;
         }
         case Op.ChangeRoom:
           this.changeRoom(ch, _decoder.decode(body));
-          ch.send(Op.ChangeRoomReply, body, seq, ver);
+          ch.reply(Op.ChangeRoomReply, body, seq, ver);
           break;
         case Op.Sub:
           ch.watch(_parseOps(body));
           if (ch.watchCount > _MAX_WATCH) {
             throw new ProtocolError(`Watching more than ${_MAX_WATCH} ops`);
           }
-          ch.send(Op.SubReply, body, seq, ver);
+          ch.reply(Op.SubReply, body, seq, ver);
           break;
         case Op.Unsub:
           ch.unwatch(_parseOps(body));
-          ch.send(Op.UnsubReply, body, seq, ver);
+          ch.reply(Op.UnsubReply, body, seq, ver);
           break;
         default:
           this.logger.debug("Ignored client op", { key: ch.key, op });
@@ -641,12 +658,17 @@ export class Comet implements AsyncDisposable {
     }
   }
 
-  async #receive(ch: Channel, frame: Frame): Promise<Uint8Array | string | undefined> {
+  async #receive(ch: Channel, frame: Frame): Promise<void> {
     try {
-      return await this.#operator.receive!(ch, frame);
+      const reply = await this.#operator.receive!(ch, frame);
+      if (reply !== undefined) ch.reply(Op.SendMsgReply, reply, frame.seq, frame.ver);
     } catch (err) {
       this.logger.warn("Operator receive failed", { key: ch.key, error: err });
-      return undefined;
+    } finally {
+      ch._inflight--;
+      const wake = ch._onSlot;
+      ch._onSlot = undefined;
+      wake?.();
     }
   }
 
