@@ -48,6 +48,8 @@ export * from "./src/api/push_api.ts";
 export * from "./src/log.ts";
 export * from "./src/config.ts";
 export * from "./src/serve.ts";
+export * from "./src/cluster/resp.ts";
+export * from "./src/cluster/redis_client.ts";
 export * from "./src/handler.ts";
 export * from "./src/client/auth_error.ts";
 export * from "./src/client/connection_closed_error.ts";
