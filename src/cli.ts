@@ -1,9 +1,13 @@
 /**
  * The `comet` command: a goim-compatible push server on TCP with the goim
- * push API. Run `deno task start --help` for its flags.
+ * push API, alone or as one node of a cluster (`--redis`). Run
+ * `deno task start --help` for its flags.
  *
  * @module
  */
+import type { Cluster } from "./cluster/cluster.ts";
+import { MemoryCluster } from "./cluster/memory_cluster.ts";
+import { RedisCluster } from "./cluster/redis_cluster.ts";
 import { ConfigError, parseConfig, usage } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./serve.ts";
@@ -44,6 +48,23 @@ export async function main(args: readonly string[]): Promise<number> {
       return 2;
     }
   }
+  let cluster: Cluster | undefined;
+  if (cfg.redis !== undefined) {
+    try {
+      cluster = await RedisCluster.connect(cfg.redis, {
+        logger,
+        ...(cfg.nodeId !== undefined && { nodeId: cfg.nodeId }),
+        ...(cfg.sessionTtl !== undefined && { sessionTtl: cfg.sessionTtl }),
+        ...(cfg.reportInterval !== undefined && { reportInterval: cfg.reportInterval }),
+      });
+    } catch (err) {
+      // Starting alone would silently split the cluster; better not start at all.
+      console.error(`comet: cannot join the cluster: ${(err as Error).message}`);
+      return 1;
+    }
+  } else if (cfg.nodeId !== undefined) {
+    cluster = new MemoryCluster({ nodeId: cfg.nodeId });
+  }
   let server;
   try {
     server = serve({
@@ -61,8 +82,12 @@ export async function main(args: readonly string[]): Promise<number> {
       queueSize: cfg.queueSize,
       slow: cfg.slow,
       logger,
+      ...(cluster !== undefined && { cluster }),
+      ...(cfg.advertise !== undefined && { domain: cfg.advertise }),
     });
   } catch (err) {
+    // serve() closes the cluster it was given when it throws; wait for that to finish.
+    await cluster?.close();
     console.error(`comet: cannot listen: ${(err as Error).message}`);
     return 1;
   }

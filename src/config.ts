@@ -1,3 +1,4 @@
+import { parseRedisUrl } from "./cluster/redis_client.ts";
 import type { LogLevel } from "./log.ts";
 import type { SlowPolicy } from "./server/channel.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
@@ -39,6 +40,16 @@ export interface CliConfig {
   slow: SlowPolicy;
   /** Log level. */
   log: LogLevel;
+  /** Redis URL of the cluster; absent for a single node. */
+  redis?: string;
+  /** This node's id in the cluster. */
+  nodeId?: string;
+  /** Host name or address clients should use for this node. */
+  advertise?: string;
+  /** How long a session stays in the cluster registry without a heartbeat, in ms. */
+  sessionTtl?: number;
+  /** How often the node reports its counts to the cluster, in ms. */
+  reportInterval?: number;
   /** Whether `--help` was asked for. */
   help: boolean;
 }
@@ -236,6 +247,52 @@ const _FLAGS: _Flag[] = [
     },
   },
   {
+    name: "redis",
+    arg: "URL",
+    help: "cluster through Redis: redis://[:password@]host:port[/db] (env COMET_REDIS)",
+    parse: (v, c) => {
+      parseRedisUrl(v);
+      c.redis = v;
+    },
+  },
+  {
+    name: "node-id",
+    arg: "ID",
+    help: "this node's id in the cluster: letters, digits, . _ - (default random)",
+    parse: (v, c) => {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) {
+        throw new RangeError(`Must be 1 to 64 letters, digits, dots, underscores or dashes: ${v}`);
+      }
+      c.nodeId = v;
+    },
+  },
+  {
+    name: "advertise",
+    arg: "ADDR",
+    help: "host name or IP clients should use for this node (default the TCP host)",
+    parse: (v, c) => {
+      // A host, not host:port: the ports are the listeners' own.
+      if (
+        !/^(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+|[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*)$/.test(v)
+      ) {
+        throw new RangeError(`Must be a host name or IP address, without a port: ${v}`);
+      }
+      c.advertise = v.replace(/^\[(.*)\]$/, "$1");
+    },
+  },
+  {
+    name: "session-ttl",
+    arg: "D",
+    help: "how long the registry keeps a silent session (default 2x heartbeat timeout)",
+    parse: (v, c) => void (c.sessionTtl = parseDuration(v)),
+  },
+  {
+    name: "report-interval",
+    arg: "D",
+    help: "how often a node reports its online counts; 3 missed = gone (default 5s)",
+    parse: (v, c) => void (c.reportInterval = parseDuration(v)),
+  },
+  {
     name: "log",
     arg: "LEVEL",
     help: "debug, info (default), warn or error",
@@ -307,7 +364,8 @@ export interface ParseConfigOptions {
 
 /**
  * Parses command-line flags (`--name value` or `--name=value`), an optional
- * `--config FILE` of the same names without dashes, and `COMET_API_TOKEN`.
+ * `--config FILE` of the same names without dashes, `COMET_API_TOKEN` and
+ * `COMET_REDIS`.
  * Precedence: flags, then the file, then the environment, then defaults.
  *
  * @throws {ConfigError} Naming the bad flag, value or file.
@@ -345,6 +403,9 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
   }
   const token = options.env?.("COMET_API_TOKEN");
   if (token) _apply(cfg, "api-token", token, "variable");
+  // The URL may carry a password, which a flag would show to anyone listing processes.
+  const redis = options.env?.("COMET_REDIS");
+  if (redis) _apply(cfg, "redis", redis, "variable");
   if (file !== undefined) {
     let parsed: unknown;
     try {
@@ -368,6 +429,10 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
   }
   if (cfg.tlsCert === undefined && (cfg.tcpTls || cfg.wss)) {
     throw new ConfigError(`--${cfg.tcpTls ? "tcp-tls" : "wss"} needs --tls-cert and --tls-key`);
+  }
+  if (cfg.redis === undefined) {
+    if (cfg.sessionTtl !== undefined) throw new ConfigError("--session-ttl needs --redis");
+    if (cfg.reportInterval !== undefined) throw new ConfigError("--report-interval needs --redis");
   }
   return cfg;
 }

@@ -1,4 +1,6 @@
 import { createApiHandler, type NodesInfo } from "./api/push_api.ts";
+import type { Cluster, NodeAddress } from "./cluster/cluster.ts";
+import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
 import type { Acceptor, ListenOptions, TlsCertificate } from "./transport/acceptor.ts";
@@ -32,8 +34,21 @@ export interface ServeOptions extends CometOptions {
   apiToken?: string;
   /** Largest push body the API accepts, in bytes. Default 1 MiB. */
   maxPushBody?: number;
-  /** Domain `/goim/nodes/weighted` reports. Default: the TCP hostname. */
+  /**
+   * Host name or address clients should use for this node: what
+   * `/goim/nodes/weighted` and `/goim/nodes/instances` report, here and on
+   * the other nodes of a cluster. Default: the TCP (else WebSocket) listen
+   * hostname.
+   */
   domain?: string;
+  /**
+   * The nodes this server shares pushes and online counts with, e.g. a
+   * connected {@linkcode RedisCluster}. The server attaches it to its hub
+   * (it becomes the hub's `observer`) and owns it from then on: shutdown,
+   * or a `serve()` that throws, closes it. Default: a
+   * {@linkcode MemoryCluster}, a single node.
+   */
+  cluster?: Cluster;
   /** How long a shutdown may take before connections are cut off. Default 5 s. */
   shutdownTimeout?: number;
 }
@@ -62,8 +77,10 @@ export type Acceptors = Partial<Record<Exclude<keyof ServerAddrs, "api">, Accept
  * with {@linkcode CometServer.shutdown} or `await using`.
  */
 export class CometServer implements AsyncDisposable {
-  /** The hub: push to it directly, read its stats. */
+  /** The hub: push to its own connections directly, read its stats. */
   readonly comet: Comet;
+  /** The cluster the server is a node of: push through it to reach every node. */
+  readonly cluster: Cluster;
   /** Where the server listens. */
   readonly addrs: ServerAddrs;
   /** Settles once the server has shut down. */
@@ -82,8 +99,10 @@ export class CometServer implements AsyncDisposable {
     api: Deno.HttpServer<Deno.NetAddr> | undefined,
     shutdownTimeout: number,
     apiStopping?: AbortController,
+    cluster?: Cluster,
   ) {
     this.comet = comet;
+    this.cluster = cluster ?? _alone(comet, acceptors);
     this.#acceptors = Object.values(acceptors);
     this.#api = api;
     this.#apiStopping = apiStopping;
@@ -99,6 +118,7 @@ export class CometServer implements AsyncDisposable {
 
   /**
    * Stops accepting, sends op 6 to every client, flushes and closes them,
+   * leaves the cluster (its sessions are gone from the registry by then),
    * then stops the API. Each of the two phases takes at most the shutdown
    * timeout. Idempotent.
    */
@@ -109,6 +129,11 @@ export class CometServer implements AsyncDisposable {
         await Promise.all(this.#acceptors.map((a) => a.finished));
         await this.comet.close(this.#shutdownTimeout);
       } finally {
+        try {
+          await this.cluster.close();
+        } catch (err) {
+          this.comet.logger.warn("Leaving the cluster failed", { error: err });
+        }
         try {
           await this.#stopApi(this.#shutdownTimeout);
         } finally {
@@ -178,7 +203,14 @@ export function serve(options: ServeOptions = {}): CometServer {
     throw new TypeError("TLS listeners need a certificate: pass tls with cert and key");
   }
   const logger = options.logger ?? createLogger({ level: "info" });
-  const comet = new Comet({ ...rest, logger });
+  const cluster = options.cluster ?? new MemoryCluster();
+  let comet: Comet;
+  try {
+    comet = new Comet({ ...rest, logger });
+  } catch (err) {
+    void cluster.close();
+    throw err;
+  }
   const acceptors: Acceptors = {};
   let api: Deno.HttpServer<Deno.NetAddr> | undefined;
   const apiStopping = new AbortController();
@@ -194,6 +226,7 @@ export function serve(options: ServeOptions = {}): CometServer {
       }
     }
     if (options.pkg) acceptors.pkg = listenPkg(comet, options.pkg);
+    cluster.attach(comet, _address(acceptors, options.domain));
     if (options.api !== false) {
       const at = options.api ?? local(3111);
       api = Deno.serve(
@@ -210,7 +243,8 @@ export function serve(options: ServeOptions = {}): CometServer {
           },
         },
         createApiHandler(comet, {
-          nodes: _nodes(comet, acceptors, options.domain),
+          cluster,
+          nodes: _nodes(comet, cluster, acceptors, options.domain),
           signal: apiStopping.signal,
           ...(options.apiToken !== undefined && { token: options.apiToken }),
           ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
@@ -219,7 +253,7 @@ export function serve(options: ServeOptions = {}): CometServer {
     }
   } catch (err) {
     for (const acceptor of Object.values(acceptors)) acceptor.close();
-    void comet.close(0);
+    void comet.close(0).finally(() => cluster.close());
     throw err;
   }
   const server = new CometServer(
@@ -228,28 +262,66 @@ export function serve(options: ServeOptions = {}): CometServer {
     api,
     options.shutdownTimeout ?? 5_000,
     apiStopping,
+    cluster,
   );
   if (signal?.aborted) void server.shutdown();
   else signal?.addEventListener("abort", () => void server.shutdown(), { once: true });
   return server;
 }
 
-/** What `/goim/nodes/weighted` reports for this single node. */
-function _nodes(comet: Comet, acceptors: Acceptors, domain?: string): () => NodesInfo {
-  const name = domain ?? acceptors.tcp?.addr.hostname ?? acceptors.ws?.addr.hostname ??
+/** Where clients reach this node, as the cluster advertises it. */
+function _address(acceptors: Acceptors, domain?: string): NodeAddress {
+  const host = domain ?? acceptors.tcp?.addr.hostname ?? acceptors.ws?.addr.hostname ??
     "127.0.0.1";
-  // host:port needs brackets around an IPv6 literal (`[::1]:3101`).
-  const host = name.includes(":") && !name.startsWith("[") ? `[${name}]` : name;
-  const tcpPort = acceptors.tcp?.addr.port ?? 0;
-  const info: NodesInfo = {
-    domain: name,
-    tcpPort,
+  return {
+    host,
+    tcpPort: acceptors.tcp?.addr.port ?? 0,
     wsPort: acceptors.ws?.addr.port ?? 0,
     wssPort: acceptors.wss?.addr.port ?? 0,
-    heartbeat: Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000)),
-    heartbeatMax: 2,
-    addrs: acceptors.tcp ? [`${host}:${tcpPort}`] : [],
-    domains: [name],
   };
-  return () => info;
+}
+
+/** A single-node cluster for a server made without `serve()`. */
+function _alone(comet: Comet, acceptors: Acceptors): Cluster {
+  const cluster = new MemoryCluster();
+  cluster.attach(comet, _address(acceptors));
+  return cluster;
+}
+
+/** `host:port`, with brackets around an IPv6 literal (`[::1]:3101`). */
+function _hostPort(host: string, port: number): string {
+  return `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * What `/goim/nodes/weighted` reports: this node's domain and ports, and the
+ * live nodes of the cluster, least loaded first, so clients spread out.
+ */
+function _nodes(
+  comet: Comet,
+  cluster: Cluster,
+  acceptors: Acceptors,
+  domain?: string,
+): () => NodesInfo {
+  const own = _address(acceptors, domain);
+  const heartbeat = Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000));
+  return () => {
+    const nodes = cluster.nodes().sort((a, b) => a.connections - b.connections);
+    const addrs: string[] = [];
+    const domains = new Set<string>();
+    for (const node of nodes) {
+      if (node.tcpPort > 0) addrs.push(_hostPort(node.host, node.tcpPort));
+      domains.add(node.host);
+    }
+    return {
+      domain: own.host,
+      tcpPort: own.tcpPort,
+      wsPort: own.wsPort,
+      wssPort: own.wssPort,
+      heartbeat,
+      heartbeatMax: 2,
+      addrs,
+      domains: [...domains],
+    };
+  };
 }

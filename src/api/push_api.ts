@@ -1,3 +1,5 @@
+import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
+import { MemoryCluster } from "../cluster/memory_cluster.ts";
 import type { Comet } from "../server/comet.ts";
 
 /** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
@@ -28,6 +30,12 @@ export interface ApiOptions {
   maxBody?: number;
   /** What `/goim/nodes/weighted` reports. */
   nodes?: () => NodesInfo;
+  /**
+   * The cluster pushes and online figures go through, attached to the same
+   * hub; it also backs `/goim/nodes/instances`. Default: the hub alone
+   * (no `/goim/nodes/instances`).
+   */
+  cluster?: Cluster;
   /**
    * Aborting it (at shutdown) fails pushes still reading their body with 503,
    * so a client that stalls mid-upload cannot hold the HTTP server open.
@@ -72,6 +80,17 @@ function _reply(status: number, code: number, message: string, data: unknown = n
 
 function _ok(data: unknown = null): Response {
   return _reply(200, 0, "", data);
+}
+
+/**
+ * A push's answer. One that could reach only this node's connections (the
+ * broker is away) still succeeds: the message did go out here, and a retry
+ * would deliver it twice to those who got it. The message says so.
+ */
+function _pushed(result: ClusterPushResult): Response {
+  return result.degraded
+    ? _reply(200, 0, "Cluster degraded: delivered to this node's connections only")
+    : _ok();
 }
 
 function _required(params: URLSearchParams, name: string): string {
@@ -191,6 +210,7 @@ function _authorized(request: Request, token: string): boolean {
  * ```
  */
 export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHandler {
+  const cluster = options.cluster ?? _alone(comet);
   const token = options.token;
   const maxBody = options.maxBody ?? 1 << 20;
   const signal = options.signal;
@@ -198,8 +218,7 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
     "/goim/push/keys": ["POST", async (p, r) => {
       const op = _operation(p);
       const keys = _list(p, "keys");
-      comet.pushKeys(keys, op, await _body(r, maxBody, signal));
-      return _ok();
+      return _pushed(await cluster.pushKeys(keys, op, await _body(r, maxBody, signal)));
     }],
     "/goim/push/mids": ["POST", async (p, r) => {
       const op = _operation(p);
@@ -207,26 +226,23 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       const mids = new Set(
         _list(p, "mids").map((m) => _int("mids", m, 0, Number.MAX_SAFE_INTEGER)),
       );
-      comet.pushMids(mids, op, await _body(r, maxBody, signal));
-      return _ok();
+      return _pushed(await cluster.pushMids([...mids], op, await _body(r, maxBody, signal)));
     }],
     "/goim/push/room": ["POST", async (p, r) => {
       const op = _operation(p);
       const room = `${_required(p, "type")}://${_required(p, "room")}`;
-      comet.pushRoom(room, op, await _body(r, maxBody, signal));
-      return _ok();
+      return _pushed(await cluster.pushRoom(room, op, await _body(r, maxBody, signal)));
     }],
     "/goim/push/all": ["POST", async (p, r) => {
       const op = _operation(p);
       const speed = p.get("speed") ? _int("speed", p.get("speed")!, 0, 0x7fffffff) : 0;
-      comet.pushAll(op, await _body(r, maxBody, signal), { speed });
-      return _ok();
+      return _pushed(await cluster.pushAll(op, await _body(r, maxBody, signal), { speed }));
     }],
     "/goim/online/top": ["GET", (p) => {
       const type = _required(p, "type");
       const limit = _int("limit", _required(p, "limit"), 0, 0x7fffffff);
       const prefix = `${type}://`;
-      const top = comet.topRooms(prefix, limit).map(({ room, count }) => ({
+      const top = cluster.topRooms(prefix, limit).map(({ room, count }) => ({
         room_id: room.slice(prefix.length),
         count,
       }));
@@ -236,11 +252,11 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       const type = _required(p, "type");
       // No prototype: a room named like an Object.prototype member is an ordinary key.
       const out: Record<string, number> = Object.create(null);
-      for (const room of _list(p, "rooms")) out[room] = comet.roomOnline(`${type}://${room}`);
+      for (const room of _list(p, "rooms")) out[room] = cluster.roomOnline(`${type}://${room}`);
       return Promise.resolve(_ok(out));
     }],
     "/goim/online/total": ["GET", () => {
-      const { ipCount, connCount } = comet.onlineTotal();
+      const { ipCount, connCount } = cluster.onlineTotal();
       return Promise.resolve(_ok({ ip_count: ipCount, conn_count: connCount }));
     }],
     "/goim/nodes/weighted": ["GET", (p) => {
@@ -257,8 +273,29 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
         backoff: { max_delay: 300, base_delay: 3, factor: 1.8, jitter: 1.3 },
       }));
     }],
+    "/goim/nodes/instances": ["GET", () => {
+      if (!options.cluster) {
+        return Promise.resolve(_reply(404, -404, "Node list is not configured"));
+      }
+      return Promise.resolve(_ok(
+        options.cluster.nodes().map((n) => ({
+          id: n.id,
+          advertise: n.host,
+          tcp_port: n.tcpPort,
+          ws_port: n.wsPort,
+          wss_port: n.wssPort,
+          connections: n.connections,
+          ip_count: n.ipCount,
+          updated: n.updated,
+        })),
+      ));
+    }],
     "/healthz": ["GET", () => {
-      const data = { status: comet.closing ? "stopping" : "ok", connections: comet.connections };
+      // Degraded is still 200: the node serves its own connections, and a probe that
+      // failed it would restart or drain every node at once when Redis is away.
+      const health = cluster.health();
+      const status = comet.closing ? "stopping" : health.ok ? "ok" : "degraded";
+      const data = { status, connections: comet.connections, ...health.detail };
       return Promise.resolve(comet.closing ? _reply(503, -503, "Shutting down", data) : _ok(data));
     }],
   };
@@ -288,4 +325,11 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       return _reply(500, -500, "Internal server error");
     }
   };
+}
+
+/** The hub on its own, for a handler made without a cluster. */
+function _alone(comet: Comet): Cluster {
+  const cluster = new MemoryCluster();
+  cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
+  return cluster;
 }

@@ -4,6 +4,7 @@ import { ProtocolError } from "../protocol/protocol_error.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { Bucket } from "./bucket.ts";
 import { Channel, type ChannelHooks, type SlowPolicy } from "./channel.ts";
+import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import type { Wire } from "./wire.ts";
@@ -28,6 +29,8 @@ export interface CometOptions {
   closeGrace?: number;
   /** Where log lines go. Default: none. */
   logger?: Logger;
+  /** Hears of sessions and rooms opening and closing; see {@linkcode Comet.observer}. */
+  observer?: CometObserver;
   /** Aborting closes the hub as {@linkcode Comet.close} does. */
   signal?: AbortSignal;
 }
@@ -77,6 +80,9 @@ export interface PushAllOptions {
   /** Connections per second to pace the broadcast at (goim's `speed`); 0 = at once. */
   speed?: number;
 }
+
+/** The observer calls that tell of something that happened. */
+type _Event = "opened" | "heartbeat" | "closed" | "roomOpened" | "roomClosed";
 
 /** A session with every default filled in. */
 type _Normalized = Required<Omit<Session, "heartbeat">> & { heartbeat: number };
@@ -151,6 +157,7 @@ export class Comet implements AsyncDisposable {
   readonly logger: Logger;
 
   #operator: Operator;
+  #observer: CometObserver | undefined;
   #buckets: Bucket[];
   #handshakeTimeout: number;
   #heartbeatTimeout: number;
@@ -212,11 +219,26 @@ export class Comet implements AsyncDisposable {
     }
     this.#slow = slow;
     this.logger = options.logger ?? silentLogger;
+    this.#observer = options.observer;
     this.#timers = new TimerHeap({
       onExpire: (ch) => this.#expire(ch),
       onError: (error, ch) => this.logger.error("Deadline handler failed", { key: ch.key, error }),
     });
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+  }
+
+  /**
+   * Who hears of sessions opening, heartbeating and closing, and of rooms
+   * gaining their first or losing their last member here; it may also supply
+   * the online count of heartbeat replies. A cluster sets it when a server
+   * joins it. One at a time: setting replaces the previous one.
+   */
+  get observer(): CometObserver | undefined {
+    return this.#observer;
+  }
+
+  set observer(observer: CometObserver | undefined) {
+    this.#observer = observer;
   }
 
   /** Counters since start. The object is live; copy it to keep a snapshot. */
@@ -484,6 +506,7 @@ export class Comet implements AsyncDisposable {
       this.#timers.remove(ch._timer!);
       if (registered) {
         this.#unregister(ch);
+        if (this.#observer?.closed) this.#notify("closed", ch);
         try {
           await this.#operator.disconnect?.(ch);
         } catch (err) {
@@ -566,6 +589,7 @@ export class Comet implements AsyncDisposable {
     this.#connections++;
     if (s.room !== "") this.#join(ch, s.room);
     this.#timers.reset(ch._timer!, ch._heartbeat);
+    if (this.#observer?.opened) this.#notify("opened", ch);
   }
 
   #unregister(ch: Channel): void {
@@ -588,7 +612,9 @@ export class Comet implements AsyncDisposable {
 
   #join(ch: Channel, room: string): void {
     this.bucket(ch.key).join(ch, room);
-    this.#roomCounts.set(room, (this.#roomCounts.get(room) ?? 0) + 1);
+    const count = (this.#roomCounts.get(room) ?? 0) + 1;
+    this.#roomCounts.set(room, count);
+    if (count === 1 && this.#observer?.roomOpened) this.#notify("roomOpened", room);
   }
 
   #leave(ch: Channel): void {
@@ -596,8 +622,34 @@ export class Comet implements AsyncDisposable {
     if (room === "") return;
     this.bucket(ch.key).leave(ch);
     const left = (this.#roomCounts.get(room) ?? 1) - 1;
-    if (left === 0) this.#roomCounts.delete(room);
-    else this.#roomCounts.set(room, left);
+    if (left !== 0) this.#roomCounts.set(room, left);
+    else {
+      this.#roomCounts.delete(room);
+      if (this.#observer?.roomClosed) this.#notify("roomClosed", room);
+    }
+  }
+
+  /** The count a heartbeat reply carries: the observer's (cluster-wide) or this hub's. */
+  #heartbeatOnline(room: string): number {
+    const observer = this.#observer;
+    if (observer?.roomOnline === undefined) return this.roomOnline(room);
+    try {
+      const n = observer.roomOnline(room);
+      // An int32 goes on the wire; a broken observer must not turn into a wrong count.
+      return _isInt32(n) && n >= 0 ? n : this.roomOnline(room);
+    } catch (err) {
+      this.logger.warn("Observer roomOnline failed", { room, error: err });
+      return this.roomOnline(room);
+    }
+  }
+
+  #notify<E extends _Event>(event: E, arg: Parameters<NonNullable<CometObserver[E]>>[0]): void {
+    const observer = this.#observer;
+    try {
+      (observer?.[event] as ((arg: Channel | string) => void) | undefined)?.call(observer, arg);
+    } catch (err) {
+      this.logger.warn("Observer failed", { event, error: err });
+    }
   }
 
   async #dispatch(ch: Channel): Promise<void> {
@@ -618,8 +670,9 @@ export class Comet implements AsyncDisposable {
         case Op.Heartbeat: {
           this.#timers.reset(ch._timer!, ch._heartbeat);
           const online = new Uint8Array(4);
-          new DataView(online.buffer).setInt32(0, this.roomOnline(ch._room));
+          new DataView(online.buffer).setInt32(0, this.#heartbeatOnline(ch._room));
           ch.reply(Op.HeartbeatReply, online, seq, ver);
+          if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);
           if (this.#operator.heartbeat) this.#callHeartbeat(ch);
           break;
         }
