@@ -1,0 +1,504 @@
+import { type Logger, silentLogger } from "../log.ts";
+import type { ConnectRequest, Operator } from "../server/operator.ts";
+import type { ExpiringSession } from "./jwt_operator.ts";
+
+/** How the webhook call proves it comes from Comet. */
+export type WebhookAuthScheme = "bearer" | "hmac";
+
+/** Options for {@linkcode WebhookOperator}. Durations are in milliseconds. */
+export interface WebhookOperatorOptions {
+  /** The application's endpoint: `http:` or `https:`. */
+  url: string | URL;
+  /** How long one auth call may take, waiting for a slot included. Default 3 s. */
+  timeout?: number;
+  /** Calls in flight at most. Default 64. */
+  concurrency?: number;
+  /** Auth attempts that may wait for a slot; past that they are refused as busy. Default 1024. */
+  queue?: number;
+  /** Largest answer accepted, in bytes. Default 16 KiB. */
+  maxResponseBytes?: number;
+  /** Shared secret that lets the application trust the call. Default: none. */
+  secret?: string;
+  /**
+   * How the secret is presented. `bearer` (default): `Authorization: Bearer
+   * <secret>`. `hmac`: `X-Comet-Signature: t=<unix seconds>,v1=<hex>`, where
+   * v1 is HMAC-SHA256 with the secret over `<t>.<request body>`; the secret
+   * never travels and the application can refuse stale timestamps.
+   */
+  authScheme?: WebhookAuthScheme;
+  /**
+   * WebSocket upgrade headers forwarded to the application, lower case.
+   * Default: cookie, origin, user-agent, x-forwarded-for, x-real-ip.
+   */
+  forwardHeaders?: readonly string[];
+  /** HTTP client for custom CA certificates or proxies. Default: fetch's own. */
+  client?: Deno.HttpClient;
+  /** Where failures of the auth service are logged (clients only see a short reason). */
+  logger?: Logger;
+  /** Aborting cancels calls in flight and refuses new attempts. */
+  signal?: AbortSignal;
+}
+
+/** Why a {@linkcode WebhookOperator} refused a connection. */
+export type WebhookErrorReason =
+  | "refused"
+  | "busy"
+  | "timeout"
+  | "unavailable"
+  | "bad_answer"
+  | "closed";
+
+/**
+ * Thrown by {@linkcode WebhookOperator.connect}: the application refused the
+ * connection, or could not be asked. The message is what the client sees
+ * after `auth failed: `; `reason` says which case it is.
+ *
+ * @example
+ * ```ts
+ * import { WebhookError } from "./webhook_operator.ts";
+ * const err = new WebhookError("busy", "auth service busy");
+ * console.log(err.reason); // "busy"
+ * ```
+ */
+export class WebhookError extends Error {
+  /** Which case refused the connection. */
+  readonly reason: WebhookErrorReason;
+
+  /** Creates the error with its reason code and the client-facing message. */
+  constructor(reason: WebhookErrorReason, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WebhookError";
+    this.reason = reason;
+  }
+}
+
+/** A {@linkcode ConnectRequest} from a hub that tells when the connection is gone. */
+interface _SignalledRequest extends ConnectRequest {
+  signal?: AbortSignal;
+}
+
+const _encoder = new TextEncoder();
+const _utf8 = new TextDecoder("utf-8", { fatal: true });
+const _DEFAULT_HEADERS = ["cookie", "origin", "user-agent", "x-forwarded-for", "x-real-ip"];
+const _MAX_REASON = 200;
+const _MAX_ID_LENGTH = 256;
+
+function _count(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer of at least ${min}: ${value}`);
+  }
+  return value;
+}
+
+function _base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function _hex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The application's refusal reason as the client may see it: short, printable. */
+function _reason(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const clean = text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+  return clean.length > _MAX_REASON ? clean.slice(0, _MAX_REASON) : clean;
+}
+
+function _isInt32(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
+}
+
+/**
+ * Reads at most `cap` bytes of a response body; cancels the rest.
+ *
+ * @throws {WebhookError} `bad_answer` when the body is larger.
+ */
+async function _readCapped(res: Response, cap: number): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > cap) {
+    await res.body?.cancel();
+    throw new WebhookError("bad_answer", "auth service answer too large");
+  }
+  if (res.body === null) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > cap) throw new WebhookError("bad_answer", "auth service answer too large");
+      chunks.push(value);
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+function _parseJson(bytes: Uint8Array): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(_utf8.decode(bytes));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function _bad(detail: string): WebhookError {
+  return new WebhookError("bad_answer", `auth service answer is invalid: ${detail}`);
+}
+
+/**
+ * The session in a 2xx answer. `mid` must be present (0 for anonymous): an
+ * answer that says neither who nor why not is a broken application, and
+ * refusing is the safe reading of it.
+ */
+function _session(o: Record<string, unknown>): ExpiringSession {
+  const session: ExpiringSession = {};
+  const mid = o.mid;
+  if (typeof mid === "number" && Number.isSafeInteger(mid) && mid >= 0) session.mid = mid;
+  else if (typeof mid === "string" && /^(?:0|[1-9][0-9]{0,15})$/.test(mid)) {
+    session.mid = Number(mid);
+    if (!Number.isSafeInteger(session.mid)) throw _bad("mid is out of range");
+  } else throw _bad("mid is not a non-negative integer");
+  for (const name of ["key", "room", "platform"] as const) {
+    const v = o[name];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string" || v.length > _MAX_ID_LENGTH) throw _bad(`${name} is not a string`);
+    session[name] = v;
+  }
+  if (o.accepts !== undefined && o.accepts !== null) {
+    if (!Array.isArray(o.accepts) || o.accepts.length > 1024 || !o.accepts.every(_isInt32)) {
+      throw _bad("accepts is not an array of 32-bit integers");
+    }
+    session.accepts = o.accepts;
+  }
+  if (o.heartbeat !== undefined && o.heartbeat !== null) {
+    const s = o.heartbeat;
+    if (typeof s !== "number" || !(s > 0) || s > 86_400) {
+      throw _bad("heartbeat is not a number of seconds up to a day");
+    }
+    session.heartbeat = s * 1000;
+  }
+  if (o.expires_at !== undefined && o.expires_at !== null) {
+    const s = o.expires_at;
+    if (typeof s !== "number" || !Number.isFinite(s)) throw _bad("expires_at is not a number");
+    session.expiresAt = s * 1000;
+  }
+  return session;
+}
+
+/**
+ * Authenticates connections by asking the application over HTTP. Each auth
+ * attempt POSTs JSON to `url`:
+ *
+ * ```json
+ * { "body": "<auth body>", "body_encoding": "utf8",
+ *   "transport": "ws", "remote_addr": "203.0.113.7", "remote_port": 51234,
+ *   "headers": { "cookie": "sid=...", "origin": "https://app.example" } }
+ * ```
+ *
+ * (`body_encoding` is `base64` when the auth body is not UTF-8; `headers`
+ * holds the forwarded WebSocket upgrade headers that were present.)
+ *
+ * A 2xx answer `{"mid": 7, "key": "...", "room": "live://1", "accepts": [1000],
+ * "platform": "web", "heartbeat": 240, "expires_at": 1767225600}` (mid
+ * required; heartbeat in seconds; expires_at in epoch seconds) accepts the
+ * connection. `{"error": "reason"}` refuses it, and the client gets op 6
+ * `auth failed: reason`; so does a 4xx whose JSON has `error`. Any other
+ * status refuses with `auth service failed: <status>` and its body is not
+ * shown to the client. Redirects are not followed.
+ *
+ * Calls are bounded: at most `concurrency` in flight, at most `queue`
+ * waiting (more are refused with `auth service busy`), and each attempt,
+ * wait included, takes at most `timeout` (then `auth service busy` while
+ * waiting, `auth service timed out` once sent). Answers over
+ * `maxResponseBytes` are refused.
+ *
+ * @example
+ * ```ts
+ * import { WebhookOperator } from "./webhook_operator.ts";
+ *
+ * const operator = new WebhookOperator({
+ *   url: "http://127.0.0.1:8080/comet/auth",
+ *   secret: "shared with the application",
+ *   authScheme: "hmac",
+ *   timeout: 2_000,
+ * });
+ * // serve({ operator });
+ * ```
+ */
+export class WebhookOperator implements Operator {
+  /** The endpoint called. */
+  readonly url: URL;
+  #timeout: number;
+  #concurrency: number;
+  #queueLimit: number;
+  #maxResponse: number;
+  #secret: string | undefined;
+  #scheme: WebhookAuthScheme;
+  #hmacKey: Promise<CryptoKey> | undefined;
+  #forward: string[];
+  #client: Deno.HttpClient | undefined;
+  #logger: Logger;
+  #signal: AbortSignal | undefined;
+  #inflight = 0;
+  // A Set keeps insertion order (FIFO) and lets a waiter that gives up leave in O(1).
+  #waiting = new Set<() => void>();
+  #calls = new Set<AbortController>();
+
+  /**
+   * Checks the options.
+   *
+   * @throws {TypeError} When the URL is not http(s), or the scheme unknown.
+   * @throws {RangeError} When a number is out of range.
+   */
+  constructor(options: WebhookOperatorOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new TypeError(`Webhook URL is not a URL: ${options.url}`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`Webhook URL must be http or https: ${url.protocol}`);
+    }
+    if (url.username !== "" || url.password !== "") {
+      // Credentials in the URL end up in logs; the secret option is the way.
+      throw new TypeError("Webhook URL must not carry credentials: use the secret option");
+    }
+    this.url = url;
+    const timeout = options.timeout ?? 3_000;
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw new RangeError(`Webhook timeout must be a positive number: ${timeout}`);
+    }
+    this.#timeout = timeout;
+    this.#concurrency = _count("Webhook concurrency", options.concurrency, 64, 1);
+    this.#queueLimit = _count("Webhook queue", options.queue, 1024, 0);
+    this.#maxResponse = _count("Webhook response limit", options.maxResponseBytes, 16_384, 16);
+    const scheme = options.authScheme ?? "bearer";
+    if (scheme !== "bearer" && scheme !== "hmac") {
+      throw new TypeError(`Webhook auth scheme must be bearer or hmac: ${scheme}`);
+    }
+    this.#scheme = scheme;
+    if (options.authScheme !== undefined && options.secret === undefined) {
+      throw new TypeError("Webhook auth scheme needs a secret");
+    }
+    if (options.secret !== undefined) {
+      if (typeof options.secret !== "string" || options.secret === "") {
+        throw new TypeError("Webhook secret must be a non-empty string");
+      }
+      if (scheme === "bearer" && /[\r\n]/.test(options.secret)) {
+        throw new TypeError("Webhook secret must not contain line breaks");
+      }
+      this.#secret = options.secret;
+      if (scheme === "hmac") {
+        this.#hmacKey = crypto.subtle.importKey(
+          "raw",
+          _encoder.encode(options.secret),
+          { name: "HMAC", hash: "SHA-256" },
+          false,
+          ["sign"],
+        );
+      }
+    }
+    this.#forward = (options.forwardHeaders ?? _DEFAULT_HEADERS).map((h) => h.toLowerCase());
+    this.#client = options.client;
+    this.#logger = options.logger ?? silentLogger;
+    this.#signal = options.signal;
+    this.#signal?.addEventListener("abort", () => {
+      for (const call of this.#calls) call.abort();
+    }, { once: true });
+  }
+
+  /** Calls in flight now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Attempts waiting for a slot now. */
+  get waiting(): number {
+    return this.#waiting.size;
+  }
+
+  /**
+   * Asks the application about this connection.
+   *
+   * @throws {WebhookError} When it refuses, or cannot be asked in time.
+   */
+  async connect(request: ConnectRequest): Promise<ExpiringSession> {
+    if (this.#signal?.aborted) throw new WebhookError("closed", "auth service unavailable");
+    const call = new AbortController();
+    const timer = setTimeout(() => call.abort(), this.#timeout);
+    const gone = (request as _SignalledRequest).signal;
+    const onGone = () => call.abort();
+    gone?.addEventListener("abort", onGone, { once: true });
+    this.#calls.add(call);
+    try {
+      if (gone?.aborted) throw new WebhookError("closed", "connection closed");
+      await this.#acquire(call.signal);
+      try {
+        return await this.#call(request, call.signal);
+      } finally {
+        this.#release();
+      }
+    } catch (err) {
+      // Nobody is left to tell; say so rather than blame the application.
+      if (gone?.aborted && !this.#signal?.aborted) {
+        throw new WebhookError("closed", "connection closed", { cause: err });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      gone?.removeEventListener("abort", onGone);
+      this.#calls.delete(call);
+    }
+  }
+
+  async #acquire(signal: AbortSignal): Promise<void> {
+    if (this.#inflight < this.#concurrency) {
+      this.#inflight++;
+      return;
+    }
+    if (this.#waiting.size >= this.#queueLimit) {
+      throw new WebhookError("busy", "auth service busy");
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiting.delete(granted);
+        reject(
+          this.#signal?.aborted
+            ? new WebhookError("closed", "auth service unavailable")
+            : new WebhookError("busy", "auth service busy"),
+        );
+      };
+      // #release hands its slot straight over, so #inflight stays counted.
+      const granted = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      this.#waiting.add(granted);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  #release(): void {
+    const next = this.#waiting.values().next();
+    if (next.done) {
+      this.#inflight--;
+    } else {
+      this.#waiting.delete(next.value);
+      next.value();
+    }
+  }
+
+  async #headers(json: string): Promise<Headers> {
+    const headers = new Headers({
+      "content-type": "application/json",
+      accept: "application/json",
+    });
+    if (this.#secret !== undefined) {
+      if (this.#scheme === "bearer") headers.set("authorization", `Bearer ${this.#secret}`);
+      else {
+        const t = Math.floor(Date.now() / 1000);
+        const mac = await crypto.subtle.sign(
+          "HMAC",
+          await this.#hmacKey!,
+          _encoder.encode(`${t}.${json}`),
+        );
+        headers.set("x-comet-signature", `t=${t},v1=${_hex(mac)}`);
+      }
+    }
+    return headers;
+  }
+
+  #requestBody(request: ConnectRequest): string {
+    const { body, info } = request;
+    let text: string;
+    let encoding: "utf8" | "base64";
+    try {
+      text = _utf8.decode(body);
+      encoding = "utf8";
+    } catch {
+      text = _base64(body);
+      encoding = "base64";
+    }
+    const headers: Record<string, string> = {};
+    for (const name of this.#forward) {
+      const v = info.headers?.get(name);
+      if (v !== null && v !== undefined) headers[name] = v;
+    }
+    return JSON.stringify({
+      body: text,
+      body_encoding: encoding,
+      transport: info.transport,
+      remote_addr: info.remoteAddr.hostname,
+      remote_port: info.remoteAddr.port,
+      headers,
+    });
+  }
+
+  async #call(request: ConnectRequest, signal: AbortSignal): Promise<ExpiringSession> {
+    const json = this.#requestBody(request);
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: "POST",
+        headers: await this.#headers(json),
+        body: json,
+        redirect: "manual",
+        signal,
+        ...(this.#client && { client: this.#client }),
+      });
+    } catch (err) {
+      throw this.#failure(err, signal);
+    }
+    let bytes: Uint8Array;
+    try {
+      if (res.status >= 500 || (res.status < 400 && !res.ok)) {
+        await res.body?.cancel();
+        this.#logger.warn("Auth service failed", { url: this.url.href, status: res.status });
+        throw new WebhookError("unavailable", `auth service failed: ${res.status}`);
+      }
+      bytes = await _readCapped(res, this.#maxResponse);
+    } catch (err) {
+      if (err instanceof WebhookError) throw err;
+      throw this.#failure(err, signal);
+    }
+    const answer = _parseJson(bytes);
+    if (typeof answer?.error === "string") {
+      throw new WebhookError("refused", _reason(answer.error) || "refused");
+    }
+    if (!res.ok) throw new WebhookError("refused", `auth service refused: ${res.status}`);
+    if (answer === null) throw _bad("not a JSON object");
+    if (answer.error !== undefined && answer.error !== null) throw _bad("error is not a string");
+    return _session(answer);
+  }
+
+  #failure(err: unknown, signal: AbortSignal): WebhookError {
+    if (this.#signal?.aborted) return new WebhookError("closed", "auth service unavailable");
+    if (signal.aborted) {
+      this.#logger.warn("Auth service timed out", { url: this.url.href });
+      return new WebhookError("timeout", "auth service timed out", { cause: err });
+    }
+    this.#logger.warn("Auth service unreachable", { url: this.url.href, error: err });
+    return new WebhookError("unavailable", "auth service unavailable", { cause: err });
+  }
+}
