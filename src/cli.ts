@@ -91,6 +91,11 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error(`comet: cannot listen: ${(err as Error).message}`);
     return 1;
   }
+  const host = server.addrs.tcp?.hostname ?? server.addrs.ws?.hostname;
+  const wildcard = host === "0.0.0.0" || host === "::";
+  if (cfg.redis !== undefined && cfg.advertise === undefined && wildcard) {
+    logger.warn("Other nodes list this one by a wildcard address: set --advertise", { host });
+  }
   const listening: Record<string, string> = {};
   for (const [name, addr] of Object.entries(server.addrs)) {
     listening[name] = `${addr.hostname}:${addr.port}`;

@@ -196,9 +196,11 @@ function _authorized(request: Request, token: string): boolean {
 }
 
 /**
- * The goim "logic" HTTP API over a {@linkcode Comet} hub: pushes to keys,
- * users, rooms and everyone; online figures; node list; `/healthz`. Every
- * response is goim's `{code, message, data}` envelope.
+ * The goim "logic" HTTP API over a {@linkcode Comet} hub, or the
+ * {@linkcode Cluster} it is a node of: pushes to keys, users, rooms and
+ * everyone; online figures; node lists (`/goim/nodes/weighted`,
+ * `/goim/nodes/instances`); `/healthz`. Every response is goim's
+ * `{code, message, data}` envelope.
  *
  * @example
  * ```ts ignore

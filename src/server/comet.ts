@@ -534,6 +534,10 @@ export class Comet implements AsyncDisposable {
       ch.close(`auth failed: ${message}`);
       return false;
     }
+    if (this.#observer?.opening) {
+      const { key, mid, room } = session;
+      await this.#wait("opening", () => this.#observer?.opening?.({ key, mid, room }));
+    }
     if (this.#closing || ch.state !== "handshake") {
       ch.close("server shutting down");
       return false;
@@ -643,6 +647,15 @@ export class Comet implements AsyncDisposable {
     }
   }
 
+  /** Runs an observer call the client waits for; a failure is logged, not the client's. */
+  async #wait(event: "opening" | "joining", call: () => void | Promise<void>): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      this.logger.warn("Observer failed", { event, error: err });
+    }
+  }
+
   #notify<E extends _Event>(event: E, arg: Parameters<NonNullable<CometObserver[E]>>[0]): void {
     const observer = this.#observer;
     try {
@@ -690,10 +703,20 @@ export class Comet implements AsyncDisposable {
           void this.#receive(ch, frame);
           break;
         }
-        case Op.ChangeRoom:
-          this.changeRoom(ch, _decoder.decode(body));
+        case Op.ChangeRoom: {
+          const room = _decoder.decode(body);
+          if (
+            this.#observer?.joining && room !== "" && room !== ch._room &&
+            room.length <= _MAX_ID_LENGTH
+          ) {
+            await this.#wait("joining", () => this.#observer?.joining?.(ch, room));
+            // Closed meanwhile: the loop ends at the next frame.
+            if (ch.state !== "open") break;
+          }
+          this.changeRoom(ch, room);
           ch.reply(Op.ChangeRoomReply, body, seq, ver);
           break;
+        }
         case Op.Sub:
           ch.watch(_parseOps(body));
           if (ch.watchCount > _MAX_WATCH) {

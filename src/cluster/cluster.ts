@@ -1,0 +1,115 @@
+import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
+
+/**
+ * Where a cluster stands: `connecting` until its broker first answers,
+ * `ready` while pushes reach every node, `reconnecting` while this node
+ * cannot reach the others (it keeps serving its own connections), `closed`
+ * for good.
+ */
+export type ClusterState = "connecting" | "ready" | "reconnecting" | "closed";
+
+/** Where clients reach one node: what it advertises and its listening ports. */
+export interface NodeAddress {
+  /** Host name or IP address clients should connect to. */
+  host: string;
+  /** goim TCP port, or 0 when not served. */
+  tcpPort: number;
+  /** WebSocket port, or 0 when not served. */
+  wsPort: number;
+  /** Secure WebSocket port, or 0 when not served. */
+  wssPort: number;
+}
+
+/** One live node of a cluster, as `/goim/nodes/instances` lists it. */
+export interface ClusterNode extends NodeAddress {
+  /** The node's id, unique in the cluster. */
+  id: string;
+  /** Authenticated connections on the node when it last reported. */
+  connections: number;
+  /** Distinct client IP addresses on the node when it last reported. */
+  ipCount: number;
+  /** When the node last reported, in milliseconds since the epoch (its own clock). */
+  updated: number;
+}
+
+/** What a cluster push did. */
+export interface ClusterPushResult {
+  /** Connections on this node the message was queued to. */
+  local: number;
+  /** Other nodes the message was handed to the broker for. */
+  remote: number;
+  /**
+   * True when the broker could not be reached: the message went to this
+   * node's connections only.
+   */
+  degraded: boolean;
+}
+
+/** What `/healthz` says about the cluster. */
+export interface ClusterHealth {
+  /** False while this node cannot reach the others; `/healthz` then says `degraded`. */
+  ok: boolean;
+  /**
+   * Fields `/healthz` adds to its answer, e.g. `{ node: "n1", broker:
+   * "reconnecting" }`; empty for a single node, whose answer stays as it was.
+   */
+  detail: Record<string, string | number>;
+}
+
+/**
+ * Comet nodes sharing pushes and online counts. The push API and the server
+ * talk to a cluster instead of the hub: it delivers to this node's
+ * connections itself and routes the rest to the nodes holding the targets.
+ *
+ * A cluster serves one hub: {@linkcode Cluster.attach} binds it (the server
+ * does this once its listeners are up), which also hooks the cluster into
+ * the hub's sessions through {@linkcode Comet.observer} where it needs them.
+ * Implementations: {@linkcode MemoryCluster} (one process, the default) and
+ * {@linkcode RedisCluster}.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import type { Cluster } from "./cluster.ts";
+ * import { MemoryCluster } from "./memory_cluster.ts";
+ *
+ * await using comet = new Comet();
+ * await using cluster: Cluster = new MemoryCluster();
+ * cluster.attach(comet, { host: "127.0.0.1", tcpPort: 3101, wsPort: 0, wssPort: 0 });
+ * const result = await cluster.pushRoom("live://1000", 1000, new TextEncoder().encode("hi"));
+ * console.log(result.local); // 0: nobody is connected
+ * ```
+ */
+export interface Cluster extends AsyncDisposable {
+  /** This node's id, unique in the cluster. */
+  readonly nodeId: string;
+  /** Where the cluster stands; see {@linkcode ClusterState}. */
+  readonly state: ClusterState;
+  /**
+   * Binds the cluster to this node's hub and address and starts its
+   * background work. Call once.
+   *
+   * @throws {TypeError} When already attached or closed.
+   */
+  attach(comet: Comet, address: NodeAddress): void;
+  /** Pushes to the connections with these keys that watch `op`, wherever they are. */
+  pushKeys(keys: readonly string[], op: number, body: Uint8Array): Promise<ClusterPushResult>;
+  /** Pushes to every connection of these users that watches `op`, wherever they are. */
+  pushMids(mids: readonly number[], op: number, body: Uint8Array): Promise<ClusterPushResult>;
+  /** Pushes to every member of `room`, on every node that has members. */
+  pushRoom(room: string, op: number, body: Uint8Array): Promise<ClusterPushResult>;
+  /** Pushes to every connection that watches `op`; `speed` is shared out among the nodes. */
+  pushAll(op: number, body: Uint8Array, options?: PushAllOptions): Promise<ClusterPushResult>;
+  /** Members of `room` online across the cluster. */
+  roomOnline(room: string): number;
+  /** The `limit` fullest rooms across the cluster whose id starts with `prefix`. */
+  topRooms(prefix: string, limit: number): RoomCount[];
+  /** Connections and client IPs across the cluster. */
+  onlineTotal(): OnlineTotal;
+  /** The live nodes, this one included, by id. */
+  nodes(): ClusterNode[];
+  /** What `/healthz` reports. */
+  health(): ClusterHealth;
+  /** Leaves the cluster and releases its resources. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,146 @@
+import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
+import type {
+  Cluster,
+  ClusterHealth,
+  ClusterNode,
+  ClusterPushResult,
+  ClusterState,
+  NodeAddress,
+} from "./cluster.ts";
+
+/** Options for {@linkcode MemoryCluster}. */
+export interface MemoryClusterOptions {
+  /** The node's id in `/goim/nodes/instances`. Default `"local"`. */
+  nodeId?: string;
+}
+
+const _HEALTHY: ClusterHealth = Object.freeze({ ok: true, detail: Object.freeze({}) });
+
+/**
+ * A cluster of one: every call goes straight to the local hub, so a server
+ * behaves exactly as it does without a cluster. The default of
+ * {@linkcode serve}; nothing to run.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import { MemoryCluster } from "./memory_cluster.ts";
+ *
+ * await using comet = new Comet();
+ * await using cluster = new MemoryCluster({ nodeId: "solo" });
+ * cluster.attach(comet, { host: "127.0.0.1", tcpPort: 3101, wsPort: 3102, wssPort: 0 });
+ * console.log(cluster.nodes().map((n) => n.id)); // ["solo"]
+ * ```
+ */
+export class MemoryCluster implements Cluster {
+  /** This node's id. */
+  readonly nodeId: string;
+  #comet: Comet | undefined;
+  #address: NodeAddress | undefined;
+  #closed = false;
+
+  /**
+   * Creates the cluster; {@linkcode MemoryCluster.attach} binds it to a hub.
+   *
+   * @throws {TypeError} When `nodeId` is empty.
+   */
+  constructor(options: MemoryClusterOptions = {}) {
+    const id = options.nodeId ?? "local";
+    if (typeof id !== "string" || id === "") throw new TypeError("Node id must not be empty");
+    this.nodeId = id;
+  }
+
+  /** `ready` until closed: there is no broker to lose. */
+  get state(): ClusterState {
+    return this.#closed ? "closed" : "ready";
+  }
+
+  /**
+   * Binds the hub whose connections pushes go to.
+   *
+   * @throws {TypeError} When already attached or closed.
+   */
+  attach(comet: Comet, address: NodeAddress): void {
+    if (this.#closed) throw new TypeError("Cluster is closed");
+    if (this.#comet !== undefined) throw new TypeError("Cluster is already attached to a hub");
+    this.#comet = comet;
+    this.#address = { ...address };
+  }
+
+  /** As {@linkcode Comet.pushKeys}. */
+  pushKeys(keys: readonly string[], op: number, body: Uint8Array): Promise<ClusterPushResult> {
+    return this.#push((comet) => comet.pushKeys(keys, op, body));
+  }
+
+  /** As {@linkcode Comet.pushMids}. */
+  pushMids(mids: readonly number[], op: number, body: Uint8Array): Promise<ClusterPushResult> {
+    return this.#push((comet) => comet.pushMids(mids, op, body));
+  }
+
+  /** As {@linkcode Comet.pushRoom}. */
+  pushRoom(room: string, op: number, body: Uint8Array): Promise<ClusterPushResult> {
+    return this.#push((comet) => comet.pushRoom(room, op, body));
+  }
+
+  /**
+   * As {@linkcode Comet.pushAll}.
+   *
+   * @throws {RangeError} When `speed` is negative.
+   */
+  pushAll(op: number, body: Uint8Array, options?: PushAllOptions): Promise<ClusterPushResult> {
+    return this.#push((comet) => comet.pushAll(op, body, options));
+  }
+
+  /** As {@linkcode Comet.roomOnline}. */
+  roomOnline(room: string): number {
+    return this.#hub().roomOnline(room);
+  }
+
+  /** As {@linkcode Comet.topRooms}. */
+  topRooms(prefix: string, limit: number): RoomCount[] {
+    return this.#hub().topRooms(prefix, limit);
+  }
+
+  /** As {@linkcode Comet.onlineTotal}. */
+  onlineTotal(): OnlineTotal {
+    return this.#hub().onlineTotal();
+  }
+
+  /** This node alone, with its current figures. */
+  nodes(): ClusterNode[] {
+    const comet = this.#hub();
+    const { ipCount, connCount } = comet.onlineTotal();
+    const address = this.#address!;
+    return [{ id: this.nodeId, ...address, connections: connCount, ipCount, updated: Date.now() }];
+  }
+
+  /** Always healthy, with nothing to add to `/healthz`. */
+  health(): ClusterHealth {
+    return _HEALTHY;
+  }
+
+  /** Marks the cluster closed; the hub is the server's to close. Idempotent. */
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  /** Same as {@linkcode MemoryCluster.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Runs a local push; what it throws rejects, as from any cluster. */
+  #push(push: (comet: Comet) => number): Promise<ClusterPushResult> {
+    try {
+      return Promise.resolve({ local: push(this.#hub()), remote: 0, degraded: false });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #hub(): Comet {
+    if (this.#comet === undefined) throw new TypeError("Cluster is not attached to a hub yet");
+    return this.#comet;
+  }
+}
