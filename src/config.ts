@@ -1,8 +1,18 @@
+import type { JwtAlgorithm } from "./auth/jwt.ts";
+import { isLoopback } from "./auth/open_guard.ts";
 import { parseRedisUrl } from "./cluster/redis_client.ts";
-import type { LogLevel } from "./log.ts";
+import type { LogFormat, LogLevel } from "./log.ts";
 import type { SlowPolicy } from "./server/channel.ts";
+import { type CometLimits, DEFAULT_LIMITS } from "./server/comet.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
 import type { PkgHeaderSize } from "./transport/pkg.ts";
+
+/**
+ * How the `comet` command authenticates clients: `open` trusts the auth JSON
+ * (goim's behaviour), `jwt` verifies a signed token, `webhook` asks the
+ * application over HTTP.
+ */
+export type AuthMode = "open" | "jwt" | "webhook";
 
 /** Settings of the `comet` command, after parsing flags, config file and environment. */
 export interface CliConfig {
@@ -40,6 +50,34 @@ export interface CliConfig {
   slow: SlowPolicy;
   /** Log level. */
   log: LogLevel;
+  /** Log line format. */
+  logFormat: LogFormat;
+  /** User ids whose connections log every step. */
+  traceMids: number[];
+  /** How clients are authenticated. */
+  auth: AuthMode;
+  /** Whether open auth may listen on addresses other hosts can reach. */
+  insecureOpenAuth: boolean;
+  /** HS256 shared secret (`--auth jwt`). */
+  jwtSecret?: string;
+  /** Path of the PEM public key or certificate for RS256 and ES256 (`--auth jwt`). */
+  jwtPublicKey?: string;
+  /** JWT algorithm; default HS256 with a secret, RS256 with a public key. */
+  jwtAlg?: JwtAlgorithm;
+  /** Issuer tokens must name. */
+  jwtIssuer?: string;
+  /** Audience tokens must name. */
+  jwtAudience?: string;
+  /** The application's auth endpoint (`--auth webhook`). */
+  webhookUrl?: string;
+  /** How long one webhook auth call may take, in ms. */
+  webhookTimeout?: number;
+  /** Secret sent to the webhook as a bearer token. */
+  webhookSecret?: string;
+  /** Webhook calls in flight at most. */
+  webhookConcurrency?: number;
+  /** Connection and client limits; `Infinity` for none. */
+  limits: Required<CometLimits>;
   /** Redis URL of the cluster; absent for a single node. */
   redis?: string;
   /** This node's id in the cluster. */
@@ -79,9 +117,12 @@ export class ConfigError extends Error {
 
 interface _Flag {
   name: string;
+  /** The value's placeholder in the help; empty for a flag that takes no value. */
   arg: string;
   help: string;
   parse: (value: string, cfg: CliConfig) => void;
+  /** May be given several times; flags on the command line replace the file's list. */
+  reset?: (cfg: CliConfig) => void;
 }
 
 const _UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
@@ -137,6 +178,19 @@ function _int(text: string, min: number): number {
     throw new RangeError(`Must be an integer of at least ${min}: ${text}`);
   }
   return n;
+}
+
+/** A limit: a positive integer, or 0 for none. */
+function _limit(text: string): number {
+  const n = _int(text, 0);
+  return n === 0 ? Infinity : n;
+}
+
+/** A non-empty value on one line: it ends up in an HTTP header or a log line. */
+function _line(text: string): string {
+  if (text === "") throw new RangeError("Must not be empty");
+  if (/[\r\n]/.test(text)) throw new RangeError("Must not contain line breaks");
+  return text;
 }
 
 const _FLAGS: _Flag[] = [
@@ -303,6 +357,168 @@ const _FLAGS: _Flag[] = [
       c.log = v as LogLevel;
     },
   },
+  {
+    name: "log-format",
+    arg: "text|json",
+    help: "log lines as text (default) or one JSON object per line",
+    parse: (v, c) => {
+      if (v !== "text" && v !== "json") throw new RangeError(`Must be text or json: ${v}`);
+      c.logFormat = v;
+    },
+  },
+  {
+    name: "trace-mid",
+    arg: "ID",
+    help: "log every step of this user's connections at info (repeatable, or comma-separated)",
+    reset: (c) => void (c.traceMids = []),
+    parse: (v, c) => {
+      for (const part of v.split(",")) {
+        const id = part.trim();
+        const mid = /^[1-9][0-9]{0,15}$/.test(id) ? Number(id) : NaN;
+        if (!Number.isSafeInteger(mid)) throw new RangeError(`Must be a user id above 0: ${id}`);
+        if (!c.traceMids.includes(mid)) c.traceMids.push(mid);
+      }
+    },
+  },
+  {
+    name: "auth",
+    arg: "open|jwt|webhook",
+    help: "client auth: trust the auth JSON (default), verify a JWT, or ask a webhook",
+    parse: (v, c) => {
+      if (v !== "open" && v !== "jwt" && v !== "webhook") {
+        throw new RangeError(`Must be open, jwt or webhook: ${v}`);
+      }
+      c.auth = v;
+    },
+  },
+  {
+    name: "insecure-open-auth",
+    arg: "",
+    help: "let open auth listen on addresses other hosts can reach",
+    parse: (v, c) => {
+      if (v !== "true" && v !== "false") throw new RangeError(`Must be true or false: ${v}`);
+      c.insecureOpenAuth = v === "true";
+    },
+  },
+  {
+    name: "jwt-secret",
+    arg: "SECRET",
+    help: "HS256 shared secret, at least 32 bytes (env COMET_JWT_SECRET)",
+    parse: (v, c) => {
+      const bytes = new TextEncoder().encode(v).length;
+      // RFC 7518 section 3.2: an HS256 key shorter than the hash is not allowed.
+      if (bytes < 32) throw new RangeError(`Must be at least 32 bytes: ${bytes}`);
+      c.jwtSecret = v;
+    },
+  },
+  {
+    name: "jwt-public-key",
+    arg: "FILE",
+    help: "PEM public key or certificate verifying RS256 or ES256 tokens",
+    parse: (v, c) => void (c.jwtPublicKey = _path(v)),
+  },
+  {
+    name: "jwt-alg",
+    arg: "HS256|RS256|ES256",
+    help: "token algorithm (default HS256 with a secret, RS256 with a public key)",
+    parse: (v, c) => {
+      if (v !== "HS256" && v !== "RS256" && v !== "ES256") {
+        throw new RangeError(`Must be HS256, RS256 or ES256: ${v}`);
+      }
+      c.jwtAlg = v;
+    },
+  },
+  {
+    name: "jwt-issuer",
+    arg: "ISS",
+    help: "issuer (iss) tokens must name",
+    parse: (v, c) => void (c.jwtIssuer = _line(v)),
+  },
+  {
+    name: "jwt-audience",
+    arg: "AUD",
+    help: "audience (aud) tokens must name",
+    parse: (v, c) => void (c.jwtAudience = _line(v)),
+  },
+  {
+    name: "webhook-url",
+    arg: "URL",
+    help: "the application's auth endpoint, http or https",
+    parse: (v, c) => {
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        throw new RangeError(`Must be an http or https URL: ${v}`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new RangeError(`Must be an http or https URL: ${v}`);
+      }
+      if (url.username !== "" || url.password !== "") {
+        throw new RangeError("Must not carry credentials: use --webhook-secret");
+      }
+      c.webhookUrl = v;
+    },
+  },
+  {
+    name: "webhook-timeout",
+    arg: "D",
+    help: "how long one webhook auth call may take, waiting included (default 3s)",
+    parse: (v, c) => void (c.webhookTimeout = parseDuration(v)),
+  },
+  {
+    name: "webhook-secret",
+    arg: "SECRET",
+    help: "sent to the webhook as a bearer token (env COMET_WEBHOOK_SECRET)",
+    parse: (v, c) => void (c.webhookSecret = _line(v)),
+  },
+  {
+    name: "webhook-concurrency",
+    arg: "N",
+    help: "webhook calls in flight at most (default 64)",
+    parse: (v, c) => void (c.webhookConcurrency = _int(v, 1)),
+  },
+  {
+    name: "max-connections",
+    arg: "N",
+    help:
+      `connections at once; more are refused at accept (default ${DEFAULT_LIMITS.maxConnections}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.maxConnections = _limit(v)),
+  },
+  {
+    name: "max-connections-per-ip",
+    arg: "N",
+    help:
+      `connections at once from one IP (default ${DEFAULT_LIMITS.maxConnectionsPerIp}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.maxConnectionsPerIp = _limit(v)),
+  },
+  {
+    name: "connect-rate",
+    arg: "N",
+    help:
+      `new connections per second from one IP (default ${DEFAULT_LIMITS.connectRate}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.connectRate = _limit(v)),
+  },
+  {
+    name: "max-auth-attempts",
+    arg: "N",
+    help:
+      `refused auths from one IP in a minute that bar it for a minute (default ${DEFAULT_LIMITS.maxAuthAttempts}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.maxAuthAttempts = _limit(v)),
+  },
+  {
+    name: "upstream-rate",
+    arg: "N",
+    help:
+      `upstream messages (op 4) per second per connection (default ${DEFAULT_LIMITS.upstreamRate}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.upstreamRate = _limit(v)),
+  },
+  {
+    name: "max-rooms",
+    arg: "N",
+    help: `rooms with members on this node (default ${DEFAULT_LIMITS.maxRooms}; 0 = no limit)`,
+    parse: (v, c) => void (c.limits.maxRooms = _limit(v)),
+  },
 ];
 
 /** The `--help` text. */
@@ -315,7 +531,7 @@ export function usage(): string {
     "",
   ];
   const rows = [
-    ..._FLAGS.map((f) => [`--${f.name} ${f.arg}`, f.help]),
+    ..._FLAGS.map((f) => [f.arg === "" ? `--${f.name}` : `--${f.name} ${f.arg}`, f.help]),
     ["--config FILE", "read flags from a JSON file; command-line flags win"],
     ["--help", "print this help"],
   ];
@@ -340,6 +556,11 @@ function _defaults(): CliConfig {
     queueSize: 128,
     slow: "close",
     log: "info",
+    logFormat: "text",
+    traceMids: [],
+    auth: "open",
+    insecureOpenAuth: false,
+    limits: { ...DEFAULT_LIMITS },
     help: false,
   };
 }
@@ -354,6 +575,116 @@ function _apply(cfg: CliConfig, name: string, value: string, origin: string): vo
   }
 }
 
+/** The flags that only mean something with one auth mode, in the order they are reported. */
+const _AUTH_FLAGS: [keyof CliConfig, string, AuthMode][] = [
+  ["jwtSecret", "jwt-secret", "jwt"],
+  ["jwtPublicKey", "jwt-public-key", "jwt"],
+  ["jwtAlg", "jwt-alg", "jwt"],
+  ["jwtIssuer", "jwt-issuer", "jwt"],
+  ["jwtAudience", "jwt-audience", "jwt"],
+  ["webhookUrl", "webhook-url", "webhook"],
+  ["webhookTimeout", "webhook-timeout", "webhook"],
+  ["webhookSecret", "webhook-secret", "webhook"],
+  ["webhookConcurrency", "webhook-concurrency", "webhook"],
+];
+
+/** Refuses auth settings that do not go together; fills in what the environment gives. */
+function _checkAuth(cfg: CliConfig, env: ((name: string) => string | undefined) | undefined) {
+  for (const [field, flag, mode] of _AUTH_FLAGS) {
+    if (cfg[field] !== undefined && cfg.auth !== mode) {
+      throw new ConfigError(`--${flag} needs --auth ${mode}`);
+    }
+  }
+  if (cfg.insecureOpenAuth && cfg.auth !== "open") {
+    throw new ConfigError(`--insecure-open-auth is for --auth open, not --auth ${cfg.auth}`);
+  }
+  if (cfg.auth === "jwt") {
+    // Secrets come from the environment only where they are used, and below an explicit key.
+    const secret = env?.("COMET_JWT_SECRET");
+    if (secret && cfg.jwtSecret === undefined && cfg.jwtPublicKey === undefined) {
+      _apply(cfg, "jwt-secret", secret, "variable");
+    }
+    if (cfg.jwtSecret !== undefined && cfg.jwtPublicKey !== undefined) {
+      throw new ConfigError("--jwt-secret and --jwt-public-key exclude each other: give one");
+    }
+    if (cfg.jwtSecret === undefined && cfg.jwtPublicKey === undefined) {
+      throw new ConfigError(
+        "--auth jwt needs a key: --jwt-secret (or COMET_JWT_SECRET) or --jwt-public-key FILE",
+      );
+    }
+    cfg.jwtAlg ??= cfg.jwtSecret !== undefined ? "HS256" : "RS256";
+    if (cfg.jwtAlg === "HS256" && cfg.jwtSecret === undefined) {
+      throw new ConfigError("--jwt-alg HS256 needs --jwt-secret, not a public key");
+    }
+    if (cfg.jwtAlg !== "HS256" && cfg.jwtPublicKey === undefined) {
+      throw new ConfigError(`--jwt-alg ${cfg.jwtAlg} needs --jwt-public-key, not a secret`);
+    }
+  }
+  if (cfg.auth === "webhook") {
+    const secret = env?.("COMET_WEBHOOK_SECRET");
+    if (secret && cfg.webhookSecret === undefined) {
+      _apply(cfg, "webhook-secret", secret, "variable");
+    }
+    if (cfg.webhookUrl === undefined) throw new ConfigError("--auth webhook needs --webhook-url");
+  }
+}
+
+/** `host:port`, with brackets around an IPv6 literal. */
+function _hostPort(addr: ListenOptions): string {
+  const host = addr.hostname ?? "127.0.0.1";
+  return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+}
+
+/**
+ * Refuses a configuration that would expose what must not be exposed: open
+ * auth (any client may claim any user) on a client listener other hosts
+ * can reach, unless `--insecure-open-auth`; and the push API without a
+ * token on such an address. The `comet` command runs it after
+ * {@linkcode parseConfig}.
+ *
+ * @throws {ConfigError} Naming the address and the way out.
+ *
+ * @example
+ * ```ts
+ * import { checkExposure, ConfigError, parseConfig } from "./config.ts";
+ *
+ * checkExposure(parseConfig(["--tcp", "127.0.0.1:3101"])); // loopback: fine
+ * try {
+ *   checkExposure(parseConfig(["--tcp", ":3101"]));
+ * } catch (err) {
+ *   console.log(err instanceof ConfigError); // true
+ * }
+ * ```
+ */
+export function checkExposure(cfg: CliConfig): void {
+  if (cfg.auth === "open" && !cfg.insecureOpenAuth) {
+    const tls = cfg.tlsCert !== undefined;
+    const listeners = [
+      cfg.tcp,
+      cfg.ws,
+      tls && cfg.tcpTls,
+      tls && (cfg.wss ?? { hostname: "127.0.0.1", port: 3103 }),
+      cfg.pkg,
+    ];
+    for (const addr of listeners) {
+      if (addr && !isLoopback(addr.hostname ?? "127.0.0.1")) {
+        throw new ConfigError(
+          `Open auth lets any client claim any user; refusing to listen on ${
+            _hostPort(addr)
+          }: use --auth jwt or --auth webhook, or pass --insecure-open-auth`,
+        );
+      }
+    }
+  }
+  if (cfg.api && cfg.apiToken === undefined && !isLoopback(cfg.api.hostname ?? "127.0.0.1")) {
+    throw new ConfigError(
+      `A push API without a token lets anyone push to every client; refusing to listen on ${
+        _hostPort(cfg.api)
+      }: set --api-token (or COMET_API_TOKEN)`,
+    );
+  }
+}
+
 /** Options for {@linkcode parseConfig}. */
 export interface ParseConfigOptions {
   /** Environment lookup. Default: none. */
@@ -363,9 +694,12 @@ export interface ParseConfigOptions {
 }
 
 /**
- * Parses command-line flags (`--name value` or `--name=value`), an optional
- * `--config FILE` of the same names without dashes, `COMET_API_TOKEN` and
- * `COMET_REDIS`.
+ * Parses command-line flags (`--name value` or `--name=value`; a flag without
+ * a value such as `--insecure-open-auth` stands alone), an optional
+ * `--config FILE` of the same names without dashes (such a flag is `true`
+ * there, a repeatable one may be an array), and the environment:
+ * `COMET_API_TOKEN`, `COMET_REDIS`, and with the matching `--auth`,
+ * `COMET_JWT_SECRET` and `COMET_WEBHOOK_SECRET`.
  * Precedence: flags, then the file, then the environment, then defaults.
  *
  * @throws {ConfigError} Naming the bad flag, value or file.
@@ -395,8 +729,9 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
     }
     let value = m[2];
     if (value === undefined) {
-      if (i + 1 >= args.length) throw new ConfigError(`Missing value for --${name}`);
-      value = args[++i]!;
+      if (_FLAGS.some((f) => f.name === name && f.arg === "")) value = "true";
+      else if (i + 1 >= args.length) throw new ConfigError(`Missing value for --${name}`);
+      else value = args[++i]!;
     }
     if (name === "config") file = value;
     else flags.push([name, value]);
@@ -417,13 +752,34 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
       throw new ConfigError(`Config file ${file} is not a JSON object`);
     }
     for (const [key, value] of Object.entries(parsed)) {
-      if (typeof value !== "string" && typeof value !== "number") {
-        throw new ConfigError(`Config key ${key} must be a string or number`);
+      const flag = _FLAGS.find((f) => f.name === key);
+      if (!flag) throw new ConfigError(`Unknown config key in ${file}: ${key}`);
+      if (typeof value === "boolean" && flag.arg === "") {
+        _apply(cfg, key, String(value), `config key in ${file}`);
+        continue;
       }
-      _apply(cfg, key, String(value), `config key in ${file}`);
+      const values = Array.isArray(value) && flag.reset ? value : [value];
+      for (const v of values) {
+        if (typeof v !== "string" && typeof v !== "number") {
+          throw new ConfigError(`Config key ${key} must be a string or number`);
+        }
+        _apply(cfg, key, String(v), `config key in ${file}`);
+      }
     }
   }
-  for (const [name, value] of flags) _apply(cfg, name, value, "flag");
+  const replaced = new Set<string>();
+  for (const [name, value] of flags) {
+    const flag = _FLAGS.find((f) => f.name === name);
+    if (flag?.reset && !replaced.has(name)) {
+      replaced.add(name);
+      flag.reset(cfg);
+    }
+    _apply(cfg, name, value, "flag");
+  }
+  _checkAuth(cfg, options.env);
+  if (cfg.traceMids.length > 0 && (cfg.log === "warn" || cfg.log === "error")) {
+    throw new ConfigError(`--trace-mid logs at info: it needs --log info or debug, not ${cfg.log}`);
+  }
   if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined)) {
     throw new ConfigError("TLS needs both --tls-cert and --tls-key");
   }

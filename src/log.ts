@@ -18,10 +18,19 @@ export interface Logger {
 
 const _RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+/**
+ * How log lines look: `text` is `<time> <LEVEL> <message> key=value ...`;
+ * `json` is one JSON object per line with `time`, `level`, `msg` and the
+ * fields.
+ */
+export type LogFormat = "text" | "json";
+
 /** Options for {@linkcode createLogger}. */
 export interface LoggerOptions {
   /** Lines below this level are dropped. Defaults to `"info"`. */
   level?: LogLevel;
+  /** Line format. Defaults to `"text"`. */
+  format?: LogFormat;
   /** Receives each formatted line. Defaults to writing to stderr. */
   write?: (line: string) => void;
 }
@@ -37,10 +46,41 @@ function _format(level: LogLevel, message: string, fields?: LogFields): string {
   return line;
 }
 
+/** Keys every JSON line starts with; a field of the same name is written with a `_` suffix. */
+const _RESERVED = new Set(["time", "level", "msg"]);
+
+/** Errors become their message; bigints, which JSON cannot hold, their decimal text. */
+function _jsonValue(_key: string, value: unknown): unknown {
+  if (value instanceof Error) return value.message;
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}
+
+function _formatJson(level: LogLevel, message: string, fields?: LogFields): string {
+  const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg: message };
+  if (fields) {
+    for (const [k, v] of Object.entries(fields)) line[_RESERVED.has(k) ? `${k}_` : k] = v;
+  }
+  try {
+    return JSON.stringify(line, _jsonValue);
+  } catch {
+    // A cycle, say: a line with the fields as text beats losing the line.
+    for (const [k, v] of Object.entries(line)) {
+      if (typeof v === "object" && v !== null) line[k] = String(v);
+    }
+    return JSON.stringify(line, _jsonValue);
+  }
+}
+
 const _encoder = new TextEncoder();
 
 /**
- * A plain-text logger: `2026-11-21T10:00:00.000Z INFO message key=value`.
+ * A logger writing plain text (`2026-11-21T10:00:00.000Z INFO message
+ * key=value`) or, with `format: "json"`, one JSON object per line
+ * (`{"time":"2026-11-21T10:00:00.000Z","level":"info","msg":"message","key":"value"}`).
+ * Errors among the fields are written as their message.
+ *
+ * @throws {RangeError} When the level or format is unknown.
  *
  * @example
  * ```ts
@@ -48,16 +88,24 @@ const _encoder = new TextEncoder();
  * const log = createLogger({ level: "warn" });
  * log.info("not shown");
  * log.warn("shown", { key: "abc" });
+ *
+ * const json = createLogger({ format: "json", write: (line) => console.log(JSON.parse(line).msg) });
+ * json.info("Comet listening", { tcp: "127.0.0.1:3101" }); // Comet listening
  * ```
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = _RANK[options.level ?? "info"];
   if (min === undefined) throw new RangeError(`Unknown log level: ${options.level}`);
+  const format = options.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new RangeError(`Log format must be text or json: ${format}`);
+  }
+  const render = format === "json" ? _formatJson : _format;
   const write = options.write ?? ((line: string) => {
     Deno.stderr.writeSync(_encoder.encode(line + "\n"));
   });
   const at = (level: LogLevel) => (message: string, fields?: LogFields) => {
-    if (_RANK[level] >= min) write(_format(level, message, fields));
+    if (_RANK[level] >= min) write(render(level, message, fields));
   };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }

@@ -1,8 +1,10 @@
 import { createApiHandler, type NodesInfo } from "./api/push_api.ts";
+import { isLoopback } from "./auth/open_guard.ts";
 import type { Cluster, NodeAddress } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
+import { DefaultOperator } from "./server/operator.ts";
 import type { Acceptor, ListenOptions, TlsCertificate } from "./transport/acceptor.ts";
 import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
 import { listenTcp } from "./transport/tcp.ts";
@@ -28,9 +30,12 @@ export interface ServeOptions extends CometOptions {
   wss?: WsServeOptions | false;
   /** gf gtcp "pkg" framing; `false` for none. Default: none. */
   pkg?: PkgListenOptions | false;
-  /** Where the push API listens; `false` to not listen. Default 127.0.0.1:3111. */
+  /**
+   * Where the push API listens; `false` to not listen. Default 127.0.0.1:3111.
+   * Without `apiToken` it must be a loopback address.
+   */
   api?: ListenOptions | false;
-  /** Bearer token the push API requires. */
+  /** Bearer token the push API requires; needed to listen beyond loopback. */
   apiToken?: string;
   /** Largest push body the API accepts, in bytes. Default 1 MiB. */
   maxPushBody?: number;
@@ -180,6 +185,15 @@ export class CometServer implements AsyncDisposable {
  * Starts a Comet server: the hub, a TCP listener for goim clients and the
  * goim push API.
  *
+ * The push API lets whoever reaches it push to every client, so without an
+ * `apiToken` it only listens on loopback. Without an `operator`, clients are
+ * trusted as goim does ({@linkcode DefaultOperator}); on a listener other
+ * hosts can reach, that is logged as a warning (the `comet` command refuses
+ * it unless told `--insecure-open-auth`).
+ *
+ * @throws {TypeError} When a TLS listener has no certificate, or the push
+ * API would listen beyond loopback without a token.
+ *
  * @example
  * ```ts ignore
  * import { serve } from "./serve.ts";
@@ -199,8 +213,19 @@ export class CometServer implements AsyncDisposable {
  */
 export function serve(options: ServeOptions = {}): CometServer {
   const { signal, ...rest } = options;
+  const apiAt = options.api === false ? undefined : options.api ?? { port: 3111 };
+  let refusal: string | undefined;
   if ((options.tcpTls || options.wss) && !options.tls) {
-    throw new TypeError("TLS listeners need a certificate: pass tls with cert and key");
+    refusal = "TLS listeners need a certificate: pass tls with cert and key";
+  } else if (apiAt && !options.apiToken && !isLoopback(apiAt.hostname ?? "127.0.0.1")) {
+    refusal = `Push API without a token lets anyone push to every client; refusing to listen on ${
+      _hostPort(apiAt.hostname ?? "127.0.0.1", apiAt.port)
+    }: pass apiToken`;
+  }
+  if (refusal !== undefined) {
+    // The server owns the cluster it is given, even when it never starts.
+    void options.cluster?.close();
+    throw new TypeError(refusal);
   }
   const logger = options.logger ?? createLogger({ level: "info" });
   const cluster = options.cluster ?? new MemoryCluster();
@@ -226,9 +251,21 @@ export function serve(options: ServeOptions = {}): CometServer {
       }
     }
     if (options.pkg) acceptors.pkg = listenPkg(comet, options.pkg);
+    if (options.operator === undefined || options.operator instanceof DefaultOperator) {
+      for (const [name, acceptor] of Object.entries(acceptors)) {
+        if (isLoopback(acceptor.addr.hostname)) continue;
+        logger.warn(
+          "Open auth on a listener other hosts can reach: any client may claim any user",
+          {
+            listener: name,
+            addr: _hostPort(acceptor.addr.hostname, acceptor.addr.port),
+          },
+        );
+      }
+    }
     cluster.attach(comet, _address(acceptors, options.domain));
-    if (options.api !== false) {
-      const at = options.api ?? local(3111);
+    if (apiAt) {
+      const at = apiAt;
       api = Deno.serve(
         {
           hostname: at.hostname ?? "127.0.0.1",

@@ -22,6 +22,8 @@ export interface ChannelHooks {
   slow(channel: Channel): void;
   /** The channel began a graceful close; `grace` bounds the final flush. */
   closing(channel: Channel, grace: number): void;
+  /** A push was queued to a channel whose `_traced` is set; never called for others. */
+  pushed?(channel: Channel, frame: Uint8Array): void;
 }
 
 const _encoder = new TextEncoder();
@@ -54,6 +56,16 @@ export class Channel {
   _timer: Timer<Channel> | undefined;
   /** @internal Heartbeat deadline in milliseconds. */
   _heartbeat = 0;
+  /** @internal When the credentials expire, on the hub's timer clock; Infinity: never. */
+  _expiresAt = Infinity;
+  /** @internal Whether every step of this connection is logged (its mid is traced). */
+  _traced = false;
+  /** @internal Tokens left in the upstream rate bucket. */
+  _upTokens = 0;
+  /** @internal When the upstream bucket was last refilled, on the hub's timer clock. */
+  _upAt = 0;
+  /** @internal Why the connection is closing or closed; empty when the peer left. */
+  _closeReason = "";
 
   #queue: BoundedQueue<Uint8Array>;
   #slow: SlowPolicy;
@@ -145,7 +157,10 @@ export class Channel {
    * @returns Whether the frame was queued.
    */
   push(frame: Uint8Array): boolean {
-    if (this.#queue.offer(frame)) return true;
+    if (this.#queue.offer(frame)) {
+      if (this._traced) this.#hooks.pushed?.(this, frame);
+      return true;
+    }
     if (this.#queue.closed) return false;
     if (this.#slow === "drop") {
       this.#hooks.dropped(this);
@@ -202,6 +217,7 @@ export class Channel {
   close(reason = ""): void {
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
+    this._closeReason = reason;
     this.#queue.force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
     this.#queue.close();
     this.#hooks.closing(this, this.#closeGrace);

@@ -1,7 +1,8 @@
 import { DEFAULT_MAX_BODY, encodeFrame, type Frame } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
-import { type Logger, silentLogger } from "../log.ts";
+import { WebhookError } from "../auth/webhook_operator.ts";
+import { type LogFields, type Logger, silentLogger } from "../log.ts";
 import { Bucket } from "./bucket.ts";
 import { Channel, type ChannelHooks, type SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
@@ -31,8 +32,102 @@ export interface CometOptions {
   logger?: Logger;
   /** Hears of sessions and rooms opening and closing; see {@linkcode Comet.observer}. */
   observer?: CometObserver;
+  /**
+   * Limits on connections and on what clients may do; each absent limit is
+   * off. The `comet` command applies {@linkcode DEFAULT_LIMITS}. Default: none.
+   */
+  limits?: CometLimits;
+  /**
+   * User ids (mids) whose connections log every step at info level: auth,
+   * room changes, watch changes, upstream messages, pushes queued to them,
+   * heartbeats and the close with its reason. Other connections pay one set
+   * lookup at auth. Default: none.
+   */
+  traceMids?: Iterable<number>;
   /** Aborting closes the hub as {@linkcode Comet.close} does. */
   signal?: AbortSignal;
+}
+
+/**
+ * Limits a {@linkcode Comet} enforces. Connection limits refuse a new
+ * connection at accept: its socket is closed before any protocol, and it
+ * costs neither a channel nor a timer. The others close the connection with
+ * op 6 and a reason. Every hit is counted in {@linkcode CometStats.limitHits}.
+ * Absent or `Infinity`: no limit.
+ *
+ * @example
+ * ```ts
+ * import { Comet, DEFAULT_LIMITS } from "./comet.ts";
+ *
+ * await using comet = new Comet({ limits: { ...DEFAULT_LIMITS, maxConnectionsPerIp: 50 } });
+ * ```
+ */
+export interface CometLimits {
+  /** Connections at once, authenticated or not. */
+  maxConnections?: number;
+  /** Connections at once from one IP address, authenticated or not. */
+  maxConnectionsPerIp?: number;
+  /** New connections per second from one IP address; bursts of as many are let through. */
+  connectRate?: number;
+  /**
+   * Refused authentications from one IP address within `authWindow`; the
+   * one that reaches it bars the address: its new connections are refused
+   * at accept for one `authWindow`. An auth service that fails (a
+   * {@linkcode WebhookError} other than `refused`) does not count.
+   */
+  maxAuthAttempts?: number;
+  /** The window of `maxAuthAttempts`, in milliseconds. Default 60 s. */
+  authWindow?: number;
+  /**
+   * Upstream messages (op 4) per second per connection; bursts of as many
+   * are let through. Exceeding it closes the connection with op 6
+   * `rate limit: upstream messages`.
+   */
+  upstreamRate?: number;
+  /**
+   * Rooms with members on this node. A client joining a new room beyond it
+   * (at auth or with op 12) is closed with op 6
+   * `room limit: too many rooms on this node`. Rooms the server itself
+   * assigns with {@linkcode Comet.changeRoom} are not limited.
+   */
+  maxRooms?: number;
+}
+
+/**
+ * The limits the `comet` command applies unless told otherwise: generous for
+ * well-behaved clients, including many behind one NAT address, and small
+ * enough that one host cannot take a node down.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS } from "./comet.ts";
+ * console.log(DEFAULT_LIMITS.upstreamRate); // 100
+ * ```
+ */
+export const DEFAULT_LIMITS: Readonly<Required<CometLimits>> = Object.freeze({
+  maxConnections: 100_000,
+  maxConnectionsPerIp: 1_000,
+  connectRate: 200,
+  maxAuthAttempts: 20,
+  authWindow: 60_000,
+  upstreamRate: 100,
+  maxRooms: 100_000,
+});
+
+/** How many times each limit of {@linkcode CometLimits} was hit. */
+export interface LimitHits {
+  /** Connections refused at accept: `maxConnections` reached. */
+  connections: number;
+  /** Connections refused at accept: `maxConnectionsPerIp` reached. */
+  connectionsPerIp: number;
+  /** Connections refused at accept: `connectRate` exceeded. */
+  connectRate: number;
+  /** Connections refused at accept: their address is barred after `maxAuthAttempts`. */
+  authAttempts: number;
+  /** Connections closed for sending upstream messages faster than `upstreamRate`. */
+  upstreamRate: number;
+  /** Connections closed for joining a room beyond `maxRooms`. */
+  rooms: number;
 }
 
 /** Counters of what the hub has done since it started. */
@@ -55,8 +150,12 @@ export interface CometStats {
   handshakeTimeouts: number;
   /** Connections closed for missing heartbeats. */
   heartbeatTimeouts: number;
+  /** Connections closed because their credentials expired (session `expiresAt`). */
+  tokenExpired: number;
   /** Connections closed for breaking the protocol. */
   protocolErrors: number;
+  /** Connections refused or closed by a limit, by limit. */
+  limitHits: LimitHits;
 }
 
 /** Online figures as goim reports them. */
@@ -85,13 +184,47 @@ export interface PushAllOptions {
 type _Event = "opened" | "heartbeat" | "closed" | "roomOpened" | "roomClosed";
 
 /** A session with every default filled in. */
-type _Normalized = Required<Omit<Session, "heartbeat">> & { heartbeat: number };
+type _Normalized = Required<Omit<Session, "heartbeat" | "expiresAt">> & {
+  heartbeat: number;
+  expiresAt: number;
+};
 
 const _MAX_ID_LENGTH = 256;
 const _MAX_WATCH = 1024;
 /** Upstream messages one connection may have with the operator at once. */
 const _MAX_INFLIGHT = 32;
+/** How often, at most, per-IP records of idle addresses are swept, in ms. */
+const _SWEEP_INTERVAL = 10_000;
 const _decoder = new TextDecoder();
+
+/**
+ * What the hub keeps per client IP address while some per-IP limit is on:
+ * live connections, the connect-rate token bucket and the auth failure window.
+ */
+interface _Peer {
+  live: number;
+  tokens: number;
+  at: number;
+  failures: number;
+  since: number;
+  barredUntil: number;
+}
+
+/** A limit: absent or Infinity for none, else a positive number (an integer for counts). */
+function _limit(name: string, value: number | undefined, integer: boolean): number {
+  if (value === undefined || value === Infinity) return Infinity;
+  if (typeof value !== "number" || !(value > 0) || (integer && !Number.isSafeInteger(value))) {
+    throw new RangeError(
+      `${name} must be a positive ${integer ? "integer" : "number"} or Infinity: ${value}`,
+    );
+  }
+  return value;
+}
+
+/** The op of an encoded frame, read from its header. */
+function _frameOp(frame: Uint8Array): number {
+  return (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
+}
 
 function _positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -175,6 +308,18 @@ export class Comet implements AsyncDisposable {
   #closed: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   #pacing = new AbortController();
+  #maxConnections: number;
+  #maxPerIp: number;
+  #connectRate: number;
+  #maxAuthAttempts: number;
+  #authWindow: number;
+  #upstreamRate: number;
+  #maxRooms: number;
+  /** Whether any per-IP limit is on, and so #peers is kept. */
+  #perIp: boolean;
+  #peers = new Map<string, _Peer>();
+  #sweptAt = -Infinity;
+  #traceMids: Set<number> | undefined;
   #stats: CometStats = {
     accepted: 0,
     authOk: 0,
@@ -185,14 +330,28 @@ export class Comet implements AsyncDisposable {
     slowClosed: 0,
     handshakeTimeouts: 0,
     heartbeatTimeouts: 0,
+    tokenExpired: 0,
     protocolErrors: 0,
+    limitHits: {
+      connections: 0,
+      connectionsPerIp: 0,
+      connectRate: 0,
+      authAttempts: 0,
+      upstreamRate: 0,
+      rooms: 0,
+    },
   };
   #hooks: ChannelHooks = {
-    dropped: () => void this.#stats.dropped++,
+    dropped: (ch) => {
+      this.#stats.dropped++;
+      if (ch._traced) this.#trace(ch, "push dropped, queue full");
+    },
     slow: () => void this.#stats.slowClosed++,
     closing: (ch, grace) => {
       if (ch._timer) this.#timers.reset(ch._timer, grace);
     },
+    pushed: (ch, frame) =>
+      this.#trace(ch, "push queued", { op: _frameOp(frame), bytes: frame.length }),
   };
 
   /**
@@ -220,6 +379,25 @@ export class Comet implements AsyncDisposable {
     this.#slow = slow;
     this.logger = options.logger ?? silentLogger;
     this.#observer = options.observer;
+    const limits = options.limits ?? {};
+    this.#maxConnections = _limit("Max connections", limits.maxConnections, true);
+    this.#maxPerIp = _limit("Max connections per IP", limits.maxConnectionsPerIp, true);
+    this.#connectRate = _limit("Connect rate", limits.connectRate, false);
+    this.#maxAuthAttempts = _limit("Max auth attempts", limits.maxAuthAttempts, true);
+    this.#authWindow = _positive("Auth window", limits.authWindow, DEFAULT_LIMITS.authWindow);
+    this.#upstreamRate = _limit("Upstream rate", limits.upstreamRate, false);
+    this.#maxRooms = _limit("Max rooms", limits.maxRooms, true);
+    this.#perIp = this.#maxPerIp !== Infinity || this.#connectRate !== Infinity ||
+      this.#maxAuthAttempts !== Infinity;
+    if (options.traceMids !== undefined) {
+      const mids = new Set(options.traceMids);
+      for (const mid of mids) {
+        if (!Number.isSafeInteger(mid) || mid <= 0) {
+          throw new RangeError(`Traced mid must be a positive safe integer: ${mid}`);
+        }
+      }
+      if (mids.size > 0) this.#traceMids = mids;
+    }
     this.#timers = new TimerHeap({
       onExpire: (ch) => this.#expire(ch),
       onError: (error, ch) => this.logger.error("Deadline handler failed", { key: ch.key, error }),
@@ -288,12 +466,14 @@ export class Comet implements AsyncDisposable {
 
   /**
    * Runs one connection's protocol session to its end: handshake, auth, then
-   * every client op, while its writer task drains its queue.
+   * every client op, while its writer task drains its queue. A connection
+   * that a connection limit refuses (see {@linkcode CometLimits}) is closed
+   * at once, before any protocol.
    *
    * @returns A promise that settles when the connection is fully closed.
    */
   serve(wire: Wire): Promise<void> {
-    if (this.#closing) {
+    if (this.#closing || !this.#admit(wire.info.remoteAddr.hostname)) {
       wire.close();
       return Promise.resolve();
     }
@@ -462,6 +642,117 @@ export class Comet implements AsyncDisposable {
     this.#timers.close();
   }
 
+  /**
+   * Applies the connection limits to a new connection from `ip`; counts it
+   * in when admitted. No timer anywhere: the per-IP token bucket refills by
+   * the time elapsed since it was last looked at.
+   */
+  #admit(ip: string): boolean {
+    if (this.#live >= this.#maxConnections) return this.#refuse("connections", ip);
+    if (!this.#perIp) return true;
+    const now = this.#timers.now();
+    if (now - this.#sweptAt >= _SWEEP_INTERVAL) this.#sweep(now);
+    let peer = this.#peers.get(ip);
+    if (peer === undefined) {
+      peer = {
+        live: 0,
+        tokens: Math.max(this.#connectRate, 1),
+        at: now,
+        failures: 0,
+        since: -Infinity,
+        barredUntil: -Infinity,
+      };
+      this.#peers.set(ip, peer);
+    }
+    if (now < peer.barredUntil) return this.#refuse("authAttempts", ip);
+    if (peer.live >= this.#maxPerIp) return this.#refuse("connectionsPerIp", ip);
+    if (this.#connectRate !== Infinity) {
+      const rate = this.#connectRate;
+      peer.tokens = Math.min(Math.max(rate, 1), peer.tokens + ((now - peer.at) * rate) / 1000);
+      peer.at = now;
+      if (peer.tokens < 1) return this.#refuse("connectRate", ip);
+      peer.tokens--;
+    }
+    peer.live++;
+    return true;
+  }
+
+  #refuse(limit: keyof LimitHits, ip: string): false {
+    this.#stats.limitHits[limit]++;
+    this.logger.debug("Connection refused by a limit", { remote: ip, limit });
+    return false;
+  }
+
+  /** Forgets addresses with nothing left to remember: no connection, a full bucket, no bar. */
+  #sweep(now: number): void {
+    this.#sweptAt = now;
+    const rate = this.#connectRate;
+    const burst = Math.max(rate, 1);
+    for (const [ip, peer] of this.#peers) {
+      if (
+        peer.live === 0 && now >= peer.barredUntil && now - peer.since >= this.#authWindow &&
+        (rate === Infinity || peer.tokens + ((now - peer.at) * rate) / 1000 >= burst)
+      ) {
+        this.#peers.delete(ip);
+      }
+    }
+  }
+
+  /** Counts a refused authentication against its address; bars it at the limit. */
+  #authFailedFrom(ip: string): void {
+    if (this.#maxAuthAttempts === Infinity) return;
+    const peer = this.#peers.get(ip);
+    if (peer === undefined) return;
+    const now = this.#timers.now();
+    if (now - peer.since >= this.#authWindow) {
+      peer.since = now;
+      peer.failures = 0;
+    }
+    if (++peer.failures < this.#maxAuthAttempts) return;
+    peer.barredUntil = now + this.#authWindow;
+    peer.failures = 0;
+    peer.since = -Infinity;
+    this.logger.warn("Too many refused authentications: refusing the address for a while", {
+      remote: ip,
+      attempts: this.#maxAuthAttempts,
+      seconds: this.#authWindow / 1000,
+    });
+  }
+
+  /**
+   * Whether a client may move into `room`: it has members here, the node is
+   * below its room limit, or the client leaves a room only it is in.
+   */
+  #roomAllowed(room: string, from: string): boolean {
+    return room === "" || this.#roomCounts.size < this.#maxRooms || this.#roomCounts.has(room) ||
+      (from !== "" && this.#roomCounts.get(from) === 1);
+  }
+
+  #roomRefused(ch: Channel, room: string): void {
+    this.#stats.limitHits.rooms++;
+    this.logger.debug("Room limit reached", { key: ch.key, room, rooms: this.#roomCounts.size });
+    ch.close("room limit: too many rooms on this node");
+  }
+
+  /** Takes one token of the channel's upstream bucket; false when it is empty. */
+  #takeUpstream(ch: Channel): boolean {
+    const now = this.#timers.now();
+    const rate = this.#upstreamRate;
+    const tokens = Math.min(Math.max(rate, 1), ch._upTokens + ((now - ch._upAt) * rate) / 1000);
+    ch._upAt = now;
+    if (tokens < 1) {
+      ch._upTokens = tokens;
+      return false;
+    }
+    ch._upTokens = tokens - 1;
+    return true;
+  }
+
+  /** One step of a traced connection, at info level. */
+  #trace(ch: Channel, step: string, fields?: LogFields): void {
+    this.logger.info(`Trace: ${step}`, { mid: ch.mid, key: ch.key, ...fields });
+  }
+
   #pushBucket(bucket: Bucket, frame: Uint8Array, op: number): number {
     let n = 0;
     for (const ch of bucket.channels.values()) if (ch.watches(op) && ch.push(frame)) n++;
@@ -504,6 +795,10 @@ export class Comet implements AsyncDisposable {
       if (ch.state !== "closing") ch.abort();
       await writer;
       this.#timers.remove(ch._timer!);
+      if (this.#perIp) this.#release(ch.info.remoteAddr.hostname);
+      if (ch._traced) {
+        this.#trace(ch, "closed", { reason: ch._closeReason || "closed by the client or network" });
+      }
       if (registered) {
         this.#unregister(ch);
         if (this.#observer?.closed) this.#notify("closed", ch);
@@ -515,6 +810,11 @@ export class Comet implements AsyncDisposable {
       }
       if (--this.#live === 0) this.#drained?.();
     }
+  }
+
+  #release(ip: string): void {
+    const peer = this.#peers.get(ip);
+    if (peer !== undefined && peer.live > 0) peer.live--;
   }
 
   async #authenticate(ch: Channel): Promise<boolean> {
@@ -530,8 +830,16 @@ export class Comet implements AsyncDisposable {
     } catch (err) {
       this.#stats.authFailed++;
       const message = err instanceof Error ? err.message : String(err);
-      this.logger.debug("Auth refused", { remote: ch.info.remoteAddr.hostname, error: message });
+      const remote = ch.info.remoteAddr.hostname;
+      this.logger.debug("Auth refused", { remote, error: message });
       ch.close(`auth failed: ${message}`);
+      // An auth service that is down or busy is not the client's doing: only
+      // refusals count towards barring its address.
+      if (!(err instanceof WebhookError) || err.reason === "refused") this.#authFailedFrom(remote);
+      return false;
+    }
+    if (!this.#roomAllowed(session.room, "")) {
+      this.#roomRefused(ch, session.room);
       return false;
     }
     if (this.#observer?.opening) {
@@ -546,6 +854,17 @@ export class Comet implements AsyncDisposable {
     ch.reply(Op.AuthReply, "", frame.seq, frame.ver);
     this.#stats.authOk++;
     this.logger.debug("Connected", { key: ch.key, mid: ch.mid, room: ch.room });
+    if (ch._traced) {
+      this.#trace(ch, "authenticated", {
+        room: ch.room,
+        platform: ch.platform,
+        transport: ch.info.transport,
+        remote: ch.info.remoteAddr.hostname,
+        ...(session.expiresAt !== Infinity && {
+          expires: new Date(session.expiresAt).toISOString(),
+        }),
+      });
+    }
     return true;
   }
 
@@ -568,7 +887,12 @@ export class Comet implements AsyncDisposable {
       throw new TypeError("Session accepts must be an array of 32-bit integers");
     }
     const heartbeat = _positive("Session heartbeat", s.heartbeat, this.#heartbeatTimeout);
-    return { mid, key, room, accepts, platform: String(s.platform ?? ""), heartbeat };
+    const expiresAt = s.expiresAt ?? Infinity;
+    if (typeof expiresAt !== "number" || Number.isNaN(expiresAt)) {
+      throw new TypeError(`Session expiresAt must be epoch milliseconds: ${expiresAt}`);
+    }
+    if (expiresAt <= Date.now()) throw new TypeError("Session has already expired");
+    return { mid, key, room, accepts, platform: String(s.platform ?? ""), heartbeat, expiresAt };
   }
 
   #register(ch: Channel, s: _Normalized): void {
@@ -577,6 +901,15 @@ export class Comet implements AsyncDisposable {
     ch.platform = s.platform;
     ch.watch(s.accepts);
     ch._heartbeat = s.heartbeat;
+    ch._traced = this.#traceMids !== undefined && this.#traceMids.has(s.mid);
+    if (this.#upstreamRate !== Infinity) {
+      ch._upTokens = Math.max(this.#upstreamRate, 1);
+      ch._upAt = this.#timers.now();
+    }
+    // The heap runs on performance.now(); expiresAt is wall-clock time.
+    ch._expiresAt = s.expiresAt === Infinity
+      ? Infinity
+      : this.#timers.now() + (s.expiresAt - Date.now());
     ch._open();
     this.#handshaking.delete(ch);
     const old = this.bucket(ch.key).put(ch);
@@ -592,7 +925,7 @@ export class Comet implements AsyncDisposable {
     this.#ipCounts.set(ip, (this.#ipCounts.get(ip) ?? 0) + 1);
     this.#connections++;
     if (s.room !== "") this.#join(ch, s.room);
-    this.#timers.reset(ch._timer!, ch._heartbeat);
+    this.#rearm(ch);
     if (this.#observer?.opened) this.#notify("opened", ch);
   }
 
@@ -681,15 +1014,24 @@ export class Comet implements AsyncDisposable {
       const { op, seq, ver, body } = frame;
       switch (op) {
         case Op.Heartbeat: {
-          this.#timers.reset(ch._timer!, ch._heartbeat);
+          this.#rearm(ch);
           const online = new Uint8Array(4);
-          new DataView(online.buffer).setInt32(0, this.#heartbeatOnline(ch._room));
+          const count = this.#heartbeatOnline(ch._room);
+          new DataView(online.buffer).setInt32(0, count);
           ch.reply(Op.HeartbeatReply, online, seq, ver);
+          if (ch._traced) this.#trace(ch, "heartbeat", { seq, online: count });
           if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);
           if (this.#operator.heartbeat) this.#callHeartbeat(ch);
           break;
         }
         case Op.SendMsg: {
+          if (this.#upstreamRate !== Infinity && !this.#takeUpstream(ch)) {
+            this.#stats.limitHits.upstreamRate++;
+            this.logger.debug("Upstream rate limit reached", { key: ch.key });
+            ch.close("rate limit: upstream messages");
+            return;
+          }
+          if (ch._traced) this.#trace(ch, "upstream message", { seq, bytes: body.length });
           if (!this.#operator.receive) {
             ch.reply(Op.SendMsgReply, body, seq, ver);
             break;
@@ -705,6 +1047,11 @@ export class Comet implements AsyncDisposable {
         }
         case Op.ChangeRoom: {
           const room = _decoder.decode(body);
+          // Checked before the cluster hears of the room; joins in flight may overshoot a little.
+          if (room.length <= _MAX_ID_LENGTH && !this.#roomAllowed(room, ch._room)) {
+            this.#roomRefused(ch, room);
+            return;
+          }
           if (
             this.#observer?.joining && room !== "" && room !== ch._room &&
             room.length <= _MAX_ID_LENGTH
@@ -713,23 +1060,32 @@ export class Comet implements AsyncDisposable {
             // Closed meanwhile: the loop ends at the next frame.
             if (ch.state !== "open") break;
           }
+          const from = ch._room;
           this.changeRoom(ch, room);
           ch.reply(Op.ChangeRoomReply, body, seq, ver);
+          if (ch._traced) this.#trace(ch, "room changed", { seq, from, to: room });
           break;
         }
-        case Op.Sub:
-          ch.watch(_parseOps(body));
+        case Op.Sub: {
+          const ops = _parseOps(body);
+          ch.watch(ops);
           if (ch.watchCount > _MAX_WATCH) {
             throw new ProtocolError(`Watching more than ${_MAX_WATCH} ops`);
           }
           ch.reply(Op.SubReply, body, seq, ver);
+          if (ch._traced) this.#trace(ch, "watch", { seq, ops: ops.join(",") });
           break;
-        case Op.Unsub:
-          ch.unwatch(_parseOps(body));
+        }
+        case Op.Unsub: {
+          const ops = _parseOps(body);
+          ch.unwatch(ops);
           ch.reply(Op.UnsubReply, body, seq, ver);
+          if (ch._traced) this.#trace(ch, "unwatch", { seq, ops: ops.join(",") });
           break;
+        }
         default:
           this.logger.debug("Ignored client op", { key: ch.key, op });
+          if (ch._traced) this.#trace(ch, "ignored op", { seq, op });
       }
     }
   }
@@ -754,13 +1110,31 @@ export class Comet implements AsyncDisposable {
       .catch((err) => this.logger.warn("Operator heartbeat failed", { key: ch.key, error: err }));
   }
 
+  /**
+   * One timer entry per channel: its deadline is the earlier of the next
+   * heartbeat deadline and the credentials' expiry; #expire tells them apart.
+   */
+  #rearm(ch: Channel): void {
+    this.#timers.resetAt(ch._timer!, Math.min(this.#timers.now() + ch._heartbeat, ch._expiresAt));
+  }
+
   #expire(ch: Channel): void {
     if (ch.state === "handshake") {
       this.#stats.handshakeTimeouts++;
       this.logger.debug("Handshake timed out", { remote: ch.info.remoteAddr.hostname });
+      ch._closeReason = "handshake timeout";
+    } else if (ch.state === "open" && this.#timers.now() >= ch._expiresAt) {
+      // A graceful close: the client learns why, and the close grace re-arms the timer.
+      this.#stats.tokenExpired++;
+      this.logger.debug("Credentials expired", { key: ch.key });
+      ch.close("token expired");
+      return;
     } else if (ch.state === "open") {
       this.#stats.heartbeatTimeouts++;
       this.logger.debug("Heartbeat timed out", { key: ch.key });
+      ch._closeReason = "heartbeat timeout";
+    } else if (ch._traced && ch._closeReason !== "") {
+      ch._closeReason += ", cut off after the close grace";
     }
     ch.abort();
   }

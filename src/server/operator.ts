@@ -24,6 +24,12 @@ export interface Session {
   platform?: string;
   /** This connection's heartbeat deadline in milliseconds, overriding the server's. */
   heartbeat?: number;
+  /**
+   * When the connection's credentials run out, in milliseconds since the
+   * epoch (`Date.now()` clock): the hub then closes it with op 6
+   * `token expired`. Absent: never.
+   */
+  expiresAt?: number;
 }
 
 /** A reply body from {@linkcode Operator.receive}: bytes, or text sent as UTF-8. */

@@ -37,8 +37,10 @@ export function bindListener(options: ListenOptions, tls?: TlsCertificate): Deno
 
 /**
  * The accept loop every socket transport shares: accepts connections, turns
- * each into a {@linkcode Wire} and hands it to the hub. Closing it stops
- * accepting; connections already accepted are the hub's to close.
+ * each into a {@linkcode Wire} and hands it to the hub, which applies its
+ * connection limits (a refused connection is closed there and then, before
+ * any protocol). Closing it stops accepting; connections already accepted
+ * are the hub's to close.
  *
  * @example
  * ```ts ignore
