@@ -1,6 +1,9 @@
 import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
 import { MemoryCluster } from "../cluster/memory_cluster.ts";
 import type { Comet } from "../server/comet.ts";
+import { type AdminPushKind, createAdminHandler } from "./admin.ts";
+import { collectMetrics, formatMetrics } from "./metrics.ts";
+import { hasBearer } from "./token.ts";
 
 /** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
 export interface NodesInfo {
@@ -41,6 +44,11 @@ export interface ApiOptions {
    * so a client that stalls mid-upload cannot hold the HTTP server open.
    */
   signal?: AbortSignal;
+  /**
+   * Serve the admin page under `/admin` (live figures and a push form,
+   * behind the same token). Default true.
+   */
+  admin?: boolean;
 }
 
 /** The goim response envelope. */
@@ -181,25 +189,14 @@ function _target(request: Request): URL {
   }
 }
 
-function _authorized(request: Request, token: string): boolean {
-  const header = request.headers.get("authorization") ?? "";
-  // The scheme is case-insensitive (RFC 9110 section 11.1; RFC 6750: "Bearer" 1*SP token).
-  const scheme = /^bearer +/i.exec(header);
-  if (!scheme) return false;
-  const given = header.slice(scheme[0].length);
-  // Compare in constant time so the token cannot be guessed byte by byte.
-  let diff = given.length ^ token.length;
-  for (let i = 0; i < token.length; i++) {
-    diff |= (given.charCodeAt(i) || 0) ^ token.charCodeAt(i);
-  }
-  return diff === 0;
-}
-
 /**
  * The goim "logic" HTTP API over a {@linkcode Comet} hub, or the
  * {@linkcode Cluster} it is a node of: pushes to keys, users, rooms and
  * everyone; online figures; node lists (`/goim/nodes/weighted`,
- * `/goim/nodes/instances`); `/healthz`. Every response is goim's
+ * `/goim/nodes/instances`); `/healthz` (alive) and `/readyz` (ready for new
+ * clients); `/metrics` in the Prometheus text format (see
+ * {@linkcode formatMetrics}); and the admin page under `/admin`. Every
+ * response but `/metrics` and the admin page's assets is goim's
  * `{code, message, data}` envelope.
  *
  * @example
@@ -300,27 +297,69 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       const data = { status, connections: comet.connections, ...health.detail };
       return Promise.resolve(comet.closing ? _reply(503, -503, "Shutting down", data) : _ok(data));
     }],
+    "/readyz": ["GET", () => {
+      // Unlike /healthz, a node whose broker is away is not ready: new clients are better
+      // off on a node that hears every push, while its own clients stay connected.
+      const state = cluster.state;
+      if (comet.closing) {
+        return Promise.resolve(
+          _reply(503, -503, "Shutting down", { status: "stopping", broker: state }),
+        );
+      }
+      if (state !== "ready") {
+        return Promise.resolve(
+          _reply(503, -503, `Cluster not ready: ${state}`, { status: "not ready", broker: state }),
+        );
+      }
+      return Promise.resolve(_ok({ status: "ready", broker: state }));
+    }],
+    "/metrics": ["GET", () => {
+      const text = formatMetrics(collectMetrics(comet, { cluster }));
+      return Promise.resolve(
+        new Response(text, {
+          headers: {
+            "content-type": "text/plain; version=0.0.4; charset=utf-8",
+            "cache-control": "no-store",
+          },
+        }),
+      );
+    }],
   };
+
+  /** Runs the route of `pathname`, whose caller has checked the token. */
+  const route = async (pathname: string, url: URL, request: Request): Promise<Response> => {
+    const entry = routes[pathname];
+    if (!entry) return _reply(404, -404, `Not found: ${pathname}`);
+    const [method, handle] = entry;
+    if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
+      const res = _reply(405, -405, `Method not allowed: ${request.method}`);
+      res.headers.set("allow", method);
+      return res;
+    }
+    // A push accepted now would reach nobody: every connection is being closed.
+    if (method === "POST" && comet.closing) return _reply(503, -503, "Shutting down");
+    return await handle(url.searchParams, request);
+  };
+  const admin = options.admin === false ? undefined : createAdminHandler(comet, {
+    cluster,
+    ...(token !== undefined && { token }),
+    push: (kind: AdminPushKind, url, request) => route(`/goim/push/${kind}`, url, request),
+  });
 
   return async (request: Request): Promise<Response> => {
     try {
-      if (token !== undefined && !_authorized(request, token)) {
+      const url = _target(request);
+      const path = url.pathname;
+      // The admin page checks the token itself: a browser brings it as a cookie.
+      if (admin && (path === "/admin" || path.startsWith("/admin/"))) {
+        return await admin(request, url);
+      }
+      if (token !== undefined && !hasBearer(request, token)) {
         const res = _reply(401, -401, "Unauthorized: a bearer token is required");
         res.headers.set("www-authenticate", "Bearer");
         return res;
       }
-      const url = _target(request);
-      const route = routes[url.pathname];
-      if (!route) return _reply(404, -404, `Not found: ${url.pathname}`);
-      const [method, handle] = route;
-      if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
-        const res = _reply(405, -405, `Method not allowed: ${request.method}`);
-        res.headers.set("allow", method);
-        return res;
-      }
-      // A push accepted now would reach nobody: every connection is being closed.
-      if (method === "POST" && comet.closing) return _reply(503, -503, "Shutting down");
-      return await handle(url.searchParams, request);
+      return await route(path, url, request);
     } catch (err) {
       if (err instanceof _BadRequest) return _reply(err.status, err.code, err.message);
       comet.logger.error("API request failed", { path: request.url, error: err });

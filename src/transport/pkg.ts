@@ -10,6 +10,7 @@ import { ProtocolError } from "../protocol/protocol_error.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions } from "./acceptor.ts";
+import { type TrafficCounter, trafficCounter } from "./traffic.ts";
 
 /** Bytes a connection reads at a time; small for the same reason as in `tcp.ts`. */
 const _READ_SIZE = 512;
@@ -317,9 +318,11 @@ export class PkgWire implements Wire {
   #seq = 0;
   #skipped = 0;
   #closed = false;
+  #traffic: TrafficCounter = trafficCounter("pkg");
 
   /**
-   * Wraps an accepted connection.
+   * Wraps an accepted connection. Its bytes count towards
+   * {@linkcode trafficCounter}`("pkg")`.
    *
    * @param conn An accepted connection.
    * @param options Header size (default 2) and inbound payload cap (default 4096).
@@ -370,6 +373,7 @@ export class PkgWire implements Wire {
         return null; // reset by peer, or closed under us
       }
       if (n === null) return null;
+      this.#traffic.bytesIn += n;
       this.#decoder.push(this.#buf.subarray(0, n));
     }
   }
@@ -440,7 +444,9 @@ export class PkgWire implements Wire {
   async write(data: Uint8Array): Promise<void> {
     let at = 0;
     while (at < data.length) {
-      at += await this.#conn.write(at === 0 ? data : data.subarray(at));
+      const n = await this.#conn.write(at === 0 ? data : data.subarray(at));
+      this.#traffic.bytesOut += n;
+      at += n;
     }
   }
 

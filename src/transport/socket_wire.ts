@@ -1,6 +1,7 @@
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { ConnInfo, PeerAddr, Wire } from "../server/wire.ts";
+import { type TrafficCounter, trafficCounter } from "./traffic.ts";
 import { WebSocketError, WsCloseCode } from "./websocket_codec.ts";
 import { encodeGoimMessages, NO_MESSAGE_HEADER } from "./ws_batch.ts";
 
@@ -136,6 +137,7 @@ export class SocketWire implements Wire {
   #closed = false;
   #closeCode: number = WsCloseCode.Normal;
   #closeReason = "";
+  #traffic: TrafficCounter;
 
   /** Sockets whose writes wait for `bufferedAmount` to fall. */
   static #congested = new Set<SocketWire>();
@@ -144,6 +146,8 @@ export class SocketWire implements Wire {
   /**
    * Wraps a socket, open or still connecting (as `Deno.upgradeWebSocket`
    * returns it before the 101 response is sent). The wire owns it from now on.
+   * The goim bytes of its messages (the socket hides WebSocket framing) count
+   * towards {@linkcode trafficCounter} of its transport name.
    *
    * @throws {RangeError} When a size option is out of range.
    */
@@ -159,6 +163,7 @@ export class SocketWire implements Wire {
       remoteAddr: { hostname: addr.hostname, port: addr.port },
     };
     if (options.headers) this.info.headers = options.headers;
+    this.#traffic = trafficCounter(this.info.transport);
     this.#socket = socket;
     socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (e) => this.#message(e));
@@ -229,6 +234,7 @@ export class SocketWire implements Wire {
     if (this.#closed || this.#ended) return Promise.reject(_closed());
     if (socket.readyState === WebSocket.CONNECTING) return _DONE;
     if (socket.readyState !== WebSocket.OPEN) return Promise.reject(_closed());
+    this.#traffic.bytesOut += data.length;
     let last = 0;
     for (let at = 0; at < data.length;) {
       const packLen = _int32(data, at);
@@ -285,6 +291,7 @@ export class SocketWire implements Wire {
     }
     const message = new Uint8Array(data);
     const n = message.length;
+    this.#traffic.bytesIn += n;
     const packLen = n >= HEADER_SIZE ? _int32(message, 0) : -1;
     const headerLen = n >= HEADER_SIZE ? _int16(message, 4) : -1;
     if (packLen !== n || headerLen !== HEADER_SIZE) {

@@ -3,6 +3,7 @@ import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
+import { type TrafficCounter, trafficCounter } from "./traffic.ts";
 
 /**
  * Bytes a connection reads at a time. Small on purpose: idle connections
@@ -30,9 +31,11 @@ export class TcpWire implements Wire {
   #decoder: FrameDecoder;
   #buf: Uint8Array | undefined;
   #closed = false;
+  #traffic: TrafficCounter;
 
   /**
-   * Wraps an accepted connection.
+   * Wraps an accepted connection. Its bytes count towards
+   * {@linkcode trafficCounter} of its transport name.
    *
    * @param conn An accepted connection.
    * @param options `maxBody` caps inbound bodies; `transport` names it (`"tcp"`, `"tls"`).
@@ -45,6 +48,7 @@ export class TcpWire implements Wire {
       transport: options.transport ?? "tcp",
       remoteAddr: { hostname: addr.hostname, port: addr.port },
     };
+    this.#traffic = trafficCounter(this.info.transport);
   }
 
   /** Reads the next frame; `null` at end of stream or once closed. */
@@ -62,6 +66,7 @@ export class TcpWire implements Wire {
         return null; // reset by peer, or closed under us
       }
       if (n === null) return null;
+      this.#traffic.bytesIn += n;
       this.#decoder.push(this.#buf.subarray(0, n));
     }
   }
@@ -83,7 +88,9 @@ export class TcpWire implements Wire {
   async write(data: Uint8Array): Promise<void> {
     let at = 0;
     while (at < data.length) {
-      at += await this.#conn.write(at === 0 ? data : data.subarray(at));
+      const n = await this.#conn.write(at === 0 ? data : data.subarray(at));
+      this.#traffic.bytesOut += n;
+      at += n;
     }
   }
 

@@ -15,6 +15,7 @@ import {
   WsOpcode,
 } from "./websocket_codec.ts";
 import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
+import { type TrafficCounter, trafficCounter } from "./traffic.ts";
 import { acceptUpgrade, HandshakeError } from "./ws_handshake.ts";
 
 /** Bytes a connection reads at a time; small for the same reason as on TCP. */
@@ -69,17 +70,25 @@ function _release(conn: Deno.Conn): void {
 }
 
 /** Writes `frame`, then closes `conn`; a peer that does not read is cut off after a while. */
-function _lingerClose(conn: Deno.Conn, frame: Uint8Array): void {
+function _lingerClose(conn: Deno.Conn, frame: Uint8Array, traffic: TrafficCounter): void {
   _lingering.set(conn, performance.now() + _LINGER_MS);
   if (_sweeper === undefined) {
     Deno.unrefTimer(_sweeper = setTimeout(_sweep, _LINGER_MS));
   }
-  _writeAll(conn, frame).catch(() => {}).finally(() => _release(conn));
+  _writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
 }
 
-async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function _writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+  traffic: TrafficCounter,
+): Promise<void> {
   let at = 0;
-  while (at < data.length) at += await conn.write(at === 0 ? data : data.subarray(at));
+  while (at < data.length) {
+    const n = await conn.write(at === 0 ? data : data.subarray(at));
+    traffic.bytesOut += n;
+    at += n;
+  }
 }
 
 function _int32(b: Uint8Array, i: number): number {
@@ -147,10 +156,12 @@ export class WsWire implements Wire {
   #closeReason = "";
   #writing = false;
   #waiters: (() => void)[] = [];
+  #traffic: TrafficCounter;
 
   /**
    * Wraps an accepted connection that has not been upgraded yet (or has, with
-   * `options.upgraded`).
+   * `options.upgraded`). Its bytes after the opening handshake count towards
+   * {@linkcode trafficCounter} of its transport name.
    *
    * @throws {RangeError} When `maxBody` or `maxHeadSize` is out of range.
    * @throws {TypeError} When `path` does not start with `/`.
@@ -173,6 +184,7 @@ export class WsWire implements Wire {
       transport: options.transport ?? "ws",
       remoteAddr: { hostname: addr.hostname, port: addr.port },
     };
+    this.#traffic = trafficCounter(this.info.transport);
     if (options.upgraded) {
       this.info.headers = options.upgraded.headers;
       this.#parser.push(options.upgraded.rest ?? EMPTY);
@@ -212,6 +224,7 @@ export class WsWire implements Wire {
           return null; // reset by peer, or closed under us
         }
         if (n === null) return null;
+        this.#traffic.bytesIn += n;
         parser.push(this.#buf.subarray(0, n));
         continue;
       }
@@ -289,7 +302,7 @@ export class WsWire implements Wire {
     for (const wake of this.#waiters.splice(0)) wake();
     if (state === "open" && !this.#closeSent && !this.#writing) {
       this.#closeSent = true;
-      _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason));
+      _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
       return;
     }
     _closeConn(this.#conn);
@@ -363,7 +376,7 @@ export class WsWire implements Wire {
     }
     this.#writing = true;
     try {
-      await _writeAll(this.#conn, data);
+      await _writeAll(this.#conn, data, this.#traffic);
     } finally {
       this.#writing = false;
       const waiting = this.#waiters;

@@ -1,0 +1,816 @@
+/**
+ * Soak: the real `comet` command in a child process, thousands of loopback
+ * clients churning through it (connect, auth, join a random room, heartbeat,
+ * change rooms, watch and unwatch, disconnect, reconnect) over TCP, WebSocket
+ * and pkg, with pushes of every kind through the push API meanwhile. It reads
+ * `/metrics` at the start, every second, and at the end; once every client has
+ * left, the server must be back to no connections, handshakes, timers, rooms
+ * or queued frames, and its RSS near where it started. A leak, a failed push
+ * or an unclean server exit makes it exit 1.
+ *
+ * ```sh
+ * deno task soak                                   # 2,000 connections for 60 s
+ * deno task soak --connections 5000 --duration 5m
+ * ```
+ *
+ * Flags: `--connections N` (2000), `--duration D` (60s), `--rooms N` (50),
+ * `--life D` (longest a session stays connected; 4s), `--push-interval D`
+ * (25ms), `--ws-share F` (0.3), `--pkg-share F` (0.1), `--settle D` (how long
+ * the server may take to drop everything after the clients leave; 20s),
+ * `--rss-slack MIB` (how far above its start the server's RSS may end; 64),
+ * `--heap-slack MIB` (the same for its V8 heap in use; 32), `--memory-wait D`
+ * (how long to wait for memory to come back down; 30s), `--seed N`.
+ * Durations read `500ms`, `5s`, `2m`.
+ *
+ * Memory is judged once the server is idle: V8 gives its heap back only after
+ * its memory reducer runs, some seconds into the quiet, so the soak samples
+ * for up to `--memory-wait` and keeps the lowest figures.
+ *
+ * @module
+ */
+import { FrameDecoder } from "../src/protocol/decoder.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
+import { Op } from "../src/protocol/op.ts";
+
+/** What a soak run does; see the module doc for the flags. */
+export interface SoakOptions {
+  /** Client slots; each runs sessions back to back. */
+  connections: number;
+  /** How long the churn lasts, in ms. */
+  duration: number;
+  /** Rooms the clients spread over. */
+  rooms: number;
+  /** Longest a session stays connected, in ms. */
+  life: number;
+  /** Pause between pushes, in ms. */
+  pushInterval: number;
+  /** Share of sessions over WebSocket. */
+  wsShare: number;
+  /** Share of sessions over pkg. */
+  pkgShare: number;
+  /** How long the server may take to drop everything once the clients left, in ms. */
+  settle: number;
+  /** How far above its start the server's RSS may end, in MiB. */
+  rssSlack: number;
+  /** How far above its start the server's V8 heap in use may end, in MiB. */
+  heapSlack: number;
+  /** How long to wait for the server's memory to come back down, in ms. */
+  memoryWait: number;
+  /** Seed of the clients' random choices. */
+  seed: number;
+}
+
+/** What a soak run saw. */
+export interface SoakReport {
+  /** False on a leak, a failed push or an unclean exit. */
+  ok: boolean;
+  /** Why not ok. */
+  failures: string[];
+  /** Sessions opened, by transport. */
+  sessions: Record<string, number>;
+  /** Pushes sent, by kind. */
+  pushes: Record<string, number>;
+  /** Pushed messages the clients received. */
+  received: number;
+  /** Server RSS in bytes at the start, the largest seen, and at the end. */
+  rss: { start: number; peak: number; end: number };
+  /** Server V8 heap in use in bytes, likewise. */
+  heap: { start: number; peak: number; end: number };
+  /** Most connections seen at once. */
+  peakConnections: number;
+}
+
+const DEFAULTS: SoakOptions = {
+  connections: 2_000,
+  duration: 60_000,
+  rooms: 50,
+  life: 4_000,
+  pushInterval: 25,
+  wsShare: 0.3,
+  pkgShare: 0.1,
+  settle: 20_000,
+  rssSlack: 64,
+  heapSlack: 32,
+  memoryWait: 30_000,
+  seed: 1,
+};
+
+const ROOT = new URL("../", import.meta.url);
+const TOKEN = `soak-${crypto.randomUUID()}`;
+const OPS = [1000, 1001];
+const MIB = 2 ** 20;
+const utf8 = new TextEncoder();
+
+function duration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
+  if (!m) throw new RangeError(`Not a duration: ${text}`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m[2] ?? "ms"]!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * Reads the soak's flags.
+ *
+ * @throws {RangeError} On an unknown flag or a bad value.
+ */
+export function parseSoakArgs(args: readonly string[]): SoakOptions {
+  const out = { ...DEFAULTS, seed: Date.now() % 0x7fffffff };
+  const numbers: Record<string, keyof SoakOptions> = {
+    "--connections": "connections",
+    "--rooms": "rooms",
+    "--ws-share": "wsShare",
+    "--pkg-share": "pkgShare",
+    "--rss-slack": "rssSlack",
+    "--heap-slack": "heapSlack",
+    "--seed": "seed",
+  };
+  const durations: Record<string, keyof SoakOptions> = {
+    "--duration": "duration",
+    "--life": "life",
+    "--push-interval": "pushInterval",
+    "--settle": "settle",
+    "--memory-wait": "memoryWait",
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i]!.split("=", 2) as [string, string | undefined];
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new RangeError(`${flag} needs a value`);
+    if (flag in numbers) {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new RangeError(`Bad ${flag}: ${value}`);
+      out[numbers[flag]!] = n;
+    } else if (flag in durations) {
+      out[durations[flag]!] = duration(value);
+    } else {
+      throw new RangeError(`Unknown flag: ${flag}`);
+    }
+  }
+  if (out.connections < 1 || !Number.isInteger(out.connections)) {
+    throw new RangeError(`Bad --connections: ${out.connections}`);
+  }
+  if (out.wsShare + out.pkgShare > 1) throw new RangeError("--ws-share + --pkg-share exceeds 1");
+  return out;
+}
+
+/** mulberry32. */
+class Rng {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = seed >>> 0;
+  }
+  next(): number {
+    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}
+
+/** Sleeps `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+// ---- the server -----------------------------------------------------------------------
+
+interface Ports {
+  tcp: number;
+  ws: number;
+  pkg: number;
+  api: number;
+}
+
+/** The `comet` command, with its stderr read line by line. */
+class Server {
+  readonly child: Deno.ChildProcess;
+  readonly ports: Promise<Ports>;
+  /** Warnings and errors the server logged. */
+  readonly complaints: string[] = [];
+  readonly #reading: Promise<void>;
+
+  constructor(extra: string[]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-env",
+        "--allow-read",
+        "src/cli.ts",
+        "--tcp",
+        "127.0.0.1:0",
+        "--ws",
+        "127.0.0.1:0",
+        "--pkg",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--api-token",
+        TOKEN,
+        "--log",
+        "info",
+        ...extra,
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.child = child;
+    let found: (ports: Ports) => void = () => {};
+    let failed: (err: Error) => void = () => {};
+    this.ports = new Promise((resolve, reject) => {
+      found = resolve;
+      failed = reject;
+    });
+    // Reported only if nobody is waiting for the ports any more.
+    this.ports.catch(() => {});
+    this.#reading = (async () => {
+      let rest = "";
+      let log = "";
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        const lines = rest.split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          if (log.length < 8192) log += line + "\n";
+          const ports = _listening(line);
+          if (ports) found(ports);
+          if (/\b(WARN|ERROR)\b|"level":"(warn|error)"/.test(line)) {
+            if (this.complaints.length < 1000) this.complaints.push(line);
+          }
+        }
+      }
+      failed(new Error(`The server exited before listening:\n${log}${rest}`));
+    })();
+  }
+
+  /** SIGTERM, then the exit status (SIGKILL after 15 s). */
+  async stop(): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }, 15_000);
+    try {
+      const status = await this.child.status;
+      await this.#reading;
+      return status;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The ports of the `Comet listening` line, as text (`tcp=host:port`) or JSON. */
+function _listening(line: string): Ports | undefined {
+  if (!line.includes("Comet listening")) return undefined;
+  const fields: Record<string, string> = {};
+  if (line.trimStart().startsWith("{")) {
+    for (const [k, v] of Object.entries(JSON.parse(line))) fields[k] = String(v);
+  } else {
+    for (const m of line.matchAll(/(\w+)=(\S+)/g)) fields[m[1]!] = m[2]!;
+  }
+  const port = (name: string) => Number(/:(\d+)$/.exec(fields[name] ?? "")?.[1] ?? NaN);
+  const ports = { tcp: port("tcp"), ws: port("ws"), pkg: port("pkg"), api: port("api") };
+  return Object.values(ports).every((p) => p > 0) ? ports : undefined;
+}
+
+/** The limit flags the server knows of, turned off: all the clients come from one address. */
+async function _noLimits(): Promise<string[]> {
+  const help = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", "--help"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(help.stdout);
+  const flags = [
+    "--max-connections-per-ip",
+    "--connect-rate",
+    "--max-auth-attempts",
+    "--max-connections",
+    "--upstream-rate",
+  ];
+  return flags.filter((f) => new RegExp(`^\\s*${f}\\s`, "m").test(text)).flatMap((f) => [f, "0"]);
+}
+
+/** `/metrics`, as series → value. */
+async function scrape(api: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${api}/metrics`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`/metrics answered ${res.status}: ${text}`);
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*(?:\{.*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** The sum of every series of `name`, labels or not. */
+function sum(metrics: Map<string, number>, name: string): number {
+  let n = 0;
+  for (const [series, v] of metrics) {
+    if (series === name || series.startsWith(`${name}{`)) n += v;
+  }
+  return n;
+}
+
+// ---- the clients ----------------------------------------------------------------------
+
+type Transport = "tcp" | "ws" | "pkg";
+
+/** One client connection, whatever its transport. */
+interface Link {
+  /** Resolves true once the server took the auth, false if the link ended first. */
+  readonly authed: Promise<boolean>;
+  /** Resolves once the link is down. */
+  readonly closed: Promise<void>;
+  /** Sends a goim frame (pkg: its body as a package; heartbeats empty). */
+  send(op: number, body?: Uint8Array): void;
+  close(): void;
+}
+
+interface Counters {
+  received: number;
+  kicked: number;
+}
+
+function _deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+async function tcpLink(port: number, auth: Uint8Array, counters: Counters): Promise<Link> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const authed = _deferred<boolean>();
+  let writing = Promise.resolve();
+  let seq = 0;
+  const write = (bytes: Uint8Array) => {
+    writing = writing.then(async () => {
+      let at = 0;
+      while (at < bytes.length) at += await conn.write(bytes.subarray(at));
+    }).catch(() => {});
+  };
+  const closed = (async () => {
+    const decoder = new FrameDecoder({ maxBody: 1 << 20 });
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        decoder.push(buf.subarray(0, n));
+        for (let f = decoder.next(); f !== undefined; f = decoder.next()) {
+          if (f.op === Op.AuthReply) authed.resolve(true);
+          else if (f.op >= 1000) counters.received++;
+          else if (f.op === Op.DisconnectReply) counters.kicked++;
+        }
+      }
+    } catch {
+      // Closed by us, or reset.
+    }
+    authed.resolve(false);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  })();
+  write(encodeFrame(Op.Auth, ++seq, auth));
+  return {
+    authed: authed.promise,
+    closed,
+    send: (op, body = new Uint8Array(0)) => write(encodeFrame(op, ++seq, body)),
+    close: () => {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
+
+function wsLink(port: number, auth: Uint8Array, counters: Counters): Link {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/sub`);
+  ws.binaryType = "arraybuffer";
+  const authed = _deferred<boolean>();
+  const closed = _deferred<void>();
+  let seq = 0;
+  const count = (op: number) => {
+    if (op === Op.AuthReply) authed.resolve(true);
+    else if (op >= 1000) counters.received++;
+    else if (op === Op.DisconnectReply) counters.kicked++;
+  };
+  ws.onopen = () => ws.send(encodeFrame(Op.Auth, ++seq, auth));
+  ws.onmessage = (e) => {
+    const data = new DataView(e.data as ArrayBuffer);
+    const op = data.getInt32(8);
+    if (op !== Op.Raw) return count(op);
+    // A batch: goim frames back to back after the outer header.
+    for (let at = 16; at + 16 <= data.byteLength; at += data.getInt32(at)) {
+      count(data.getInt32(at + 8));
+      if (data.getInt32(at) < 16) break;
+    }
+  };
+  ws.onclose = () => {
+    authed.resolve(false);
+    closed.resolve();
+  };
+  ws.onerror = () => {};
+  return {
+    authed: authed.promise,
+    closed: closed.promise,
+    send: (op, body = new Uint8Array(0)) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame(op, ++seq, body));
+    },
+    close: () => ws.close(),
+  };
+}
+
+async function pkgLink(port: number, auth: Uint8Array, counters: Counters): Promise<Link> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const authed = _deferred<boolean>();
+  let writing = Promise.resolve();
+  const write = (payload: Uint8Array) => {
+    const bytes = new Uint8Array(2 + payload.length);
+    bytes[0] = payload.length >> 8;
+    bytes[1] = payload.length & 0xff;
+    bytes.set(payload, 2);
+    writing = writing.then(async () => {
+      let at = 0;
+      while (at < bytes.length) at += await conn.write(bytes.subarray(at));
+    }).catch(() => {});
+  };
+  const closed = (async () => {
+    let pending = new Uint8Array(0);
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        const joined = new Uint8Array(pending.length + n);
+        joined.set(pending);
+        joined.set(buf.subarray(0, n), pending.length);
+        let at = 0;
+        while (joined.length - at >= 2) {
+          const len = (joined[at]! << 8) | joined[at + 1]!;
+          if (joined.length - at < 2 + len) break;
+          // pkg sends no auth reply: the answer to the heartbeat sent after the auth says it.
+          if (len === 0) authed.resolve(true);
+          else counters.received++;
+          at += 2 + len;
+        }
+        pending = joined.slice(at);
+      }
+    } catch {
+      // Closed by us, or reset.
+    }
+    authed.resolve(false);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  })();
+  write(auth);
+  write(new Uint8Array(0));
+  return {
+    authed: authed.promise,
+    closed,
+    send: (op, body = new Uint8Array(0)) => {
+      if (op === Op.Heartbeat) write(new Uint8Array(0));
+      else if (op === Op.SendMsg) write(body.length > 0 ? body : utf8.encode("."));
+      // pkg has no room or watch requests.
+    },
+    close: () => {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
+
+/**
+ * Runs a soak against a freshly started `comet` command and reports what it
+ * saw; prints progress to stdout unless `log` is given.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseSoakArgs, soak } from "./soak.ts";
+ * const report = await soak(parseSoakArgs(["--connections", "200", "--duration", "5s"]));
+ * console.log(report.ok);
+ * ```
+ */
+export async function soak(
+  options: SoakOptions,
+  log: (line: string) => void = console.log,
+): Promise<SoakReport> {
+  const o = options;
+  const failures: string[] = [];
+  const sessions: Record<Transport, number> = { tcp: 0, ws: 0, pkg: 0 };
+  const pushes: Record<string, number> = { keys: 0, mids: 0, room: 0, all: 0 };
+  const counters: Counters = { received: 0, kicked: 0 };
+  let pushErrors = 0;
+  let connectErrors = 0;
+  let authTimeouts = 0;
+
+  const server = new Server(await _noLimits());
+  let ports: Ports;
+  try {
+    ports = await Promise.race([
+      server.ports,
+      sleep(30_000).then(() => Promise.reject(new Error("The server did not start in 30 s"))),
+    ]);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  const start = await scrape(ports.api);
+  const rss = { start: start.get("process_resident_memory_bytes")!, peak: 0, end: 0 };
+  const heap = { start: start.get("comet_heap_used_bytes")!, peak: 0, end: 0 };
+  rss.peak = rss.start;
+  heap.peak = heap.start;
+  let peakConnections = 0;
+  log(
+    `soak: ${o.connections} connections for ${o.duration / 1000} s over ${o.rooms} rooms ` +
+      `(seed ${o.seed}); server rss at start ${(rss.start / MIB).toFixed(1)} MiB`,
+  );
+
+  const stop = new AbortController();
+  const signal = stop.signal;
+  /** Keys of the authenticated sessions, by slot, for key pushes. */
+  const live = new Map<number, string>();
+
+  const slot = async (i: number, r: Rng) => {
+    // Spread the first connects over a second or two rather than one burst.
+    await sleep(r.int(Math.min(2_000, o.duration / 4)), signal);
+    let generation = 0;
+    while (!signal.aborted) {
+      const roll = r.next();
+      const transport: Transport = roll < o.wsShare
+        ? "ws"
+        : roll < o.wsShare + o.pkgShare
+        ? "pkg"
+        : "tcp";
+      // Now and then take another slot's key: the server replaces that connection.
+      const key = r.int(50) === 0 ? `k${r.int(o.connections)}-0` : `k${i}-${generation++ % 3}`;
+      const auth = utf8.encode(JSON.stringify({
+        mid: i + 1,
+        key,
+        room_id: `live://r${r.int(o.rooms)}`,
+        platform: transport,
+        accepts: OPS,
+      }));
+      let link: Link;
+      try {
+        link = transport === "ws"
+          ? wsLink(ports.ws, auth, counters)
+          : transport === "pkg"
+          ? await pkgLink(ports.pkg, auth, counters)
+          : await tcpLink(ports.tcp, auth, counters);
+      } catch {
+        connectErrors++;
+        await sleep(100 + r.int(400), signal);
+        continue;
+      }
+      sessions[transport]++;
+      // A few walk away before the auth reply.
+      if (r.int(30) === 0) {
+        link.close();
+        await link.closed;
+        continue;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ok = await Promise.race([
+        link.authed,
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 10_000))),
+      ]);
+      clearTimeout(timer);
+      if (!ok) {
+        authTimeouts++;
+        link.close();
+        await link.closed;
+        continue;
+      }
+      live.set(i, key);
+      const until = performance.now() + 200 + r.int(o.life);
+      let down = false;
+      void link.closed.then(() => (down = true));
+      while (!signal.aborted && !down && performance.now() < until) {
+        await sleep(200 + r.int(800), signal);
+        if (signal.aborted || down) break;
+        const what = r.int(20);
+        if (what < 12) link.send(Op.Heartbeat);
+        else if (what < 15) link.send(Op.ChangeRoom, utf8.encode(`live://r${r.int(o.rooms)}`));
+        else if (what < 16) link.send(Op.ChangeRoom, new Uint8Array(0));
+        else if (what < 17) link.send(Op.Sub, utf8.encode("1002,1003"));
+        else if (what < 18) link.send(Op.Unsub, utf8.encode("1003"));
+        else link.send(Op.SendMsg, utf8.encode("hello"));
+      }
+      if (live.get(i) === key) live.delete(i);
+      link.close();
+      await link.closed;
+      await sleep(r.int(200), signal);
+    }
+  };
+
+  const pusher = async (r: Rng) => {
+    const kinds = ["room", "keys", "mids", "all"] as const;
+    for (let n = 0; !signal.aborted; n++) {
+      const kind = kinds[n % kinds.length]!;
+      const op = OPS[r.int(OPS.length)]!;
+      let query: string;
+      if (kind === "room") {
+        query = `type=live&room=r${r.int(o.rooms)}`;
+      } else if (kind === "keys" || kind === "mids") {
+        const slots = [...live.keys()];
+        const picked = Array.from(
+          { length: 1 + r.int(10) },
+          () => slots[r.int(slots.length)] ?? 0,
+        );
+        query = kind === "keys"
+          ? picked.map((s) => `keys=${encodeURIComponent(live.get(s) ?? "none")}`).join("&")
+          : picked.map((s) => `mids=${s + 1}`).join("&");
+      } else {
+        query = r.int(4) === 0 ? "speed=100000" : "";
+      }
+      try {
+        const res = await fetch(
+          `http://127.0.0.1:${ports.api}/goim/push/${kind}?operation=${op}&${query}`,
+          {
+            method: "POST",
+            headers: { authorization: `Bearer ${TOKEN}` },
+            body: `soak push ${n}`,
+          },
+        );
+        const body = await res.json();
+        if (body.code !== 0) {
+          pushErrors++;
+          if (pushErrors <= 5) log(`push ${kind} failed: ${res.status} ${JSON.stringify(body)}`);
+        }
+        pushes[kind]!++;
+      } catch (err) {
+        pushErrors++;
+        if (pushErrors <= 5) log(`push ${kind} failed: ${(err as Error).message}`);
+      }
+      await sleep(o.pushInterval, signal);
+    }
+  };
+
+  const sampler = async () => {
+    while (!signal.aborted) {
+      await sleep(1_000, signal);
+      try {
+        const m = await scrape(ports.api);
+        rss.peak = Math.max(rss.peak, m.get("process_resident_memory_bytes") ?? 0);
+        heap.peak = Math.max(heap.peak, m.get("comet_heap_used_bytes") ?? 0);
+        peakConnections = Math.max(peakConnections, sum(m, "comet_connections"));
+      } catch {
+        // The next sample will do.
+      }
+    }
+  };
+
+  const rng = new Rng(o.seed);
+  const started = performance.now();
+  const running = [
+    ...Array.from({ length: o.connections }, (_, i) => slot(i, new Rng(rng.int(2 ** 31)))),
+    pusher(new Rng(rng.int(2 ** 31))),
+    sampler(),
+  ];
+  const progress = setInterval(() => {
+    const s = sessions.tcp + sessions.ws + sessions.pkg;
+    log(
+      `  ${((performance.now() - started) / 1000).toFixed(0)} s: ${live.size} live, ` +
+        `${s} sessions, ${Object.values(pushes).reduce((a, b) => a + b, 0)} pushes, ` +
+        `${counters.received} received, server rss ${(rss.peak / MIB).toFixed(1)} MiB peak`,
+    );
+  }, 10_000);
+  await sleep(o.duration);
+  stop.abort();
+  clearInterval(progress);
+  await Promise.all(running);
+
+  // Every client has left: the server must come back to nothing.
+  const settleBy = performance.now() + o.settle;
+  let end = await scrape(ports.api);
+  const figures = (m: Map<string, number>) => ({
+    connections: sum(m, "comet_connections"),
+    handshaking: sum(m, "comet_handshaking"),
+    timers: sum(m, "comet_timers"),
+    rooms: sum(m, "comet_rooms"),
+    queue: sum(m, "comet_queue_depth"),
+  });
+  while (
+    Object.values(figures(end)).some((v) => v !== 0) && performance.now() < settleBy
+  ) {
+    await sleep(250);
+    end = await scrape(ports.api);
+  }
+  const left = figures(end);
+  for (const [name, v] of Object.entries(left)) {
+    if (v !== 0) failures.push(`leak: ${name} is ${v} after every client left`);
+  }
+  // Memory comes back once V8's memory reducer has run in the quiet: keep the lowest samples.
+  rss.end = end.get("process_resident_memory_bytes")!;
+  heap.end = end.get("comet_heap_used_bytes")!;
+  const high = () =>
+    rss.end > rss.start + o.rssSlack * MIB || heap.end > heap.start + o.heapSlack * MIB;
+  const memoryBy = performance.now() + o.memoryWait;
+  while (high() && performance.now() < memoryBy) {
+    await sleep(1_000);
+    const m = await scrape(ports.api);
+    rss.end = Math.min(rss.end, m.get("process_resident_memory_bytes")!);
+    heap.end = Math.min(heap.end, m.get("comet_heap_used_bytes")!);
+  }
+  for (
+    const [name, figure, slack] of [["rss", rss, o.rssSlack], ["heap", heap, o.heapSlack]] as const
+  ) {
+    if (figure.end > figure.start + slack * MIB) {
+      failures.push(
+        `leak: ${name} ended at ${(figure.end / MIB).toFixed(1)} MiB, more than ${slack} MiB ` +
+          `above its start (${(figure.start / MIB).toFixed(1)} MiB)`,
+      );
+    }
+  }
+  if (pushErrors > 0) failures.push(`${pushErrors} pushes failed`);
+  const totalSessions = sessions.tcp + sessions.ws + sessions.pkg;
+  if (totalSessions < o.connections) failures.push(`only ${totalSessions} sessions opened`);
+  if (counters.received === 0) failures.push("no push reached any client");
+
+  const status = await server.stop();
+  if (status.code !== 0) failures.push(`the server exited with status ${status.code}`);
+
+  log(
+    `sessions: ${totalSessions} (tcp ${sessions.tcp}, ws ${sessions.ws}, pkg ${sessions.pkg}); ` +
+      `connect errors ${connectErrors}, auth timeouts ${authTimeouts}, kicked ${counters.kicked}`,
+  );
+  log(
+    `pushes: ${Object.entries(pushes).map(([k, v]) => `${k} ${v}`).join(", ")}; ` +
+      `${counters.received} received by clients; peak ${peakConnections} connections`,
+  );
+  for (const [name, f] of [["rss", rss], ["heap in use", heap]] as const) {
+    log(
+      `server ${name}: start ${(f.start / MIB).toFixed(1)} MiB, peak ${
+        (f.peak / MIB).toFixed(1)
+      } ` +
+        `MiB, end ${(f.end / MIB).toFixed(1)} MiB`,
+    );
+  }
+  log(
+    `at the end: connections ${left.connections}, handshaking ${left.handshaking}, ` +
+      `timers ${left.timers}, rooms ${left.rooms}, queued ${left.queue}`,
+  );
+  if (server.complaints.length > 0) {
+    log(`server warnings and errors: ${server.complaints.length}, first:`);
+    for (const line of server.complaints.slice(0, 5)) log(`  ${line}`);
+  }
+  log(failures.length === 0 ? "soak: ok, no leaks" : `soak: FAILED\n  ${failures.join("\n  ")}`);
+  return {
+    ok: failures.length === 0,
+    failures,
+    sessions,
+    pushes,
+    received: counters.received,
+    rss,
+    heap,
+    peakConnections,
+  };
+}
+
+if (import.meta.main) {
+  let options: SoakOptions;
+  try {
+    options = parseSoakArgs(Deno.args);
+  } catch (err) {
+    console.error(`soak: ${(err as Error).message}`);
+    Deno.exit(2);
+  }
+  const report = await soak(options);
+  Deno.exit(report.ok ? 0 : 1);
+}

@@ -1,0 +1,294 @@
+import type { Cluster, ClusterState } from "../cluster/cluster.ts";
+import type { Comet, RoomCount } from "../server/comet.ts";
+import { traffic, type TrafficCounter } from "../transport/traffic.ts";
+
+/** Every state a cluster can be in, so that the state gauge lists all of them. */
+const _CLUSTER_STATES: readonly ClusterState[] = ["connecting", "ready", "reconnecting", "closed"];
+
+/** What the known counters of `comet.stats` mean; a counter added later gets a generic line. */
+const _STAT_HELP: Record<string, string> = {
+  accepted: "Connections accepted, authenticated or not.",
+  authOk: "Successful authentications.",
+  authFailed: "Refused authentications.",
+  pushes: "Push requests by kind.",
+  deliveries: "Frames queued to connections by pushes.",
+  dropped: "Messages dropped by the drop slow-consumer policy.",
+  slowClosed: "Connections closed by the close slow-consumer policy.",
+  handshakeTimeouts: "Connections closed for not authenticating in time.",
+  heartbeatTimeouts: "Connections closed for missing heartbeats.",
+  protocolErrors: "Connections closed for breaking the protocol.",
+};
+
+/** Options for {@linkcode collectMetrics}. */
+export interface CollectMetricsOptions {
+  /** The cluster the hub is a node of, for its state and node id. Default: none (a lone hub). */
+  cluster?: Cluster;
+  /** How many of the fullest rooms to list in {@linkcode MetricsSnapshot.topRooms}. Default 10. */
+  topRooms?: number;
+}
+
+/** Figures of one hub and its process at one moment; see {@linkcode collectMetrics}. */
+export interface MetricsSnapshot {
+  /** When it was taken, in milliseconds since the epoch. */
+  time: number;
+  /** The node's id in its cluster (`"local"` for a lone hub). */
+  node: string;
+  /** The cluster's state; `"ready"` for a lone hub. */
+  cluster: ClusterState;
+  /** Accepting clients and, in a cluster, reaching the other nodes: what `/readyz` reports. */
+  ready: boolean;
+  /** The hub is shutting down. */
+  closing: boolean;
+  /**
+   * Authenticated connections by transport name (`tcp`, `ws`, `pkg` ...);
+   * every transport the process has served is listed, at 0 when idle.
+   */
+  connections: Record<string, number>;
+  /** Authenticated connections, all transports. */
+  connectionsTotal: number;
+  /** Connections still in their handshake. */
+  handshaking: number;
+  /** Scheduled deadlines in the hub's timer heap (one per live connection). */
+  timers: number;
+  /** Non-empty rooms. */
+  rooms: number;
+  /** Distinct client IP addresses among authenticated connections. */
+  ips: number;
+  /** Frames waiting in connection queues: the sum over all connections, and the largest. */
+  queue: { depth: number; max: number };
+  /** A copy of the numbers in `comet.stats`: every counter the hub keeps, nested ones included. */
+  stats: Record<string, unknown>;
+  /** Bytes moved per transport by this process's wires. */
+  traffic: Record<string, TrafficCounter>;
+  /** The process's memory, in bytes (`Deno.memoryUsage()`). */
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** When the process started, in seconds since the epoch. */
+  startTime: number;
+  /** Seconds since the process started. */
+  uptime: number;
+  /** The fullest rooms of this hub, fullest first. */
+  topRooms: RoomCount[];
+}
+
+/**
+ * Takes a {@linkcode MetricsSnapshot} of `comet`. Connections by transport
+ * and queue depths are counted here, by walking every connection once, so
+ * that the push path pays nothing for them; a scrape costs time in
+ * proportion to the connections.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import { collectMetrics } from "./metrics.ts";
+ *
+ * await using comet = new Comet();
+ * const snapshot = collectMetrics(comet);
+ * console.log(snapshot.connectionsTotal, snapshot.queue.depth); // 0 0
+ * ```
+ */
+export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}): MetricsSnapshot {
+  const moved: Record<string, TrafficCounter> = {};
+  const connections: Record<string, number> = {};
+  for (const [transport, { bytesIn, bytesOut }] of traffic()) {
+    moved[transport] = { bytesIn, bytesOut };
+    connections[transport] = 0;
+  }
+  let depth = 0;
+  let max = 0;
+  for (const bucket of comet.buckets) {
+    for (const ch of bucket.channels.values()) {
+      const transport = ch.info.transport;
+      connections[transport] = (connections[transport] ?? 0) + 1;
+      const queued = ch.queued;
+      depth += queued;
+      if (queued > max) max = queued;
+    }
+  }
+  const cluster = options.cluster;
+  const state = cluster?.state ?? "ready";
+  const { rss, heapUsed, heapTotal, external } = Deno.memoryUsage();
+  return {
+    time: Date.now(),
+    node: cluster?.nodeId ?? "local",
+    cluster: state,
+    ready: !comet.closing && state === "ready",
+    closing: comet.closing,
+    connections,
+    connectionsTotal: comet.connections,
+    handshaking: comet.handshaking,
+    timers: comet.timers,
+    rooms: comet.rooms.size,
+    ips: comet.onlineTotal().ipCount,
+    queue: { depth, max },
+    stats: _numbers(comet.stats),
+    traffic: moved,
+    memory: { rss, heapUsed, heapTotal, external },
+    startTime: performance.timeOrigin / 1000,
+    uptime: performance.now() / 1000,
+    topRooms: comet.topRooms("", options.topRooms ?? 10),
+  };
+}
+
+/** A copy of the numbers in `value`, nested objects of numbers included; nothing else. */
+function _numbers(value: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v === "number") out[key] = v;
+    else if (v !== null && typeof v === "object") out[key] = _numbers(v);
+  }
+  return out;
+}
+
+/** One metric family of the text format: its HELP and TYPE lines, then its samples. */
+class _Family {
+  #name: string;
+  #lines: string[];
+
+  constructor(name: string, type: "counter" | "gauge", help: string) {
+    this.#name = name;
+    this.#lines = [`# HELP ${name} ${_escapeHelp(help)}`, `# TYPE ${name} ${type}`];
+  }
+
+  sample(value: number, labels?: Record<string, string>): this {
+    this.#lines.push(`${this.#name}${_labels(labels)} ${_value(value)}`);
+    return this;
+  }
+
+  toString(): string {
+    return this.#lines.join("\n");
+  }
+}
+
+function _escapeHelp(text: string): string {
+  return text.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
+}
+
+function _labels(labels: Record<string, string> | undefined): string {
+  if (labels === undefined) return "";
+  const parts = Object.entries(labels).map(([k, v]) =>
+    `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`
+  );
+  return `{${parts.join(",")}}`;
+}
+
+function _value(n: number): string {
+  if (Number.isFinite(n)) return String(n);
+  return Number.isNaN(n) ? "NaN" : n > 0 ? "+Inf" : "-Inf";
+}
+
+/** `heartbeatTimeouts` → `heartbeat_timeouts`, anything outside the metric alphabet → `_`. */
+function _snake(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/[^a-z0-9_]/g, "_");
+}
+
+/** The numbers of a nested stats object, its deeper levels joined by `_`. */
+function _leaves(value: object, prefix: string, out: [string, number][]): [string, number][] {
+  for (const [key, v] of Object.entries(value)) {
+    const name = prefix === "" ? key : `${prefix}_${key}`;
+    if (typeof v === "number") out.push([name, v]);
+    else if (v !== null && typeof v === "object") _leaves(v, name, out);
+  }
+  return out;
+}
+
+/**
+ * Renders a {@linkcode MetricsSnapshot} in the Prometheus text exposition
+ * format 0.0.4, as `GET /metrics` serves it. Every numeric field of
+ * `comet.stats` becomes a counter `comet_<name>_total` (`authOk` →
+ * `comet_auth_ok_total`), found by walking the object, so counters the hub
+ * gains later appear without changes here; a nested object of numbers
+ * (`pushes`) becomes one counter with a `kind` label (`kind="room"`). Connections, handshakes, timers, rooms and queue depths are
+ * gauges, as are the cluster state (`comet_cluster_state{state}`, 1 for the
+ * current one) and the process's memory and uptime.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import { collectMetrics, formatMetrics } from "./metrics.ts";
+ *
+ * await using comet = new Comet();
+ * const text = formatMetrics(collectMetrics(comet));
+ * console.log(text.includes('comet_pushes_total{kind="room"} 0')); // true
+ * ```
+ */
+export function formatMetrics(snapshot: MetricsSnapshot): string {
+  const families: _Family[] = [];
+  const family = (name: string, type: "counter" | "gauge", help: string) => {
+    const f = new _Family(name, type, help);
+    families.push(f);
+    return f;
+  };
+
+  const byTransport = family(
+    "comet_connections",
+    "gauge",
+    "Authenticated connections by transport.",
+  );
+  for (const [transport, n] of Object.entries(snapshot.connections)) {
+    byTransport.sample(n, { transport });
+  }
+  family("comet_handshaking", "gauge", "Connections still in their handshake.")
+    .sample(snapshot.handshaking);
+  family("comet_timers", "gauge", "Scheduled connection deadlines (one per live connection).")
+    .sample(snapshot.timers);
+  family("comet_rooms", "gauge", "Non-empty rooms.").sample(snapshot.rooms);
+  family("comet_online_ips", "gauge", "Distinct client IP addresses among connections.")
+    .sample(snapshot.ips);
+  family("comet_queue_depth", "gauge", "Frames waiting in connection queues, all connections.")
+    .sample(snapshot.queue.depth);
+  family("comet_queue_depth_max", "gauge", "Frames waiting in the fullest connection queue.")
+    .sample(snapshot.queue.max);
+
+  for (const [key, value] of Object.entries(snapshot.stats)) {
+    const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;
+    const help = _STAT_HELP[key] ?? `Comet counter stats.${key}.`;
+    if (typeof value === "number") {
+      family(name, "counter", help).sample(value);
+    } else if (value !== null && typeof value === "object") {
+      const f = family(name, "counter", help);
+      for (const [kind, n] of _leaves(value, "", [])) f.sample(n, { kind: _snake(kind) });
+    }
+  }
+
+  const bytesIn = family(
+    "comet_received_bytes_total",
+    "counter",
+    "Bytes read from clients by transport (WebSocket: after the opening handshake).",
+  );
+  const bytesOut = family(
+    "comet_sent_bytes_total",
+    "counter",
+    "Bytes written to clients by transport.",
+  );
+  for (const [transport, counter] of Object.entries(snapshot.traffic)) {
+    bytesIn.sample(counter.bytesIn, { transport });
+    bytesOut.sample(counter.bytesOut, { transport });
+  }
+
+  const state = family(
+    "comet_cluster_state",
+    "gauge",
+    "The cluster's state: 1 for the current one (a lone node is always ready).",
+  );
+  for (const s of _CLUSTER_STATES) state.sample(s === snapshot.cluster ? 1 : 0, { state: s });
+  family("comet_node_info", "gauge", "This node's id in its cluster.")
+    .sample(1, { node: snapshot.node });
+  family("comet_ready", "gauge", "1 while /readyz answers 200.").sample(snapshot.ready ? 1 : 0);
+  family("comet_closing", "gauge", "1 once the hub is shutting down.")
+    .sample(snapshot.closing ? 1 : 0);
+
+  family("process_resident_memory_bytes", "gauge", "Resident set size in bytes.")
+    .sample(snapshot.memory.rss);
+  family("comet_heap_used_bytes", "gauge", "V8 heap in use, in bytes.")
+    .sample(snapshot.memory.heapUsed);
+  family("comet_heap_total_bytes", "gauge", "V8 heap reserved, in bytes.")
+    .sample(snapshot.memory.heapTotal);
+  family("comet_external_memory_bytes", "gauge", "Memory outside the V8 heap (buffers), in bytes.")
+    .sample(snapshot.memory.external);
+  family("process_start_time_seconds", "gauge", "Start time of the process since the epoch.")
+    .sample(snapshot.startTime);
+  family("comet_uptime_seconds", "gauge", "Seconds since the process started.")
+    .sample(snapshot.uptime);
+
+  return families.join("\n") + "\n";
+}

@@ -1,0 +1,51 @@
+/**
+ * Bytes one transport has moved, process-wide. The wires add to it where
+ * they read from and write to their sockets: one addition per read or write
+ * call, never per frame.
+ */
+export interface TrafficCounter {
+  /** Bytes read from clients. */
+  bytesIn: number;
+  /** Bytes written to clients. */
+  bytesOut: number;
+}
+
+// Process-wide on purpose: the figures describe the process's sockets, which is
+// what a scrape of one server process wants, and a wire need not know its hub.
+const _counters = new Map<string, TrafficCounter>();
+
+/**
+ * The counter of `transport` (`"tcp"`, `"ws"`, `"pkg"` ...), created at zero
+ * on first use. A wire looks it up once, when it is made, and keeps it.
+ *
+ * @example
+ * ```ts
+ * import { trafficCounter } from "./traffic.ts";
+ *
+ * const tcp = trafficCounter("tcp");
+ * tcp.bytesIn += 16; // a wire that read one empty goim frame
+ * console.log(trafficCounter("tcp") === tcp); // true
+ * ```
+ */
+export function trafficCounter(transport: string): TrafficCounter {
+  let counter = _counters.get(transport);
+  if (counter === undefined) _counters.set(transport, counter = { bytesIn: 0, bytesOut: 0 });
+  return counter;
+}
+
+/**
+ * Every transport's counter so far, by transport name. The map and its
+ * counters are live; copy them to keep a snapshot.
+ *
+ * @example
+ * ```ts
+ * import { traffic } from "./traffic.ts";
+ *
+ * for (const [transport, { bytesIn, bytesOut }] of traffic()) {
+ *   console.log(transport, bytesIn, bytesOut);
+ * }
+ * ```
+ */
+export function traffic(): ReadonlyMap<string, Readonly<TrafficCounter>> {
+  return _counters;
+}
