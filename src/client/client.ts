@@ -1,5 +1,5 @@
 import { encodeFrame, type Frame } from "../protocol/frame.ts";
-import { Op } from "../protocol/op.ts";
+import { isReplyOp, Op } from "../protocol/op.ts";
 import { AuthError } from "./auth_error.ts";
 import { reconnectDelay, type ReconnectOptions, reconnectPolicy } from "./backoff.ts";
 import { ConnectionClosedError } from "./connection_closed_error.ts";
@@ -154,22 +154,6 @@ const _HEARTBEAT = encodeFrame(Op.Heartbeat, 0);
 const _SHUTTING_DOWN = "server shutting down";
 /** What a failed JSON parse returns, so that `null` and the like stay values. */
 const _NOT_JSON: unique symbol = Symbol("not JSON");
-
-function _isReply(op: number): boolean {
-  switch (op) {
-    case Op.HandshakeReply:
-    case Op.HeartbeatReply:
-    case Op.SendMsgReply:
-    case Op.DisconnectReply:
-    case Op.AuthReply:
-    case Op.ChangeRoomReply:
-    case Op.SubReply:
-    case Op.UnsubReply:
-      return true;
-    default:
-      return false;
-  }
-}
 
 function _isInt32(n: unknown): n is number {
   return typeof n === "number" && Number.isInteger(n) && n >= -0x80000000 && n <= _MAX_SEQ;
@@ -912,7 +896,7 @@ export class Client implements AsyncDisposable {
         }
       }
     }
-    if (this.#streams.size === 0 || _isReply(frame.op)) return;
+    if (this.#streams.size === 0 || isReplyOp(frame.op)) return;
     for (const stream of this.#streams) {
       if (!stream.push(frame)) this.#stats.dropped++;
     }

@@ -31,3 +31,30 @@ export const Op = {
 
 /** The name of a protocol operation, e.g. `"Heartbeat"`. */
 export type OpName = keyof typeof Op;
+
+/**
+ * Whether `op` is one of the server's replies to a client request (1, 3, 5,
+ * 6, 8, 13, 15, 17), as opposed to a push. Clients match replies by seq;
+ * goim's WebSocket clients expect them as messages of their own.
+ *
+ * @example
+ * ```ts
+ * import { isReplyOp, Op } from "./op.ts";
+ * console.log(isReplyOp(Op.AuthReply), isReplyOp(1000)); // true false
+ * ```
+ */
+export function isReplyOp(op: number): boolean {
+  switch (op) {
+    case Op.HandshakeReply:
+    case Op.HeartbeatReply:
+    case Op.SendMsgReply:
+    case Op.DisconnectReply:
+    case Op.AuthReply:
+    case Op.ChangeRoomReply:
+    case Op.SubReply:
+    case Op.UnsubReply:
+      return true;
+    default:
+      return false;
+  }
+}

@@ -3,7 +3,7 @@ import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
-import { type TrafficCounter, trafficCounter } from "./traffic.ts";
+import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 
 /**
  * Bytes a connection reads at a time. Small on purpose: idle connections
@@ -85,24 +85,15 @@ export class TcpWire implements Wire {
   }
 
   /** Writes all of `data`, looping over partial writes. */
-  async write(data: Uint8Array): Promise<void> {
-    let at = 0;
-    while (at < data.length) {
-      const n = await this.#conn.write(at === 0 ? data : data.subarray(at));
-      this.#traffic.bytesOut += n;
-      at += n;
-    }
+  write(data: Uint8Array): Promise<void> {
+    return writeAll(this.#conn, data, this.#traffic);
   }
 
   /** Closes the socket. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed by the runtime.
-    }
+    closeQuietly(this.#conn);
   }
 }
 

@@ -49,3 +49,46 @@ export function trafficCounter(transport: string): TrafficCounter {
 export function traffic(): ReadonlyMap<string, Readonly<TrafficCounter>> {
   return _counters;
 }
+
+/**
+ * Writes all of `data` to `conn`, looping over partial writes, and counts the
+ * bytes on `counter`. Every socket wire writes through it.
+ *
+ * @example
+ * ```ts ignore
+ * import { trafficCounter, writeAll } from "./traffic.ts";
+ * const conn = await Deno.connect({ port: 3101 });
+ * await writeAll(conn, new Uint8Array(16), trafficCounter("tcp"));
+ * ```
+ */
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+  counter: TrafficCounter,
+): Promise<void> {
+  let at = 0;
+  while (at < data.length) {
+    const n = await conn.write(at === 0 ? data : data.subarray(at));
+    counter.bytesOut += n;
+    at += n;
+  }
+}
+
+/**
+ * Closes `conn`, ignoring that the runtime may have closed it already.
+ *
+ * @example
+ * ```ts ignore
+ * import { closeQuietly } from "./traffic.ts";
+ * const conn = await Deno.connect({ port: 3101 });
+ * closeQuietly(conn);
+ * closeQuietly(conn); // no error
+ * ```
+ */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed by the runtime.
+  }
+}

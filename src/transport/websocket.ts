@@ -15,7 +15,7 @@ import {
   WsOpcode,
 } from "./websocket_codec.ts";
 import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
-import { type TrafficCounter, trafficCounter } from "./traffic.ts";
+import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 import { acceptUpgrade, HandshakeError } from "./ws_handshake.ts";
 
 /** Bytes a connection reads at a time; small for the same reason as on TCP. */
@@ -38,14 +38,6 @@ type _State = "handshake" | "open" | "closed";
 const _lingering = new Map<Deno.Conn, number>();
 let _sweeper: ReturnType<typeof setTimeout> | undefined;
 
-function _closeConn(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 function _sweep(): void {
   _sweeper = undefined;
   const now = performance.now();
@@ -56,13 +48,13 @@ function _sweep(): void {
       return;
     }
     _lingering.delete(conn);
-    _closeConn(conn);
+    closeQuietly(conn);
   }
 }
 
 function _release(conn: Deno.Conn): void {
   if (!_lingering.delete(conn)) return;
-  _closeConn(conn);
+  closeQuietly(conn);
   if (_lingering.size === 0 && _sweeper !== undefined) {
     clearTimeout(_sweeper);
     _sweeper = undefined;
@@ -75,20 +67,7 @@ function _lingerClose(conn: Deno.Conn, frame: Uint8Array, traffic: TrafficCounte
   if (_sweeper === undefined) {
     Deno.unrefTimer(_sweeper = setTimeout(_sweep, _LINGER_MS));
   }
-  _writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
-}
-
-async function _writeAll(
-  conn: Deno.Conn,
-  data: Uint8Array,
-  traffic: TrafficCounter,
-): Promise<void> {
-  let at = 0;
-  while (at < data.length) {
-    const n = await conn.write(at === 0 ? data : data.subarray(at));
-    traffic.bytesOut += n;
-    at += n;
-  }
+  writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
 }
 
 function _int32(b: Uint8Array, i: number): number {
@@ -305,7 +284,7 @@ export class WsWire implements Wire {
       _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
       return;
     }
-    _closeConn(this.#conn);
+    closeQuietly(this.#conn);
   }
 
   /** Runs the opening handshake; false when the connection ended during it. */
@@ -376,7 +355,7 @@ export class WsWire implements Wire {
     }
     this.#writing = true;
     try {
-      await _writeAll(this.#conn, data, this.#traffic);
+      await writeAll(this.#conn, data, this.#traffic);
     } finally {
       this.#writing = false;
       const waiting = this.#waiters;

@@ -1,5 +1,5 @@
 import { HEADER_SIZE, PROTOCOL_VERSION } from "../protocol/frame.ts";
-import { Op } from "../protocol/op.ts";
+import { isReplyOp, Op } from "../protocol/op.ts";
 
 /**
  * Writes the header of one WebSocket message of `payloadLength` bytes into
@@ -32,19 +32,7 @@ function _op(frame: Uint8Array): number {
  * op 8.
  */
 export function isReplyFrame(frame: Uint8Array): boolean {
-  switch (_op(frame)) {
-    case Op.HandshakeReply:
-    case Op.HeartbeatReply:
-    case Op.SendMsgReply:
-    case Op.DisconnectReply:
-    case Op.AuthReply:
-    case Op.ChangeRoomReply:
-    case Op.SubReply:
-    case Op.UnsubReply:
-      return true;
-    default:
-      return false;
-  }
+  return isReplyOp(_op(frame));
 }
 
 /**
