@@ -21,6 +21,7 @@ import type { CometServer } from "../src/serve.ts";
 import { api, startServer, text, until, utf8 } from "./_helpers.ts";
 import { Chromium, findChromium } from "./_chromium.ts";
 import { ROOT } from "./_process.ts";
+import { makeCertificate, opensslAvailable } from "./_tls.ts";
 
 const tcpUrl = (server: CometServer) => `tcp://127.0.0.1:${server.addrs.tcp!.port}`;
 const wsUrl = (server: CometServer) => `ws://127.0.0.1:${server.addrs.ws!.port}/sub`;
@@ -615,41 +616,11 @@ Deno.test("backoff grows, caps and jitters; message streams drop the oldest when
   assert.deepEqual(rest, [8, 9, 10]);
 });
 
-Deno.test("tls:// and wss:// connect with caCerts", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "comet_client_tls_" });
-  try {
-    const made = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        // A self-signed leaf, not a CA: rustls refuses a CA certificate as the server's own.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => undefined);
-    if (!made?.success) {
-      console.warn("openssl could not make a certificate; skipping the TLS client test");
-      return;
-    }
-    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
-    const key = await Deno.readTextFile(`${dir}/key.pem`);
+Deno.test({
+  name: "tls:// and wss:// connect with caCerts",
+  ignore: !(await opensslAvailable()),
+  async fn(t) {
+    const { cert, key } = await makeCertificate();
     await using server = startServer({
       tcp: false,
       ws: false,
@@ -676,9 +647,7 @@ Deno.test("tls:// and wss:// connect with caCerts", async (t) => {
     }
     // Without the certificate the handshake fails and connect says so.
     await assert.rejects(connect(urls[0]!, { mid: 1 }), /TLS handshake with tls:\/\/localhost/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  },
 });
 
 const PAGE = `<!doctype html>

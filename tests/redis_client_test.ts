@@ -12,6 +12,7 @@ import {
 import { RedisError, type RedisReply, replyText } from "../src/cluster/resp.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
 import { freePort, redisAvailable, startRedis } from "./_redis.ts";
+import { makeCertificate, opensslAvailable } from "./_tls.ts";
 
 const utf8 = new TextEncoder();
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
@@ -519,61 +520,6 @@ Deno.test({
 });
 
 // --- TLS, against a fake server ---------------------------------------------------
-
-async function opensslAvailable(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-/** A fresh self-signed certificate for 127.0.0.1 and localhost, valid a day. */
-async function makeCertificate(): Promise<{ cert: string; key: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "comet_redis_tls_" });
-  try {
-    const out = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        // rustls refuses a CA certificate as the server's own.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, `openssl failed: ${text(out.stderr)}`);
-    return {
-      cert: await Deno.readTextFile(`${dir}/cert.pem`),
-      key: await Deno.readTextFile(`${dir}/key.pem`),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test({
   name: "rediss:// logs in and selects over TLS, and refuses an untrusted certificate",

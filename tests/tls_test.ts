@@ -9,50 +9,10 @@ import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
 import { LineReader, ROOT } from "./_process.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { makeCertificate } from "./_tls.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** A fresh self-signed EC P-256 certificate for 127.0.0.1 and localhost, valid a day. */
-async function makeCertificate(): Promise<{ cert: string; key: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "comet_tls_test_" });
-  try {
-    const out = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        // rustls refuses a CA certificate as the server's own (openssl's default is CA:TRUE).
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, `openssl failed: ${text(out.stderr)}`);
-    return {
-      cert: await Deno.readTextFile(`${dir}/cert.pem`),
-      key: await Deno.readTextFile(`${dir}/key.pem`),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 const { cert, key } = await makeCertificate();
 
