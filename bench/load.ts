@@ -1,0 +1,1767 @@
+// deno-lint-ignore-file no-explicit-any
+// `deno task bench`: micro benchmarks, then the load harness. Starts the real
+// Comet server and a plain-Deno baseline server as child processes, drives
+// them over loopback sockets from a separate load-generator process, prints
+// one table and writes bench/out/results.json and bench/out/fanout.svg.
+//
+// Flags (all optional):
+//   --quick              small sizes and short runs, for trying the harness out
+//   --no-micro           skip the Deno.bench micro benchmarks
+//   --phases=a,b         only these phases: baseline (= baseline-mem + baseline-fan),
+//                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws
+//                        (push-keys runs inside fanout-tcp)
+//   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
+//                        fanout-ws, mem-tcp, mem-ws); profiles go to bench/out/prof/
+//   --trace-gc=PHASE     run Comet with --v8-flags=--trace-gc in that phase; log in bench/out/
+//   --no-gc              do not run the servers with --expose-gc for memory samples
+//   --duration=MS        saturation run length per room size (default 4000)
+//   --pusher-concurrency=N  concurrent room-push connections (default 4)
+import { BODY, cpuSeconds, nowMs, pushBody, readProc, rssBytes, sleep } from "./_common.ts";
+
+// ---------------------------------------------------------------- settings --
+
+const argv = new Map<string, string>();
+for (const a of Deno.args) {
+  const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+  if (!m) throw new Error(`Unexpected argument ${a}`);
+  argv.set(m[1]!, m[2] ?? "true");
+}
+const QUICK = argv.has("quick");
+const PHASES = new Set(
+  (argv.get("phases") ?? "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws").split(","),
+);
+const PROFILE = argv.get("profile") ?? "";
+const TRACE_GC = argv.get("trace-gc") ?? "";
+const EXPOSE_GC = !argv.has("no-gc");
+const MEM_CONNS = Number(argv.get("mem-conns") ?? (QUICK ? 2_000 : 15_000));
+const SIZES = QUICK ? [100, 1_000] : [100, 1_000, 5_000, 10_000];
+const FAN = SIZES[SIZES.length - 1]!;
+const RUN_MS = Number(argv.get("duration") ?? (QUICK ? 2_000 : 4_000));
+const LAT_MS = QUICK ? 2_000 : 5_000;
+const KEYS_MS = QUICK ? 2_000 : 5_000;
+const KEY_CONNS = 1_000;
+const KEY_WORKERS = 8;
+const PUSHERS = Number(argv.get("pusher-concurrency") ?? 4);
+const CONCURRENCY = 200;
+const WARMUP = QUICK ? 500 : 2_000;
+/** Pushes/s of the low-rate latency run: the floor of push-to-delivery latency at FAN members. */
+const LOW_RATE = 2;
+const QUEUE = 1024;
+const HARD_DEADLINE = performance.now() + 330_000; // the whole run stays under ~6 min
+
+const ROOT = new URL("../", import.meta.url);
+const OUT = new URL("bench/out/", ROOT);
+const path = (rel: string) => new URL(rel, ROOT).pathname;
+Deno.mkdirSync(OUT, { recursive: true });
+const PROF_DIR = new URL("prof/", OUT).pathname;
+
+function log(msg: string): void {
+  const t = ((performance.now() - T0) / 1000).toFixed(1).padStart(6);
+  console.error(`[${t}s] ${msg}`);
+}
+const T0 = performance.now();
+
+function checkDeadline(what: string): void {
+  if (performance.now() > HARD_DEADLINE) throw new Error(`Out of time before ${what}`);
+}
+
+// ----------------------------------------------------------- child process --
+
+/** A child process spoken to over JSON lines on stdin/stdout; stderr is kept for errors. */
+class Child {
+  readonly name: string;
+  readonly proc: Deno.ChildProcess;
+  readonly pid: number;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #lines: string[] = [];
+  #waiters: (() => void)[] = [];
+  #done = false;
+  #nextId = 1;
+  stderr = "";
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  constructor(name: string, args: string[]) {
+    this.name = name;
+    this.proc = new Deno.Command(Deno.execPath(), {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      cwd: ROOT.pathname,
+    }).spawn();
+    this.pid = this.proc.pid;
+    OURS.add(this.pid);
+    this.#writer = this.proc.stdin.getWriter();
+    void this.#pump(this.proc.stdout, (l) => {
+      this.#lines.push(l);
+      for (const w of this.#waiters.splice(0)) w();
+    }).then(() => {
+      this.#done = true;
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    void this.#pump(this.proc.stderr, (l) => {
+      this.stderr = (this.stderr + l + "\n").slice(-20_000);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.exited = this.proc.status;
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) onLine(p);
+    }
+    if (rest) onLine(rest);
+  }
+
+  /** Resolves with the first stdout or stderr line matching, within `timeout` ms. */
+  async waitFor(
+    test: (line: string, stream: "out" | "err") => RegExpExecArray | null,
+    timeout = 20_000,
+  ): Promise<RegExpExecArray> {
+    const deadline = performance.now() + timeout;
+    let seenOut = 0;
+    for (;;) {
+      for (; seenOut < this.#lines.length; seenOut++) {
+        const m = test(this.#lines[seenOut]!, "out");
+        if (m) return m;
+      }
+      for (const l of this.stderr.split("\n")) {
+        const m = test(l, "err");
+        if (m) return m;
+      }
+      if (this.#done) throw new Error(`${this.name} exited:\n${this.stderr}`);
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`${this.name}: timed out waiting:\n${this.stderr}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        timer = setTimeout(r, Math.min(left, 200));
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends one command and resolves with its reply. */
+  async call(cmd: Record<string, unknown>, timeout = 60_000): Promise<Record<string, any>> {
+    const id = this.#nextId++;
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify({ ...cmd, id }) + "\n"));
+    const deadline = performance.now() + timeout;
+    for (;;) {
+      const i = this.#lines.findIndex((l) => l.startsWith(`{"id":${id},`));
+      if (i >= 0) {
+        const reply = JSON.parse(this.#lines.splice(i, 1)[0]!);
+        if (!reply.ok) throw new Error(`${this.name} ${cmd.cmd} failed: ${reply.error}`);
+        return reply;
+      }
+      if (this.#done) throw new Error(`${this.name} exited during ${cmd.cmd}:\n${this.stderr}`);
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`${this.name}: ${cmd.cmd} timed out:\n${this.stderr}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        timer = setTimeout(r, Math.min(left, 500));
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops the process: `signal` first, SIGKILL after `grace` ms. */
+  async stop(signal: Deno.Signal = "SIGTERM", grace = 12_000): Promise<void> {
+    try {
+      this.proc.kill(signal);
+    } catch {
+      // already gone
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), grace)));
+    if (await Promise.race([this.exited, late]) === "late") {
+      log(`${this.name} did not stop in ${grace} ms; killing it`);
+      try {
+        this.proc.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await this.exited;
+    }
+    clearTimeout(timer);
+    try {
+      await this.#writer.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+const RUN = ["run", "--allow-net", "--allow-read", "--allow-env"];
+
+function v8flags(gc: boolean, traceGc: boolean): string[] {
+  const f = [...(gc ? ["--expose-gc"] : []), ...(traceGc ? ["--trace-gc"] : [])];
+  return f.length ? [`--v8-flags=${f.join(",")}`] : [];
+}
+
+function spawnLoadgen(): Child {
+  return new Child("loadgen", [...RUN, path("bench/loadgen.ts")]);
+}
+
+async function spawnBaseline(): Promise<{ child: Child; port: number }> {
+  const child = new Child("baseline", [
+    ...RUN,
+    ...v8flags(EXPOSE_GC, false),
+    path("bench/baseline_server.ts"),
+  ]);
+  const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
+  return { child, port: Number(m[1]) };
+}
+
+let limitFlags: string[] | undefined;
+
+/**
+ * Flags that lift the CLI's connection limits, where this version of the CLI
+ * has them: every load connection comes from 127.0.0.1, so per-IP limits
+ * (connections, connect rate) would measure the limiter, not the server.
+ */
+async function cometLimitFlags(): Promise<string[]> {
+  if (limitFlags) return limitFlags;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...RUN, path("src/cli.ts"), "--help"],
+    cwd: ROOT.pathname,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const help = new TextDecoder().decode(out.stdout);
+  limitFlags = ["max-connections", "max-connections-per-ip", "connect-rate", "max-auth-attempts"]
+    .filter((f) => help.includes(`--${f} `)).flatMap((f) => [`--${f}`, "0"]);
+  results.settings.cometLimitFlags = limitFlags;
+  return limitFlags;
+}
+
+/** The commit and how many files under src/ differ from it. */
+async function sourceState() {
+  const git = async (...args: string[]) => {
+    try {
+      const o = await new Deno.Command("git", {
+        args,
+        cwd: ROOT.pathname,
+        stdout: "piped",
+        stderr: "null",
+      })
+        .output();
+      return new TextDecoder().decode(o.stdout).trim();
+    } catch {
+      return "";
+    }
+  };
+  const dirty = (await git("status", "--porcelain", "src", "mod.ts")).split("\n").filter(Boolean);
+  return { commit: await git("rev-parse", "--short", "HEAD"), dirtyFiles: dirty.length };
+}
+
+interface CometProc {
+  child: Child;
+  tcp: number;
+  ws: number;
+  api: number;
+}
+
+/**
+ * Starts the real Comet CLI. With `gcHook` it runs through bench/comet_gc.ts,
+ * which calls the same `main` and adds a SIGUSR2 handler that runs a full GC
+ * (only with --expose-gc) so memory can be sampled after a collection.
+ */
+async function spawnComet(phase: string, gcHook: boolean): Promise<CometProc> {
+  const prof = PROFILE === phase
+    ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=comet-${phase}.cpuprofile`]
+    : [];
+  const args = [
+    ...RUN,
+    ...v8flags(gcHook && EXPOSE_GC, TRACE_GC === phase),
+    ...prof,
+    gcHook ? path("bench/comet_gc.ts") : path("src/cli.ts"),
+    "--tcp",
+    "127.0.0.1:0",
+    "--ws",
+    "127.0.0.1:0",
+    "--api",
+    "127.0.0.1:0",
+    "--log",
+    "info", // warn would hide the one "Comet listening" line the ports come from
+    "--heartbeat-timeout",
+    "10m",
+    "--queue",
+    String(QUEUE),
+    ...(await cometLimitFlags()),
+  ];
+  const child = new Child(`comet(${phase})`, args);
+  const m = await child.waitFor((l, s) =>
+    s === "err" ? /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+) api=[^ ]*:(\d+)/.exec(l) : null
+  );
+  return { child, tcp: Number(m[1]), ws: Number(m[2]), api: Number(m[3]) };
+}
+
+async function stopComet(c: CometProc, phase: string): Promise<void> {
+  await c.child.stop("SIGTERM");
+  if (TRACE_GC === phase) {
+    const file = new URL(`trace-gc-${phase}.log`, OUT);
+    Deno.writeTextFileSync(file, c.child.stderr);
+    log(`trace-gc log: ${file.pathname}`);
+  }
+}
+
+// ------------------------------------------------------------- HTTP client --
+
+/**
+ * A minimal HTTP/1.1 keep-alive client over one loopback connection: much
+ * cheaper per request than fetch, so the pusher does not become the limit.
+ * Request heads are cached per target; responses are parsed from bytes.
+ */
+class HttpClient {
+  #conn: Deno.TcpConn;
+  #buf = new Uint8Array(16_384);
+  #rest: Uint8Array = new Uint8Array(0);
+  #host: string;
+  #heads = new Map<string, Uint8Array>();
+
+  private constructor(conn: Deno.TcpConn, host: string) {
+    this.#conn = conn;
+    this.#host = host;
+  }
+
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<HttpClient> {
+    const conn = await Deno.connect({ hostname, port });
+    conn.setNoDelay(true);
+    return new HttpClient(conn, `${hostname}:${port}`);
+  }
+
+  /** POSTs `body`; resolves with the status and the response body bytes. */
+  async post(target: string, body: Uint8Array): Promise<{ status: number; body: Uint8Array }> {
+    const key = `${target} ${body.length}`;
+    let head = this.#heads.get(key);
+    if (head === undefined) {
+      head = new TextEncoder().encode(
+        `POST ${target} HTTP/1.1\r\nHost: ${this.#host}\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      if (this.#heads.size < 10_000) this.#heads.set(key, head);
+    }
+    const req = new Uint8Array(head.length + body.length);
+    req.set(head);
+    req.set(body, head.length);
+    let at = 0;
+    while (at < req.length) at += await this.#conn.write(at === 0 ? req : req.subarray(at));
+    return await this.#response();
+  }
+
+  async #fill(): Promise<void> {
+    const n = await this.#conn.read(this.#buf);
+    if (n === null) throw new Error("API connection closed");
+    if (this.#rest.length === 0) {
+      this.#rest = this.#buf.slice(0, n);
+      return;
+    }
+    const joined = new Uint8Array(this.#rest.length + n);
+    joined.set(this.#rest);
+    joined.set(this.#buf.subarray(0, n), this.#rest.length);
+    this.#rest = joined;
+  }
+
+  async #response(): Promise<{ status: number; body: Uint8Array }> {
+    let end: number;
+    while ((end = _indexOfCrlf2(this.#rest)) < 0) await this.#fill();
+    const b = this.#rest;
+    // "HTTP/1.1 200 "
+    const status = (b[9]! - 48) * 100 + (b[10]! - 48) * 10 + (b[11]! - 48);
+    const len = _contentLength(b, end);
+    this.#rest = b.subarray(end + 4);
+    if (len < 0) {
+      const head = new TextDecoder().decode(b.subarray(0, end));
+      throw new Error(`Response without a content-length: ${head}`);
+    }
+    while (this.#rest.length < len) await this.#fill();
+    const body = this.#rest.subarray(0, len);
+    this.#rest = this.#rest.subarray(len);
+    return { status, body };
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+function _indexOfCrlf2(b: Uint8Array): number {
+  for (let i = 3; i < b.length; i++) {
+    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i - 3;
+  }
+  return -1;
+}
+
+const _CL = new TextEncoder().encode("\r\ncontent-length:");
+
+/** The content-length value in the head `b[0..end)`, or -1. */
+function _contentLength(b: Uint8Array, end: number): number {
+  outer: for (let i = 0; i + _CL.length <= end; i++) {
+    for (let j = 0; j < _CL.length; j++) {
+      const c = b[i + j]!;
+      if ((c >= 65 && c <= 90 ? c + 32 : c) !== _CL[j]) continue outer;
+    }
+    let k = i + _CL.length;
+    while (b[k] === 32) k++;
+    let n = 0;
+    for (; k < end && b[k]! >= 48 && b[k]! <= 57; k++) n = n * 10 + b[k]! - 48;
+    return n;
+  }
+  return -1;
+}
+
+const _OK = new TextEncoder().encode('{"code":0,');
+
+/** A goim envelope with code 0. */
+const ok = (r: { status: number; body: Uint8Array }) =>
+  r.status === 200 && r.body.length >= _OK.length && _OK.every((c, i) => r.body[i] === c);
+
+interface PushRun {
+  ok: number;
+  failed: number;
+  elapsedMs: number;
+  startAt: number;
+  rate?: number;
+  late?: number;
+}
+
+/** Room pushes of 64-byte stamped bodies: as fast as answered, or paced at `rate` per second. */
+async function pushRoom(
+  apiPort: number,
+  ms: number,
+  concurrency: number,
+  rate?: number,
+): Promise<PushRun> {
+  const target = "/goim/push/room?operation=1000&type=live&room=bench";
+  const clients = await Promise.all(
+    Array.from({ length: concurrency }, () => HttpClient.connect(apiPort)),
+  );
+  let id = 0;
+  let okCount = 0;
+  let failed = 0;
+  let late = 0;
+  const startAt = nowMs();
+  const start = performance.now();
+  const deadline = start + ms;
+  const send = async (c: HttpClient) => {
+    try {
+      if (ok(await c.post(target, pushBody(id++)))) okCount++;
+      else failed++;
+    } catch {
+      failed++;
+    }
+  };
+  if (rate === undefined) {
+    await Promise.all(clients.map(async (c) => {
+      while (performance.now() < deadline) await send(c);
+    }));
+  } else {
+    // One push every 1000/rate ms on whichever connection is free.
+    const free = [...clients];
+    const inflight = new Set<Promise<void>>();
+    const total = Math.min(Math.round((rate * ms) / 1000), 1_000_000);
+    for (let k = 0; k < total && performance.now() < deadline + 1000; k++) {
+      const due = start + (k * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      else if (wait < -5) late++;
+      while (free.length === 0) await Promise.race(inflight);
+      const c = free.pop()!;
+      const p = send(c).then(() => {
+        inflight.delete(p);
+        free.push(c);
+      });
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+  }
+  const elapsedMs = performance.now() - start;
+  for (const c of clients) c.close();
+  return { ok: okCount, failed, elapsedMs, startAt, ...(rate !== undefined && { rate, late }) };
+}
+
+/** Single-key pushes round-robin over `keys` from `workers` keep-alive connections. */
+async function pushKeys(apiPort: number, ms: number, workers: number, keys: string[]) {
+  const clients = await Promise.all(
+    Array.from({ length: workers }, () => HttpClient.connect(apiPort)),
+  );
+  let n = 0;
+  let okCount = 0;
+  let failed = 0;
+  const start = performance.now();
+  const deadline = start + ms;
+  await Promise.all(clients.map(async (c) => {
+    while (performance.now() < deadline) {
+      const key = keys[n++ % keys.length]!;
+      try {
+        const r = await c.post(`/goim/push/keys?operation=1000&keys=${key}`, pushBody(n));
+        if (ok(r)) okCount++;
+        else failed++;
+      } catch {
+        failed++;
+      }
+    }
+  }));
+  const elapsedMs = performance.now() - start;
+  for (const c of clients) c.close();
+  return { ok: okCount, failed, elapsedMs, perSec: (okCount / elapsedMs) * 1000 };
+}
+
+// ------------------------------------------------------------- machine CPU --
+
+/** Jiffies per state summed over all CPUs (/proc/stat "cpu" line). */
+function procStat(): number[] {
+  const line = readProc("/proc/stat").split("\n")[0]!;
+  return line.trim().split(/\s+/).slice(1, 9).map(Number);
+}
+
+/** Share of all cores, 0..1: busy (everything but idle and iowait) and softirq alone. */
+function machineCpu(a: number[], b: number[]): { busy: number; softirq: number; system: number } {
+  const d = b.map((x, i) => x - a[i]!);
+  const total = d.reduce((n, x) => n + x, 0) || 1;
+  const idle = d[3]! + d[4]!;
+  return { busy: 1 - idle / total, softirq: d[6]! / total, system: d[2]! / total };
+}
+
+// ------------------------------------------------------------ kernel stats --
+
+/**
+ * Loopback and TCP counters that explain latency tails: packets the kernel
+ * dropped from its receive backlog (netdev_max_backlog), retransmitted
+ * segments, retransmission timeouts, tail-loss probes, zero-window adverts.
+ */
+function netCounters(): Record<string, number> {
+  const out: Record<string, number> = { softnetDrops: 0 };
+  for (const l of readProc("/proc/net/softnet_stat").trim().split("\n")) {
+    out.softnetDrops! += parseInt(l.trim().split(/\s+/)[1]!, 16);
+  }
+  const want = ["RetransSegs", "TCPTimeouts", "TCPLossProbes", "TCPToZeroWindowAdv"];
+  for (const file of ["/proc/net/snmp", "/proc/net/netstat"]) {
+    const lines = readProc(file).trim().split("\n");
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const h = lines[i]!.split(/\s+/), v = lines[i + 1]!.split(/\s+/);
+      h.forEach((name, j) => {
+        if (want.includes(name)) out[name] = Number(v[j]);
+      });
+    }
+  }
+  return out;
+}
+
+function netDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
+}
+
+function netNote(n: Record<string, number>): string {
+  return `net: ${n.softnetDrops} drops, ${n.RetransSegs} retrans, ${n.TCPTimeouts} RTOs`;
+}
+
+// --------------------------------------------------------------- contention --
+
+/** Our processes (driver and children); everything else busy on the box is foreign load. */
+const OURS = new Set<number>([Deno.pid]);
+
+function procJiffies(pid: number): number | null {
+  try {
+    return cpuSeconds(pid) * 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples every 500 ms: machine busy jiffies (minus softirq, which no process
+ * is charged for) minus what our processes used. The running total of that
+ * difference is the CPU other programs on this machine took from the run.
+ */
+class ContentionMonitor {
+  /** Foreign cores in the last two sampling intervals. */
+  recent: number[] = [];
+  foreign = 0;
+  elapsed = 0;
+  #last = procStat();
+  #lastAt = performance.now();
+  #per = new Map<number, number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  start(): void {
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), 500);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #sample(): void {
+    const now = procStat();
+    const at = performance.now();
+    let ours = 0;
+    for (const pid of OURS) {
+      const j = procJiffies(pid);
+      if (j === null) {
+        OURS.delete(pid);
+        this.#per.delete(pid);
+        continue;
+      }
+      const prev = this.#per.get(pid);
+      if (prev !== undefined) ours += j - prev;
+      this.#per.set(pid, j);
+    }
+    const d = now.map((x, i) => x - this.#last[i]!);
+    const busy = d.reduce((n, x) => n + x, 0) - d[3]! - d[4]! - d[6]!;
+    this.foreign += Math.max(0, busy - ours);
+    this.recent.push(Math.max(0, busy - ours) / 100 / ((at - this.#lastAt) / 1000));
+    if (this.recent.length > 2) this.recent.shift();
+    this.elapsed += at - this.#lastAt;
+    this.#last = now;
+    this.#lastAt = at;
+  }
+
+  /** Snapshot for {@linkcode ContentionMonitor.since}. */
+  mark(): { foreign: number; elapsed: number } {
+    return { foreign: this.foreign, elapsed: this.elapsed };
+  }
+
+  /** Average foreign load in cores since `m`. */
+  since(m: { foreign: number; elapsed: number }): number {
+    const ms = this.elapsed - m.elapsed;
+    return ms > 0 ? (this.foreign - m.foreign) / 100 / (ms / 1000) : 0;
+  }
+}
+
+const monitor = new ContentionMonitor();
+
+let gateBudgetMs = 60_000;
+let retryBudgetMs = 60_000;
+
+/**
+ * Runs a measurement; when other programs took more than 0.2 cores during it
+ * and the retry budget (60 s per harness run) allows, runs it once more after
+ * the quiet gate and keeps the less disturbed result.
+ */
+async function measured<T extends { foreignCores: number; slowClosed?: number }>(
+  what: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  const first = await run();
+  // A run that closed members changed the room: it is a result, not noise to retry away.
+  if (
+    first.foreignCores <= 0.2 || (first.slowClosed ?? 0) > 0 || retryBudgetMs <= 0 ||
+    performance.now() > HARD_DEADLINE - 60_000
+  ) {
+    return first;
+  }
+  log(`  ${what}: other programs took ${first.foreignCores.toFixed(2)} cores; measuring again`);
+  const start = performance.now();
+  const second = await run();
+  retryBudgetMs -= performance.now() - start;
+  const best = second.foreignCores < first.foreignCores ? second : first;
+  return {
+    ...best,
+    // Members closed by either attempt count.
+    ...(best.slowClosed !== undefined &&
+      { slowClosed: (first.slowClosed ?? 0) + (second.slowClosed ?? 0) }),
+    retried: { foreignCores: [first.foreignCores, second.foreignCores] },
+  };
+}
+
+/**
+ * Before a measured run: when other programs used more than 0.15 cores over
+ * the last second, waits for them to calm down, from a budget of 60 s for the
+ * whole harness run.
+ */
+async function quietGate(): Promise<void> {
+  const busy = () => monitor.recent.length > 0 && Math.max(...monitor.recent) > 0.15;
+  if (!busy() || gateBudgetMs <= 0) return;
+  const start = performance.now();
+  while (busy() && performance.now() - start < gateBudgetMs) await sleep(250);
+  const waited = performance.now() - start;
+  gateBudgetMs -= waited;
+  log(`  waited ${(waited / 1000).toFixed(1)} s for other programs to go quiet`);
+}
+
+/** Waits (bounded) until other programs use less than `max` cores. */
+async function waitQuiet(max = 0.2, limitMs = 60_000): Promise<number> {
+  const until = performance.now() + limitMs;
+  for (;;) {
+    const m = monitor.mark();
+    await sleep(2_000);
+    const load = monitor.since(m);
+    if (load <= max || performance.now() > until) return load;
+    log(`  other programs use ${load.toFixed(2)} cores; waiting for a quieter machine`);
+  }
+}
+
+/** "server 0.93 gen 0.85 machine 0.97 (softirq 0.12) other 0.01" for a log line. */
+function cpuNote(r: {
+  serverCpu: number;
+  genCpu?: number;
+  machine: { busy: number; softirq: number };
+  foreignCores: number;
+  net?: Record<string, number>;
+}): string {
+  return (r.net ? netNote(r.net) + "; " : "") + `cpu: server ${r.serverCpu.toFixed(2)}` +
+    (r.genCpu === undefined ? "" : ` gen ${r.genCpu.toFixed(2)}`) +
+    ` machine ${r.machine.busy.toFixed(2)} (softirq ${r.machine.softirq.toFixed(2)})` +
+    ` other ${r.foreignCores.toFixed(2)} cores`;
+}
+
+// ------------------------------------------------------------ write count --
+
+let perfWorks: boolean | undefined;
+
+/**
+ * Counts a process's sendto(2) calls (Deno writes sockets with sendto) with
+ * `perf stat` on the syscall tracepoint, if perf is there and allowed. The
+ * returned function stops counting and resolves with the count, or null.
+ */
+async function countSendto(pid: number): Promise<() => Promise<number | null>> {
+  if (perfWorks === false) return () => Promise.resolve(null);
+  let proc: Deno.ChildProcess;
+  try {
+    proc = new Deno.Command("perf", {
+      args: ["stat", "-x,", "-e", "syscalls:sys_enter_sendto", "-p", String(pid)],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } catch {
+    perfWorks = false;
+    return () => Promise.resolve(null);
+  }
+  OURS.add(proc.pid);
+  await sleep(300); // perf attaches
+  return async () => {
+    try {
+      proc.kill("SIGINT");
+    } catch {
+      // exited already (not allowed, or the process is gone)
+    }
+    const out = await proc.output();
+    const m = /^(\d+),[^\n]*syscalls:sys_enter_sendto/m.exec(new TextDecoder().decode(out.stderr));
+    perfWorks = m !== null;
+    return m ? Number(m[1]) : null;
+  };
+}
+
+// ------------------------------------------------------------------ memory --
+
+type MemUsage = { rss: number; heapTotal: number; heapUsed: number; external: number };
+
+async function settle(
+  pid: number,
+  gc: () => Promise<MemUsage | null>,
+): Promise<{ rss: number[]; usage: MemUsage | null }> {
+  await gc();
+  await sleep(2_000);
+  const a = rssBytes(pid);
+  await sleep(1_000);
+  const usage = await gc();
+  await sleep(300);
+  const b = rssBytes(pid);
+  return { rss: [a, b], usage };
+}
+
+/** Runs a GC in the Comet child (bench/comet_gc.ts) and reads the memory line it prints. */
+function cometGc(c: Child): () => Promise<MemUsage | null> {
+  return async () => {
+    const before = Date.now();
+    c.proc.kill("SIGUSR2");
+    try {
+      const m = await c.waitFor((l, s) => {
+        if (s !== "err") return null;
+        const x = /BENCH_MEMORY (\{.*"at":(\d+)\})/.exec(l);
+        return x && Number(x[2]) >= before - 5 ? x : null;
+      }, 5_000);
+      return JSON.parse(m[1]!);
+    } catch {
+      return null;
+    }
+  };
+}
+
+function heapNote(m: MemResult): string {
+  if (m.perConnHeapUsed === null) return "heap n/a";
+  return `V8 heap used ${(m.perConnHeapUsed / 1024).toFixed(2)} KiB, external ${
+    ((m.perConnExternal ?? 0) / 1024).toFixed(2)
+  } KiB`;
+}
+
+interface MemResult {
+  perConnHeapUsed: number | null;
+  perConnHeapTotal: number | null;
+  perConnExternal: number | null;
+  usageBefore: MemUsage | null;
+  usageAfter: MemUsage | null;
+  conns: number;
+  failed: number;
+  rssBefore: number;
+  rssAfter: number[];
+  perConnBytes: number;
+  handshakeMs: number;
+  handshakesPerSec: number;
+  serverCpu: number;
+  genCpu: number;
+  machine: { busy: number; softirq: number; system: number };
+  foreignCores: number;
+  errors: string[];
+}
+
+async function measureMemory(
+  gen: Child,
+  pid: number,
+  gc: () => Promise<MemUsage | null>,
+  open: Record<string, unknown>,
+): Promise<MemResult> {
+  // Warm-up: JIT both sides and let the server allocate its one-off structures.
+  await gen.call({
+    cmd: "open",
+    concurrency: CONCURRENCY,
+    bufSize: 4096,
+    ...open,
+    count: WARMUP,
+    keyPrefix: "warm",
+  }, 60_000);
+  await gen.call({ cmd: "close_all" });
+  await sleep(500);
+  await gc();
+  await sleep(1_000);
+  await quietGate();
+  const usageBefore = await gc();
+  await sleep(300);
+  const rssBefore = rssBytes(pid);
+  const cpu0 = cpuSeconds(pid);
+  const g0 = cpuSeconds(gen.pid);
+  const m0 = procStat();
+  const f0 = monitor.mark();
+  const r = await gen.call(
+    { cmd: "open", concurrency: CONCURRENCY, bufSize: 4096, ...open },
+    90_000,
+  );
+  const cpu1 = cpuSeconds(pid);
+  const g1 = cpuSeconds(gen.pid);
+  const m1 = procStat();
+  const { rss: rssAfter, usage: usageAfter } = await settle(pid, gc);
+  const conns = r.opened as number;
+  const per = (k: keyof MemUsage) =>
+    usageBefore && usageAfter ? (usageAfter[k] - usageBefore[k]) / Math.max(1, conns) : null;
+  return {
+    conns,
+    failed: r.failed,
+    rssBefore,
+    rssAfter,
+    perConnBytes: (rssAfter[1]! - rssBefore) / Math.max(1, conns),
+    perConnHeapUsed: per("heapUsed"),
+    perConnHeapTotal: per("heapTotal"),
+    perConnExternal: per("external"),
+    usageBefore,
+    usageAfter,
+    handshakeMs: r.elapsedMs,
+    handshakesPerSec: (conns / r.elapsedMs) * 1000,
+    serverCpu: (cpu1 - cpu0) / (r.elapsedMs / 1000),
+    genCpu: (g1 - g0) / (r.elapsedMs / 1000),
+    machine: machineCpu(m0, m1),
+    foreignCores: monitor.since(f0),
+    errors: r.errors,
+  };
+}
+
+// ----------------------------------------------------------------- fan-out --
+
+interface FanResult {
+  size: number;
+  members: number;
+  membersAfter: number;
+  slowClosed: number;
+  pushesOk: number;
+  pushesFailed: number;
+  pushMs: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  deliveriesPerSec: number;
+  pushesPerSec: number;
+  latency: Record<string, number | null>;
+  serverCpu: number;
+  genCpu: number;
+  pusherCpu: number;
+  machine: { busy: number; softirq: number; system: number };
+  foreignCores: number;
+  net: Record<string, number>;
+  perConnMeanLatency: Record<string, number> | null;
+  timeline: { at: number; n: number; mean: number | null; max: number | null }[];
+  disconnects: number;
+  closed: number;
+  framesPerRead: number;
+  writes: number | null;
+  framesPerWrite: number | null;
+}
+
+async function cometFanRun(
+  gen: Child,
+  comet: CometProc,
+  size: number,
+  ms: number,
+  rate?: number,
+): Promise<FanResult> {
+  await quietGate();
+  await gen.call({ cmd: "reset" });
+  // Members still connected now: the slow-consumer policy may have closed some earlier.
+  const members = (await gen.call({ cmd: "stats" })).live as number;
+  const cpu0 = cpuSeconds(comet.child.pid);
+  const g0 = cpuSeconds(gen.pid);
+  const stopCount = await countSendto(comet.child.pid);
+  const f0 = monitor.mark();
+  const n0 = netCounters();
+  const m0 = procStat();
+  const d0 = cpuSeconds(Deno.pid);
+  const push = await pushRoom(comet.api, ms, PUSHERS, rate);
+  const d1 = cpuSeconds(Deno.pid);
+  const expected = push.ok * members;
+  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const m1 = procStat();
+  const sends = await stopCount();
+  // One sendto per API response; the rest carry deliveries.
+  const deliveryWrites = sends === null ? null : Math.max(1, sends - push.ok - push.failed);
+  const cpu1 = cpuSeconds(comet.child.pid);
+  const g1 = cpuSeconds(gen.pid);
+  const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
+  return {
+    size,
+    members,
+    membersAfter: s.live,
+    slowClosed: s.disconnects,
+    pushesOk: push.ok,
+    pushesFailed: push.failed,
+    pushMs: push.elapsedMs,
+    deliveries: s.deliveries,
+    expected,
+    lost: expected - s.deliveries,
+    deliveriesPerSec: (s.deliveries / span) * 1000,
+    pushesPerSec: (push.ok / push.elapsedMs) * 1000,
+    latency: s.latency,
+    serverCpu: (cpu1 - cpu0) / (span / 1000),
+    genCpu: (g1 - g0) / (span / 1000),
+    pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
+    machine: machineCpu(m0, m1),
+    foreignCores: monitor.since(f0),
+    net: netDelta(n0, netCounters()),
+    perConnMeanLatency: s.perConnMeanLatency,
+    timeline: s.timeline,
+    disconnects: s.disconnects,
+    closed: s.closed,
+    framesPerRead: s.deliveries / Math.max(1, s.reads),
+    writes: deliveryWrites,
+    framesPerWrite: deliveryWrites === null ? null : s.deliveries / deliveryWrites,
+  };
+}
+
+async function baselineFanRun(gen: Child, base: Child, size: number, ms: number, frames: number) {
+  await quietGate();
+  await gen.call({ cmd: "reset" });
+  const stopCount = await countSendto(base.pid);
+  const cpu0 = cpuSeconds(base.pid);
+  const g0 = cpuSeconds(gen.pid);
+  const m0 = procStat();
+  const f0 = monitor.mark();
+  const n0 = netCounters();
+  const startAt = nowMs();
+  const r = await base.call({ cmd: "fanout", ms, frames }, ms + 60_000);
+  const expected = r.batches * r.conns * r.frames;
+  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const cpu1 = cpuSeconds(base.pid);
+  const g1 = cpuSeconds(gen.pid);
+  const m1 = procStat();
+  const sends = await stopCount();
+  const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
+  return {
+    size,
+    framesPerBatch: frames,
+    members: r.conns,
+    writes: sends,
+    framesPerWrite: sends === null ? null : s.deliveries / Math.max(1, sends),
+    batches: r.batches,
+    deliveries: s.deliveries,
+    expected,
+    lost: expected - s.deliveries,
+    deliveriesPerSec: (s.deliveries / span) * 1000,
+    batchesPerSec: (r.batches / r.elapsedMs) * 1000,
+    latency: s.latency,
+    serverCpu: (cpu1 - cpu0) / (span / 1000),
+    genCpu: (g1 - g0) / (span / 1000),
+    machine: machineCpu(m0, m1),
+    foreignCores: monitor.since(f0),
+    net: netDelta(n0, netCounters()),
+    framesPerRead: s.deliveries / Math.max(1, s.reads),
+  };
+}
+
+/** The baseline's coalescing writers fed at `rate` frames/s: the runtime's latency at that rate. */
+async function baselineStreamRun(gen: Child, base: Child, size: number, ms: number, rate: number) {
+  await quietGate();
+  await gen.call({ cmd: "reset" });
+  const stopCount = await countSendto(base.pid);
+  const cpu0 = cpuSeconds(base.pid);
+  const g0 = cpuSeconds(gen.pid);
+  const m0 = procStat();
+  const f0 = monitor.mark();
+  const n0 = netCounters();
+  const startAt = nowMs();
+  const r = await base.call({ cmd: "stream", ms, rate }, ms + 60_000);
+  const expected = r.produced * r.conns;
+  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const cpu1 = cpuSeconds(base.pid);
+  const g1 = cpuSeconds(gen.pid);
+  const m1 = procStat();
+  const sends = await stopCount();
+  const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
+  return {
+    size,
+    rate,
+    members: r.conns,
+    produced: r.produced,
+    writes: sends,
+    framesPerWrite: sends === null ? null : s.deliveries / Math.max(1, sends),
+    deliveries: s.deliveries,
+    expected,
+    lost: expected - s.deliveries,
+    deliveriesPerSec: (s.deliveries / span) * 1000,
+    latency: s.latency,
+    serverCpu: (cpu1 - cpu0) / (span / 1000),
+    genCpu: (g1 - g0) / (span / 1000),
+    machine: machineCpu(m0, m1),
+    foreignCores: monitor.since(f0),
+    net: netDelta(n0, netCounters()),
+    perConnMeanLatency: s.perConnMeanLatency,
+    timeline: s.timeline,
+  };
+}
+
+let keysOpened = 0;
+
+/**
+ * Opens connections until `size` are in the room (counting the live ones: the
+ * slow-consumer policy may have closed some); returns the live count.
+ */
+async function grow(gen: Child, _have: number, size: number, open: Record<string, unknown>) {
+  const live = (await gen.call({ cmd: "stats" })).live as number;
+  if (size <= live) return live;
+  const r = await gen.call({
+    cmd: "open",
+    count: size - live,
+    keyStart: keysOpened,
+    concurrency: CONCURRENCY,
+    bufSize: 16_384,
+    ...open,
+  }, 90_000);
+  keysOpened += size - live;
+  if (r.failed > 0) log(`  ${r.failed} connections failed: ${r.errors.join("; ")}`);
+  return r.live as number;
+}
+
+// -------------------------------------------------------------------- run --
+
+const results: Record<string, any> = {
+  date: new Date().toISOString(),
+  deno: Deno.version,
+  machine: machine(),
+  settings: {
+    memConns: MEM_CONNS,
+    roomSizes: SIZES,
+    saturationMs: RUN_MS,
+    latencyMs: LAT_MS,
+    pusherConcurrency: PUSHERS,
+    connectConcurrency: CONCURRENCY,
+    queue: QUEUE,
+    bodyBytes: BODY,
+    exposeGc: EXPOSE_GC,
+    quick: QUICK,
+  },
+  micro: null,
+  baseline: {},
+  comet: {},
+};
+
+function machine() {
+  const mem = readProc("/proc/meminfo");
+  const cpu = readProc("/proc/cpuinfo");
+  return {
+    nproc: navigator.hardwareConcurrency,
+    memTotalKiB: Number(/MemTotal:\s+(\d+)/.exec(mem)?.[1] ?? 0),
+    cpu: /model name\s*:\s*(.*)/.exec(cpu)?.[1] ?? "unknown",
+    kernel: readProc("/proc/sys/kernel/osrelease").trim(),
+    openFilesLimit: _nofile(),
+  };
+}
+
+function _nofile(): number | null {
+  try {
+    const limits = readProc(`/proc/${Deno.pid}/limits`);
+    return Number(/Max open files\s+(\d+)/.exec(limits)?.[1] ?? NaN);
+  } catch {
+    return null;
+  }
+}
+
+async function micro(): Promise<void> {
+  log("micro benchmarks (deno bench)");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["bench", "--json", path("bench/micro_bench.ts")],
+    cwd: ROOT.pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    log(`micro benchmarks failed:\n${new TextDecoder().decode(out.stderr)}`);
+    return;
+  }
+  const json = JSON.parse(new TextDecoder().decode(out.stdout));
+  results.micro = json.benches.map((b: any) => ({
+    group: b.group,
+    name: b.name,
+    ...(b.results[0]?.ok ?? { error: JSON.stringify(b.results[0]) }),
+  }));
+}
+
+async function baselineMemPhase(gen: Child): Promise<void> {
+  log("baseline: plain Deno TCP server, memory and connect rate");
+  const { child: base, port } = await spawnBaseline();
+  const gc = async () => (await base.call({ cmd: "gc" })).memory as MemUsage;
+  try {
+    log(`  ${MEM_CONNS} idle connections (connect + 16-byte reply, ${CONCURRENCY} in flight)`);
+    const mem = await measureMemory(gen, base.pid, gc, {
+      kind: "raw",
+      port,
+      count: MEM_CONNS,
+      keyPrefix: "m",
+    });
+    results.baseline.memory = mem;
+    log(
+      `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ` +
+        `${mem.handshakesPerSec.toFixed(0)} connect+reply/s, ${cpuNote(mem)}`,
+    );
+    await gen.call({ cmd: "close_all" });
+  } finally {
+    await base.stop("SIGTERM", 3_000);
+  }
+}
+
+/** Comet's frames per write at `size` in a saturation run of `kind`, rounded; 1 if unknown. */
+function cometFramesPerWrite(kind: string, size: number): number {
+  const run = (results.comet[`fanout_${kind}`] as FanResult[] | undefined)?.find((r) =>
+    r.size === size
+  );
+  const f = run?.framesPerWrite ?? run?.framesPerRead ?? 1;
+  return Math.max(1, Math.round(f));
+}
+
+/**
+ * The runtime ceiling, after Comet's fan-out runs: at every room size, one
+ * frame per write (the literal baseline), and the same number of frames per
+ * write as Comet's writers managed (same bytes, same number of writes): the
+ * fair ceiling for a server that coalesces queued frames.
+ */
+async function baselineFanPhase(gen: Child): Promise<void> {
+  log("baseline: plain Deno TCP server, fan-out ceiling");
+  const { child: base, port } = await spawnBaseline();
+  results.baseline.fanout = [];
+  results.baseline.fanout_matched = [];
+  try {
+    let have = 0;
+    for (const size of SIZES) {
+      checkDeadline("baseline fan-out");
+      have = await grow(gen, have, size, { kind: "raw", port, keyPrefix: "f" });
+      const ks = new Map<number, string[]>([[1, ["1"]]]);
+      for (const kind of ["tcp", "ws"]) {
+        if (!results.comet[`fanout_${kind}`]) continue;
+        const k = cometFramesPerWrite(kind, size);
+        ks.set(k, [...(ks.get(k) ?? []), kind]);
+      }
+      for (const [k, tags] of ks) {
+        const r = await measured(
+          `baseline fan-out ${size}`,
+          () => baselineFanRun(gen, base, size, RUN_MS, k),
+        );
+        if (k === 1) results.baseline.fanout.push(r);
+        for (const t of tags) {
+          if (t !== "1") results.baseline.fanout_matched.push({ ...r, matches: t });
+        }
+        log(
+          `  fan-out ${size}, ${k} frame(s)/write: ${
+            r.deliveriesPerSec.toFixed(0)
+          } deliveries/s, ` +
+            `${r.batchesPerSec.toFixed(1)} batches/s, lost ${r.lost}, ${cpuNote(r)}`,
+        );
+      }
+    }
+    // The runtime's own latency at the rates Comet's latency runs used.
+    results.baseline.stream = [];
+    for (const kind of ["tcp", "ws"]) {
+      for (const lat of (results.comet[`latency_sweep_${kind}`] as any[] | undefined) ?? []) {
+        if (kind === "ws" && lat.fraction !== 0.5) continue;
+        checkDeadline("baseline stream");
+        const r = await measured(
+          "baseline stream",
+          () => baselineStreamRun(gen, base, have, LAT_MS, lat.pushesPerSec),
+        );
+        results.baseline.stream.push({ ...r, matches: kind, fraction: lat.fraction });
+        log(
+          `  stream at ${kind}'s ${lat.fraction} rate (${r.rate.toFixed(1)}/s): ` +
+            `p50 ${r.latency.p50} p99 ${r.latency.p99} ms, ${r.deliveriesPerSec.toFixed(0)}/s, ` +
+            `lost ${r.lost}, ${r.framesPerWrite?.toFixed(1)} frames/write, ${cpuNote(r)}`,
+        );
+      }
+    }
+    await gen.call({ cmd: "close_all" });
+  } finally {
+    await base.stop("SIGTERM", 3_000);
+  }
+}
+
+async function memPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<void> {
+  log(`comet: ${MEM_CONNS} idle ${kind} connections`);
+  const comet = await spawnComet(phase, true);
+  try {
+    const mem = await measureMemory(gen, comet.child.pid, cometGc(comet.child), {
+      kind,
+      port: kind === "tcp" ? comet.tcp : comet.ws,
+      count: MEM_CONNS,
+      keyPrefix: kind === "tcp" ? "mt" : "mw",
+    });
+    results.comet[`memory_${kind}`] = mem;
+    log(
+      `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ` +
+        `${mem.handshakesPerSec.toFixed(0)} connect+auth/s (${mem.failed} failed), ` +
+        cpuNote(mem),
+    );
+    await gen.call({ cmd: "close_all" });
+  } finally {
+    await stopComet(comet, phase);
+  }
+}
+
+/** The Deno.serve WebSocket handler, if the project has one yet. */
+async function memServePhase(gen: Child): Promise<void> {
+  let present = false;
+  try {
+    Deno.statSync(path("src/transport/socket_wire.ts"));
+    const mod = await import(new URL("mod.ts", ROOT).href);
+    present = typeof mod.createCometHandler === "function";
+  } catch {
+    present = false;
+  }
+  if (!present) {
+    log("Deno.serve WebSocket handler not present (createCometHandler): skipped");
+    results.comet.memory_serve = { skipped: "handler not present" };
+    return;
+  }
+  log(`comet: ${MEM_CONNS} idle WebSocket connections through Deno.serve + createCometHandler`);
+  const child = new Child("comet(Deno.serve)", [
+    ...RUN,
+    ...v8flags(EXPOSE_GC, false),
+    path("bench/serve_handler_server.ts"),
+  ]);
+  try {
+    const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
+    const mem = await measureMemory(
+      gen,
+      child.pid,
+      async () => (await child.call({ cmd: "gc" })).memory as MemUsage,
+      { kind: "ws", port: Number(m[1]), count: MEM_CONNS, keyPrefix: "ms" },
+    );
+    results.comet.memory_serve = mem;
+    log(
+      `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ${cpuNote(mem)}`,
+    );
+    await gen.call({ cmd: "close_all" });
+  } catch (err) {
+    log(`  Deno.serve phase failed: ${(err as Error).message.slice(0, 500)}`);
+    results.comet.memory_serve = { error: (err as Error).message.slice(0, 2000) };
+    await gen.call({ cmd: "close_all" }).catch(() => {});
+  } finally {
+    await child.stop("SIGTERM", 3_000);
+  }
+}
+
+async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<void> {
+  log(`comet: room fan-out over ${kind}, room sizes ${SIZES.join(", ")}`);
+  const comet = await spawnComet(phase, false);
+  const runs: FanResult[] = [];
+  results.comet[`fanout_${kind}`] = runs;
+  try {
+    const port = kind === "tcp" ? comet.tcp : comet.ws;
+    let have = 0;
+    for (const size of SIZES) {
+      checkDeadline(`${kind} fan-out`);
+      const r = await measured(`${kind} fan-out ${size}`, async () => {
+        have = await grow(gen, have, size, { kind, port, keyPrefix: `f${kind}` });
+        return await cometFanRun(gen, comet, have, RUN_MS);
+      });
+      runs.push(r);
+      log(
+        `  fan-out ${size}: ${r.deliveriesPerSec.toFixed(0)} deliveries/s, ` +
+          `${r.pushesPerSec.toFixed(1)} pushes/s, lost ${r.lost}, ` +
+          `p50 ${r.latency.p50} p99 ${r.latency.p99} ms, ` +
+          (r.slowClosed ? `${r.slowClosed} members closed as slow consumers, ` : "") +
+          `${r.framesPerWrite?.toFixed(1)} frames/write, pusher cpu ${r.pusherCpu.toFixed(2)}, ` +
+          cpuNote(r),
+      );
+    }
+    // Latency at half the measured maximum rate, at the largest size; then,
+    // for context, at lower fractions of it (TCP) to see where p99 lands.
+    const top = runs[runs.length - 1]!;
+    const sweep: FanResult[] = [];
+    results.comet[`latency_sweep_${kind}`] = sweep;
+    // The last entry is a fixed low rate: the latency floor at this room size.
+    for (const fraction of kind === "tcp" ? [2, 4, 8, 0] : [2, 0]) {
+      checkDeadline(`${kind} latency`);
+      const rate = fraction === 0 ? LOW_RATE : top.deliveriesPerSec / fraction / FAN;
+      const lat = {
+        ...(await measured(`${kind} latency`, async () => {
+          have = await grow(gen, have, FAN, { kind, port, keyPrefix: `f${kind}` });
+          return await cometFanRun(gen, comet, have, LAT_MS, rate);
+        })),
+        fraction: fraction === 0 ? 0 : 1 / fraction,
+      };
+      sweep.push(lat);
+      if (fraction === 2) results.comet[`latency_${kind}`] = lat;
+      log(
+        `  ${fraction ? `1/${fraction} of max` : "fixed low rate"} (${
+          rate.toFixed(1)
+        } pushes/s): ` +
+          `p50 ${lat.latency.p50} ` +
+          `p99 ${lat.latency.p99} max ${lat.latency.max?.toFixed(1)} ms, ` +
+          `${lat.deliveriesPerSec.toFixed(0)} deliveries/s, lost ${lat.lost}, ` +
+          `${lat.framesPerWrite?.toFixed(1)} frames/write, ${cpuNote(lat)}`,
+      );
+    }
+    if (kind === "tcp") {
+      checkDeadline("push keys");
+      log(`comet: single-key pushes, ${KEY_WORKERS} keep-alive connections, ${KEY_CONNS} keys`);
+      const r = await gen.call({
+        cmd: "open",
+        kind: "tcp",
+        port: comet.tcp,
+        count: KEY_CONNS,
+        room: "live://keys",
+        keyPrefix: "k",
+        concurrency: CONCURRENCY,
+      }, 60_000);
+      await quietGate();
+      await gen.call({ cmd: "reset" });
+      const keys = Array.from({ length: r.opened as number }, (_, i) => `k${i}`);
+      const cpu0 = cpuSeconds(comet.child.pid);
+      const d0 = cpuSeconds(Deno.pid);
+      const pk = await pushKeys(comet.api, KEYS_MS, KEY_WORKERS, keys);
+      const d1 = cpuSeconds(Deno.pid);
+      const s = await gen.call({ cmd: "quiet", idleMs: 300, maxMs: 10_000, expect: pk.ok });
+      const cpu1 = cpuSeconds(comet.child.pid);
+      results.comet.push_keys = {
+        ...pk,
+        deliveries: s.deliveries,
+        lost: pk.ok - s.deliveries,
+        latency: s.latency,
+        serverCpu: (cpu1 - cpu0) / (pk.elapsedMs / 1000),
+        pusherCpu: (d1 - d0) / (pk.elapsedMs / 1000),
+      };
+      log(
+        `  ${pk.perSec.toFixed(0)} pushes/s, ${s.deliveries} delivered, lost ${
+          pk.ok - s.deliveries
+        }` +
+          `, server cpu ${results.comet.push_keys.serverCpu.toFixed(2)}` +
+          `, pusher cpu ${results.comet.push_keys.pusherCpu.toFixed(2)}`,
+      );
+    }
+    await gen.call({ cmd: "close_all" });
+  } finally {
+    await stopComet(comet, phase);
+  }
+}
+
+// ------------------------------------------------------------------ output --
+
+function fmtNum(n: number | null | undefined, digits = 0): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "n/a";
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+interface Row {
+  figure: string;
+  comet: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+
+function buildTable(): Row[] {
+  const rows: Row[] = [];
+  const b = results.baseline;
+  const c = results.comet;
+  const kib = (x?: number) => x === undefined ? "n/a" : `${fmtNum(x / 1024, 2)} KiB`;
+  const ratio = (a?: number, z?: number) =>
+    a === undefined || z === undefined || !z ? undefined : a / z;
+  const r2 = (x?: number) => x === undefined ? "n/a" : `${fmtNum(x, 2)}x`;
+  const met = (x: number | undefined, good: (v: number) => boolean) =>
+    x === undefined || !Number.isFinite(x) ? "?" : good(x) ? "yes" : "NO";
+  const floor = b.memory?.perConnBytes as number | undefined;
+
+  const mt = c.memory_tcp?.perConnBytes as number | undefined;
+  rows.push({
+    figure: `RSS per idle TCP conn @ ${fmtNum(c.memory_tcp?.conns ?? MEM_CONNS)}`,
+    comet: kib(mt),
+    baseline: kib(floor),
+    ratio: r2(ratio(mt, floor)),
+    target: "<= 1.2x floor",
+    met: met(ratio(mt, floor), (v) => v <= 1.2),
+  });
+  const mw = c.memory_ws?.perConnBytes as number | undefined;
+  rows.push({
+    figure: `RSS per idle WS conn (standalone) @ ${fmtNum(c.memory_ws?.conns ?? MEM_CONNS)}`,
+    comet: kib(mw),
+    baseline: `${kib(floor)} (TCP)`,
+    ratio: r2(ratio(mw, floor)),
+    target: "<= 1.3x TCP floor",
+    met: met(ratio(mw, floor), (v) => v <= 1.3),
+  });
+  const ms = c.memory_serve?.perConnBytes as number | undefined;
+  rows.push({
+    figure: "RSS per idle WS conn (Deno.serve)",
+    comet: ms === undefined ? "n/a (handler not present)" : kib(ms),
+    baseline: `${kib(floor)} (TCP)`,
+    ratio: r2(ratio(ms, floor)),
+    target: "(report)",
+    met: "-",
+  });
+  const hs = c.memory_tcp?.handshakesPerSec as number | undefined;
+  const hb = b.memory?.handshakesPerSec as number | undefined;
+  rows.push({
+    figure: `Handshakes/s, TCP connect+auth (${CONCURRENCY} in flight)`,
+    comet: fmtNum(hs),
+    baseline: fmtNum(hb),
+    ratio: r2(ratio(hs, hb)),
+    target: ">= 10,000/s",
+    met: met(hs, (v) => v >= 10_000),
+  });
+  const hw = c.memory_ws?.handshakesPerSec as number | undefined;
+  rows.push({
+    figure: "Handshakes/s, WS upgrade+auth",
+    comet: fmtNum(hw),
+    baseline: fmtNum(hb),
+    ratio: r2(ratio(hw, hb)),
+    target: "(report)",
+    met: "-",
+  });
+  const bf = (size: number) =>
+    (b.fanout as any[] | undefined)?.find((r) => r.size === size)?.deliveriesPerSec as
+      | number
+      | undefined;
+  const bm = (kind: string, size: number) =>
+    (b.fanout_matched as any[] | undefined)?.find((r) => r.size === size && r.matches === kind);
+  const cr = (kind: string, size: number) =>
+    (c[`fanout_${kind}`] as FanResult[] | undefined)?.find((r) => r.size === size);
+  for (const kind of ["tcp", "ws"]) {
+    const K = kind.toUpperCase();
+    for (const size of SIZES) {
+      const top = size === FAN;
+      const run = cr(kind, size);
+      const v = run?.deliveriesPerSec;
+      const fpw = run?.framesPerWrite;
+      const goal = kind === "tcp" ? 0.8 : 0.6;
+      const note = kind === "tcp" ? "" : " (TCP)";
+      rows.push({
+        figure: `Fan-out deliveries/s, ${fmtNum(size)} ${K} members` +
+          (fpw ? ` [${fmtNum(fpw, 1)} frames/write]` : ""),
+        comet: fmtNum(v),
+        baseline: `${fmtNum(bf(size))}${note} [1/write]`,
+        ratio: r2(ratio(v, bf(size))),
+        target: top ? `>= ${goal}x ceiling` : "(chart)",
+        met: top ? met(ratio(v, bf(size)), (x) => x >= goal) : "-",
+      });
+      const m = bm(kind, size);
+      if (m && m.framesPerBatch !== 1) {
+        rows.push({
+          figure: `  same, vs ceiling at Comet's frames/write`,
+          comet: fmtNum(v),
+          baseline: `${fmtNum(m.deliveriesPerSec)}${note} [${m.framesPerBatch}/write]`,
+          ratio: r2(ratio(v, m.deliveriesPerSec)),
+          target: top ? `>= ${goal}x ceiling` : "(chart)",
+          met: top ? met(ratio(v, m.deliveriesPerSec), (x) => x >= goal) : "-",
+        });
+      }
+    }
+  }
+  for (const kind of ["tcp", "ws"]) {
+    const sweep = (c[`latency_sweep_${kind}`] as (FanResult & { fraction: number })[]) ?? [];
+    if (sweep.length === 0) sweep.push(undefined as unknown as FanResult & { fraction: number });
+    for (const l of sweep) {
+      const half = !l || l.fraction === 0.5;
+      const st = (b.stream as any[] | undefined)?.find((x) =>
+        x.matches === kind && x.fraction === l?.fraction
+      ) ?? (b.stream as any[] | undefined)?.find((x) =>
+        x.fraction === 0 && l?.fraction === 0
+      );
+      const pct = (x: { latency: Record<string, number | null> }) =>
+        `${fmtNum(x.latency.p50, 1)} / ${fmtNum(x.latency.p99, 1)} ms`;
+      rows.push({
+        figure: `Push->delivery p50 / p99, ${kind.toUpperCase()} ${fmtNum(FAN)}, ` +
+          (!l
+            ? "half of max"
+            : l.fraction === 0
+            ? `low fixed rate (${fmtNum(l.pushesPerSec, 1)} pushes/s)`
+            : `${half ? "half" : `1/${Math.round(1 / l.fraction)}`} of max ` +
+              `(${fmtNum(l.pushesPerSec, 1)} pushes/s)`),
+        comet: l ? pct(l) : "n/a",
+        baseline: st ? `${pct(st)}${kind === "ws" ? " (TCP)" : ""}` : "-",
+        ratio: st && l?.latency.p99 && st.latency.p99
+          ? r2(l.latency.p99 / st.latency.p99) + " (p99)"
+          : "-",
+        target: half ? "p99 <= 50 ms" : "(report)",
+        met: half ? met(l?.latency.p99 ?? undefined, (v) => v <= 50) : "-",
+      });
+    }
+  }
+  const pk = c.push_keys;
+  rows.push({
+    figure: `Single-key API pushes/s (${KEY_WORKERS} keep-alive conns)`,
+    comet: fmtNum(pk?.perSec),
+    baseline: "-",
+    ratio: "-",
+    target: ">= 15,000/s",
+    met: met(pk?.perSec, (v) => v >= 15_000),
+  });
+  const steady = ["tcp", "ws"].flatMap((k) => (c[`latency_sweep_${k}`] as FanResult[]) ?? [])
+    .filter((x) => x !== undefined).reduce((n, x) => n + Math.max(0, x!.lost), 0) +
+    Math.max(0, pk?.lost ?? 0);
+  const haveSteady = c.latency_tcp || c.latency_ws || pk;
+  rows.push({
+    figure: "Messages lost at steady state (paced runs + key pushes)",
+    comet: haveSteady ? fmtNum(steady) : "n/a",
+    baseline: "-",
+    ratio: "-",
+    target: "0",
+    met: haveSteady ? (steady === 0 ? "yes" : "NO") : "?",
+  });
+  const sat = ["tcp", "ws"].flatMap((k) => (c[`fanout_${k}`] as FanResult[] | undefined) ?? [])
+    .reduce((n, x) => n + Math.max(0, x.lost), 0);
+  const satBase = ((b.fanout as any[] | undefined) ?? []).reduce(
+    (n, x) => n + Math.max(0, x.lost),
+    0,
+  );
+  const slow = ["tcp", "ws"].flatMap((k) => [
+    ...((c[`fanout_${k}`] as FanResult[] | undefined) ?? []),
+    ...((c[`latency_sweep_${k}`] as FanResult[] | undefined) ?? []),
+  ]).reduce((n, x) => n + (x.slowClosed ?? 0), 0);
+  rows.push({
+    figure: `Members closed as slow consumers (queue ${QUEUE}), all runs`,
+    comet: fmtNum(slow),
+    baseline: "-",
+    ratio: "-",
+    target: "(report)",
+    met: "-",
+  });
+  rows.push({
+    figure: "Messages lost in saturation runs",
+    comet: fmtNum(sat),
+    baseline: fmtNum(satBase),
+    ratio: "-",
+    target: "(report)",
+    met: "-",
+  });
+  return rows;
+}
+
+function printTable(rows: Row[]): string {
+  const head: Row = {
+    figure: "figure",
+    comet: "Comet",
+    baseline: "baseline",
+    ratio: "ratio",
+    target: "target",
+    met: "met?",
+  };
+  const keys = Object.keys(head) as (keyof Row)[];
+  const w = keys.map((k) => Math.max(...[head, ...rows].map((r) => r[k].length)));
+  const line = (r: Row) => "| " + keys.map((k, i) => r[k].padEnd(w[i]!)).join(" | ") + " |";
+  const sep = "|" + w.map((n) => "-".repeat(n + 2)).join("|") + "|";
+  return [line(head), sep, ...rows.map(line)].join("\n");
+}
+
+function microTable(): string {
+  if (!results.micro) return "";
+  const fmt = (ns: number) =>
+    ns >= 1e6
+      ? `${(ns / 1e6).toFixed(2)} ms`
+      : ns >= 1e3
+      ? `${(ns / 1e3).toFixed(1)} us`
+      : `${ns.toFixed(1)} ns`;
+  const lines = ["Micro benchmarks (deno bench, time per iteration):"];
+  for (const m of results.micro) {
+    lines.push(
+      `  ${m.name.padEnd(66)} avg ${fmt(m.avg).padStart(10)}  p75 ${fmt(m.p75).padStart(10)}` +
+        `  p99 ${fmt(m.p99).padStart(10)}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** A hand-written SVG line chart: deliveries/s against room size (log x). */
+function chart(): string {
+  const series: { name: string; color: string; pts: [number, number][] }[] = [];
+  const pick = (runs: any[] | undefined) =>
+    (runs ?? []).map((r) => [r.size, r.deliveriesPerSec] as [number, number]);
+  if (results.baseline.fanout) {
+    series.push({
+      name: "plain Deno TCP, 1 frame per write",
+      color: "#666",
+      pts: pick(results.baseline.fanout),
+    });
+  }
+  const matched = (results.baseline.fanout_matched as any[] | undefined)?.filter((r) =>
+    r.matches === "tcp"
+  );
+  if (matched?.length) {
+    series.push({
+      name: "plain Deno TCP, Comet TCP's frames per write",
+      color: "#bbb",
+      pts: pick(matched),
+    });
+  }
+  if (results.comet.fanout_tcp) {
+    series.push({ name: "Comet TCP", color: "#1f77b4", pts: pick(results.comet.fanout_tcp) });
+  }
+  if (results.comet.fanout_ws) {
+    series.push({ name: "Comet WebSocket", color: "#d62728", pts: pick(results.comet.fanout_ws) });
+  }
+  const W = 720, H = 420, L = 90, R = 30, T = 40, B = 60;
+  const all = series.flatMap((s) => s.pts);
+  const xs = all.map((p) => p[0]);
+  const xmin = Math.log10(Math.min(...xs, 100)), xmax = Math.log10(Math.max(...xs, 10_000));
+  const ymaxRaw = Math.max(...all.map((p) => p[1]), 1);
+  const step = 10 ** Math.floor(Math.log10(ymaxRaw));
+  const ymax = Math.ceil(ymaxRaw / step) * step;
+  const X = (x: number) => L + ((Math.log10(x) - xmin) / (xmax - xmin || 1)) * (W - L - R);
+  const Y = (y: number) => H - B - (y / ymax) * (H - T - B);
+  const el: string[] = [];
+  el.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  el.push(
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">` +
+      `Room fan-out: deliveries per second against room size (64-byte bodies, 2 cores)</text>`,
+  );
+  for (let i = 0; i <= 5; i++) {
+    const y = (ymax * i) / 5;
+    el.push(`<line x1="${L}" x2="${W - R}" y1="${Y(y)}" y2="${Y(y)}" stroke="#eee"/>`);
+    el.push(
+      `<text x="${L - 8}" y="${Y(y) + 4}" text-anchor="end" font-size="11">${fmtNum(y)}</text>`,
+    );
+  }
+  for (const x of [...new Set([100, 1_000, 5_000, 10_000, ...xs])].sort((a, b) => a - b)) {
+    el.push(`<line x1="${X(x)}" x2="${X(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
+    el.push(
+      `<text x="${X(x)}" y="${H - B + 16}" text-anchor="middle" font-size="11">${fmtNum(x)}</text>`,
+    );
+  }
+  el.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="black"/>`);
+  el.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="black"/>`);
+  el.push(
+    `<text x="${(L + W - R) / 2}" y="${H - 18}" text-anchor="middle" font-size="12">` +
+      `room members (log scale)</text>`,
+  );
+  el.push(
+    `<text x="18" y="${(T + H - B) / 2}" text-anchor="middle" font-size="12" ` +
+      `transform="rotate(-90 18 ${(T + H - B) / 2})">deliveries / s</text>`,
+  );
+  series.forEach((s, i) => {
+    const pts = s.pts.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(" ");
+    el.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+    for (const [x, y] of s.pts) {
+      el.push(
+        `<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${s.color}"/>`,
+      );
+    }
+    el.push(
+      `<rect x="${L + 12}" y="${T + 8 + i * 18}" width="14" height="3" fill="${s.color}"/>` +
+        `<text x="${L + 32}" y="${T + 13 + i * 18}" font-size="12">${s.name}</text>`,
+    );
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
+    `viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n${el.join("\n")}\n</svg>\n`;
+}
+
+// -------------------------------------------------------------------- main --
+
+results.source = await sourceState();
+monitor.start();
+{
+  const load = await waitQuiet();
+  results.contention = { atStartCores: load };
+  log(`other programs on this machine at start: ${load.toFixed(2)} cores`);
+}
+if (!argv.has("no-micro")) await micro();
+const gen = spawnLoadgen();
+try {
+  await gen.call({ cmd: "stats" });
+  if (PHASES.has("baseline") || PHASES.has("baseline-mem")) await baselineMemPhase(gen);
+  if (PHASES.has("mem-tcp")) await memPhase(gen, "tcp", "mem-tcp");
+  if (PHASES.has("mem-ws")) await memPhase(gen, "ws", "mem-ws");
+  if (PHASES.has("mem-serve")) await memServePhase(gen);
+  if (PHASES.has("fanout-tcp")) await fanPhase(gen, "tcp", "fanout-tcp");
+  if (PHASES.has("fanout-ws")) await fanPhase(gen, "ws", "fanout-ws");
+  if (PHASES.has("baseline") || PHASES.has("baseline-fan")) await baselineFanPhase(gen);
+} catch (err) {
+  log(`run aborted: ${(err as Error).stack ?? err}`);
+  results.error = String((err as Error).message ?? err);
+} finally {
+  await gen.call({ cmd: "exit" }, 5_000).catch(() => {});
+  await gen.stop("SIGTERM", 3_000);
+}
+
+monitor.stop();
+results.contention.wholeRunCores = monitor.since({ foreign: 0, elapsed: 0 });
+const rows = buildTable();
+results.table = rows;
+results.elapsedSec = (performance.now() - T0) / 1000;
+Deno.writeTextFileSync(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
+if (results.baseline.fanout || results.comet.fanout_tcp) {
+  Deno.writeTextFileSync(new URL("fanout.svg", OUT), chart());
+}
+const foreignRuns = JSON.stringify(results).match(/"foreignCores":[0-9.e-]+/g) ?? [];
+const worstForeign = Math.max(0, ...foreignRuns.map((x) => Number(x.split(":")[1])));
+results.contention.worstRunCores = worstForeign;
+Deno.writeTextFileSync(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
+const micros = microTable();
+if (micros) console.log(micros + "\n");
+console.log(printTable(rows));
+console.log(
+  `\n${results.machine.nproc} cores, ${(results.machine.memTotalKiB / 1048576).toFixed(1)} GiB, ` +
+    `Deno ${Deno.version.deno}; ${results.elapsedSec.toFixed(0)} s. ` +
+    `Wrote bench/out/results.json and bench/out/fanout.svg.`,
+);
+console.log(
+  `Source: commit ${results.source.commit}` +
+    (results.source.dirtyFiles
+      ? ` with ${results.source.dirtyFiles} uncommitted files in src/`
+      : "") +
+    (results.settings.cometLimitFlags?.length
+      ? `; Comet run with ${results.settings.cometLimitFlags.join(" ")}`
+      : ""),
+);
+console.log(
+  `Other programs' CPU during the run: ${results.contention.wholeRunCores.toFixed(2)} cores on ` +
+    `average, ${worstForeign.toFixed(2)} in the worst measured run` +
+    (worstForeign > 0.15 ? " -- figures are contaminated; rerun on a quiet machine." : "."),
+);
+if (results.error) Deno.exit(1);
