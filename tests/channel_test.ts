@@ -95,7 +95,7 @@ Deno.test("channel drop policy drops and counts pushes to a full queue", async (
   assert.equal(channel.queued, 3);
   assert.equal(channel.state, "open", "dropping does not close");
 
-  const writer = channel._runWriter();
+  const writer = channel._done();
   await tick();
   assert.equal(wire.writes.length, 1);
   assert.deepEqual(wire.framesPerWrite()[0]!.map((f) => f.seq), [0, 1, 2]);
@@ -132,7 +132,7 @@ Deno.test("channel close policy calls slow, queues op 6 after what is queued, th
   assert.equal(channel.queued, 4);
   assert.equal(wire.closes, 0, "the wire stays open until the flush");
 
-  await channel._runWriter();
+  await channel._done();
   assert.equal(wire.writes.length, 1, "everything is flushed with one write");
   const [frames] = wire.framesPerWrite();
   assert.deepEqual(frames!.map((f) => [f.op, f.seq]), [
@@ -149,7 +149,7 @@ Deno.test("channel close policy calls slow, queues op 6 after what is queued, th
 
 Deno.test("channel close policy while the writer waits flushes in one write then closes", async () => {
   const { wire, hooks, channel } = setup("close", 4);
-  const writer = channel._runWriter();
+  const writer = channel._done();
   await tick();
   assert.equal(wire.writes.length, 0);
   for (let i = 0; i < 4; i++) channel.push(frame(i));
@@ -169,7 +169,7 @@ Deno.test("channel close policy while the writer waits flushes in one write then
 
 Deno.test("channel writer coalesces several queued frames into one write call", async () => {
   const { wire, channel } = setup("drop", 64);
-  const writer = channel._runWriter();
+  const writer = channel._done();
   await tick();
   for (let i = 0; i < 10; i++) channel.push(frame(i));
   await tick();
@@ -221,7 +221,7 @@ Deno.test("channel close flushes what is queued with op 6 last in one write", as
   assert.equal(hooks.closingCalls.length, 1);
   assert.equal(hooks.slowCount, 0);
   assert.equal(channel.queued, 3);
-  await channel._runWriter();
+  await channel._done();
   assert.equal(wire.writes.length, 1);
   const frames = wire.framesPerWrite()[0]!;
   assert.deepEqual(frames.map((f) => [f.op, text(f.body)]), [
@@ -238,7 +238,7 @@ Deno.test("channel writer ends and closes the wire when a write fails", async ()
   wire.failWith = new Error("connection reset");
   channel.push(frame(0));
   channel.push(frame(1));
-  await channel._runWriter();
+  await channel._done();
   assert.equal(wire.writes.length, 1);
   assert.equal(wire.closes, 1);
   assert.equal(channel.state, "closed");
@@ -248,7 +248,7 @@ Deno.test("channel writer ends and closes the wire when a write fails", async ()
 
 Deno.test("channel abort drops queued frames and closes the wire at once", async () => {
   const { wire, hooks, channel } = setup("close", 8);
-  const writer = channel._runWriter();
+  const writer = channel._done();
   await tick();
   channel.abort();
   channel.push(frame(0));
@@ -262,8 +262,8 @@ Deno.test("channel abort drops queued frames and closes the wire at once", async
 Deno.test("channel writers of two channels do not mix their batches", async () => {
   const a = setup("drop", 16);
   const b = setup("drop", 16);
-  const wa = a.channel._runWriter();
-  const wb = b.channel._runWriter();
+  const wa = a.channel._done();
+  const wb = b.channel._done();
   await tick();
   for (let i = 0; i < 5; i++) {
     a.channel.push(encodeFrame(1000, i));

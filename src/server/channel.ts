@@ -33,8 +33,9 @@ const _batch: Uint8Array[] = [];
 
 /**
  * One client connection: its identity (key, user, room, watched ops), its
- * outbound queue and its writer task. The hub pushes encoded frames in; the
- * writer drains everything queued and writes it with one `write`.
+ * outbound queue and its writer. The hub pushes encoded frames in; a writer
+ * task, started only while something is queued, drains everything queued and
+ * writes it with one `write`.
  *
  * Fields starting with `_` belong to the hub, buckets and rooms.
  */
@@ -71,9 +72,14 @@ export class Channel {
   #slow: SlowPolicy;
   #hooks: ChannelHooks;
   #closeGrace: number;
-  #watch: Set<number> | undefined;
+  /** The watched ops: none, one (the usual case, kept without a Set) or a Set of several. */
+  #watch: number | Set<number> | undefined;
   #state: ChannelState = "handshake";
   #flushed: (() => void) | undefined;
+  /** Whether a flush task is running; an idle channel has none. */
+  #flushing = false;
+  /** Settles `_done()`; created only when someone waits for it. */
+  #onDone: (() => void) | undefined;
 
   /**
    * Creates a channel in its handshake state; the hub does this per connection.
@@ -125,29 +131,45 @@ export class Channel {
 
   /** Whether a push of business op `op` to keys, mids or all reaches this connection. */
   watches(op: number): boolean {
-    return this.#watch !== undefined && this.#watch.has(op);
+    const w = this.#watch;
+    return w === op || (typeof w === "object" && w.has(op));
   }
 
   /** Adds ops to the watched set. */
   watch(ops: Iterable<number>): void {
-    for (const op of ops) (this.#watch ??= new Set()).add(op);
+    for (const op of ops) {
+      const w = this.#watch;
+      if (w === undefined) this.#watch = op;
+      else if (typeof w === "number") {
+        if (w !== op) this.#watch = new Set([w, op]);
+      } else w.add(op);
+    }
   }
 
   /** Removes ops from the watched set. */
   unwatch(ops: Iterable<number>): void {
-    if (!this.#watch) return;
-    for (const op of ops) this.#watch.delete(op);
-    if (this.#watch.size === 0) this.#watch = undefined;
+    for (const op of ops) {
+      const w = this.#watch;
+      if (w === undefined) return;
+      if (typeof w === "number") {
+        if (w === op) this.#watch = undefined;
+      } else {
+        w.delete(op);
+        if (w.size === 1) this.#watch = w.values().next().value!;
+      }
+    }
   }
 
   /** The watched ops, in no particular order. */
   watched(): number[] {
-    return this.#watch ? [...this.#watch] : [];
+    const w = this.#watch;
+    return w === undefined ? [] : typeof w === "number" ? [w] : [...w];
   }
 
   /** Number of watched ops. */
   get watchCount(): number {
-    return this.#watch?.size ?? 0;
+    const w = this.#watch;
+    return w === undefined ? 0 : typeof w === "number" ? 1 : w.size;
   }
 
   /**
@@ -158,6 +180,7 @@ export class Channel {
    */
   push(frame: Uint8Array): boolean {
     if (this.#queue.offer(frame)) {
+      if (!this.#flushing) this.#startFlush();
       if (this._traced) this.#hooks.pushed?.(this, frame);
       return true;
     }
@@ -192,7 +215,9 @@ export class Channel {
    */
   reply(op: number, body: Uint8Array | string, seq: number, ver: number): boolean {
     const bytes = typeof body === "string" ? _encoder.encode(body) : body;
-    return this.#queue.force(encodeFrame(op, seq, bytes, ver));
+    if (!this.#queue.force(encodeFrame(op, seq, bytes, ver))) return false;
+    if (!this.#flushing) this.#startFlush();
+    return true;
   }
 
   /**
@@ -220,6 +245,7 @@ export class Channel {
     this._closeReason = reason;
     this.#queue.force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
     this.#queue.close();
+    if (!this.#flushing) this.#startFlush();
     this.#hooks.closing(this, this.#closeGrace);
   }
 
@@ -230,6 +256,36 @@ export class Channel {
     this.#queue.clear();
     this.wire.close();
     this.#wakeReader();
+    if (!this.#flushing) this.#settleDone();
+  }
+
+  /**
+   * @internal Settles once the channel is closed and no flush is running any
+   * more, i.e. the wire is closed and nothing will be written again.
+   */
+  _done(): Promise<void> {
+    if (this.#state === "closed" && !this.#flushing) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const prev = this.#onDone;
+      this.#onDone = prev === undefined ? resolve : () => {
+        prev();
+        resolve();
+      };
+    });
+  }
+
+  #settleDone(): void {
+    const done = this.#onDone;
+    if (done) {
+      this.#onDone = undefined;
+      done();
+    }
+  }
+
+  #startFlush(): void {
+    this.#flushing = true;
+    // Never rejects: failures end in abort().
+    void this.#flush();
   }
 
   #wakeReader(): void {
@@ -241,19 +297,19 @@ export class Channel {
   }
 
   /**
-   * @internal The writer task: waits for frames, drains everything queued
-   * into one buffer and writes it with one call. Ends when the queue is
-   * closed and drained, or the connection fails; then closes the wire.
+   * The writer, started when the queue goes from empty to non-empty (an idle
+   * channel has no task at all). After one microtask, so that every frame
+   * queued in the same tick goes out together, it drains everything queued
+   * into one buffer and writes it with one call, and repeats while more was
+   * queued meanwhile. Writes never overlap. When the queue is closed and
+   * drained, or the connection fails, it closes the wire.
    */
-  async _runWriter(): Promise<void> {
+  async #flush(): Promise<void> {
     const queue = this.#queue;
+    let end = false;
     try {
-      for (;;) {
-        if (queue.length === 0) {
-          if (queue.closed) break;
-          await queue.wait();
-          continue;
-        }
+      await undefined;
+      while (queue.length > 0) {
         const count = queue.length;
         let bytes = 0;
         for (let i = 0; i < count; i++) {
@@ -271,10 +327,15 @@ export class Channel {
         if (data.length > 0) await this.wire.write(data);
         this.#wakeReader();
       }
+      end = queue.closed;
+      // Going idle: an idle channel keeps no queue storage.
+      queue.release();
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.
+      end = true;
     } finally {
-      this.abort();
+      this.#flushing = false;
+      if (end || this.#state === "closed") this.abort();
     }
   }
 }

@@ -776,11 +776,102 @@ export class Comet implements AsyncDisposable {
     this.#stats.accepted++;
     this.#handshaking.add(ch);
     ch._timer = this.#timers.add(ch, this.#handshakeTimeout);
-    const writer = ch._runWriter();
     let registered = false;
     try {
       registered = await this.#authenticate(ch);
-      if (registered) await this.#dispatch(ch);
+      // The client ops loop lives here rather than in a function of its own: an
+      // idle connection then keeps one suspended async frame on the read side.
+      if (registered) {
+        const wire = ch.wire;
+        for (let frame = await wire.read(); frame !== null; frame = await wire.read()) {
+          // Once closing (slow, replaced, shutting down) or aborted, stop acting on
+          // client frames: a heartbeat would push the close grace out to a full
+          // heartbeat deadline, and a room change would rejoin a dying channel.
+          if (ch.state !== "open") break;
+          // A full queue pauses reading: the client is throttled by its own TCP window.
+          const writable = ch._writable();
+          if (writable) {
+            await writable;
+            if (ch.state !== "open") break;
+          }
+          const { op, seq, ver, body } = frame;
+          switch (op) {
+            case Op.Heartbeat: {
+              this.#rearm(ch);
+              const online = new Uint8Array(4);
+              const count = this.#heartbeatOnline(ch._room);
+              new DataView(online.buffer).setInt32(0, count);
+              ch.reply(Op.HeartbeatReply, online, seq, ver);
+              if (ch._traced) this.#trace(ch, "heartbeat", { seq, online: count });
+              if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);
+              if (this.#operator.heartbeat) this.#callHeartbeat(ch);
+              break;
+            }
+            case Op.SendMsg: {
+              if (this.#upstreamRate !== Infinity && !this.#takeUpstream(ch)) {
+                this.#stats.limitHits.upstreamRate++;
+                this.logger.debug("Upstream rate limit reached", { key: ch.key });
+                ch.close("rate limit: upstream messages");
+                return;
+              }
+              if (ch._traced) this.#trace(ch, "upstream message", { seq, bytes: body.length });
+              if (!this.#operator.receive) {
+                ch.reply(Op.SendMsgReply, body, seq, ver);
+                break;
+              }
+              // Upstream messages run side by side (bounded), so a slow operator holds up
+              // neither this client's heartbeats nor its other requests; seq matches replies.
+              while (ch._inflight >= _MAX_INFLIGHT) {
+                await new Promise<void>((resolve) => (ch._onSlot = resolve));
+              }
+              ch._inflight++;
+              void this.#receive(ch, frame);
+              break;
+            }
+            case Op.ChangeRoom: {
+              const room = _decoder.decode(body);
+              // Checked before the cluster hears of the room; joins in flight may overshoot a little.
+              if (room.length <= _MAX_ID_LENGTH && !this.#roomAllowed(room, ch._room)) {
+                this.#roomRefused(ch, room);
+                return;
+              }
+              if (
+                this.#observer?.joining && room !== "" && room !== ch._room &&
+                room.length <= _MAX_ID_LENGTH
+              ) {
+                await this.#wait("joining", () => this.#observer?.joining?.(ch, room));
+                // Closed meanwhile: the loop ends at the next frame.
+                if (ch.state !== "open") break;
+              }
+              const from = ch._room;
+              this.changeRoom(ch, room);
+              ch.reply(Op.ChangeRoomReply, body, seq, ver);
+              if (ch._traced) this.#trace(ch, "room changed", { seq, from, to: room });
+              break;
+            }
+            case Op.Sub: {
+              const ops = _parseOps(body);
+              ch.watch(ops);
+              if (ch.watchCount > _MAX_WATCH) {
+                throw new ProtocolError(`Watching more than ${_MAX_WATCH} ops`);
+              }
+              ch.reply(Op.SubReply, body, seq, ver);
+              if (ch._traced) this.#trace(ch, "watch", { seq, ops: ops.join(",") });
+              break;
+            }
+            case Op.Unsub: {
+              const ops = _parseOps(body);
+              ch.unwatch(ops);
+              ch.reply(Op.UnsubReply, body, seq, ver);
+              if (ch._traced) this.#trace(ch, "unwatch", { seq, ops: ops.join(",") });
+              break;
+            }
+            default:
+              this.logger.debug("Ignored client op", { key: ch.key, op });
+              if (ch._traced) this.#trace(ch, "ignored op", { seq, op });
+          }
+        }
+      }
     } catch (err) {
       if (err instanceof ProtocolError || err instanceof RangeError) {
         this.#stats.protocolErrors++;
@@ -793,7 +884,7 @@ export class Comet implements AsyncDisposable {
       this.#handshaking.delete(ch);
       // A graceful close is flushing (bounded by its timer); otherwise the peer is gone.
       if (ch.state !== "closing") ch.abort();
-      await writer;
+      await ch._done();
       this.#timers.remove(ch._timer!);
       if (this.#perIp) this.#release(ch.info.remoteAddr.hostname);
       if (ch._traced) {
@@ -828,6 +919,7 @@ export class Comet implements AsyncDisposable {
     try {
       session = this.#normalize(await this.#operator.connect({ body: frame.body, info: ch.info }));
     } catch (err) {
+      delete ch.info.headers;
       this.#stats.authFailed++;
       const message = err instanceof Error ? err.message : String(err);
       const remote = ch.info.remoteAddr.hostname;
@@ -838,6 +930,9 @@ export class Comet implements AsyncDisposable {
       if (!(err instanceof WebhookError) || err.reason === "refused") this.#authFailedFrom(remote);
       return false;
     }
+    // The upgrade headers are for the operator's connect alone: a kilobyte or
+    // more per connection is not kept for the connection's whole life.
+    delete ch.info.headers;
     if (!this.#roomAllowed(session.room, "")) {
       this.#roomRefused(ch, session.room);
       return false;
@@ -995,98 +1090,6 @@ export class Comet implements AsyncDisposable {
       (observer?.[event] as ((arg: Channel | string) => void) | undefined)?.call(observer, arg);
     } catch (err) {
       this.logger.warn("Observer failed", { event, error: err });
-    }
-  }
-
-  async #dispatch(ch: Channel): Promise<void> {
-    const wire = ch.wire;
-    for (let frame = await wire.read(); frame !== null; frame = await wire.read()) {
-      // Once closing (slow, replaced, shutting down) or aborted, stop acting on
-      // client frames: a heartbeat would push the close grace out to a full
-      // heartbeat deadline, and a room change would rejoin a dying channel.
-      if (ch.state !== "open") break;
-      // A full queue pauses reading: the client is throttled by its own TCP window.
-      const writable = ch._writable();
-      if (writable) {
-        await writable;
-        if (ch.state !== "open") break;
-      }
-      const { op, seq, ver, body } = frame;
-      switch (op) {
-        case Op.Heartbeat: {
-          this.#rearm(ch);
-          const online = new Uint8Array(4);
-          const count = this.#heartbeatOnline(ch._room);
-          new DataView(online.buffer).setInt32(0, count);
-          ch.reply(Op.HeartbeatReply, online, seq, ver);
-          if (ch._traced) this.#trace(ch, "heartbeat", { seq, online: count });
-          if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);
-          if (this.#operator.heartbeat) this.#callHeartbeat(ch);
-          break;
-        }
-        case Op.SendMsg: {
-          if (this.#upstreamRate !== Infinity && !this.#takeUpstream(ch)) {
-            this.#stats.limitHits.upstreamRate++;
-            this.logger.debug("Upstream rate limit reached", { key: ch.key });
-            ch.close("rate limit: upstream messages");
-            return;
-          }
-          if (ch._traced) this.#trace(ch, "upstream message", { seq, bytes: body.length });
-          if (!this.#operator.receive) {
-            ch.reply(Op.SendMsgReply, body, seq, ver);
-            break;
-          }
-          // Upstream messages run side by side (bounded), so a slow operator holds up
-          // neither this client's heartbeats nor its other requests; seq matches replies.
-          while (ch._inflight >= _MAX_INFLIGHT) {
-            await new Promise<void>((resolve) => (ch._onSlot = resolve));
-          }
-          ch._inflight++;
-          void this.#receive(ch, frame);
-          break;
-        }
-        case Op.ChangeRoom: {
-          const room = _decoder.decode(body);
-          // Checked before the cluster hears of the room; joins in flight may overshoot a little.
-          if (room.length <= _MAX_ID_LENGTH && !this.#roomAllowed(room, ch._room)) {
-            this.#roomRefused(ch, room);
-            return;
-          }
-          if (
-            this.#observer?.joining && room !== "" && room !== ch._room &&
-            room.length <= _MAX_ID_LENGTH
-          ) {
-            await this.#wait("joining", () => this.#observer?.joining?.(ch, room));
-            // Closed meanwhile: the loop ends at the next frame.
-            if (ch.state !== "open") break;
-          }
-          const from = ch._room;
-          this.changeRoom(ch, room);
-          ch.reply(Op.ChangeRoomReply, body, seq, ver);
-          if (ch._traced) this.#trace(ch, "room changed", { seq, from, to: room });
-          break;
-        }
-        case Op.Sub: {
-          const ops = _parseOps(body);
-          ch.watch(ops);
-          if (ch.watchCount > _MAX_WATCH) {
-            throw new ProtocolError(`Watching more than ${_MAX_WATCH} ops`);
-          }
-          ch.reply(Op.SubReply, body, seq, ver);
-          if (ch._traced) this.#trace(ch, "watch", { seq, ops: ops.join(",") });
-          break;
-        }
-        case Op.Unsub: {
-          const ops = _parseOps(body);
-          ch.unwatch(ops);
-          ch.reply(Op.UnsubReply, body, seq, ver);
-          if (ch._traced) this.#trace(ch, "unwatch", { seq, ops: ops.join(",") });
-          break;
-        }
-        default:
-          this.logger.debug("Ignored client op", { key: ch.key, op });
-          if (ch._traced) this.#trace(ch, "ignored op", { seq, op });
-      }
     }
   }
 

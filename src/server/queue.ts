@@ -25,8 +25,9 @@ export class QueueFullError extends Error {
  * A bounded FIFO between one producer side that must never block (the hub
  * pushing into a connection) and one consumer task (the connection's writer).
  *
- * Storage is a ring that starts small and doubles up to the capacity, so an
- * idle connection pays for a few slots, not for its worst case. Waking the
+ * Storage is a ring allocated on the first item that starts small and doubles
+ * up to the capacity, and that {@linkcode BoundedQueue.release} lets go of
+ * while empty, so an idle connection pays for no slots, not for its worst case. Waking the
  * consumer costs one promise per wake-up, not one per item.
  *
  * @example
@@ -42,7 +43,8 @@ export class QueueFullError extends Error {
  */
 export class BoundedQueue<T> {
   #capacity: number;
-  #ring: (T | undefined)[];
+  /** Allocated on the first item: an idle connection's queue may never hold one. */
+  #ring: (T | undefined)[] | undefined;
   #head = 0;
   #length = 0;
   #closed = false;
@@ -59,7 +61,6 @@ export class BoundedQueue<T> {
       throw new RangeError(`Queue capacity must be a positive integer: ${capacity}`);
     }
     this.#capacity = capacity;
-    this.#ring = new Array(Math.min(4, capacity));
   }
 
   /** Items queued. */
@@ -114,7 +115,7 @@ export class BoundedQueue<T> {
   /** Removes and returns the oldest item. */
   shift(): T | undefined {
     if (this.#length === 0) return undefined;
-    const ring = this.#ring;
+    const ring = this.#ring!;
     const item = ring[this.#head];
     ring[this.#head] = undefined;
     this.#head = (this.#head + 1) % ring.length;
@@ -125,10 +126,18 @@ export class BoundedQueue<T> {
   /** Drops every queued item and returns how many there were. */
   clear(): number {
     const n = this.#length;
-    this.#ring.fill(undefined);
+    this.#ring?.fill(undefined);
     this.#head = 0;
     this.#length = 0;
     return n;
+  }
+
+  /** Lets go of the storage while the queue is empty; the next item allocates it anew. */
+  release(): void {
+    if (this.#length === 0) {
+      this.#ring = undefined;
+      this.#head = 0;
+    }
   }
 
   /**
@@ -150,7 +159,8 @@ export class BoundedQueue<T> {
 
   #append(item: T): void {
     let ring = this.#ring;
-    if (this.#length === ring.length) {
+    if (ring === undefined) this.#ring = ring = new Array(Math.min(4, this.#capacity));
+    else if (this.#length === ring.length) {
       // Unroll the ring into one twice as large.
       const grown = new Array<T | undefined>(Math.max(4, ring.length * 2));
       for (let i = 0; i < this.#length; i++) grown[i] = ring[(this.#head + i) % ring.length];

@@ -14,7 +14,12 @@ export interface ConnInfo {
   transport: string;
   /** The client's address. */
   remoteAddr: PeerAddr;
-  /** Request headers of a WebSocket upgrade (cookie, origin), where there was one. */
+  /**
+   * Request headers of a WebSocket upgrade (cookie, origin), where there was
+   * one. Only available until the operator's `connect` returns: the hub
+   * drops them afterwards to keep idle connections small, so an operator that
+   * needs a header later copies it in `connect`.
+   */
   headers?: Headers;
 }
 

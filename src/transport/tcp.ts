@@ -12,6 +12,11 @@ import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./t
  */
 const _READ_SIZE = 512;
 
+/** A failed socket read: reset by the peer, or closed under us. */
+function _readFailed(): null {
+  return null;
+}
+
 /**
  * goim's binary protocol over a TCP (or TLS) stream: the frame decoder on the
  * read side; on the write side, a batch of frames is simply the frames back
@@ -51,25 +56,43 @@ export class TcpWire implements Wire {
     this.#traffic = trafficCounter(this.info.transport);
   }
 
-  /** Reads the next frame; `null` at end of stream or once closed. */
-  async read(): Promise<Frame | null> {
-    for (;;) {
-      // Closed means closed: frames still buffered from the last read are not handed out.
-      if (this.#closed) return null;
-      const frame = this.#decoder.next();
-      if (frame !== undefined) return frame;
-      this.#buf ??= new Uint8Array(_READ_SIZE);
-      let n: number | null;
-      try {
-        n = await this.#conn.read(this.#buf);
-      } catch {
-        return null; // reset by peer, or closed under us
-      }
-      if (n === null) return null;
-      this.#traffic.bytesIn += n;
-      this.#decoder.push(this.#buf.subarray(0, n));
+  /**
+   * Reads the next frame; `null` at end of stream or once closed.
+   *
+   * Not an async function on purpose: a frame already buffered is returned
+   * at once, and an idle connection waits on the socket read alone, with a
+   * single continuation instead of a suspended async frame of its own.
+   */
+  read(): Promise<Frame | null> {
+    try {
+      const frame = this.#next();
+      if (frame !== undefined) return Promise.resolve(frame);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    return this.#fill();
   }
+
+  /** The next buffered frame; `null` once closed; `undefined` when more bytes are needed. */
+  #next(): Frame | null | undefined {
+    // Closed means closed: frames still buffered from the last read are not handed out.
+    if (this.#closed) return null;
+    return this.#decoder.next();
+  }
+
+  /** Reads from the socket until a frame is complete. */
+  #fill(): Promise<Frame | null> {
+    this.#buf ??= new Uint8Array(_READ_SIZE);
+    return this.#conn.read(this.#buf).then(this.#onRead, _readFailed);
+  }
+
+  #onRead = (n: number | null): Frame | null | Promise<Frame | null> => {
+    if (n === null) return null;
+    this.#traffic.bytesIn += n;
+    this.#decoder.push(this.#buf!.subarray(0, n));
+    const frame = this.#next();
+    return frame === undefined ? this.#fill() : frame;
+  };
 
   /** Frames back to back; a single frame is passed through without a copy. */
   encode(chunks: readonly Uint8Array[], count: number, bytes: number): Uint8Array {

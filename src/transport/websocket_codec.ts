@@ -83,6 +83,12 @@ export interface WebSocketParserOptions {
 const EMPTY = new Uint8Array(0);
 const _MAX_CONTROL = 125;
 const _MAX_HEAD = 14;
+
+// Scratch shared by every parser: a parser fills and reads them within one
+// synchronous call. A header split across chunks is kept in the parser's own
+// `#held`, allocated only when that happens.
+const _head = new Uint8Array(_MAX_HEAD);
+const _mask = new Uint8Array(4);
 const _utf8 = new TextDecoder("utf-8", { fatal: true });
 const _encoder = new TextEncoder();
 
@@ -120,14 +126,14 @@ export class WebSocketParser {
   #pos = 0;
   #error: WebSocketError | undefined;
   // The header of the frame being read, collected across chunks.
-  #head = new Uint8Array(_MAX_HEAD);
+  #held: Uint8Array | undefined;
   #headLen = 0;
   // The frame whose payload is being read.
   #inFrame = false;
   #opcode = 0;
   #fin = false;
   #remaining = 0;
-  #mask = new Uint8Array(4);
+  #mask = 0;
   #maskAt = 0;
   #dest: Uint8Array = EMPTY;
   #destAt = 0;
@@ -135,7 +141,6 @@ export class WebSocketParser {
   #fragmented = false;
   #message: Uint8Array | undefined;
   #messageLen = 0;
-  #control = new Uint8Array(_MAX_CONTROL);
   #payload: Uint8Array = EMPTY;
   #closeCode: number = WsCloseCode.NoStatus;
   #closeReason = "";
@@ -225,20 +230,27 @@ export class WebSocketParser {
     return this.#error;
   }
 
-  /** Collects header bytes until `#head` holds `want`. */
+  /**
+   * Collects header bytes until `_head` holds `want`; when the chunk runs out
+   * first, keeps what it has in `#held` for the next chunk.
+   */
   #take(want: number): boolean {
     const take = Math.min(want - this.#headLen, this.#chunk.length - this.#pos);
     if (take > 0) {
-      this.#head.set(this.#chunk.subarray(this.#pos, this.#pos + take), this.#headLen);
+      _head.set(this.#chunk.subarray(this.#pos, this.#pos + take), this.#headLen);
       this.#headLen += take;
       this.#pos += take;
     }
-    return this.#headLen >= want;
+    if (this.#headLen >= want) return true;
+    (this.#held ??= new Uint8Array(_MAX_HEAD)).set(_head.subarray(0, this.#headLen));
+    return false;
   }
 
   #readHead(): boolean {
+    // Header bytes from earlier chunks go back into the shared scratch first.
+    if (this.#headLen > 0) _head.set(this.#held!.subarray(0, this.#headLen));
     if (!this.#take(2)) return false;
-    const h = this.#head;
+    const h = _head;
     const b0 = h[0]!;
     const b1 = h[1]!;
     // Checked on the first two bytes so a bad peer fails before it sends more.
@@ -271,9 +283,11 @@ export class WebSocketParser {
       }
     }
     if (b1 & 0x80) {
-      this.#mask.set(h.subarray(maskAt, maskAt + 4));
+      this.#mask = ((h[maskAt]! << 24) | (h[maskAt + 1]! << 16) | (h[maskAt + 2]! << 8) |
+        h[maskAt + 3]!) >>> 0;
     }
     this.#headLen = 0;
+    this.#held = undefined;
     this.#inFrame = true;
     this.#opcode = opcode;
     this.#fin = (b0 & 0x80) !== 0;
@@ -313,7 +327,8 @@ export class WebSocketParser {
 
   #setDest(opcode: number, length: number): void {
     if (opcode >= 8) {
-      this.#dest = this.#control;
+      // Control frames are rare; a buffer of their own spares every parser a 125-byte one.
+      this.#dest = length === 0 ? EMPTY : new Uint8Array(length);
       this.#destAt = 0;
     } else if (this.#fin && !this.#fragmented) {
       // The common case, a message in one frame: its own buffer, exactly sized.
@@ -343,7 +358,12 @@ export class WebSocketParser {
     const dest = this.#dest;
     const at = this.#destAt;
     if (this.#masked) {
-      const m = this.#mask;
+      const w = this.#mask;
+      const m = _mask;
+      m[0] = w >>> 24;
+      m[1] = w >>> 16;
+      m[2] = w >>> 8;
+      m[3] = w;
       const k = this.#maskAt;
       for (let i = 0; i < take; i++) dest[at + i] = chunk[pos + i]! ^ m[(k + i) & 3]!;
       this.#maskAt = (k + take) & 3;
@@ -359,7 +379,7 @@ export class WebSocketParser {
   #finishFrame(): WsEvent | undefined {
     const opcode = this.#opcode;
     if (opcode >= 8) {
-      const payload = this.#control.subarray(0, this.#destAt);
+      const payload = this.#dest.subarray(0, this.#destAt);
       this.#payload = payload;
       if (opcode === WsOpcode.Close) this.#parseClose(payload);
       return opcode as WsEvent;
