@@ -8,15 +8,30 @@
 //   --quick              small sizes and short runs, for trying the harness out
 //   --no-micro           skip the Deno.bench micro benchmarks
 //   --phases=a,b         only these phases: baseline (= baseline-mem + baseline-fan),
-//                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws
+//                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws, cluster
 //                        (push-keys runs inside fanout-tcp)
 //   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
-//                        fanout-ws, mem-tcp, mem-ws); profiles go to bench/out/prof/
+//                        fanout-ws, mem-tcp, mem-ws; cluster-1x-n1, cluster-3x-n1,
+//                        cluster-3x-n2, cluster-3x-n3 for one cluster node);
+//                        profiles go to bench/out/prof/
 //   --trace-gc=PHASE     run Comet with --v8-flags=--trace-gc in that phase; log in bench/out/
 //   --no-gc              do not run the servers with --expose-gc for memory samples
 //   --duration=MS        saturation run length per room size (default 4000)
 //   --pusher-concurrency=N  concurrent room-push connections (default 4)
-import { BODY, cpuSeconds, nowMs, pushBody, readProc, rssBytes, sleep } from "./_common.ts";
+//   --cluster-members=M  room members of the cluster phase (default 3000)
+//   --cluster-duration=MS  push run length of the cluster phase (default 5000)
+import {
+  type BenchRedis,
+  BODY,
+  cpuSeconds,
+  nowMs,
+  pushBody,
+  readProc,
+  redisCommand,
+  rssBytes,
+  sleep,
+  startRedisServer,
+} from "./_common.ts";
 
 // ---------------------------------------------------------------- settings --
 
@@ -28,7 +43,8 @@ for (const a of Deno.args) {
 }
 const QUICK = argv.has("quick");
 const PHASES = new Set(
-  (argv.get("phases") ?? "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws").split(","),
+  (argv.get("phases") ?? "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,cluster")
+    .split(","),
 );
 const PROFILE = argv.get("profile") ?? "";
 const TRACE_GC = argv.get("trace-gc") ?? "";
@@ -47,7 +63,10 @@ const WARMUP = QUICK ? 500 : 2_000;
 /** Pushes/s of the low-rate latency run: the floor of push-to-delivery latency at FAN members. */
 const LOW_RATE = 2;
 const QUEUE = 1024;
-const HARD_DEADLINE = performance.now() + 330_000; // the whole run stays under ~6 min
+/** Cluster phase: room members, spread evenly over the nodes, and the push run length. */
+const CLUSTER_MEMBERS = Number(argv.get("cluster-members") ?? (QUICK ? 900 : 3_000));
+const CLUSTER_MS = Number(argv.get("cluster-duration") ?? (QUICK ? 2_000 : 5_000));
+const HARD_DEADLINE = performance.now() + 345_000; // the whole run stays under ~6 min
 
 const ROOT = new URL("../", import.meta.url);
 const OUT = new URL("bench/out/", ROOT);
@@ -271,7 +290,11 @@ interface CometProc {
  * which calls the same `main` and adds a SIGUSR2 handler that runs a full GC
  * (only with --expose-gc) so memory can be sampled after a collection.
  */
-async function spawnComet(phase: string, gcHook: boolean): Promise<CometProc> {
+async function spawnComet(
+  phase: string,
+  gcHook: boolean,
+  extra: string[] = [],
+): Promise<CometProc> {
   const prof = PROFILE === phase
     ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=comet-${phase}.cpuprofile`]
     : [];
@@ -293,6 +316,7 @@ async function spawnComet(phase: string, gcHook: boolean): Promise<CometProc> {
     "--queue",
     String(QUEUE),
     ...(await cometLimitFlags()),
+    ...extra,
   ];
   const child = new Child(`comet(${phase})`, args);
   const m = await child.waitFor((l, s) =>
@@ -1086,6 +1110,8 @@ const results: Record<string, any> = {
     bodyBytes: BODY,
     exposeGc: EXPOSE_GC,
     quick: QUICK,
+    clusterMembers: CLUSTER_MEMBERS,
+    clusterMs: CLUSTER_MS,
   },
   micro: null,
   baseline: {},
@@ -1388,6 +1414,240 @@ async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<
   }
 }
 
+// ----------------------------------------------------------------- cluster --
+
+interface ClusterRun {
+  nodes: number;
+  members: number;
+  perNode: number[];
+  membersAfter: number;
+  slowClosed: number;
+  pushesOk: number;
+  pushesFailed: number;
+  pushMs: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  deliveriesPerSec: number;
+  pushesPerSec: number;
+  latency: Record<string, number | null>;
+  /** CPU of each node in cores over the run; `serverCpu` is their sum. */
+  nodeCpu: number[];
+  serverCpu: number;
+  redisCpu: number;
+  genCpu: number;
+  pusherCpu: number;
+  machine: { busy: number; softirq: number; system: number };
+  foreignCores: number;
+  net: Record<string, number>;
+  perConnMeanLatency: Record<string, number> | null;
+  timeline: { at: number; n: number; mean: number | null; max: number | null }[];
+}
+
+/** GET /goim/online/room for live://bench on `api`: the cluster-wide member count, or -1. */
+async function roomOnline(api: number): Promise<number> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${api}/goim/online/room?type=live&rooms=bench`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const j = await r.json();
+    return typeof j?.data?.bench === "number" ? j.data.bench : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Waits (at most `limitMs`) until node 1's API counts `want` members of
+ * live://bench cluster-wide and Redis lists `nodes` nodes for the room.
+ */
+async function waitRoomReady(
+  api: number,
+  redis: BenchRedis,
+  want: number,
+  nodes: number,
+  limitMs = 15_000,
+): Promise<{ online: number; roomNodes: number; waitedMs: number }> {
+  const start = performance.now();
+  let online = -1, roomNodes = -1;
+  while (performance.now() - start < limitMs) {
+    online = await roomOnline(api);
+    const card = await redisCommand(redis.port, "SCARD", "comet:room:live://bench").catch(() => "");
+    roomNodes = /^:(\d+)/.test(card) ? Number(card.slice(1, card.indexOf("\r"))) : -1;
+    if (online >= want && roomNodes >= nodes) break;
+    await sleep(100);
+  }
+  return { online, roomNodes, waitedMs: performance.now() - start };
+}
+
+/** Room pushes into node 1's API as fast as it answers; deliveries counted on every node. */
+async function clusterFanRun(
+  gen: Child,
+  nodes: CometProc[],
+  redis: BenchRedis,
+  perNode: number[],
+  ms: number,
+): Promise<ClusterRun> {
+  await quietGate();
+  await gen.call({ cmd: "reset" });
+  const members = (await gen.call({ cmd: "stats" })).live as number;
+  const c0 = nodes.map((n) => cpuSeconds(n.child.pid));
+  const r0 = cpuSeconds(redis.pid);
+  const g0 = cpuSeconds(gen.pid);
+  const f0 = monitor.mark();
+  const n0 = netCounters();
+  const m0 = procStat();
+  const d0 = cpuSeconds(Deno.pid);
+  const push = await pushRoom(nodes[0]!.api, ms, PUSHERS);
+  const d1 = cpuSeconds(Deno.pid);
+  const expected = push.ok * members;
+  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const m1 = procStat();
+  const c1 = nodes.map((n) => cpuSeconds(n.child.pid));
+  const r1 = cpuSeconds(redis.pid);
+  const g1 = cpuSeconds(gen.pid);
+  const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
+  const nodeCpu = c1.map((x, i) => (x - c0[i]!) / (span / 1000));
+  return {
+    nodes: nodes.length,
+    members,
+    perNode,
+    membersAfter: s.live,
+    slowClosed: s.disconnects,
+    pushesOk: push.ok,
+    pushesFailed: push.failed,
+    pushMs: push.elapsedMs,
+    deliveries: s.deliveries,
+    expected,
+    lost: expected - s.deliveries,
+    deliveriesPerSec: (s.deliveries / span) * 1000,
+    pushesPerSec: (push.ok / push.elapsedMs) * 1000,
+    latency: s.latency,
+    nodeCpu,
+    serverCpu: nodeCpu.reduce((a, b) => a + b, 0),
+    redisCpu: (r1 - r0) / (span / 1000),
+    genCpu: (g1 - g0) / (span / 1000),
+    pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
+    machine: machineCpu(m0, m1),
+    foreignCores: monitor.since(f0),
+    net: netDelta(n0, netCounters()),
+    perConnMeanLatency: s.perConnMeanLatency,
+    timeline: s.timeline,
+  };
+}
+
+/** Starts `count` Comet nodes on one Redis, opens the members over them, measures one run. */
+async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise<ClusterRun> {
+  checkDeadline(`cluster fan-out, ${count} node(s)`);
+  // A clean registry: nothing left from the previous configuration.
+  await redisCommand(redis.port, "FLUSHALL");
+  const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const nodes: CometProc[] = [];
+  const started = await Promise.allSettled(
+    ids.map((id) =>
+      spawnComet(`cluster-${count}x-${id}`, false, [
+        "--redis",
+        redis.url,
+        "--node-id",
+        id,
+        "--advertise",
+        "127.0.0.1",
+        "--report-interval",
+        "1s",
+      ])
+    ),
+  );
+  for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
+  try {
+    const failed = started.find((s) => s.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
+    if (failed) throw failed.reason;
+    // Members spread evenly: node i gets M/count (the first ones take the remainder).
+    const perNode = ids.map((_, i) =>
+      Math.floor(CLUSTER_MEMBERS / count) + (i < CLUSTER_MEMBERS % count ? 1 : 0)
+    );
+    let keyStart = 0;
+    for (let i = 0; i < count; i++) {
+      const r = await gen.call({
+        cmd: "open",
+        kind: "tcp",
+        port: nodes[i]!.tcp,
+        count: perNode[i],
+        keyPrefix: `c${count}x`,
+        keyStart,
+        concurrency: CONCURRENCY,
+        bufSize: 16_384,
+      }, 90_000);
+      keyStart += perNode[i]!;
+      if (r.failed > 0) {
+        log(`  ${r.failed} connections to n${i + 1} failed: ${r.errors.join("; ")}`);
+      }
+    }
+    const live = (await gen.call({ cmd: "stats" })).live as number;
+    const ready = await waitRoomReady(nodes[0]!.api, redis, live, count);
+    log(
+      `  ${count} node(s), ${live} members (${perNode.join(" + ")}); node 1 counts ` +
+        `${ready.online} online, Redis lists ${ready.roomNodes} node(s) for the room ` +
+        `(after ${(ready.waitedMs / 1000).toFixed(1)} s)`,
+    );
+    if (ready.online < live || ready.roomNodes < count) {
+      throw new Error(
+        `Cluster room not populated: ${ready.online}/${live} online, ` +
+          `${ready.roomNodes}/${count} nodes`,
+      );
+    }
+    const r = await measured(
+      `cluster fan-out, ${count} node(s)`,
+      () => clusterFanRun(gen, nodes, redis, perNode, CLUSTER_MS),
+    );
+    log(
+      `  ${count} node(s): ${r.deliveriesPerSec.toFixed(0)} deliveries/s, ` +
+        `${r.pushesPerSec.toFixed(1)} pushes/s, lost ${r.lost}, ` +
+        `p50 ${r.latency.p50} p99 ${r.latency.p99} ms, ` +
+        (r.slowClosed ? `${r.slowClosed} members closed as slow consumers, ` : "") +
+        `node cpu ${r.nodeCpu.map((x) => x.toFixed(2)).join("+")}, redis cpu ` +
+        `${r.redisCpu.toFixed(2)}, pusher cpu ${r.pusherCpu.toFixed(2)}, ${cpuNote(r)}`,
+    );
+    return r;
+  } finally {
+    await gen.call({ cmd: "close_all" }).catch(() => {});
+    await Promise.all(nodes.map((n) => n.child.stop("SIGTERM")));
+  }
+}
+
+/**
+ * Room fan-out through Redis: one node with --redis, then three nodes on the
+ * same Redis with the members spread evenly, pushes entering node 1. All the
+ * processes share this machine's cores, so this measures the cost of the
+ * Redis hop (publish, a second encode per node), not scale-out.
+ */
+async function clusterPhase(gen: Child): Promise<void> {
+  log(
+    `comet cluster: room fan-out to ${CLUSTER_MEMBERS} TCP members, 1 node then 3 nodes ` +
+      `on one Redis, pushes into node 1 for ${CLUSTER_MS} ms`,
+  );
+  const redis = await startRedisServer();
+  OURS.add(redis.pid);
+  results.comet.cluster = { members: CLUSTER_MEMBERS, durationMs: CLUSTER_MS };
+  try {
+    results.comet.cluster.one = await clusterRun(gen, redis, 1);
+    results.comet.cluster.three = await clusterRun(gen, redis, 3);
+  } catch (err) {
+    results.comet.cluster.error = String((err as Error).message ?? err).slice(0, 2000);
+    throw err;
+  } finally {
+    await redis.stop();
+    // Its start-up banner and shutdown lines are noise; anything else is worth seeing.
+    const said = redis.log().split("\n").filter((l) =>
+      l.trim() !== "" &&
+      !/oO0Oo|version=|Configuration loaded|Server initialized|overcommit|SIGTERM|shutdown|exit, bye/
+        .test(l)
+    );
+    if (said.length) log(`  redis-server said:\n${said.slice(-10).join("\n")}`);
+  }
+}
+
 // ------------------------------------------------------------------ output --
 
 function fmtNum(n: number | null | undefined, digits = 0): string {
@@ -1581,6 +1841,51 @@ function buildTable(): Row[] {
     target: "(report)",
     met: "-",
   });
+  const cl = c.cluster as { members: number; one?: ClusterRun; three?: ClusterRun } | undefined;
+  if (cl) {
+    const one = cl.one, three = cl.three;
+    const M = fmtNum(cl.members);
+    const pct = (x?: ClusterRun) =>
+      x ? `${fmtNum(x.latency.p50, 1)} / ${fmtNum(x.latency.p99, 1)} ms` : "n/a";
+    rows.push({
+      figure: `Cluster fan-out deliveries/s, 1 node (--redis), ${M} TCP members`,
+      comet: fmtNum(one?.deliveriesPerSec),
+      baseline: "-",
+      ratio: "-",
+      target: "(report)",
+      met: "-",
+    });
+    rows.push({
+      figure: `Cluster fan-out deliveries/s, 3 nodes, ${M} members ` +
+        `[3 nodes + Redis on ${navigator.hardwareConcurrency} shared cores: ` +
+        `Redis-hop cost, not scale-out]`,
+      comet: fmtNum(three?.deliveriesPerSec),
+      baseline: `${fmtNum(one?.deliveriesPerSec)} (1 node)`,
+      ratio: r2(ratio(three?.deliveriesPerSec, one?.deliveriesPerSec)),
+      target: "(report)",
+      met: "-",
+    });
+    rows.push({
+      figure: `Cluster fan-out push->delivery p50 / p99, 3 nodes vs 1 node, ${M} members`,
+      comet: pct(three),
+      baseline: `${pct(one)} (1 node)`,
+      ratio: three?.latency.p99 && one?.latency.p99
+        ? r2(three.latency.p99 / one.latency.p99) + " (p99)"
+        : "-",
+      target: "(report)",
+      met: "-",
+    });
+    const lost = (x?: ClusterRun) =>
+      x ? `${fmtNum(Math.max(0, x.lost))} of ${fmtNum(x.expected)}` : "n/a";
+    rows.push({
+      figure: "Messages lost in cluster fan-out (accepted pushes x members), 3 nodes vs 1 node",
+      comet: lost(three),
+      baseline: `${lost(one)} (1 node)`,
+      ratio: "-",
+      target: "0",
+      met: one && three ? (one.lost <= 0 && three.lost <= 0 ? "yes" : "NO") : "?",
+    });
+  }
   return rows;
 }
 
@@ -1721,6 +2026,7 @@ try {
   if (PHASES.has("fanout-tcp")) await fanPhase(gen, "tcp", "fanout-tcp");
   if (PHASES.has("fanout-ws")) await fanPhase(gen, "ws", "fanout-ws");
   if (PHASES.has("baseline") || PHASES.has("baseline-fan")) await baselineFanPhase(gen);
+  if (PHASES.has("cluster")) await clusterPhase(gen);
 } catch (err) {
   log(`run aborted: ${(err as Error).stack ?? err}`);
   results.error = String((err as Error).message ?? err);
