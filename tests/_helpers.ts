@@ -19,19 +19,137 @@ export function startServer(options: ServeOptions = {}): CometServer {
   });
 }
 
-/** A raw goim TCP client for tests: send frames, await frames. */
-export class TestClient implements AsyncDisposable {
-  conn: Deno.TcpConn;
-  #decoder = new FrameDecoder({ maxBody: 1 << 20 });
-  #frames: Frame[] = [];
+/**
+ * A raw client over a stream connection: reads in the background, splits what arrives into
+ * items with {@linkcode StreamClient.decode}, and hands them out with a timeout.
+ */
+export abstract class StreamClient<T, C extends Deno.Conn = Deno.Conn> implements AsyncDisposable {
+  readonly conn: C;
+  #items: T[] = [];
   #waiters: (() => void)[] = [];
   #closed = false;
   #reading: Promise<void>;
+  /** What one item is called in a timeout's message, such as "frame". */
+  readonly #what: string;
+
+  protected constructor(conn: C, what: string) {
+    this.conn = conn;
+    this.#what = what;
+    this.#reading = this.#read();
+  }
+
+  /** The whole items that `chunk` completes, in order. */
+  protected abstract decode(chunk: Uint8Array): Iterable<T>;
+
+  async #read(): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await this.conn.read(buf);
+        if (n === null) break;
+        for (const item of this.decode(buf.subarray(0, n))) this.#items.push(item);
+        this.#wake();
+      }
+    } catch {
+      // reset or closed
+    }
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  async #wait(deadline: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+      this.#waiters.push(resolve);
+    });
+    clearTimeout(timer);
+  }
+
+  /** Writes all of `bytes`, ignoring a connection the server has closed. */
+  async write(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    try {
+      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
+    } catch {
+      // the server may have closed us
+    }
+  }
+
+  /** Writes all of `bytes`; throws if the connection cannot take them. */
+  protected async writeOrThrow(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
+  }
+
+  /** Resolves with the next item; rejects after `timeout` ms or on close. */
+  async next(timeout = 3000): Promise<T> {
+    const deadline = Date.now() + timeout;
+    while (this.#items.length === 0) {
+      if (this.#closed) throw new Error("Connection closed");
+      if (Date.now() >= deadline) throw new Error(`Timed out waiting for a ${this.#what}`);
+      await this.#wait(deadline);
+    }
+    return this.#items.shift()!;
+  }
+
+  /** Resolves true if nothing arrives within `ms`. */
+  async silent(ms = 200): Promise<boolean> {
+    try {
+      await this.next(ms);
+      return false;
+    } catch (e) {
+      return (e as Error).message.startsWith("Timed out");
+    }
+  }
+
+  /** Resolves when the server has closed the connection; false on timeout. */
+  async closedByServer(timeout = 3000): Promise<boolean> {
+    const deadline = Date.now() + timeout;
+    while (!this.#closed && Date.now() < deadline) await this.#wait(deadline);
+    return this.#closed;
+  }
+
+  /** Items received but not yet taken. */
+  get buffered(): T[] {
+    return this.#items;
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+    await this.#reading;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * A raw goim client for tests over a stream connection (TCP unless made with
+ * {@linkcode TestClient.over}, as over TLS): send frames, await frames.
+ */
+export class TestClient<C extends Deno.Conn = Deno.TcpConn> extends StreamClient<Frame, C> {
+  #decoder = new FrameDecoder({ maxBody: 1 << 20 });
   seq = 0;
 
-  private constructor(conn: Deno.TcpConn) {
-    this.conn = conn;
-    this.#reading = this.#read();
+  private constructor(conn: C) {
+    super(conn, "frame");
+  }
+
+  /** A client over an open connection of any kind, such as a `Deno.TlsConn`. */
+  static over<C extends Deno.Conn>(conn: C): TestClient<C> {
+    return new TestClient(conn);
   }
 
   static async connect(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
@@ -53,26 +171,8 @@ export class TestClient implements AsyncDisposable {
     return c;
   }
 
-  async #read(): Promise<void> {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await this.conn.read(buf);
-        if (n === null) break;
-        for (const f of this.#decoder.decode(buf.subarray(0, n))) this.#frames.push(f);
-        this.#wake();
-      }
-    } catch {
-      // reset or closed
-    }
-    this.#closed = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
+  protected override decode(chunk: Uint8Array): Iterable<Frame> {
+    return this.#decoder.decode(chunk);
   }
 
   /** Sends one frame; returns its seq. */
@@ -82,30 +182,12 @@ export class TestClient implements AsyncDisposable {
     return seq;
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
-    let at = 0;
-    try {
-      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
-    } catch {
-      // the server may have closed us
-    }
-  }
-
-  /** Resolves with the next frame; rejects after `timeout` ms or on close. */
-  async next(timeout = 3000): Promise<Frame> {
-    const deadline = Date.now() + timeout;
-    while (this.#frames.length === 0) {
-      if (this.#closed) throw new Error("Connection closed");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("Timed out waiting for a frame");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-        this.#waiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-    return this.#frames.shift()!;
+  /** Sends one frame and waits until it is written; returns its seq, or throws if it cannot. */
+  async send(op: number, body: Uint8Array | string = "", seq = ++this.seq): Promise<number> {
+    await this.writeOrThrow(
+      encodeFrame(op, seq, typeof body === "string" ? utf8.encode(body) : body),
+    );
+    return seq;
   }
 
   /** Next frame with op `op`, skipping others. */
@@ -115,48 +197,6 @@ export class TestClient implements AsyncDisposable {
       const f = await this.next(Math.max(1, deadline - Date.now()));
       if (f.op === op) return f;
     }
-  }
-
-  /** Resolves true if no frame arrives within `ms`. */
-  async silent(ms = 200): Promise<boolean> {
-    try {
-      await this.next(ms);
-      return false;
-    } catch (e) {
-      return (e as Error).message.startsWith("Timed out");
-    }
-  }
-
-  /** Resolves when the server has closed the connection; false on timeout. */
-  async closedByServer(timeout = 3000): Promise<boolean> {
-    const deadline = Date.now() + timeout;
-    while (!this.#closed && Date.now() < deadline) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.#waiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-    return this.#closed;
-  }
-
-  /** Frames received but not yet taken. */
-  get buffered(): Frame[] {
-    return this.#frames;
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
-    await this.#reading;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
 

@@ -16,6 +16,7 @@ import {
   type PkgHeaderSize,
   PkgWire,
 } from "../src/transport/pkg.ts";
+import { StreamClient } from "./_helpers.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -408,19 +409,13 @@ async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
 }
 
 /** A raw pkg client with its own parser, independent of the code under test. */
-class PkgClient {
-  readonly conn: Deno.TcpConn;
+class PkgClient extends StreamClient<Uint8Array, Deno.TcpConn> {
   readonly headerSize: number;
   #buf: Uint8Array = new Uint8Array(0);
-  #packages: Uint8Array[] = [];
-  #waiters: (() => void)[] = [];
-  #closed = false;
-  #reading: Promise<void>;
 
   constructor(conn: Deno.TcpConn, headerSize: number) {
-    this.conn = conn;
+    super(conn, "package");
     this.headerSize = headerSize;
-    this.#reading = this.#read();
   }
 
   static async connect(port: number, headerSize: number): Promise<PkgClient> {
@@ -441,72 +436,22 @@ class PkgClient {
     return c;
   }
 
-  async #read(): Promise<void> {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await this.conn.read(buf);
-        if (n === null) break;
-        this.#buf = concat([this.#buf, buf.subarray(0, n)]);
-        this.#parse();
-        this.#wake();
-      }
-    } catch {
-      // reset or closed
-    }
-    this.#closed = true;
-    this.#wake();
-  }
-
-  #parse(): void {
+  protected override decode(chunk: Uint8Array): Uint8Array[] {
+    this.#buf = concat([this.#buf, chunk]);
     const h = this.headerSize;
+    const out: Uint8Array[] = [];
     for (;;) {
-      if (this.#buf.length < h) return;
+      if (this.#buf.length < h) return out;
       let length = 0;
       for (let i = 0; i < h; i++) length = length * 256 + this.#buf[i]!;
-      if (this.#buf.length < h + length) return;
-      this.#packages.push(this.#buf.slice(h, h + length));
+      if (this.#buf.length < h + length) return out;
+      out.push(this.#buf.slice(h, h + length));
       this.#buf = this.#buf.slice(h + length);
     }
   }
 
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
-  }
-
-  async #wait(deadline: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-      this.#waiters.push(resolve);
-    });
-    clearTimeout(timer);
-  }
-
   send(payload: Uint8Array | string): Promise<void> {
     return this.write(pkg(this.headerSize, payload));
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    let at = 0;
-    try {
-      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at));
-    } catch {
-      // the server may have closed us
-    }
-  }
-
-  /** The next package; rejects on timeout or close. */
-  async next(timeout = 3000): Promise<Uint8Array> {
-    const deadline = Date.now() + timeout;
-    while (this.#packages.length === 0) {
-      if (this.#closed) throw new Error("Connection closed");
-      if (Date.now() >= deadline) throw new Error("Timed out waiting for a package");
-      await this.#wait(deadline);
-    }
-    return this.#packages.shift()!;
   }
 
   async nextText(timeout = 3000): Promise<string> {
@@ -514,33 +459,13 @@ class PkgClient {
   }
 
   /** True if nothing arrives within `ms`. */
-  async silent(ms = 150): Promise<boolean> {
-    try {
-      await this.next(ms);
-      return false;
-    } catch (e) {
-      return (e as Error).message.startsWith("Timed out");
-    }
-  }
-
-  async closedByServer(timeout = 3000): Promise<boolean> {
-    const deadline = Date.now() + timeout;
-    while (!this.#closed && Date.now() < deadline) await this.#wait(deadline);
-    return this.#closed;
+  override silent(ms = 150): Promise<boolean> {
+    return super.silent(ms);
   }
 
   /** Bytes received that did not make a whole package. */
   get leftover(): number {
     return this.#buf.length;
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
-    await this.#reading;
   }
 }
 

@@ -11,8 +11,10 @@ import { type ConnectRequest, DefaultOperator, type Operator } from "../src/serv
 import type { ConnInfo } from "../src/server/wire.ts";
 import { SocketWire } from "../src/transport/socket_wire.ts";
 import { WebSocketError, WsCloseCode } from "../src/transport/websocket_codec.ts";
+import { body, indexOf, pushUntil, range, ROOM, stalledClient } from "./_backpressure.ts";
 import { BrowserClient } from "./_browser_client.ts";
-import { type GoimFrame, goimFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { until } from "./_helpers.ts";
+import { type GoimFrame, goimFrame, goimMessages, Opcode } from "./_ws_client.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -51,16 +53,6 @@ class EdgeServer implements AsyncDisposable {
     await this.comet.close();
     await this.http.shutdown();
   }
-}
-
-/** Waits for `check` to hold, polling. */
-async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
 }
 
 function online(frame: GoimFrame): number {
@@ -298,28 +290,6 @@ Deno.test("requests that are not goim upgrades go to the API or get 404", async 
 
 // ---------------------------------------------------------------- backpressure
 
-const ROOM = "live://bp";
-const BODY_SIZE = 64 * 1024;
-/** Upper bound on pushes: far more than loopback socket buffers hold. */
-const MAX_PUSHES = 4000;
-
-/** A 64 KiB body whose first four bytes are `index`. */
-function body(index: number): Uint8Array {
-  const b = new Uint8Array(BODY_SIZE);
-  new DataView(b.buffer).setInt32(0, index);
-  b.fill(index & 0xff, 4);
-  return b;
-}
-
-/** The index a pushed body carries, after checking it is whole. */
-function indexOf(frame: GoimFrame): number {
-  assert.equal(frame.op, 1000);
-  assert.equal(frame.body.length, BODY_SIZE);
-  const index = new DataView(frame.body.buffer, frame.body.byteOffset, 4).getInt32(0);
-  assert.equal(frame.body[BODY_SIZE - 1], index & 0xff);
-  return index;
-}
-
 /** Deno's WebSocket client in the room, recording the index of every push. */
 async function reader(server: EdgeServer): Promise<BrowserClient & { indices: number[] }> {
   const c = await BrowserClient.auth(server.url, { key: "reader", room_id: ROOM });
@@ -330,44 +300,19 @@ async function reader(server: EdgeServer): Promise<BrowserClient & { indices: nu
   return Object.assign(c, { indices });
 }
 
-/** A raw client in the room that reads nothing after its auth reply. */
-async function stalled(server: EdgeServer, key: string): Promise<WsClient> {
-  const ws = await WsClient.connect(
-    await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-  );
-  await ws.send(encodeFrame(Op.Auth, 1, utf8.encode(`{"key":"${key}","room_id":"${ROOM}"}`)));
-  const m = await ws.next();
-  assert.equal(m?.opcode, Opcode.Binary);
-  assert.equal(goimMessages(m!.payload)[0]?.op, Op.AuthReply);
-  return ws;
-}
-
-/** Pushes numbered bodies one at a time, each once the reader has it, until `done()`. */
-async function pushUntil(
-  server: EdgeServer,
-  indices: number[],
-  done: () => boolean,
-): Promise<number> {
-  let i = 0;
-  for (; i < MAX_PUSHES && !done(); i++) {
-    assert.ok(server.comet.pushRoom(ROOM, 1000, body(i)) >= 1, `push ${i} reached the reader`);
-    assert.ok(await until(() => indices.length === i + 1), `reader got push ${i}`);
-  }
-  assert.ok(done(), `still not done after ${i} pushes of ${BODY_SIZE} bytes`);
-  return i;
-}
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
 Deno.test("a client that stops reading is closed as slow; a reader gets every push", async () => {
   await using server = new EdgeServer({ queueSize: 4, slow: "close", closeGrace: 200 }, {
     highWaterMark: 64 * 1024,
   });
   await using r = await reader(server);
-  await using slow = await stalled(server, "slow");
+  await using slow = await stalledClient(server.port, "slow");
   assert.equal(server.comet.roomOnline(ROOM), 2);
 
-  const pushed = await pushUntil(server, r.indices, () => server.comet.stats.slowClosed === 1);
+  const pushed = await pushUntil(
+    server.comet,
+    r.indices,
+    () => server.comet.stats.slowClosed === 1,
+  );
   assert.ok(pushed > 4, `closed after ${pushed} pushes`);
   assert.deepEqual(r.indices, range(pushed));
   assert.ok(await until(() => server.comet.connections === 1), "slow client unregistered");
@@ -397,9 +342,9 @@ Deno.test("with the drop policy a client that stops reading loses pushes, a read
     highWaterMark: 64 * 1024,
   });
   await using r = await reader(server);
-  await using slow = await stalled(server, "slow");
+  await using slow = await stalledClient(server.port, "slow");
 
-  const pushed = await pushUntil(server, r.indices, () => server.comet.stats.dropped >= 3);
+  const pushed = await pushUntil(server.comet, r.indices, () => server.comet.stats.dropped >= 3);
   assert.deepEqual(r.indices, range(pushed));
   const dropped = server.comet.stats.dropped;
   assert.equal(server.comet.stats.slowClosed, 0);

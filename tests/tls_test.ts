@@ -1,8 +1,7 @@
 // goim over TLS and over secure WebSocket, with a self-signed certificate made by openssl
 // at test time: serve() directly, and the CLI as a child process.
 import assert from "node:assert/strict";
-import { FrameDecoder } from "../src/protocol/decoder.ts";
-import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { silentLogger } from "../src/log.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
@@ -10,6 +9,7 @@ import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
 import { LineReader, ROOT } from "./_process.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 import { makeCertificate } from "./_tls.ts";
+import { TestClient } from "./_helpers.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -61,110 +61,22 @@ function int32(body: Uint8Array): number {
   return new DataView(body.buffer, body.byteOffset, 4).getInt32(0);
 }
 
-/** A goim client over any stream connection (here: TLS). */
-class GoimClient implements AsyncDisposable {
-  readonly conn: Deno.Conn;
-  #decoder = new FrameDecoder({ maxBody: 1 << 20 });
-  #frames: Frame[] = [];
-  #waiters: (() => void)[] = [];
-  #ended = false;
-  #reading: Promise<void>;
-  seq = 0;
-
-  constructor(conn: Deno.Conn) {
-    this.conn = conn;
-    this.#reading = this.#read();
+/** Connects a goim client over TLS and authenticates; resolves after op 8. */
+async function authTls(
+  port: number,
+  auth: Record<string, unknown>,
+): Promise<TestClient<Deno.TlsConn>> {
+  const c = TestClient.over(await connectTls(port));
+  try {
+    const seq = await c.send(Op.Auth, JSON.stringify(auth));
+    const reply = await c.next();
+    assert.equal(reply.op, Op.AuthReply);
+    assert.equal(reply.seq, seq);
+  } catch (err) {
+    await c.close();
+    throw err;
   }
-
-  /** Connects over TLS and authenticates; resolves after op 8 with the auth's seq. */
-  static async auth(port: number, auth: Record<string, unknown>): Promise<GoimClient> {
-    const c = new GoimClient(await connectTls(port));
-    try {
-      const seq = await c.send(Op.Auth, JSON.stringify(auth));
-      const reply = await c.next();
-      assert.equal(reply.op, Op.AuthReply);
-      assert.equal(reply.seq, seq);
-    } catch (err) {
-      await c.close();
-      throw err;
-    }
-    return c;
-  }
-
-  async #read(): Promise<void> {
-    const buf = new Uint8Array(16 * 1024);
-    try {
-      for (;;) {
-        const n = await this.conn.read(buf);
-        if (n === null) break;
-        for (const f of this.#decoder.decode(buf.subarray(0, n))) this.#frames.push(f);
-        this.#wake();
-      }
-    } catch {
-      // reset, or closed under us
-    }
-    this.#ended = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  async send(op: number, body: string | Uint8Array = "", seq = ++this.seq): Promise<number> {
-    const frame = encodeFrame(op, seq, typeof body === "string" ? utf8.encode(body) : body);
-    let at = 0;
-    while (at < frame.length) at += await this.conn.write(frame.subarray(at));
-    return seq;
-  }
-
-  async #wait(until: () => boolean, timeout: number): Promise<void> {
-    const deadline = Date.now() + timeout;
-    while (!until()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-        this.#waiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  async next(timeout = 3000): Promise<Frame> {
-    await this.#wait(() => this.#frames.length > 0 || this.#ended, timeout);
-    const f = this.#frames.shift();
-    if (f) return f;
-    throw new Error(this.#ended ? "Connection closed" : "Timed out waiting for a frame");
-  }
-
-  async nextOp(op: number, timeout = 3000): Promise<Frame> {
-    const deadline = Date.now() + timeout;
-    for (;;) {
-      const f = await this.next(Math.max(1, deadline - Date.now()));
-      if (f.op === op) return f;
-    }
-  }
-
-  /** True once the server has closed the connection. */
-  async closedByServer(timeout = 3000): Promise<boolean> {
-    await this.#wait(() => this.#ended, timeout);
-    return this.#ended;
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
-    await this.#reading;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+  return c;
 }
 
 /** Reads until the server ends the stream; false if it is still open after `timeout` ms. */
@@ -204,7 +116,7 @@ Deno.test("tls client authenticates, heartbeats and receives a room push", async
   assert.equal(server.addrs.ws, undefined);
   const port = server.addrs.tcpTls!.port;
 
-  await using c = new GoimClient(await connectTls(port));
+  await using c = TestClient.over(await connectTls(port));
   const authSeq = await c.send(
     Op.Auth,
     JSON.stringify({ mid: 7, key: "tls-1", room_id: "live://1000", accepts: [1000] }),
@@ -307,7 +219,7 @@ Deno.test("plaintext clients on the TLS ports are dropped without affecting a TL
     ),
   );
   try {
-    await using c = await GoimClient.auth(port, { key: "tls-ok", room_id: "live://5" });
+    await using c = await authTls(port, { key: "tls-ok", room_id: "live://5" });
     assert.ok(await droppedByServer(clear), "a plaintext goim client is dropped");
     assert.ok(await droppedByServer(http), "a plaintext WebSocket upgrade is dropped");
 
@@ -385,7 +297,7 @@ Deno.test("cli serves goim over tls and wss and on SIGTERM exits 0", async () =>
       port("tcp");
       port("ws");
 
-      await using c = await GoimClient.auth(tlsPort, {
+      await using c = await authTls(tlsPort, {
         mid: 3,
         key: "cli-tls",
         room_id: "live://9",

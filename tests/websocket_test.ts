@@ -16,6 +16,7 @@ import {
   WsCloseCode,
   WsOpcode,
 } from "../src/transport/websocket_codec.ts";
+import { BrowserClient, Inbox } from "./_browser_client.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -37,6 +38,11 @@ class Server implements AsyncDisposable {
 
   get port(): number {
     return this.acceptor.addr.port;
+  }
+
+  /** The WebSocket URL of `path` on this server. */
+  url(path = "/sub"): string {
+    return `ws://127.0.0.1:${this.port}${path}`;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -79,101 +85,6 @@ async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
-}
-
-/** A queue that hands items to waiters, with a timeout. */
-class Inbox<T> {
-  #items: T[] = [];
-  #waiters: (() => void)[] = [];
-  ended = false;
-
-  put(item: T): void {
-    this.#items.push(item);
-    this.#wake();
-  }
-
-  end(): void {
-    this.ended = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  async take(timeout = 3000): Promise<T> {
-    const deadline = Date.now() + timeout;
-    while (this.#items.length === 0) {
-      if (this.ended) throw new Error("Connection closed");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("Timed out waiting for a message");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-        this.#waiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-    return this.#items.shift()!;
-  }
-}
-
-/** Deno's built-in WebSocket client, as a browser would use it. */
-class BrowserClient implements AsyncDisposable {
-  readonly ws: WebSocket;
-  readonly inbox = new Inbox<Uint8Array>();
-  readonly closed: Promise<CloseEvent>;
-  seq = 0;
-
-  private constructor(ws: WebSocket) {
-    this.ws = ws;
-    ws.binaryType = "arraybuffer";
-    ws.onmessage = (e) => {
-      this.inbox.put(
-        typeof e.data === "string" ? utf8.encode(e.data) : new Uint8Array(e.data as ArrayBuffer),
-      );
-    };
-    this.closed = new Promise((resolve) => {
-      ws.onclose = (e) => {
-        this.inbox.end();
-        resolve(e);
-      };
-    });
-  }
-
-  static async open(port: number, path = "/sub"): Promise<BrowserClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
-    const client = new BrowserClient(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
-      ws.onerror = () => reject(new Error("WebSocket failed to open"));
-    });
-    return client;
-  }
-
-  /** Opens and authenticates with goim's JSON; resolves after op 8. */
-  static async auth(port: number, auth: Record<string, unknown>): Promise<BrowserClient> {
-    const c = await BrowserClient.open(port);
-    const seq = c.send(Op.Auth, JSON.stringify(auth));
-    const reply = await c.frame();
-    assert.equal(reply.op, Op.AuthReply);
-    assert.equal(reply.seq, seq);
-    return c;
-  }
-
-  send(op: number, body: Uint8Array | string = "", seq = ++this.seq): number {
-    this.ws.send(encodeFrame(op, seq, typeof body === "string" ? utf8.encode(body) : body));
-    return seq;
-  }
-
-  async frame(timeout?: number): Promise<Frame> {
-    return oneFrame(await this.inbox.take(timeout));
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close();
-    await this.closed;
-  }
 }
 
 interface WsEventRecord {
@@ -331,7 +242,7 @@ function online(frame: Frame): number {
 
 Deno.test("auth and heartbeat over a browser WebSocket", async () => {
   await using server = new Server();
-  await using c = await BrowserClient.open(server.port);
+  await using c = await BrowserClient.open(server.url());
   c.send(Op.Auth, JSON.stringify({ mid: 1, key: "w1", room_id: "live://1", accepts: [1000] }), 77);
   const reply = await c.frame();
   assert.equal(reply.op, Op.AuthReply);
@@ -348,7 +259,7 @@ Deno.test("auth and heartbeat over a browser WebSocket", async () => {
 
 Deno.test("room and key pushes arrive as one frame per message", async () => {
   await using server = new Server();
-  await using c = await BrowserClient.auth(server.port, {
+  await using c = await BrowserClient.auth(server.url(), {
     key: "w2",
     room_id: "live://2",
     accepts: [1001],
@@ -367,7 +278,7 @@ Deno.test("room and key pushes arrive as one frame per message", async () => {
 
 Deno.test("pushes flushed together arrive as one op-9 batch message", async () => {
   await using server = new Server();
-  await using c = await BrowserClient.auth(server.port, { key: "w3", room_id: "live://3" });
+  await using c = await BrowserClient.auth(server.url(), { key: "w3", room_id: "live://3" });
   for (let i = 0; i < 5; i++) server.comet.pushRoom("live://3", 1000 + i, utf8.encode(`m${i}`));
   const message = await c.inbox.take();
   const outer = oneFrame(message);
@@ -387,7 +298,7 @@ Deno.test("pushes flushed together arrive as one op-9 batch message", async () =
 
 Deno.test("a text message is refused with close code 1003", async () => {
   await using server = new Server();
-  await using c = await BrowserClient.auth(server.port, { key: "w4" });
+  await using c = await BrowserClient.auth(server.url(), { key: "w4" });
   c.ws.send("hello");
   const e = await c.closed;
   assert.equal(e.code, WsCloseCode.UnsupportedData);
@@ -397,7 +308,7 @@ Deno.test("a text message is refused with close code 1003", async () => {
 
 Deno.test("a client's close() gets a clean close", async () => {
   await using server = new Server();
-  const c = await BrowserClient.auth(server.port, { key: "w5" });
+  const c = await BrowserClient.auth(server.url(), { key: "w5" });
   assert.equal(server.comet.connections, 1);
   c.ws.close(1000, "bye");
   const e = await c.closed;
@@ -410,7 +321,7 @@ Deno.test("a client's close() gets a clean close", async () => {
 
 Deno.test("server shutdown sends op 6 and a close frame", async () => {
   await using server = new Server();
-  await using c = await BrowserClient.auth(server.port, { key: "w6" });
+  await using c = await BrowserClient.auth(server.url(), { key: "w6" });
   const closing = server.comet.close();
   const f = await c.frame();
   assert.equal(f.op, Op.DisconnectReply);
@@ -422,7 +333,7 @@ Deno.test("server shutdown sends op 6 and a close frame", async () => {
 
 Deno.test("a custom path is served, others get 404", async () => {
   await using server = new Server({}, "/goim");
-  await using c = await BrowserClient.open(server.port, "/goim");
+  await using c = await BrowserClient.open(server.url("/goim"));
   c.send(Op.Auth, "{}");
   assert.equal((await c.frame()).op, Op.AuthReply);
   const res = await fetch(`http://127.0.0.1:${server.port}/sub`);
@@ -491,7 +402,7 @@ Deno.test("upgrade headers and the transport name reach the operator", async () 
 
 Deno.test("an unmasked frame closes that client with 1002; others keep receiving", async () => {
   await using server = new Server();
-  await using good = await BrowserClient.auth(server.port, { key: "g", room_id: "live://x" });
+  await using good = await BrowserClient.auth(server.url(), { key: "g", room_id: "live://x" });
   await using bad = await RawClient.connect(server.port);
   await bad.send(Op.Auth, '{"key":"b","room_id":"live://x"}');
   assert.equal((await bad.frame()).op, Op.AuthReply);

@@ -4,33 +4,11 @@
 import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { CometServer } from "../src/serve.ts";
+import { body, indexOf, pushUntil, range, ROOM, stalledClient } from "./_backpressure.ts";
 import { startServer, until } from "./_helpers.ts";
-import { type GoimFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { goimMessages, Opcode } from "./_ws_client.ts";
 
 const utf8 = new TextEncoder();
-const ROOM = "live://bp";
-const BODY_SIZE = 64 * 1024;
-/** Upper bound on pushes: far more than loopback socket buffers hold. */
-const MAX_PUSHES = 4000;
-
-/** A 64 KiB body whose first four bytes are `index`. */
-function body(index: number): Uint8Array {
-  const b = new Uint8Array(BODY_SIZE);
-  new DataView(b.buffer).setInt32(0, index);
-  b.fill(index & 0xff, 4);
-  return b;
-}
-
-/** The index a pushed body carries, after checking it is whole. */
-function indexOf(frame: GoimFrame): number {
-  assert.equal(frame.op, 1000);
-  assert.equal(frame.body.length, BODY_SIZE);
-  const index = new DataView(frame.body.buffer, frame.body.byteOffset, 4).getInt32(0);
-  assert.equal(frame.body[BODY_SIZE - 1], index & 0xff);
-  return index;
-}
-
 /** Deno's WebSocket client, reading everything as it comes. */
 class Reader implements AsyncDisposable {
   readonly ws: WebSocket;
@@ -70,46 +48,18 @@ class Reader implements AsyncDisposable {
   }
 }
 
-/** Connects a raw client over TCP and authenticates it as `key` in the room. */
-async function slowClient(server: CometServer, key: string): Promise<WsClient> {
-  const ws = await WsClient.connect(
-    await Deno.connect({ hostname: "127.0.0.1", port: server.addrs.ws!.port }),
-  );
-  await ws.send(encodeFrame(Op.Auth, 1, utf8.encode(`{"key":"${key}","room_id":"${ROOM}"}`)));
-  const m = await ws.next();
-  assert.equal(m?.opcode, Opcode.Binary);
-  assert.equal(goimMessages(m!.payload)[0]?.op, Op.AuthReply);
-  return ws;
-}
-
-/**
- * Pushes numbered bodies to the room one at a time, each once the reader has it, until
- * `done()`; returns how many were pushed.
- */
-async function pushUntil(
-  server: CometServer,
-  reader: Reader,
-  done: () => boolean,
-): Promise<number> {
-  let i = 0;
-  for (; i < MAX_PUSHES && !done(); i++) {
-    assert.ok(server.comet.pushRoom(ROOM, 1000, body(i)) >= 1, `push ${i} reached the reader`);
-    assert.ok(await until(() => reader.indices.length === i + 1), `reader got push ${i}`);
-  }
-  assert.ok(done(), `still not done after ${i} pushes of ${BODY_SIZE} bytes`);
-  return i;
-}
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
 Deno.test("a websocket client that stops reading is closed as slow; a reader gets everything", async () => {
   await using server = startServer({ queueSize: 4, slow: "close", closeGrace: 200 });
   await using reader = await Reader.auth(server.addrs.ws!.port);
-  await using slow = await slowClient(server, "slow");
+  await using slow = await stalledClient(server.addrs.ws!.port, "slow");
   assert.equal(server.comet.roomOnline(ROOM), 2);
 
   // The slow client reads nothing from here on.
-  const pushed = await pushUntil(server, reader, () => server.comet.stats.slowClosed === 1);
+  const pushed = await pushUntil(
+    server.comet,
+    reader.indices,
+    () => server.comet.stats.slowClosed === 1,
+  );
   assert.ok(pushed > 4, `closed after ${pushed} pushes`);
   assert.deepEqual(reader.indices, range(pushed));
 
@@ -142,9 +92,13 @@ Deno.test("a websocket client that stops reading is closed as slow; a reader get
 Deno.test("with the drop policy a websocket client that stops reading loses pushes, a reader none", async () => {
   await using server = startServer({ queueSize: 4, slow: "drop" });
   await using reader = await Reader.auth(server.addrs.ws!.port);
-  await using slow = await slowClient(server, "slow");
+  await using slow = await stalledClient(server.addrs.ws!.port, "slow");
 
-  const pushed = await pushUntil(server, reader, () => server.comet.stats.dropped >= 3);
+  const pushed = await pushUntil(
+    server.comet,
+    reader.indices,
+    () => server.comet.stats.dropped >= 3,
+  );
   assert.deepEqual(reader.indices, range(pushed));
   const dropped = server.comet.stats.dropped;
   assert.equal(server.comet.stats.slowClosed, 0);

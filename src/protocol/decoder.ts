@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "./frame.ts";
 import { ProtocolError } from "./protocol_error.ts";
+import { StreamBuffer } from "./stream_buffer.ts";
 
 /** Options for {@linkcode FrameDecoder}. */
 export interface FrameDecoderOptions {
@@ -41,10 +42,7 @@ function _int16(b: Uint8Array, i: number): number {
  */
 export class FrameDecoder {
   #maxPack: number;
-  #chunk: Uint8Array = EMPTY;
-  #pos = 0;
-  #pending: Uint8Array | undefined;
-  #pendingLen = 0;
+  #buf = new StreamBuffer(HEADER_SIZE);
   #error: ProtocolError | undefined;
 
   /**
@@ -62,17 +60,14 @@ export class FrameDecoder {
 
   /** Bytes held for a frame not yet complete. */
   get buffered(): number {
-    return this.#pendingLen + this.#chunk.length - this.#pos;
+    return this.#buf.buffered;
   }
 
   /** Adds bytes read from the peer; ignored once the decoder has failed. */
   push(chunk: Uint8Array): void {
     // A failed decoder only throws: holding more bytes would just grow memory.
     if (this.#error) return;
-    // A caller that pushes before draining must not lose the older bytes.
-    if (this.#pos < this.#chunk.length) this.#stash();
-    this.#chunk = chunk;
-    this.#pos = 0;
+    this.#buf.push(chunk);
   }
 
   /**
@@ -83,21 +78,21 @@ export class FrameDecoder {
    */
   next(): Frame | undefined {
     if (this.#error) throw this.#error;
-    if (this.#pendingLen > 0) return this.#nextFromPending();
-    const chunk = this.#chunk;
-    const pos = this.#pos;
+    const buf = this.#buf;
+    if (buf.pendingLen > 0) return this.#nextFromPending();
+    const chunk = buf.chunk;
+    const pos = buf.pos;
     const avail = chunk.length - pos;
     if (avail < HEADER_SIZE) {
-      if (avail > 0) this.#stash();
-      else this.#release();
+      buf.hold();
       return undefined;
     }
     const packLen = this.#check(chunk, pos);
     if (avail < packLen) {
-      this.#stash();
+      buf.stash();
       return undefined;
     }
-    this.#pos = pos + packLen;
+    buf.pos = pos + packLen;
     return {
       ver: _int16(chunk, pos + 6),
       op: _int32(chunk, pos + 8),
@@ -133,75 +128,24 @@ export class FrameDecoder {
 
   #fail(message: string): ProtocolError {
     this.#error = new ProtocolError(message);
-    this.#release();
-    this.#pending = undefined;
-    this.#pendingLen = 0;
+    this.#buf.clear();
     return this.#error;
   }
 
   #nextFromPending(): Frame | undefined {
-    if (this.#pendingLen < HEADER_SIZE) {
-      this.#fill(HEADER_SIZE);
-      if (this.#pendingLen < HEADER_SIZE) return undefined;
+    const buf = this.#buf;
+    if (buf.pendingLen < HEADER_SIZE) {
+      buf.fill(HEADER_SIZE);
+      if (buf.pendingLen < HEADER_SIZE) return undefined;
     }
-    const packLen = this.#check(this.#pending!, 0);
-    this.#fill(packLen);
-    if (this.#pendingLen < packLen) return undefined;
-    const p = this.#pending!;
-    const extra = this.#pendingLen - packLen;
-    if (extra > 0) {
-      // Only when the caller pushed again without draining: keep the surplus.
-      this.#pending = p.slice(packLen, this.#pendingLen);
-      this.#pendingLen = extra;
-    } else {
-      this.#pending = undefined;
-      this.#pendingLen = 0;
-    }
+    const packLen = this.#check(buf.pending!, 0);
+    const p = buf.take(packLen);
+    if (p === undefined) return undefined;
     return {
       ver: _int16(p, 6),
       op: _int32(p, 8),
       seq: _int32(p, 12),
       body: packLen === HEADER_SIZE ? EMPTY : p.subarray(HEADER_SIZE, packLen),
     };
-  }
-
-  /** Copies borrowed bytes into the pending buffer until it holds `want`. */
-  #fill(want: number): void {
-    const need = want - this.#pendingLen;
-    if (need <= 0) return;
-    let p = this.#pending!;
-    if (p.length < want) {
-      const grown = new Uint8Array(want);
-      grown.set(p.subarray(0, this.#pendingLen));
-      this.#pending = p = grown;
-    }
-    const take = Math.min(need, this.#chunk.length - this.#pos);
-    if (take > 0) {
-      p.set(this.#chunk.subarray(this.#pos, this.#pos + take), this.#pendingLen);
-      this.#pendingLen += take;
-      this.#pos += take;
-    }
-    if (this.#pos >= this.#chunk.length) this.#release();
-  }
-
-  /** Moves the unread tail of the borrowed chunk into owned memory. */
-  #stash(): void {
-    const tail = this.#chunk.subarray(this.#pos);
-    if (this.#pendingLen === 0) {
-      // Room for the header now; the buffer grows to the frame's size once known.
-      this.#pending = new Uint8Array(Math.max(HEADER_SIZE, tail.length));
-    } else if (this.#pending!.length < this.#pendingLen + tail.length) {
-      const grown = new Uint8Array(this.#pendingLen + tail.length);
-      grown.set(this.#pending!.subarray(0, this.#pendingLen));
-      this.#pending = grown;
-    }
-    this.#pending!.set(tail, this.#pendingLen);
-    this.#pendingLen += tail.length;
-    this.#release();
-  }
-
-  #release(): void {
-    this.#chunk = EMPTY;
-    this.#pos = 0;
   }
 }

@@ -7,6 +7,7 @@ import {
 } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
+import { StreamBuffer } from "../protocol/stream_buffer.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions } from "./acceptor.ts";
@@ -137,10 +138,7 @@ export class PkgDecoder {
   readonly headerSize: PkgHeaderSize;
   /** Largest payload accepted: the smaller of `maxBody` and the header's limit. */
   readonly maxPayload: number;
-  #chunk: Uint8Array = EMPTY;
-  #pos = 0;
-  #pending: Uint8Array | undefined;
-  #pendingLen = 0;
+  #buf: StreamBuffer;
   #error: ProtocolError | undefined;
 
   /**
@@ -153,20 +151,18 @@ export class PkgDecoder {
     this.headerSize = _checkHeaderSize(options.headerSize ?? 2);
     const maxBody = _checkMaxBody(options.maxBody ?? DEFAULT_MAX_BODY);
     this.maxPayload = Math.min(maxBody, _HEADER_MAX[this.headerSize]);
+    this.#buf = new StreamBuffer(this.headerSize);
   }
 
   /** Bytes held for a package not yet complete. */
   get buffered(): number {
-    return this.#pendingLen + this.#chunk.length - this.#pos;
+    return this.#buf.buffered;
   }
 
   /** Adds bytes read from the peer; ignored once the decoder has failed. */
   push(chunk: Uint8Array): void {
     if (this.#error) return;
-    // A caller that pushes before draining must not lose the older bytes.
-    if (this.#pos < this.#chunk.length) this.#stash();
-    this.#chunk = chunk;
-    this.#pos = 0;
+    this.#buf.push(chunk);
   }
 
   /**
@@ -178,22 +174,22 @@ export class PkgDecoder {
    */
   next(): Uint8Array | undefined {
     if (this.#error) throw this.#error;
-    if (this.#pendingLen > 0) return this.#nextFromPending();
-    const chunk = this.#chunk;
-    const pos = this.#pos;
+    const buf = this.#buf;
+    if (buf.pendingLen > 0) return this.#nextFromPending();
+    const chunk = buf.chunk;
+    const pos = buf.pos;
     const avail = chunk.length - pos;
     const h = this.headerSize;
     if (avail < h) {
-      if (avail > 0) this.#stash();
-      else this.#release();
+      buf.hold();
       return undefined;
     }
     const size = h + this.#check(chunk, pos);
     if (avail < size) {
-      this.#stash();
+      buf.stash();
       return undefined;
     }
-    this.#pos = pos + size;
+    buf.pos = pos + size;
     return size === h ? EMPTY : chunk.slice(pos + h, pos + size);
   }
 
@@ -213,74 +209,23 @@ export class PkgDecoder {
       this.#error = new ProtocolError(
         `Package exceeds the limit of ${this.maxPayload} bytes: ${length}`,
       );
-      this.#release();
-      this.#pending = undefined;
-      this.#pendingLen = 0;
+      this.#buf.clear();
       throw this.#error;
     }
     return length;
   }
 
   #nextFromPending(): Uint8Array | undefined {
+    const buf = this.#buf;
     const h = this.headerSize;
-    if (this.#pendingLen < h) {
-      this.#fill(h);
-      if (this.#pendingLen < h) return undefined;
+    if (buf.pendingLen < h) {
+      buf.fill(h);
+      if (buf.pendingLen < h) return undefined;
     }
-    const size = h + this.#check(this.#pending!, 0);
-    this.#fill(size);
-    if (this.#pendingLen < size) return undefined;
-    const p = this.#pending!;
-    const extra = this.#pendingLen - size;
-    if (extra > 0) {
-      // Only when the caller pushed again without draining: keep the surplus.
-      this.#pending = p.slice(size, this.#pendingLen);
-      this.#pendingLen = extra;
-    } else {
-      this.#pending = undefined;
-      this.#pendingLen = 0;
-    }
+    const size = h + this.#check(buf.pending!, 0);
+    const p = buf.take(size);
+    if (p === undefined) return undefined;
     return size === h ? EMPTY : p.subarray(h, size);
-  }
-
-  /** Copies borrowed bytes into the pending buffer until it holds `want`. */
-  #fill(want: number): void {
-    const need = want - this.#pendingLen;
-    if (need <= 0) return;
-    let p = this.#pending!;
-    if (p.length < want) {
-      const grown = new Uint8Array(want);
-      grown.set(p.subarray(0, this.#pendingLen));
-      this.#pending = p = grown;
-    }
-    const take = Math.min(need, this.#chunk.length - this.#pos);
-    if (take > 0) {
-      p.set(this.#chunk.subarray(this.#pos, this.#pos + take), this.#pendingLen);
-      this.#pendingLen += take;
-      this.#pos += take;
-    }
-    if (this.#pos >= this.#chunk.length) this.#release();
-  }
-
-  /** Moves the unread tail of the borrowed chunk into owned memory. */
-  #stash(): void {
-    const tail = this.#chunk.subarray(this.#pos);
-    if (this.#pendingLen === 0) {
-      // Room for the header now; the buffer grows to the package's size once known.
-      this.#pending = new Uint8Array(Math.max(this.headerSize, tail.length));
-    } else if (this.#pending!.length < this.#pendingLen + tail.length) {
-      const grown = new Uint8Array(this.#pendingLen + tail.length);
-      grown.set(this.#pending!.subarray(0, this.#pendingLen));
-      this.#pending = grown;
-    }
-    this.#pending!.set(tail, this.#pendingLen);
-    this.#pendingLen += tail.length;
-    this.#release();
-  }
-
-  #release(): void {
-    this.#chunk = EMPTY;
-    this.#pos = 0;
   }
 }
 
