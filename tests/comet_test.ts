@@ -872,3 +872,23 @@ Deno.test("a client that sends requests faster than it reads is throttled, not c
     conn.close();
   }
 });
+
+Deno.test("a session's rooms refuse a room it was not given, and a start room outside them", async () => {
+  const operator: Operator = {
+    connect: ({ body }) => {
+      const { key, room } = JSON.parse(text(body));
+      return { key, room, rooms: ["live://a", "live://b"] };
+    },
+  };
+  await using server = startServer({ operator });
+  await using ok = await TestClient.auth(port(server), { key: "in", room: "live://a" });
+  ok.sendFrame(Op.ChangeRoom, "live://b");
+  assert.equal((await ok.next()).op, Op.ChangeRoomReply);
+  ok.sendFrame(Op.ChangeRoom, "live://c");
+  assert.equal(text((await ok.nextOp(Op.DisconnectReply)).body), "room refused: live://c");
+
+  await using bad = await TestClient.connect(port(server));
+  bad.sendFrame(Op.Auth, authBody({ key: "out", room: "live://z" }));
+  const f = await bad.nextOp(Op.DisconnectReply);
+  assert.match(text(f.body), /auth failed: Session room is not among its allowed rooms/);
+});

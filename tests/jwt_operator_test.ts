@@ -183,3 +183,54 @@ Deno.test("jwt operator: claims of the wrong type are refused as claims errors",
     { message: /accepts/ },
   );
 });
+
+Deno.test("jwt operator: a token's rooms confine op 12; other rooms are refused", async () => {
+  await using server = startServer({
+    operator: new JwtOperator({ algorithm: "HS256", secret: SECRET }),
+  });
+  const port = server.addrs.tcp!.port;
+  const token = await sign("HS256", hmac, {
+    sub: "5",
+    key: "roomy",
+    room: "live://1",
+    rooms: ["live://2"],
+    exp: exp(),
+  });
+  await using c = await TestClient.auth(port, { token });
+  // A room the token names: allowed, and so is leaving.
+  let seq = c.sendFrame(Op.ChangeRoom, "live://2");
+  assert.deepEqual([(await c.next()).op, seq], [Op.ChangeRoomReply, seq]);
+  assert.equal(server.comet.roomOnline("live://2"), 1);
+  seq = c.sendFrame(Op.ChangeRoom, "");
+  assert.equal((await c.next()).op, Op.ChangeRoomReply);
+  // A room it does not name: op 6 and closed, never joined.
+  c.sendFrame(Op.ChangeRoom, "live://admin");
+  const f = await c.next();
+  assert.equal(f.op, Op.DisconnectReply);
+  assert.equal(text(f.body), "room refused: live://admin");
+  assert.ok(await c.closedByServer());
+  assert.equal(server.comet.roomOnline("live://admin"), 0);
+  assert.equal(server.comet.stats.roomRefused, 1);
+
+  // A token with only `room` may not leave it for another room either.
+  const single = await sign("HS256", hmac, {
+    sub: "6",
+    key: "single",
+    room: "live://9",
+    exp: exp(),
+  });
+  await using d = await TestClient.auth(port, { token: single });
+  d.sendFrame(Op.ChangeRoom, "live://10");
+  assert.equal(text((await d.nextOp(Op.DisconnectReply)).body), "room refused: live://10");
+});
+
+Deno.test("jwt operator: a token without room claims lets op 12 go anywhere, as goim", async () => {
+  await using server = startServer({
+    operator: new JwtOperator({ algorithm: "HS256", secret: SECRET }),
+  });
+  const token = await sign("HS256", hmac, { sub: "8", key: "free", exp: exp() });
+  await using c = await TestClient.auth(server.addrs.tcp!.port, { token });
+  c.sendFrame(Op.ChangeRoom, "live://anywhere");
+  assert.equal((await c.next()).op, Op.ChangeRoomReply);
+  assert.equal(server.comet.roomOnline("live://anywhere"), 1);
+});

@@ -107,6 +107,7 @@ Deno.test("webhook: an accepting answer becomes the session", async () => {
       mid: 1001,
       key: "k-1",
       room: "live://3",
+      rooms: ["live://3", "live://4"],
       accepts: [1000],
       platform: "web",
       heartbeat: 30,
@@ -121,6 +122,7 @@ Deno.test("webhook: an accepting answer becomes the session", async () => {
   assert.equal(ch.room, "live://3");
   assert.equal(ch.platform, "web");
   assert.deepEqual(ch.watched(), [1000]);
+  assert.deepEqual(ch._rooms, ["live://3", "live://4"]);
   assert.equal(ch._heartbeat, 30_000);
   assert.equal(server.comet.pushMids([1001], 1000, utf8.encode("hi")), 1);
   assert.equal((await c.next()).op, 1000);

@@ -197,6 +197,15 @@ function _session(o: Record<string, unknown>): ExpiringSession {
     }
     session.heartbeat = s * 1000;
   }
+  if (o.rooms !== undefined && o.rooms !== null) {
+    if (
+      !Array.isArray(o.rooms) || o.rooms.length > 1024 ||
+      !o.rooms.every((r) => typeof r === "string")
+    ) {
+      throw _bad("rooms is not an array of room ids");
+    }
+    session.rooms = o.rooms as string[];
+  }
   if (o.expires_at !== undefined && o.expires_at !== null) {
     const s = o.expires_at;
     if (typeof s !== "number" || !Number.isFinite(s)) throw _bad("expires_at is not a number");
@@ -219,7 +228,8 @@ function _session(o: Record<string, unknown>): ExpiringSession {
  * holds the forwarded WebSocket upgrade headers that were present.)
  *
  * A 2xx answer `{"mid": 7, "key": "...", "room": "live://1", "accepts": [1000],
- * "platform": "web", "heartbeat": 240, "expires_at": 1767225600}` (mid
+ * "rooms": ["live://1", "live://2"], "platform": "web", "heartbeat": 240,
+ * "expires_at": 1767225600}` (`rooms`, when given, confines op 12; mid
  * required; heartbeat in seconds; expires_at in epoch seconds) accepts the
  * connection. `{"error": "reason"}` refuses it, and the client gets op 6
  * `auth failed: reason`; so does a 4xx whose JSON has `error`. Any other

@@ -59,6 +59,8 @@ export class Channel {
   _heartbeat = 0;
   /** @internal When the credentials expire, on the hub's timer clock; Infinity: never. */
   _expiresAt = Infinity;
+  /** @internal Rooms op 12 may move to; undefined: any. */
+  _rooms: readonly string[] | undefined;
   /** @internal Whether every step of this connection is logged (its mid is traced). */
   _traced = false;
   /** @internal Tokens left in the upstream rate bucket. */

@@ -152,6 +152,8 @@ export interface CometStats {
   heartbeatTimeouts: number;
   /** Connections closed because their credentials expired (session `expiresAt`). */
   tokenExpired: number;
+  /** Connections closed for asking (op 12) for a room outside their session's `rooms`. */
+  roomRefused: number;
   /** Connections closed for breaking the protocol. */
   protocolErrors: number;
   /** Connections refused or closed by a limit, by limit. */
@@ -184,9 +186,10 @@ export interface PushAllOptions {
 type _Event = "opened" | "heartbeat" | "closed" | "roomOpened" | "roomClosed";
 
 /** A session with every default filled in. */
-type _Normalized = Required<Omit<Session, "heartbeat" | "expiresAt">> & {
+type _Normalized = Required<Omit<Session, "heartbeat" | "expiresAt" | "rooms">> & {
   heartbeat: number;
   expiresAt: number;
+  rooms: string[] | undefined;
 };
 
 const _MAX_ID_LENGTH = 256;
@@ -331,6 +334,7 @@ export class Comet implements AsyncDisposable {
     handshakeTimeouts: 0,
     heartbeatTimeouts: 0,
     tokenExpired: 0,
+    roomRefused: 0,
     protocolErrors: 0,
     limitHits: {
       connections: 0,
@@ -830,6 +834,13 @@ export class Comet implements AsyncDisposable {
             }
             case Op.ChangeRoom: {
               const room = _decoder.decode(body);
+              if (ch._rooms !== undefined && room !== "" && !ch._rooms.includes(room)) {
+                // Refused out loud: an op-13 reply would let the client believe it moved.
+                this.#stats.roomRefused++;
+                if (ch._traced) this.#trace(ch, "room refused", { seq, to: room });
+                ch.close(`room refused: ${room.slice(0, 64)}`);
+                return;
+              }
               // Checked before the cluster hears of the room; joins in flight may overshoot a little.
               if (room.length <= _MAX_ID_LENGTH && !this.#roomAllowed(room, ch._room)) {
                 this.#roomRefused(ch, room);
@@ -987,7 +998,20 @@ export class Comet implements AsyncDisposable {
       throw new TypeError(`Session expiresAt must be epoch milliseconds: ${expiresAt}`);
     }
     if (expiresAt <= Date.now()) throw new TypeError("Session has already expired");
-    return { mid, key, room, accepts, platform: String(s.platform ?? ""), heartbeat, expiresAt };
+    const rooms = s.rooms;
+    if (rooms !== undefined) {
+      if (
+        !Array.isArray(rooms) || rooms.length > _MAX_WATCH ||
+        !rooms.every((r) => typeof r === "string" && r.length <= _MAX_ID_LENGTH)
+      ) {
+        throw new TypeError(`Session rooms must be at most ${_MAX_WATCH} room ids`);
+      }
+      if (room !== "" && !rooms.includes(room)) {
+        throw new TypeError(`Session room is not among its allowed rooms: ${room}`);
+      }
+    }
+    const platform = String(s.platform ?? "");
+    return { mid, key, room, accepts, platform, heartbeat, expiresAt, rooms };
   }
 
   #register(ch: Channel, s: _Normalized): void {
@@ -996,6 +1020,7 @@ export class Comet implements AsyncDisposable {
     ch.platform = s.platform;
     ch.watch(s.accepts);
     ch._heartbeat = s.heartbeat;
+    ch._rooms = s.rooms;
     ch._traced = this.#traceMids !== undefined && this.#traceMids.has(s.mid);
     if (this.#upstreamRate !== Infinity) {
       ch._upTokens = Math.max(this.#upstreamRate, 1);

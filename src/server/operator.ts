@@ -30,6 +30,13 @@ export interface Session {
    * `token expired`. Absent: never.
    */
   expiresAt?: number;
+  /**
+   * The rooms this connection may move to with op 12. Absent: any room, as
+   * goim allows. Present: a change to any other room is refused with op 6
+   * `room refused: <room>` and the connection closed (leaving, an empty
+   * room id, is always allowed). `room`, when set, must be among them.
+   */
+  rooms?: string[];
 }
 
 /** A reply body from {@linkcode Operator.receive}: bytes, or text sent as UTF-8. */
