@@ -172,7 +172,11 @@ export async function main(args: readonly string[]): Promise<number> {
     listening[name] = `${addr.hostname}:${addr.port}`;
   }
   logger.info("Comet listening", { ...listening, auth: cfg.auth });
+  let stopping = false;
   const stop = (signal: string) => {
+    // A signal sent to the whole process group (a supervisor, `timeout`) may arrive twice.
+    if (stopping) return;
+    stopping = true;
     logger.info("Shutting down", { signal });
     const hard = setTimeout(() => {
       logger.error("Shutdown took too long; exiting");

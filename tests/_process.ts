@@ -53,3 +53,17 @@ export class LineReader {
     }
   }
 }
+
+/** Kills `child` if it still runs, then waits for it and for its output readers to finish. */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  ...readers: { finished: Promise<void> }[]
+): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already exited
+  }
+  await child.status;
+  await Promise.all(readers.map((r) => r.finished));
+}

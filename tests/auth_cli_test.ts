@@ -8,7 +8,7 @@ import { serve } from "../src/serve.ts";
 import { silentLogger } from "../src/log.ts";
 import { TestClient, text } from "./_helpers.ts";
 import { ecPair, hmacKey, nowSeconds, pem, rsaPair, SECRET, sign } from "./_jwt.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 
 function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -56,13 +56,7 @@ class Running implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await this.child.status;
-    await Promise.all([this.stderr.finished, this.stdout.finished]);
+    await stopChild(this.child, this.stderr, this.stdout);
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Op } from "../src/protocol/op.ts";
 import { TestClient, text } from "./_helpers.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 
 function cli(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -61,12 +61,6 @@ Deno.test("cli serves clients and on SIGTERM sends op 6 and exits 0", async () =
     const status = await child.status;
     assert.equal(status.code, 0, stderr.log);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await Promise.all([stderr.finished, stdout.finished]);
+    await stopChild(child, stderr, stdout);
   }
 });

@@ -2,26 +2,10 @@ import assert from "node:assert/strict";
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { DEFAULT_MAX_BODY, encodeFrame, type Frame, HEADER_SIZE } from "../src/protocol/frame.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
+import { mulberry32, randomInt as int } from "./_random.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/** A tiny seeded PRNG (mulberry32) so every random test reproduces from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random integer in [lo, hi]. */
-function int(rand: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(rand() * (hi - lo + 1));
-}
 
 /** Fixed seeds, plus one per run; the seed is in every assertion message. */
 const SEEDS = [1, 42, 0xc0ffee, 2024, (Date.now() ^ 0x5eed) >>> 0];

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../src/config.ts";
 import { readEdgeConfig } from "../src/edge.ts";
 import { BrowserClient } from "./_browser_client.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 
@@ -53,13 +53,7 @@ class EdgeProcess implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await this.child.status;
-    await Promise.all([this.stderr.finished, this.stdout.finished]);
+    await stopChild(this.child, this.stderr, this.stdout);
   }
 }
 

@@ -15,6 +15,7 @@ import { Op } from "../src/protocol/op.ts";
 import type { CometServer } from "../src/serve.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import { encodeClientFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { mulberry32 } from "./_random.ts";
 
 const TOKEN = "fuzz-token";
 const DURATION_MS = Number(Deno.env.get("COMET_FUZZ_MS") ?? 6_000);
@@ -25,17 +26,11 @@ const GOOD_ROOM = "live://fuzz";
 const GOOD_OP = 1000;
 const GOOD_PREFIX = "good:";
 
-/** mulberry32: small, fast, and seedable, so a failing run can be replayed. */
+/** The seeded generator with the helpers the fuzzer uses. */
 class Rng {
-  #s: number;
+  next: () => number;
   constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = mulberry32(seed);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);

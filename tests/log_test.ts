@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createLogger, type LogFields } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 
 Deno.test("log: json lines parse, with time, level, msg and the fields", () => {
   const lines: string[] = [];
@@ -225,12 +225,6 @@ Deno.test("cli: --log-format json writes JSON lines; --trace-mid traces that use
     for (const line of lines) JSON.parse(line);
     assert.ok(!stderr.log.includes("k43"), stderr.log);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await Promise.all([stderr.finished, stdout.finished]);
+    await stopChild(child, stderr, stdout);
   }
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Op } from "../src/protocol/op.ts";
 import { TestClient, text } from "./_helpers.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 
 // Serves the repository's files over plain HTTP, as a code host would.
 function serveRepo(): Deno.HttpServer<Deno.NetAddr> {
@@ -82,13 +82,7 @@ Deno.test("mod.ts imported from an http URL starts a server with a custom operat
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, stderr.log);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await Promise.all([stdout.finished, stderr.finished]);
+    await stopChild(child, stdout, stderr);
     await http.shutdown();
     await Deno.remove(dir, { recursive: true });
   }

@@ -17,20 +17,11 @@ import {
   PkgWire,
 } from "../src/transport/pkg.ts";
 import { StreamClient } from "./_helpers.ts";
+import { mulberry32 as rng } from "./_random.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 const SIZES: readonly PkgHeaderSize[] = [1, 2, 3, 4];
-
-/** A small seeded PRNG (mulberry32) so a failing chunking can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytesOf(length: number, fill: number): Uint8Array {
   const b = new Uint8Array(length);

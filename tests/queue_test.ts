@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { BoundedQueue, QueueFullError } from "../src/server/queue.ts";
-
-/** A tiny seeded PRNG (mulberry32) so every random test reproduces from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "./_random.ts";
 
 const SEEDS = [1, 3, 1234, 0xdecaf, (Date.now() ^ 0x0911) >>> 0];
 

@@ -7,6 +7,7 @@ import {
   RespParser,
 } from "../src/cluster/resp.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
+import { mulberry32 as prng } from "./_random.ts";
 
 const utf8 = new TextEncoder();
 const bytes = (text: string) => utf8.encode(text);
@@ -18,16 +19,6 @@ function parseAll(parser: RespParser, ...chunks: (string | Uint8Array)[]): Redis
     out.push(...parser.parse(typeof chunk === "string" ? bytes(chunk) : chunk));
   }
   return out;
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing chunking can be replayed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("encodeCommand writes an array of bulk strings", () => {

@@ -1,21 +1,6 @@
 import assert from "node:assert/strict";
 import { type Timer, TimerHeap } from "../src/server/timer_heap.ts";
-
-/** A tiny seeded PRNG (mulberry32) so every random test reproduces from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function int(rand: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(rand() * (hi - lo + 1));
-}
+import { mulberry32, randomInt as int } from "./_random.ts";
 
 const SEEDS = [1, 7, 99, 31337, (Date.now() ^ 0x7133) >>> 0];
 

@@ -6,7 +6,7 @@ import { Op } from "../src/protocol/op.ts";
 import { silentLogger } from "../src/log.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { LineReader, ROOT, stopChild } from "./_process.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { TestClient } from "./_helpers.ts";
@@ -318,13 +318,7 @@ Deno.test("cli serves goim over tls and wss and on SIGTERM exits 0", async () =>
       const status = await child.status;
       assert.equal(status.code, 0, stderr.log);
     } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await child.status;
-      await Promise.all([stderr.finished, stdout.finished]);
+      await stopChild(child, stderr, stdout);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -22,6 +22,7 @@ import {
   parseRequestHead,
   websocketAccept,
 } from "../src/transport/ws_handshake.ts";
+import { mulberry32 as rng } from "./_random.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const utf8 = new TextEncoder();
@@ -39,16 +40,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** A deterministic PRNG (mulberry32), so a failing chunking can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pattern(n: number, salt = 0): Uint8Array {
