@@ -33,6 +33,7 @@ export * from "./src/server/queue.ts";
 export * from "./src/server/wire.ts";
 export * from "./src/server/operator.ts";
 export * from "./src/server/channel.ts";
+export * from "./src/server/write_scheduler.ts";
 export * from "./src/server/room.ts";
 export * from "./src/server/bucket.ts";
 export * from "./src/server/comet.ts";

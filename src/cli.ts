@@ -148,6 +148,7 @@ export async function main(args: readonly string[]): Promise<number> {
       maxBody: cfg.maxBody,
       buckets: cfg.buckets,
       queueSize: cfg.queueSize,
+      writeConcurrency: cfg.writeConcurrency,
       slow: cfg.slow,
       limits: cfg.limits,
       traceMids: cfg.traceMids,

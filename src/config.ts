@@ -46,6 +46,8 @@ export interface CliConfig {
   buckets: number;
   /** Frames queued per connection. */
   queueSize: number;
+  /** Socket writes in flight at most. */
+  writeConcurrency: number;
   /** Slow-consumer policy. */
   slow: SlowPolicy;
   /** Log level. */
@@ -290,6 +292,12 @@ const _FLAGS: _Flag[] = [
     arg: "N",
     help: "frames queued per connection before the slow policy applies (default 128)",
     parse: (v, c) => void (c.queueSize = _int(v, 1)),
+  },
+  {
+    name: "write-concurrency",
+    arg: "N",
+    help: "socket writes in flight at most; the rest wait in line (default 128)",
+    parse: (v, c) => void (c.writeConcurrency = _int(v, 1)),
   },
   {
     name: "slow",
@@ -554,6 +562,7 @@ function _defaults(): CliConfig {
     maxBody: 4096,
     buckets: 32,
     queueSize: 128,
+    writeConcurrency: 128,
     slow: "close",
     log: "info",
     logFormat: "text",

@@ -34,6 +34,7 @@ Deno.test("parseConfig gives the documented defaults", () => {
   assert.equal(cfg.heartbeatTimeout, 480_000);
   assert.equal(cfg.maxBody, 4096);
   assert.equal(cfg.buckets, 32);
+  assert.equal(cfg.writeConcurrency, 128);
   assert.equal(cfg.slow, "close");
   assert.equal(cfg.log, "info");
   assert.equal(cfg.apiToken, undefined);
@@ -55,6 +56,7 @@ Deno.test("parseConfig reads every flag in both spellings", () => {
     "--buckets=64",
     "--queue",
     "16",
+    "--write-concurrency=8",
     "--slow=drop",
     "--log",
     "debug",
@@ -68,6 +70,7 @@ Deno.test("parseConfig reads every flag in both spellings", () => {
   assert.equal(cfg.maxBody, 8192);
   assert.equal(cfg.buckets, 64);
   assert.equal(cfg.queueSize, 16);
+  assert.equal(cfg.writeConcurrency, 8);
   assert.equal(cfg.slow, "drop");
   assert.equal(cfg.log, "debug");
   assert.equal(cfg.help, true);

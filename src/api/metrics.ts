@@ -17,6 +17,7 @@ const _STAT_HELP: Record<string, string> = {
   handshakeTimeouts: "Connections closed for not authenticating in time.",
   heartbeatTimeouts: "Connections closed for missing heartbeats.",
   protocolErrors: "Connections closed for breaking the protocol.",
+  stalledWrites: "Writes still in flight after 50 ms that stopped holding a write place.",
 };
 
 /** Options for {@linkcode collectMetrics}. */
@@ -56,6 +57,8 @@ export interface MetricsSnapshot {
   ips: number;
   /** Frames waiting in connection queues: the sum over all connections, and the largest. */
   queue: { depth: number; max: number };
+  /** Connections waiting in the write line, and writes in flight holding a place. */
+  writeLine: { waiting: number; inFlight: number };
   /** A copy of the numbers in `comet.stats`: every counter the hub keeps, nested ones included. */
   stats: Record<string, unknown>;
   /** Bytes moved per transport by this process's wires. */
@@ -120,6 +123,7 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     rooms: comet.rooms.size,
     ips: comet.onlineTotal().ipCount,
     queue: { depth, max },
+    writeLine: comet.writeLine,
     stats: _numbers(comet.stats),
     traffic: moved,
     memory: { rss, heapUsed, heapTotal, external },
@@ -238,6 +242,10 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     .sample(snapshot.queue.depth);
   family("comet_queue_depth_max", "gauge", "Frames waiting in the fullest connection queue.")
     .sample(snapshot.queue.max);
+  family("comet_write_line_waiting", "gauge", "Connections waiting for a write place.")
+    .sample(snapshot.writeLine.waiting);
+  family("comet_write_line_in_flight", "gauge", "Writes in flight holding a write place.")
+    .sample(snapshot.writeLine.inFlight);
 
   for (const [key, value] of Object.entries(snapshot.stats)) {
     const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;

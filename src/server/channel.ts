@@ -3,6 +3,7 @@ import { Op } from "../protocol/op.ts";
 import { BoundedQueue } from "./queue.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, Wire } from "./wire.ts";
+import { WriteScheduler, type WriteTurn } from "./write_scheduler.ts";
 
 /**
  * What happens when a connection's queue is full: `close` tells the client
@@ -31,15 +32,18 @@ const _encoder = new TextEncoder();
 // Writers fill this between two awaits only, so every channel can share it.
 const _batch: Uint8Array[] = [];
 
+// For channels made without a hub: no stall timer, so nothing outlives a test.
+let _sharedScheduler: WriteScheduler | undefined;
+
 /**
  * One client connection: its identity (key, user, room, watched ops), its
- * outbound queue and its writer. The hub pushes encoded frames in; a writer
- * task, started only while something is queued, drains everything queued and
- * writes it with one `write`.
+ * outbound queue and its writer. The hub pushes encoded frames in; while
+ * something is queued the channel waits in its {@linkcode WriteScheduler}'s
+ * line, and on its turn drains everything queued into one `write`.
  *
- * Fields starting with `_` belong to the hub, buckets and rooms.
+ * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel {
+export class Channel implements WriteTurn {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */
@@ -69,6 +73,10 @@ export class Channel {
   _upAt = 0;
   /** @internal Why the connection is closing or closed; empty when the peer left. */
   _closeReason = "";
+  /** @internal The write scheduler's place held by this channel; -1: none. */
+  _slot = -1;
+  /** @internal When the current write turn began. */
+  _turnAt = 0;
 
   #queue: BoundedQueue<Uint8Array>;
   #slow: SlowPolicy;
@@ -78,8 +86,9 @@ export class Channel {
   #watch: number | Set<number> | undefined;
   #state: ChannelState = "handshake";
   #flushed: (() => void) | undefined;
-  /** Whether a flush task is running; an idle channel has none. */
+  /** Whether the channel is in the write line or writing; an idle channel is neither. */
   #flushing = false;
+  #writes: WriteScheduler;
   /** Settles `_done()`; created only when someone waits for it. */
   #onDone: (() => void) | undefined;
 
@@ -91,6 +100,9 @@ export class Channel {
    * @param slow The slow-consumer policy.
    * @param hooks Where drops and slow closes are reported.
    * @param closeGrace How long a graceful close may take to flush, in ms.
+   * @param writes The line its writes wait in; the hub shares one among all
+   *   its channels. Default: one shared by every channel made without one,
+   *   with no stall limit.
    */
   constructor(
     wire: Wire,
@@ -98,8 +110,10 @@ export class Channel {
     slow: SlowPolicy,
     hooks: ChannelHooks,
     closeGrace: number,
+    writes?: WriteScheduler,
   ) {
     this.wire = wire;
+    this.#writes = writes ?? (_sharedScheduler ??= new WriteScheduler({ stallMs: Infinity }));
     this.#queue = new BoundedQueue(queueSize);
     this.#slow = slow;
     this.#hooks = hooks;
@@ -286,8 +300,7 @@ export class Channel {
 
   #startFlush(): void {
     this.#flushing = true;
-    // Never rejects: failures end in abort().
-    void this.#flush();
+    this.#writes.enqueue(this);
   }
 
   #wakeReader(): void {
@@ -299,19 +312,21 @@ export class Channel {
   }
 
   /**
-   * The writer, started when the queue goes from empty to non-empty (an idle
-   * channel has no task at all). After one microtask, so that every frame
-   * queued in the same tick goes out together, it drains everything queued
-   * into one buffer and writes it with one call, and repeats while more was
-   * queued meanwhile. Writes never overlap. When the queue is closed and
-   * drained, or the connection fails, it closes the wire.
+   * @internal One turn in the write line: drains everything queued into one
+   * buffer and writes it with one call; then back to the end of the line if
+   * more was queued meanwhile. Writes never overlap. When the queue is closed
+   * and drained, or the connection fails, it closes the wire.
    */
-  async #flush(): Promise<void> {
+  _turn(scheduler: WriteScheduler): void {
+    // Never rejects: failures end in abort().
+    void this.#write(scheduler);
+  }
+
+  async #write(scheduler: WriteScheduler): Promise<void> {
     const queue = this.#queue;
-    let end = false;
+    let end: boolean;
     try {
-      await undefined;
-      while (queue.length > 0) {
+      if (queue.length > 0 && !this.#isClosed()) {
         const count = queue.length;
         let bytes = 0;
         for (let i = 0; i < count; i++) {
@@ -328,6 +343,11 @@ export class Channel {
         // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
         if (data.length > 0) await this.wire.write(data);
         this.#wakeReader();
+        if (queue.length > 0 && !this.#isClosed()) {
+          scheduler.done(this);
+          scheduler.enqueue(this);
+          return;
+        }
       }
       end = queue.closed;
       // Going idle: an idle channel keeps no queue storage.
@@ -335,9 +355,14 @@ export class Channel {
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.
       end = true;
-    } finally {
-      this.#flushing = false;
-      if (end || this.#state === "closed") this.abort();
     }
+    scheduler.done(this);
+    this.#flushing = false;
+    if (end || this.#isClosed()) this.abort();
+  }
+
+  // A method, not an inline comparison: the state changes across the awaits above.
+  #isClosed(): boolean {
+    return this.#state === "closed";
   }
 }

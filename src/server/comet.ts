@@ -8,6 +8,7 @@ import { Channel, type ChannelHooks, type SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
+import { WriteScheduler } from "./write_scheduler.ts";
 import type { Wire } from "./wire.ts";
 
 /** Options for {@linkcode Comet}. Durations are in milliseconds. */
@@ -28,6 +29,11 @@ export interface CometOptions {
   maxBody?: number;
   /** How long a graceful close may spend flushing before the socket is cut. Default 1 s. */
   closeGrace?: number;
+  /**
+   * Socket writes in flight at most; connections with something to send wait
+   * their turn in one line (see {@linkcode WriteScheduler}). Default 128.
+   */
+  writeConcurrency?: number;
   /** Where log lines go. Default: none. */
   logger?: Logger;
   /** Hears of sessions and rooms opening and closing; see {@linkcode Comet.observer}. */
@@ -156,6 +162,11 @@ export interface CometStats {
   roomRefused: number;
   /** Connections closed for breaking the protocol. */
   protocolErrors: number;
+  /**
+   * Writes that were still in flight after 50 ms (a peer not reading) and
+   * stopped holding one of the `writeConcurrency` places.
+   */
+  stalledWrites: number;
   /** Connections refused or closed by a limit, by limit. */
   limitHits: LimitHits;
 }
@@ -300,6 +311,7 @@ export class Comet implements AsyncDisposable {
   #queueSize: number;
   #slow: SlowPolicy;
   #closeGrace: number;
+  #writes: WriteScheduler;
   #timers: TimerHeap<Channel>;
   #handshaking = new Set<Channel>();
   #mids = new Map<number, Channel | Set<Channel>>();
@@ -336,6 +348,7 @@ export class Comet implements AsyncDisposable {
     tokenExpired: 0,
     roomRefused: 0,
     protocolErrors: 0,
+    stalledWrites: 0,
     limitHits: {
       connections: 0,
       connectionsPerIp: 0,
@@ -372,6 +385,10 @@ export class Comet implements AsyncDisposable {
     this.#heartbeatTimeout = _positive("Heartbeat timeout", options.heartbeatTimeout, 480_000);
     this.#queueSize = _positiveInt("Queue size", options.queueSize, 128);
     this.#closeGrace = _positive("Close grace", options.closeGrace, 1_000);
+    this.#writes = new WriteScheduler({
+      concurrency: options.writeConcurrency ?? 128,
+      onStall: () => void this.#stats.stalledWrites++,
+    });
     this.maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
     if (!Number.isSafeInteger(this.maxBody) || this.maxBody < 0) {
       throw new RangeError(`Max body must be a non-negative integer: ${this.maxBody}`);
@@ -443,6 +460,11 @@ export class Comet implements AsyncDisposable {
     return this.#timers.size;
   }
 
+  /** Connections waiting in the write line, and writes in flight holding a place in it. */
+  get writeLine(): { waiting: number; inFlight: number } {
+    return { waiting: this.#writes.waiting, inFlight: this.#writes.inFlight };
+  }
+
   /** The configured heartbeat deadline in milliseconds. */
   get heartbeatTimeout(): number {
     return this.#heartbeatTimeout;
@@ -481,7 +503,14 @@ export class Comet implements AsyncDisposable {
       wire.close();
       return Promise.resolve();
     }
-    const ch = new Channel(wire, this.#queueSize, this.#slow, this.#hooks, this.#closeGrace);
+    const ch = new Channel(
+      wire,
+      this.#queueSize,
+      this.#slow,
+      this.#hooks,
+      this.#closeGrace,
+      this.#writes,
+    );
     return this.#session(ch);
   }
 
@@ -644,6 +673,7 @@ export class Comet implements AsyncDisposable {
       settle.abort();
     }
     this.#timers.close();
+    this.#writes.close();
   }
 
   /**
