@@ -6,11 +6,13 @@
 // constructor / object type. Also prints RSS and Deno.memoryUsage-style
 // totals so the non-V8 (native) share is visible.
 //
-//   deno run --allow-net --allow-read --allow-run bench/heap_breakdown.ts [tcp|ws] [N]
+//   deno run --allow-net --allow-read --allow-run bench/heap_breakdown.ts [tcp|ws] [N] [owners]
 import { rssBytes, sleep } from "./_common.ts";
 
 const KIND = (Deno.args[0] ?? "tcp") as "tcp" | "ws";
 const N = Number(Deno.args[1] ?? 5_000);
+/** With a third argument `owners`: anonymous arrays and closures by what holds them. */
+const OWNERS = Deno.args[2] === "owners";
 const ROOT = new URL("../", import.meta.url);
 const path = (rel: string) => new URL(rel, ROOT).pathname;
 
@@ -109,10 +111,41 @@ class Inspector {
     const nodes = snap.nodes as number[];
     const strings = snap.strings as string[];
     const agg = new Map<string, { size: number; count: number }>();
+    // Who holds the anonymous arrays and closures: "holder.edge" of their first retainer.
+    const holder = new Map<number, string>();
+    const ownerOf = new Map<number, number>();
+    {
+      const ef = snap.snapshot.meta.edge_fields as string[];
+      const edgeTypes = snap.snapshot.meta.edge_types[0] as string[];
+      const [eType, eName, eTo] = ["type", "name_or_index", "to_node"].map((k) => ef.indexOf(k));
+      const iEdges = f.indexOf("edge_count");
+      const edges = snap.edges as number[];
+      let e = 0;
+      for (let i = 0; i < nodes.length; i += f.length) {
+        const owner = `${types[nodes[i + iType!]!]}:${strings[nodes[i + iName!]!]!.slice(0, 30)}`;
+        for (let k = 0; k < nodes[i + iEdges]!; k++, e += ef.length) {
+          const to = edges[e + eTo!]!;
+          if (holder.has(to)) continue;
+          const et = edgeTypes[edges[e + eType!]!]!;
+          if (et === "weak") continue;
+          const name = et === "element" || et === "hidden"
+            ? "[]"
+            : String(strings[edges[e + eName!]!] ?? "");
+          holder.set(to, `${owner}.${name.slice(0, 24)}`);
+          ownerOf.set(to, i);
+        }
+      }
+    }
     for (let i = 0; i < nodes.length; i += f.length) {
       const type = types[nodes[i + iType!]!]!;
       const name = strings[nodes[i + iName!]!]!;
-      const key = type === "object" || type === "closure" || type === "native"
+      const anonymous = ((type === "array" || type === "closure") && (name === "" ||
+        name.startsWith("(object"))) ||
+        (type === "object" && ["Object", "Uint8Array", "ArrayBuffer", "Generator"].includes(name));
+      const key = OWNERS && anonymous
+        ? `${type}: ${name.slice(0, 24)} <- ${holder.get(i) ?? "?"}` +
+          (name.startsWith("(object") ? ` <- ${holder.get(ownerOf.get(i) ?? -1) ?? "?"}` : "")
+        : type === "object" || type === "closure" || type === "native"
         ? `${type}: ${name.slice(0, 60)}`
         : type === "string" || type === "concatenated string" || type === "sliced string"
         ? "strings"
@@ -198,7 +231,7 @@ try {
       `${heap.toFixed(0)} B/conn.\n`,
   );
   console.log("  B/conn  objs/conn  object type / constructor");
-  for (const x of rows.slice(0, 30)) {
+  for (const x of rows.slice(0, OWNERS ? 60 : 30)) {
     if (Math.abs(x.bytes) < 4) continue;
     console.log(`  ${x.bytes.toFixed(0).padStart(6)}  ${x.objs.toFixed(2).padStart(9)}  ${x.k}`);
   }

@@ -9,7 +9,7 @@ import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import { WriteScheduler } from "./write_scheduler.ts";
-import type { Wire } from "./wire.ts";
+import type { ConnInfo, Wire } from "./wire.ts";
 
 /** Options for {@linkcode Comet}. Durations are in milliseconds. */
 export interface CometOptions {
@@ -960,7 +960,7 @@ export class Comet implements AsyncDisposable {
     try {
       session = this.#normalize(await this.#operator.connect({ body: frame.body, info: ch.info }));
     } catch (err) {
-      delete ch.info.headers;
+      _dropHeaders(ch.info);
       this.#stats.authFailed++;
       const message = err instanceof Error ? err.message : String(err);
       const remote = ch.info.remoteAddr.hostname;
@@ -973,7 +973,7 @@ export class Comet implements AsyncDisposable {
     }
     // The upgrade headers are for the operator's connect alone: a kilobyte or
     // more per connection is not kept for the connection's whole life.
-    delete ch.info.headers;
+    _dropHeaders(ch.info);
     if (!this.#roomAllowed(session.room, "")) {
       this.#roomRefused(ch, session.room);
       return false;
@@ -1208,4 +1208,13 @@ function _sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+/**
+ * Forgets the upgrade headers. Assigned, not deleted: `delete` turns the
+ * object into a hash table, about 250 bytes more for every WebSocket
+ * connection's whole life.
+ */
+function _dropHeaders(info: ConnInfo): void {
+  if (info.headers !== undefined) info.headers = undefined;
 }

@@ -20,7 +20,7 @@ export interface ConnInfo {
    * drops them afterwards to keep idle connections small, so an operator that
    * needs a header later copies it in `connect`.
    */
-  headers?: Headers;
+  headers?: Headers | undefined;
 }
 
 /**

@@ -70,6 +70,20 @@ function _lingerClose(conn: Deno.Conn, frame: Uint8Array, traffic: TrafficCounte
   writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
 }
 
+/** A failed socket read: reset by the peer, or closed under us. */
+function _readFailed(): null {
+  return null;
+}
+
+/** `info` with headers, as a literal of three properties (see WsWire's upgrade). */
+function _withHeaders(info: ConnInfo, headers: Headers): ConnInfo {
+  return { transport: info.transport, remoteAddr: info.remoteAddr, headers };
+}
+
+function _ended(): null {
+  return null;
+}
+
 function _int32(b: Uint8Array, i: number): number {
   return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
 }
@@ -119,8 +133,7 @@ export interface WsWireOptions {
  * ```
  */
 export class WsWire implements Wire {
-  /** Transport facts; `headers` is filled in once the handshake is done. */
-  readonly info: ConnInfo;
+  #info: ConnInfo;
   #conn: Deno.Conn;
   #parser: WebSocketParser;
   #path: string;
@@ -134,7 +147,8 @@ export class WsWire implements Wire {
   #closeCode: number = WsCloseCode.Normal;
   #closeReason = "";
   #writing = false;
-  #waiters: (() => void)[] = [];
+  /** Writes waiting for the one under way; made on first need. */
+  #waiters: (() => void)[] | undefined;
   #traffic: TrafficCounter;
 
   /**
@@ -159,18 +173,23 @@ export class WsWire implements Wire {
       throw new RangeError(`Max head size must be an integer of at least 16: ${this.#maxHeadSize}`);
     }
     const addr = conn.remoteAddr as Deno.NetAddr;
-    this.info = {
+    this.#info = {
       transport: options.transport ?? "ws",
       remoteAddr: { hostname: addr.hostname, port: addr.port },
     };
-    this.#traffic = trafficCounter(this.info.transport);
+    this.#traffic = trafficCounter(this.#info.transport);
     if (options.upgraded) {
-      this.info.headers = options.upgraded.headers;
+      this.#info = _withHeaders(this.#info, options.upgraded.headers);
       this.#parser.push(options.upgraded.rest ?? EMPTY);
       this.#state = "open";
     } else {
       this.#state = "handshake";
     }
+  }
+
+  /** Transport facts; `headers` is filled in once the handshake is done. */
+  get info(): ConnInfo {
+    return this.#info;
   }
 
   /**
@@ -182,8 +201,39 @@ export class WsWire implements Wire {
    * @throws {WebSocketError} When the peer breaks the WebSocket protocol, or a
    * message is not exactly one well-formed goim frame.
    */
-  async read(): Promise<Frame | null> {
-    if (this.#state === "handshake" && !(await this.#upgrade())) return null;
+  read(): Promise<Frame | null> {
+    // Not an async function, as on TCP: an idle connection waits on its socket
+    // read alone, without a suspended async frame of its own.
+    if (this.#state === "handshake") return this.#upgrade().then((ok) => ok ? this.read() : null);
+    let next;
+    try {
+      next = this.#step();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return next === undefined ? this.#fill() : Promise.resolve(next);
+  }
+
+  /** Reads from the socket until the parser has something. */
+  #fill(): Promise<Frame | null> {
+    this.#buf ??= new Uint8Array(_READ_SIZE);
+    return this.#conn.read(this.#buf).then(this.#onRead, _readFailed);
+  }
+
+  #onRead = (n: number | null): Frame | null | Promise<Frame | null> => {
+    if (n === null) return null;
+    this.#traffic.bytesIn += n;
+    this.#parser.push(this.#buf!.subarray(0, n));
+    const next = this.#step();
+    return next === undefined ? this.#fill() : next;
+  };
+
+  /**
+   * Takes parser events until a goim frame is in (the frame), the stream
+   * ended (`null`), a control frame has to be answered first (a promise of
+   * what `read` gives after that), or more bytes are needed (`undefined`).
+   */
+  #step(): Frame | null | Promise<Frame | null> | undefined {
     const parser = this.#parser;
     for (;;) {
       if (this.#state !== "open") return null;
@@ -194,29 +244,20 @@ export class WsWire implements Wire {
         if (err instanceof WebSocketError) this.#failWith(err);
         throw err;
       }
-      if (event === undefined) {
-        this.#buf ??= new Uint8Array(_READ_SIZE);
-        let n: number | null;
-        try {
-          n = await this.#conn.read(this.#buf);
-        } catch {
-          return null; // reset by peer, or closed under us
-        }
-        if (n === null) return null;
-        this.#traffic.bytesIn += n;
-        parser.push(this.#buf.subarray(0, n));
-        continue;
-      }
+      if (event === undefined) return undefined;
       if (event === WsOpcode.Binary) {
         // After our close frame, data is only drained until the peer's close comes.
         if (!this.#closeSent) return this.#frame(parser.payload);
       } else if (event === WsOpcode.Ping) {
-        if (!this.#closeSent && !(await this.#control(encodePong(parser.payload)))) return null;
+        if (!this.#closeSent) {
+          return this.#control(encodePong(parser.payload)).then((ok) => ok ? this.read() : null);
+        }
       } else if (event === WsOpcode.Close) {
         if (!this.#closeSent) {
           this.#closeSent = true;
           const code = parser.closeCode;
-          await this.#control(encodeClose(code === WsCloseCode.NoStatus ? undefined : code));
+          return this.#control(encodeClose(code === WsCloseCode.NoStatus ? undefined : code))
+            .then(_ended);
         }
         return null;
       }
@@ -278,7 +319,7 @@ export class WsWire implements Wire {
     const state = this.#state;
     if (state === "closed") return;
     this.#state = "closed";
-    for (const wake of this.#waiters.splice(0)) wake();
+    if (this.#waiters !== undefined) { for (const wake of this.#waiters.splice(0)) wake(); }
     if (state === "open" && !this.#closeSent && !this.#writing) {
       this.#closeSent = true;
       _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
@@ -305,7 +346,9 @@ export class WsWire implements Wire {
       this.close();
       return false;
     }
-    this.info.headers = upgrade.headers;
+    // A new object, headers in it from the start: adding the property later
+    // would give every connection's info a separate property store.
+    this.#info = _withHeaders(this.#info, upgrade.headers);
     this.#parser.push(upgrade.rest);
     this.#state = "open";
     return true;
@@ -350,7 +393,7 @@ export class WsWire implements Wire {
   /** One writer at a time: the hub's writer and the reader's control frames never interleave. */
   async #send(data: Uint8Array): Promise<void> {
     while (this.#writing) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await new Promise<void>((resolve) => (this.#waiters ??= []).push(resolve));
       if (this.#state === "closed") throw new Deno.errors.BadResource("WebSocket wire is closed");
     }
     this.#writing = true;
@@ -359,7 +402,7 @@ export class WsWire implements Wire {
     } finally {
       this.#writing = false;
       const waiting = this.#waiters;
-      if (waiting.length > 0) waiting.shift()!();
+      if (waiting !== undefined && waiting.length > 0) waiting.shift()!();
     }
   }
 }

@@ -203,6 +203,8 @@ export class WebSocketParser {
    */
   next(): WsEvent | undefined {
     if (this.#error) throw this.#error;
+    // The last payload is the caller's now; an idle parser holds no message.
+    this.#payload = EMPTY;
     for (;;) {
       if (!this.#inFrame && !this.#readHead()) return this.#starve();
       if (this.#remaining > 0) {
@@ -242,7 +244,10 @@ export class WebSocketParser {
       this.#pos += take;
     }
     if (this.#headLen >= want) return true;
-    (this.#held ??= new Uint8Array(_MAX_HEAD)).set(_head.subarray(0, this.#headLen));
+    // Nothing of a header yet (an idle connection): nothing to keep.
+    if (this.#headLen > 0) {
+      (this.#held ??= new Uint8Array(_MAX_HEAD)).set(_head.subarray(0, this.#headLen));
+    }
     return false;
   }
 
