@@ -110,6 +110,16 @@ export async function serveCommands(
   }
 }
 
+/** A {@linkcode Histogram} in transit between processes: nonzero bins only. */
+export interface CompactHistogram {
+  /** Flat pairs: bin index, count. */
+  bins: number[];
+  count: number;
+  overflow: number;
+  max: number;
+  sum: number;
+}
+
 /** Latency histogram: 0.05 ms bins up to 5 s, one overflow bin; p50/p99 from the bins. */
 export class Histogram {
   static readonly BIN = 0.05;
@@ -136,6 +146,25 @@ export class Histogram {
       this.max =
       this.sum =
         0;
+  }
+
+  /** The nonzero bins as flat [index, count, index, count, ...] plus the totals, for merging. */
+  compact(): CompactHistogram {
+    const bins: number[] = [];
+    for (let i = 0; i < this.bins.length; i++) {
+      const n = this.bins[i]!;
+      if (n !== 0) bins.push(i, n);
+    }
+    return { bins, count: this.count, overflow: this.overflow, max: this.max, sum: this.sum };
+  }
+
+  /** Adds another histogram's {@linkcode Histogram.compact} form to this one. */
+  merge(c: CompactHistogram): void {
+    for (let j = 0; j + 1 < c.bins.length; j += 2) this.bins[c.bins[j]!]! += c.bins[j + 1]!;
+    this.count += c.count;
+    this.overflow += c.overflow;
+    this.sum += c.sum;
+    if (c.max > this.max) this.max = c.max;
   }
 
   quantile(q: number): number | null {

@@ -20,10 +20,14 @@
 //   --pusher-concurrency=N  concurrent room-push connections (default 4)
 //   --cluster-members=M  room members of the cluster phase (default 3000)
 //   --cluster-duration=MS  push run length of the cluster phase (default 5000)
+//   --gens=N             load-generator processes sharing every phase's connections (default 4)
+//   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
 import {
   type BenchRedis,
   BODY,
+  type CompactHistogram,
   cpuSeconds,
+  Histogram,
   nowMs,
   pushBody,
   readProc,
@@ -63,9 +67,35 @@ const WARMUP = QUICK ? 500 : 2_000;
 /** Pushes/s of the low-rate latency run: the floor of push-to-delivery latency at FAN members. */
 const LOW_RATE = 2;
 const QUEUE = 1024;
+/**
+ * Rates of the baseline's stream runs when no Comet latency run gave any
+ * (e.g. --phases=baseline): about those of Comet's TCP sweep at 10k members.
+ */
+const STREAM_RATES = [120, 60, 30, LOW_RATE];
 /** Cluster phase: room members, spread evenly over the nodes, and the push run length. */
 const CLUSTER_MEMBERS = Number(argv.get("cluster-members") ?? (QUICK ? 900 : 3_000));
 const CLUSTER_MS = Number(argv.get("cluster-duration") ?? (QUICK ? 2_000 : 5_000));
+/**
+ * Load-generator processes. One process reading 10k sockets lags on some of
+ * them by seconds at higher rates (Deno's op scheduling), which shows up as
+ * server latency. Baseline stream at 10k, 30-120 frames/s, p99 measured
+ * interleaved on this 2-core machine: 1 process ~5,000 ms, 2 processes
+ * 320-770 ms, 4 processes 140-285 ms (the lowest and steadiest). The price:
+ * 4 processes take more of the shared cores per delivery, which lowers the
+ * 1-frame fan-out figures by 10-25% (most in small rooms); Comet is
+ * measured with the same generators.
+ */
+const GENS = Number(argv.get("gens") ?? 4);
+if (!Number.isInteger(GENS) || GENS < 1) throw new Error(`--gens wants a positive integer`);
+/**
+ * The baseline server's writes in flight at once: like Comet's write
+ * scheduler, a FIFO with at most K (unbounded writes cost about twice the
+ * CPU per write and starve some connections for seconds).
+ */
+const BASE_INFLIGHT = Number(argv.get("baseline-inflight") ?? 128);
+if (!Number.isInteger(BASE_INFLIGHT) || BASE_INFLIGHT < 1) {
+  throw new Error(`--baseline-inflight wants a positive integer`);
+}
 const HARD_DEADLINE = performance.now() + 345_000; // the whole run stays under ~6 min
 
 const ROOT = new URL("../", import.meta.url);
@@ -222,8 +252,238 @@ function v8flags(gc: boolean, traceGc: boolean): string[] {
   return f.length ? [`--v8-flags=${f.join(",")}`] : [];
 }
 
-function spawnLoadgen(): Child {
-  return new Child("loadgen", [...RUN, path("bench/loadgen.ts")]);
+/** Most connections one load generator holds (its open-files limit is ~20,000). */
+const MAX_PER_GEN = 19_000;
+/** Absolute-time windows of the merged timeline. */
+const WINDOW_MS = 500;
+
+/**
+ * The load generators: GENS child processes of bench/loadgen.ts that share
+ * every phase's connections evenly and whose figures are merged as if they
+ * were one (sums of counters, merged histogram bins and per-connection
+ * means, timeline windows by absolute send time). One Deno process reading
+ * 10k sockets schedules its reads unfairly: some connections are read
+ * seconds late, which the measured latency tail would wrongly charge to the
+ * server.
+ */
+class LoadGens {
+  readonly gens: Child[];
+  /** Live connections per generator after the last call that reported them. */
+  #live: number[];
+
+  constructor(count: number) {
+    this.gens = Array.from(
+      { length: count },
+      (_, i) => new Child(`loadgen${i + 1}`, [...RUN, path("bench/loadgen.ts")]),
+    );
+    this.#live = this.gens.map(() => 0);
+  }
+
+  /** CPU seconds of all generators together. */
+  cpuSeconds(): number {
+    return this.gens.reduce((n, g) => n + cpuSeconds(g.pid), 0);
+  }
+
+  /** `count` shares, filling the generators that hold the fewest connections first. */
+  #split(count: number): number[] {
+    const share = this.#live.map(() => 0);
+    for (let k = 0; k < count; k++) {
+      let best = 0;
+      for (let i = 1; i < share.length; i++) {
+        if (this.#live[i]! + share[i]! < this.#live[best]! + share[best]!) best = i;
+      }
+      share[best]!++;
+    }
+    return share;
+  }
+
+  /**
+   * Opens `spec.count` connections spread over the generators (keys stay
+   * consecutive from `spec.keyStart`), `spec.concurrency` in flight in all.
+   */
+  async open(spec: Record<string, unknown>, timeout = 90_000): Promise<Record<string, any>> {
+    await this.stats();
+    const count = Number(spec.count);
+    const shares = this.#split(count);
+    shares.forEach((n, i) => {
+      if (this.#live[i]! + n > MAX_PER_GEN) {
+        throw new Error(
+          `loadgen${i + 1} would hold ${this.#live[i]! + n} connections (> ${MAX_PER_GEN}): ` +
+            `run with more --gens`,
+        );
+      }
+    });
+    const concurrency = Number(spec.concurrency ?? CONCURRENCY);
+    let keyStart = Number(spec.keyStart ?? 0);
+    const calls = this.gens.map((g, i) => {
+      const n = shares[i]!;
+      const at = keyStart;
+      keyStart += n;
+      if (n === 0) return Promise.resolve(null);
+      return g.call({
+        ...spec,
+        count: n,
+        keyStart: at,
+        concurrency: Math.max(1, Math.round((concurrency * n) / Math.max(1, count))),
+      }, timeout);
+    });
+    const rs = (await Promise.all(calls)).filter((r) => r !== null);
+    await this.stats();
+    return {
+      opened: rs.reduce((n, r) => n + r.opened, 0),
+      failed: rs.reduce((n, r) => n + r.failed, 0),
+      errors: rs.flatMap((r) => r.errors).slice(0, 5),
+      elapsedMs: Math.max(0, ...rs.map((r) => r.elapsedMs)),
+      live: this.#live.reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /** Zeroes the counters; timeline windows count from now on every generator. */
+  async reset(): Promise<void> {
+    const t0 = nowMs();
+    const rs = await Promise.all(this.gens.map((g) => g.call({ cmd: "reset", t0 })));
+    this.#live = rs.map((r) => r.live as number);
+  }
+
+  /** Merged counters (live, deliveries, ...) without latency details. */
+  async stats(): Promise<Record<string, any>> {
+    return this.#merge(
+      await Promise.all(this.gens.map((g) => g.call({ cmd: "stats", detail: false }))),
+    );
+  }
+
+  /**
+   * Waits on every generator until it has `perMember` deliveries for each
+   * connection it held at the last reset (or `total`, shared in proportion),
+   * or none arrived for `idleMs`; resolves with the merged figures.
+   */
+  async quiet(
+    o: { idleMs: number; maxMs: number; perMember?: number; total?: number },
+    timeout = 40_000,
+  ): Promise<Record<string, any>> {
+    const all = this.#live.reduce((a, b) => a + b, 0);
+    const rs = await Promise.all(this.gens.map((g, i) => {
+      const expect = o.perMember !== undefined
+        ? o.perMember * this.#live[i]!
+        : o.total !== undefined
+        ? Math.ceil((o.total * this.#live[i]!) / Math.max(1, all))
+        : undefined;
+      return g.call({ cmd: "quiet", idleMs: o.idleMs, maxMs: o.maxMs, expect }, timeout);
+    }));
+    return this.#merge(rs);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.gens.map((g) => g.call({ cmd: "close_all" })));
+    this.#live = this.gens.map(() => 0);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.gens.map(async (g) => {
+      await g.call({ cmd: "exit" }, 5_000).catch(() => {});
+      await g.stop("SIGTERM", 3_000);
+    }));
+  }
+
+  /** One figure set from the generators' snapshots, in the shape one generator used to give. */
+  #merge(rs: Record<string, any>[]): Record<string, any> {
+    this.#live = rs.map((r) => r.live as number);
+    const sum = (k: string) => rs.reduce((n, r) => n + (r[k] as number), 0);
+    const out: Record<string, any> = {};
+    for (
+      const k of [
+        "deliveries",
+        "disconnects",
+        "wsCloses",
+        "otherOps",
+        "reads",
+        "bytes",
+        "closed",
+        "errors",
+        "live",
+      ]
+    ) out[k] = sum(k);
+    const firsts = rs.map((r) => r.firstDeliveryAt as number).filter((t) => t > 0);
+    out.firstDeliveryAt = firsts.length ? Math.min(...firsts) : 0;
+    out.lastDeliveryAt = Math.max(0, ...rs.map((r) => r.lastDeliveryAt as number));
+    if (rs.some((r) => r.hist === undefined)) return out;
+    const h = new Histogram();
+    for (const r of rs) h.merge(r.hist as CompactHistogram);
+    // Bin edges are multiples of 0.05 ms: rounding only drops float noise.
+    const q = (f: number) => {
+      const v = h.quantile(f);
+      return v === null ? null : Math.round(v * 100) / 100;
+    };
+    out.latency = {
+      count: h.count,
+      p50: q(0.5),
+      p99: q(0.99),
+      max: h.count ? h.max : null,
+      mean: h.count ? h.sum / h.count : null,
+    };
+    out.perConnMeanLatency = perConnSpread(rs.flatMap((r) => r.perConnMeans as number[]));
+    out.timeline = mergeTimeline(rs);
+    out.perGen = rs.map((r) => ({
+      live: r.live,
+      deliveries: r.deliveries,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      max: r.latency.max,
+    }));
+    return out;
+  }
+}
+
+/** Spread of per-connection mean latency: min, quartiles, max over connections that got any. */
+function perConnSpread(means: number[]) {
+  if (means.length === 0) return null;
+  means.sort((a, b) => a - b);
+  const q = (f: number) =>
+    Math.round(means[Math.min(means.length - 1, Math.floor(f * means.length))]! * 10) / 10;
+  return {
+    conns: means.length,
+    min: q(0),
+    p25: q(0.25),
+    p50: q(0.5),
+    p75: q(0.75),
+    p99: q(0.99),
+    max: q(1),
+  };
+}
+
+/**
+ * The generators' fine windows (by absolute send time) in WINDOW_MS windows
+ * from the earliest one: n, mean and max per window.
+ */
+function mergeTimeline(rs: Record<string, any>[]) {
+  const fine: { at: number; n: number; sum: number; max: number }[] = [];
+  for (const r of rs) {
+    const w = r.windows as number[];
+    for (let j = 0; j + 3 < w.length; j += 4) {
+      fine.push({
+        at: (r.timelineStart as number) + w[j]! * (r.fineWindowMs as number),
+        n: w[j + 1]!,
+        sum: w[j + 2]!,
+        max: w[j + 3]!,
+      });
+    }
+  }
+  if (fine.length === 0) return [];
+  const origin = Math.min(...fine.map((f) => f.at));
+  const out: { n: number; sum: number; max: number }[] = [];
+  for (const f of fine) {
+    const i = Math.floor((f.at - origin + 1e-6) / WINDOW_MS);
+    const e = out[i] ??= { n: 0, sum: 0, max: 0 };
+    e.n += f.n;
+    e.sum += f.sum;
+    if (f.max > e.max) e.max = f.max;
+  }
+  return Array.from(out, (e, i) => ({
+    at: (i * WINDOW_MS) / 1000,
+    n: e?.n ?? 0,
+    mean: e ? Math.round((e.sum / e.n) * 10) / 10 : null,
+    max: e ? Math.round(e.max * 10) / 10 : null,
+  }));
 }
 
 async function spawnBaseline(): Promise<{ child: Child; port: number }> {
@@ -842,13 +1102,13 @@ interface MemResult {
 }
 
 async function measureMemory(
-  gen: Child,
+  gen: LoadGens,
   pid: number,
   gc: () => Promise<MemUsage | null>,
   open: Record<string, unknown>,
 ): Promise<MemResult> {
   // Warm-up: JIT both sides and let the server allocate its one-off structures.
-  await gen.call({
+  await gen.open({
     cmd: "open",
     concurrency: CONCURRENCY,
     bufSize: 4096,
@@ -856,7 +1116,7 @@ async function measureMemory(
     count: WARMUP,
     keyPrefix: "warm",
   }, 60_000);
-  await gen.call({ cmd: "close_all" });
+  await gen.closeAll();
   await sleep(500);
   await gc();
   await sleep(1_000);
@@ -865,15 +1125,15 @@ async function measureMemory(
   await sleep(300);
   const rssBefore = rssBytes(pid);
   const cpu0 = cpuSeconds(pid);
-  const g0 = cpuSeconds(gen.pid);
+  const g0 = gen.cpuSeconds();
   const m0 = procStat();
   const f0 = monitor.mark();
-  const r = await gen.call(
+  const r = await gen.open(
     { cmd: "open", concurrency: CONCURRENCY, bufSize: 4096, ...open },
     90_000,
   );
   const cpu1 = cpuSeconds(pid);
-  const g1 = cpuSeconds(gen.pid);
+  const g1 = gen.cpuSeconds();
   const m1 = procStat();
   const { rss: rssAfter, usage: usageAfter } = await settle(pid, gc);
   const conns = r.opened as number;
@@ -932,18 +1192,18 @@ interface FanResult {
 }
 
 async function cometFanRun(
-  gen: Child,
+  gen: LoadGens,
   comet: CometProc,
   size: number,
   ms: number,
   rate?: number,
 ): Promise<FanResult> {
   await quietGate();
-  await gen.call({ cmd: "reset" });
+  await gen.reset();
   // Members still connected now: the slow-consumer policy may have closed some earlier.
-  const members = (await gen.call({ cmd: "stats" })).live as number;
+  const members = (await gen.stats()).live as number;
   const cpu0 = cpuSeconds(comet.child.pid);
-  const g0 = cpuSeconds(gen.pid);
+  const g0 = gen.cpuSeconds();
   const stopCount = await countSendto(comet.child.pid);
   const f0 = monitor.mark();
   const n0 = netCounters();
@@ -952,13 +1212,13 @@ async function cometFanRun(
   const push = await pushRoom(comet.api, ms, PUSHERS, rate);
   const d1 = cpuSeconds(Deno.pid);
   const expected = push.ok * members;
-  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
   const m1 = procStat();
   const sends = await stopCount();
   // One sendto per API response; the rest carry deliveries.
   const deliveryWrites = sends === null ? null : Math.max(1, sends - push.ok - push.failed);
   const cpu1 = cpuSeconds(comet.child.pid);
-  const g1 = cpuSeconds(gen.pid);
+  const g1 = gen.cpuSeconds();
   const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
   return {
     size,
@@ -990,27 +1250,35 @@ async function cometFanRun(
   };
 }
 
-async function baselineFanRun(gen: Child, base: Child, size: number, ms: number, frames: number) {
+async function baselineFanRun(
+  gen: LoadGens,
+  base: Child,
+  size: number,
+  ms: number,
+  frames: number,
+  k = BASE_INFLIGHT,
+) {
   await quietGate();
-  await gen.call({ cmd: "reset" });
+  await gen.reset();
   const stopCount = await countSendto(base.pid);
   const cpu0 = cpuSeconds(base.pid);
-  const g0 = cpuSeconds(gen.pid);
+  const g0 = gen.cpuSeconds();
   const m0 = procStat();
   const f0 = monitor.mark();
   const n0 = netCounters();
   const startAt = nowMs();
-  const r = await base.call({ cmd: "fanout", ms, frames }, ms + 60_000);
+  const r = await base.call({ cmd: "fanout", ms, frames, k }, ms + 60_000);
   const expected = r.batches * r.conns * r.frames;
-  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.batches * r.frames });
   const cpu1 = cpuSeconds(base.pid);
-  const g1 = cpuSeconds(gen.pid);
+  const g1 = gen.cpuSeconds();
   const m1 = procStat();
   const sends = await stopCount();
   const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
   return {
     size,
     framesPerBatch: frames,
+    inflight: k === 0 ? "unbounded" : k,
     members: r.conns,
     writes: sends,
     framesPerWrite: sends === null ? null : s.deliveries / Math.max(1, sends),
@@ -1031,27 +1299,34 @@ async function baselineFanRun(gen: Child, base: Child, size: number, ms: number,
 }
 
 /** The baseline's coalescing writers fed at `rate` frames/s: the runtime's latency at that rate. */
-async function baselineStreamRun(gen: Child, base: Child, size: number, ms: number, rate: number) {
+async function baselineStreamRun(
+  gen: LoadGens,
+  base: Child,
+  size: number,
+  ms: number,
+  rate: number,
+) {
   await quietGate();
-  await gen.call({ cmd: "reset" });
+  await gen.reset();
   const stopCount = await countSendto(base.pid);
   const cpu0 = cpuSeconds(base.pid);
-  const g0 = cpuSeconds(gen.pid);
+  const g0 = gen.cpuSeconds();
   const m0 = procStat();
   const f0 = monitor.mark();
   const n0 = netCounters();
   const startAt = nowMs();
-  const r = await base.call({ cmd: "stream", ms, rate }, ms + 60_000);
+  const r = await base.call({ cmd: "stream", ms, rate, k: BASE_INFLIGHT }, ms + 60_000);
   const expected = r.produced * r.conns;
-  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.produced });
   const cpu1 = cpuSeconds(base.pid);
-  const g1 = cpuSeconds(gen.pid);
+  const g1 = gen.cpuSeconds();
   const m1 = procStat();
   const sends = await stopCount();
   const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
   return {
     size,
     rate,
+    inflight: BASE_INFLIGHT,
     members: r.conns,
     produced: r.produced,
     writes: sends,
@@ -1068,6 +1343,7 @@ async function baselineStreamRun(gen: Child, base: Child, size: number, ms: numb
     net: netDelta(n0, netCounters()),
     perConnMeanLatency: s.perConnMeanLatency,
     timeline: s.timeline,
+    perGen: s.perGen,
   };
 }
 
@@ -1077,10 +1353,10 @@ let keysOpened = 0;
  * Opens connections until `size` are in the room (counting the live ones: the
  * slow-consumer policy may have closed some); returns the live count.
  */
-async function grow(gen: Child, _have: number, size: number, open: Record<string, unknown>) {
-  const live = (await gen.call({ cmd: "stats" })).live as number;
+async function grow(gen: LoadGens, _have: number, size: number, open: Record<string, unknown>) {
+  const live = (await gen.stats()).live as number;
   if (size <= live) return live;
-  const r = await gen.call({
+  const r = await gen.open({
     cmd: "open",
     count: size - live,
     keyStart: keysOpened,
@@ -1112,6 +1388,8 @@ const results: Record<string, any> = {
     quick: QUICK,
     clusterMembers: CLUSTER_MEMBERS,
     clusterMs: CLUSTER_MS,
+    gens: GENS,
+    baselineInflight: BASE_INFLIGHT,
   },
   micro: null,
   baseline: {},
@@ -1159,7 +1437,7 @@ async function micro(): Promise<void> {
   }));
 }
 
-async function baselineMemPhase(gen: Child): Promise<void> {
+async function baselineMemPhase(gen: LoadGens): Promise<void> {
   log("baseline: plain Deno TCP server, memory and connect rate");
   const { child: base, port } = await spawnBaseline();
   const gc = async () => (await base.call({ cmd: "gc" })).memory as MemUsage;
@@ -1176,7 +1454,7 @@ async function baselineMemPhase(gen: Child): Promise<void> {
       `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ` +
         `${mem.handshakesPerSec.toFixed(0)} connect+reply/s, ${cpuNote(mem)}`,
     );
-    await gen.call({ cmd: "close_all" });
+    await gen.closeAll();
   } finally {
     await base.stop("SIGTERM", 3_000);
   }
@@ -1197,7 +1475,7 @@ function cometFramesPerWrite(kind: string, size: number): number {
  * write as Comet's writers managed (same bytes, same number of writes): the
  * fair ceiling for a server that coalesces queued frames.
  */
-async function baselineFanPhase(gen: Child): Promise<void> {
+async function baselineFanPhase(gen: LoadGens): Promise<void> {
   log("baseline: plain Deno TCP server, fan-out ceiling");
   const { child: base, port } = await spawnBaseline();
   results.baseline.fanout = [];
@@ -1230,31 +1508,57 @@ async function baselineFanPhase(gen: Child): Promise<void> {
         );
       }
     }
-    // The runtime's own latency at the rates Comet's latency runs used.
+    // For context: the same fan-out with every write issued at once (one
+    // promise per connection), the way this baseline used to write.
+    {
+      checkDeadline("baseline unbounded fan-out");
+      const r = await measured(
+        `baseline fan-out ${have}, unbounded`,
+        () => baselineFanRun(gen, base, have, RUN_MS, 1, 0),
+      );
+      results.baseline.fanout_unbounded = r;
+      log(
+        `  fan-out ${have}, 1 frame/write, all writes at once: ` +
+          `${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.batchesPerSec.toFixed(1)} ` +
+          `batches/s, p99 ${r.latency.p99} max ${r.latency.max?.toFixed(0)} ms, lost ${r.lost}, ` +
+          cpuNote(r),
+      );
+    }
+    // The runtime's own latency at the rates Comet's latency runs used; at
+    // fixed rates when Comet's runs are not part of this harness run.
     results.baseline.stream = [];
+    const rates: { kind: string; fraction: number; rate: number }[] = [];
     for (const kind of ["tcp", "ws"]) {
       for (const lat of (results.comet[`latency_sweep_${kind}`] as any[] | undefined) ?? []) {
         if (kind === "ws" && lat.fraction !== 0.5) continue;
-        checkDeadline("baseline stream");
-        const r = await measured(
-          "baseline stream",
-          () => baselineStreamRun(gen, base, have, LAT_MS, lat.pushesPerSec),
-        );
-        results.baseline.stream.push({ ...r, matches: kind, fraction: lat.fraction });
-        log(
-          `  stream at ${kind}'s ${lat.fraction} rate (${r.rate.toFixed(1)}/s): ` +
-            `p50 ${r.latency.p50} p99 ${r.latency.p99} ms, ${r.deliveriesPerSec.toFixed(0)}/s, ` +
-            `lost ${r.lost}, ${r.framesPerWrite?.toFixed(1)} frames/write, ${cpuNote(r)}`,
-        );
+        rates.push({ kind, fraction: lat.fraction, rate: lat.pushesPerSec });
       }
     }
-    await gen.call({ cmd: "close_all" });
+    if (rates.length === 0) {
+      for (const rate of STREAM_RATES) rates.push({ kind: "fixed", fraction: -1, rate });
+    }
+    for (const { kind, fraction, rate } of rates) {
+      checkDeadline("baseline stream");
+      const r = await measured(
+        "baseline stream",
+        () => baselineStreamRun(gen, base, have, LAT_MS, rate),
+      );
+      results.baseline.stream.push({ ...r, matches: kind, fraction });
+      log(
+        `  stream ${kind === "fixed" ? "" : `at ${kind}'s ${fraction} rate `}` +
+          `(${r.rate.toFixed(1)}/s): ` +
+          `p50 ${r.latency.p50} p99 ${r.latency.p99} max ${r.latency.max?.toFixed(0)} ms, ` +
+          `${r.deliveriesPerSec.toFixed(0)}/s, lost ${r.lost}, ` +
+          `${r.framesPerWrite?.toFixed(1)} frames/write, ${cpuNote(r)}`,
+      );
+    }
+    await gen.closeAll();
   } finally {
     await base.stop("SIGTERM", 3_000);
   }
 }
 
-async function memPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<void> {
+async function memPhase(gen: LoadGens, kind: "tcp" | "ws", phase: string): Promise<void> {
   log(`comet: ${MEM_CONNS} idle ${kind} connections`);
   const comet = await spawnComet(phase, true);
   try {
@@ -1270,14 +1574,14 @@ async function memPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<
         `${mem.handshakesPerSec.toFixed(0)} connect+auth/s (${mem.failed} failed), ` +
         cpuNote(mem),
     );
-    await gen.call({ cmd: "close_all" });
+    await gen.closeAll();
   } finally {
     await stopComet(comet, phase);
   }
 }
 
 /** The Deno.serve WebSocket handler, if the project has one yet. */
-async function memServePhase(gen: Child): Promise<void> {
+async function memServePhase(gen: LoadGens): Promise<void> {
   let present = false;
   try {
     Deno.statSync(path("src/transport/socket_wire.ts"));
@@ -1309,17 +1613,17 @@ async function memServePhase(gen: Child): Promise<void> {
     log(
       `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ${cpuNote(mem)}`,
     );
-    await gen.call({ cmd: "close_all" });
+    await gen.closeAll();
   } catch (err) {
     log(`  Deno.serve phase failed: ${(err as Error).message.slice(0, 500)}`);
     results.comet.memory_serve = { error: (err as Error).message.slice(0, 2000) };
-    await gen.call({ cmd: "close_all" }).catch(() => {});
+    await gen.closeAll().catch(() => {});
   } finally {
     await child.stop("SIGTERM", 3_000);
   }
 }
 
-async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<void> {
+async function fanPhase(gen: LoadGens, kind: "tcp" | "ws", phase: string): Promise<void> {
   log(`comet: room fan-out over ${kind}, room sizes ${SIZES.join(", ")}`);
   const comet = await spawnComet(phase, false);
   const runs: FanResult[] = [];
@@ -1374,7 +1678,7 @@ async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<
     if (kind === "tcp") {
       checkDeadline("push keys");
       log(`comet: single-key pushes, ${KEY_WORKERS} keep-alive connections, ${KEY_CONNS} keys`);
-      const r = await gen.call({
+      const r = await gen.open({
         cmd: "open",
         kind: "tcp",
         port: comet.tcp,
@@ -1384,13 +1688,13 @@ async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<
         concurrency: CONCURRENCY,
       }, 60_000);
       await quietGate();
-      await gen.call({ cmd: "reset" });
+      await gen.reset();
       const keys = Array.from({ length: r.opened as number }, (_, i) => `k${i}`);
       const cpu0 = cpuSeconds(comet.child.pid);
       const d0 = cpuSeconds(Deno.pid);
       const pk = await pushKeys(comet.api, KEYS_MS, KEY_WORKERS, keys);
       const d1 = cpuSeconds(Deno.pid);
-      const s = await gen.call({ cmd: "quiet", idleMs: 300, maxMs: 10_000, expect: pk.ok });
+      const s = await gen.quiet({ idleMs: 300, maxMs: 10_000, total: pk.ok });
       const cpu1 = cpuSeconds(comet.child.pid);
       results.comet.push_keys = {
         ...pk,
@@ -1408,7 +1712,7 @@ async function fanPhase(gen: Child, kind: "tcp" | "ws", phase: string): Promise<
           `, pusher cpu ${results.comet.push_keys.pusherCpu.toFixed(2)}`,
       );
     }
-    await gen.call({ cmd: "close_all" });
+    await gen.closeAll();
   } finally {
     await stopComet(comet, phase);
   }
@@ -1482,18 +1786,18 @@ async function waitRoomReady(
 
 /** Room pushes into node 1's API as fast as it answers; deliveries counted on every node. */
 async function clusterFanRun(
-  gen: Child,
+  gen: LoadGens,
   nodes: CometProc[],
   redis: BenchRedis,
   perNode: number[],
   ms: number,
 ): Promise<ClusterRun> {
   await quietGate();
-  await gen.call({ cmd: "reset" });
-  const members = (await gen.call({ cmd: "stats" })).live as number;
+  await gen.reset();
+  const members = (await gen.stats()).live as number;
   const c0 = nodes.map((n) => cpuSeconds(n.child.pid));
   const r0 = cpuSeconds(redis.pid);
-  const g0 = cpuSeconds(gen.pid);
+  const g0 = gen.cpuSeconds();
   const f0 = monitor.mark();
   const n0 = netCounters();
   const m0 = procStat();
@@ -1501,11 +1805,11 @@ async function clusterFanRun(
   const push = await pushRoom(nodes[0]!.api, ms, PUSHERS);
   const d1 = cpuSeconds(Deno.pid);
   const expected = push.ok * members;
-  const s = await gen.call({ cmd: "quiet", idleMs: 500, maxMs: 20_000, expect: expected }, 40_000);
+  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
   const m1 = procStat();
   const c1 = nodes.map((n) => cpuSeconds(n.child.pid));
   const r1 = cpuSeconds(redis.pid);
-  const g1 = cpuSeconds(gen.pid);
+  const g1 = gen.cpuSeconds();
   const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
   const nodeCpu = c1.map((x, i) => (x - c0[i]!) / (span / 1000));
   return {
@@ -1537,7 +1841,7 @@ async function clusterFanRun(
 }
 
 /** Starts `count` Comet nodes on one Redis, opens the members over them, measures one run. */
-async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise<ClusterRun> {
+async function clusterRun(gen: LoadGens, redis: BenchRedis, count: number): Promise<ClusterRun> {
   checkDeadline(`cluster fan-out, ${count} node(s)`);
   // A clean registry: nothing left from the previous configuration.
   await redisCommand(redis.port, "FLUSHALL");
@@ -1569,7 +1873,7 @@ async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise
     );
     let keyStart = 0;
     for (let i = 0; i < count; i++) {
-      const r = await gen.call({
+      const r = await gen.open({
         cmd: "open",
         kind: "tcp",
         port: nodes[i]!.tcp,
@@ -1584,7 +1888,7 @@ async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise
         log(`  ${r.failed} connections to n${i + 1} failed: ${r.errors.join("; ")}`);
       }
     }
-    const live = (await gen.call({ cmd: "stats" })).live as number;
+    const live = (await gen.stats()).live as number;
     const ready = await waitRoomReady(nodes[0]!.api, redis, live, count);
     log(
       `  ${count} node(s), ${live} members (${perNode.join(" + ")}); node 1 counts ` +
@@ -1611,7 +1915,7 @@ async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise
     );
     return r;
   } finally {
-    await gen.call({ cmd: "close_all" }).catch(() => {});
+    await gen.closeAll().catch(() => {});
     await Promise.all(nodes.map((n) => n.child.stop("SIGTERM")));
   }
 }
@@ -1622,7 +1926,7 @@ async function clusterRun(gen: Child, redis: BenchRedis, count: number): Promise
  * processes share this machine's cores, so this measures the cost of the
  * Redis hop (publish, a second encode per node), not scale-out.
  */
-async function clusterPhase(gen: Child): Promise<void> {
+async function clusterPhase(gen: LoadGens): Promise<void> {
   log(
     `comet cluster: room fan-out to ${CLUSTER_MEMBERS} TCP members, 1 node then 3 nodes ` +
       `on one Redis, pushes into node 1 for ${CLUSTER_MS} ms`,
@@ -1764,6 +2068,19 @@ function buildTable(): Row[] {
       }
     }
   }
+  const ub = b.fanout_unbounded as any;
+  if (ub) {
+    rows.push({
+      figure:
+        `  for context: baseline ${fmtNum(ub.size)} members with every write issued at once ` +
+        `[server cpu ${fmtNum(ub.serverCpu, 2)}, p99 ${fmtNum(ub.latency.p99, 0)} ms]`,
+      comet: "-",
+      baseline: `${fmtNum(ub.deliveriesPerSec)} [1/write]`,
+      ratio: "-",
+      target: "-",
+      met: "-",
+    });
+  }
   for (const kind of ["tcp", "ws"]) {
     const sweep = (c[`latency_sweep_${kind}`] as (FanResult & { fraction: number })[]) ?? [];
     if (sweep.length === 0) sweep.push(undefined as unknown as FanResult & { fraction: number });
@@ -1793,6 +2110,18 @@ function buildTable(): Row[] {
         met: half ? met(l?.latency.p99 ?? undefined, (v) => v <= 50) : "-",
       });
     }
+  }
+  // Baseline-only runs: the runtime's latency at fixed rates, with no Comet figure to match.
+  for (const st of ((b.stream as any[] | undefined) ?? []).filter((x) => x.matches === "fixed")) {
+    rows.push({
+      figure: `Push->delivery p50 / p99, baseline TCP ${fmtNum(st.size)}, ` +
+        `${fmtNum(st.rate, 1)} pushes/s [max ${fmtNum(st.latency.max, 0)} ms]`,
+      comet: "n/a",
+      baseline: `${fmtNum(st.latency.p50, 1)} / ${fmtNum(st.latency.p99, 1)} ms`,
+      ratio: "-",
+      target: "(report)",
+      met: "-",
+    });
   }
   const pk = c.push_keys;
   rows.push({
@@ -2016,9 +2345,9 @@ monitor.start();
   log(`other programs on this machine at start: ${load.toFixed(2)} cores`);
 }
 if (!argv.has("no-micro")) await micro();
-const gen = spawnLoadgen();
+const gen = new LoadGens(GENS);
 try {
-  await gen.call({ cmd: "stats" });
+  await gen.stats();
   if (PHASES.has("baseline") || PHASES.has("baseline-mem")) await baselineMemPhase(gen);
   if (PHASES.has("mem-tcp")) await memPhase(gen, "tcp", "mem-tcp");
   if (PHASES.has("mem-ws")) await memPhase(gen, "ws", "mem-ws");
@@ -2031,8 +2360,7 @@ try {
   log(`run aborted: ${(err as Error).stack ?? err}`);
   results.error = String((err as Error).message ?? err);
 } finally {
-  await gen.call({ cmd: "exit" }, 5_000).catch(() => {});
-  await gen.stop("SIGTERM", 3_000);
+  await gen.stop();
 }
 
 monitor.stop();

@@ -2,7 +2,11 @@
 // (goim over TCP, goim over WebSocket with its own RFC 6455 client side and
 // masking, or raw TCP to the baseline), authenticates them, reads everything
 // and counts deliveries and push-to-delivery latencies. Driven over
-// stdin/stdout JSON lines by bench/load.ts.
+// stdin/stdout JSON lines by bench/load.ts, which runs several of these (one
+// Deno process reading 10k sockets schedules its reads unfairly enough to
+// add seconds to the measured tail) and merges their figures: so a snapshot
+// carries the raw parts (histogram bins, per-connection means, fine timeline
+// windows) rather than quantiles.
 //
 // Deliberately independent of src/: a bug in Comet's codec must not be
 // mirrored here and cancel out.
@@ -37,10 +41,17 @@ const stats = {
 };
 const hist = new Histogram();
 
-// Latency by send time (500 ms windows): tells a backlog that grows through a
-// run (latency rising with send time) from a few starved connections.
-const WINDOW = 500;
-let timeline: { n: number; sum: number; max: number }[] = [];
+// Latency by send time, in 50 ms windows from the `t0` the driver sends with
+// `reset` (absolute ms, shared by every load generator); the driver merges
+// them and regroups them into 500 ms windows from the first push. Tells a
+// backlog that grows through a run (latency rising with send time) from a
+// few starved connections.
+const FINE = 50;
+const FINE_WINDOWS = 20_000; // 1000 s
+const winN = new Uint32Array(FINE_WINDOWS);
+const winSum = new Float64Array(FINE_WINDOWS);
+const winMax = new Float64Array(FINE_WINDOWS);
+let winUsed = 0;
 let timelineStart = 0;
 
 // Float64 read without a DataView per chunk.
@@ -97,12 +108,12 @@ function frame(c: Client, data: Uint8Array, i: number, packLen: number, t: numbe
       c.latN++;
       c.latSum += lat;
       if (timelineStart === 0) timelineStart = sent;
-      const w = Math.max(0, Math.floor((sent - timelineStart) / WINDOW));
-      if (w < 1000) {
-        const e = timeline[w] ??= { n: 0, sum: 0, max: 0 };
-        e.n++;
-        e.sum += lat;
-        if (lat > e.max) e.max = lat;
+      const w = Math.max(0, Math.floor((sent - timelineStart) / FINE));
+      if (w < FINE_WINDOWS) {
+        winN[w]!++;
+        winSum[w]! += lat;
+        if (lat > winMax[w]!) winMax[w] = lat;
+        if (w >= winUsed) winUsed = w + 1;
       }
     }
   } else if (op === OP_RAW) {
@@ -340,35 +351,29 @@ async function open(s: OpenSpec) {
   return { opened, failed, errors, elapsedMs: lastDone - start, live: clients.size };
 }
 
-/** Spread of per-connection mean latency: min, quartiles, max over connections that got any. */
-function perConn() {
-  const means = [...clients].filter((c) => c.latN > 0).map((c) => c.latSum / c.latN)
-    .sort((a, b) => a - b);
-  if (means.length === 0) return null;
-  const q = (f: number) =>
-    Math.round(means[Math.min(means.length - 1, Math.floor(f * means.length))]! * 10) / 10;
-  return {
-    conns: means.length,
-    min: q(0),
-    p25: q(0.25),
-    p50: q(0.5),
-    p75: q(0.75),
-    p99: q(0.99),
-    max: q(1),
-  };
+/** Mean latency of every connection that got any (ms, to 0.01), for the driver to merge. */
+function perConnMeans(): number[] {
+  const means: number[] = [];
+  for (const c of clients) if (c.latN > 0) means.push(Math.round((c.latSum / c.latN) * 100) / 100);
+  return means;
 }
 
-function snapshot() {
+/** The nonzero fine windows as flat [index, n, sum, max, ...]; index from `timelineStart`. */
+function windows(): number[] {
+  const out: number[] = [];
+  for (let w = 0; w < winUsed; w++) {
+    if (winN[w] !== 0) out.push(w, winN[w]!, Math.round(winSum[w]! * 10) / 10, winMax[w]!);
+  }
+  return out;
+}
+
+/** Counters; with `detail`, also the raw parts of the latency figures. */
+function snapshot(detail: boolean) {
+  const base = { ...stats, live: clients.size };
+  if (!detail) return base;
   return {
-    ...stats,
-    live: clients.size,
-    perConnMeanLatency: perConn(),
-    timeline: timeline.map((e, i) => ({
-      at: (i * WINDOW) / 1000,
-      n: e?.n ?? 0,
-      mean: e ? Math.round((e.sum / e.n) * 10) / 10 : null,
-      max: e ? Math.round(e.max * 10) / 10 : null,
-    })),
+    ...base,
+    // This process alone (the driver reports merged figures).
     latency: {
       count: hist.count,
       p50: hist.quantile(0.5),
@@ -376,10 +381,15 @@ function snapshot() {
       max: hist.count ? hist.max : null,
       mean: hist.count ? hist.sum / hist.count : null,
     },
+    hist: hist.compact(),
+    perConnMeans: perConnMeans(),
+    timelineStart,
+    fineWindowMs: FINE,
+    windows: windows(),
   };
 }
 
-function reset(): void {
+function reset(t0: number): void {
   stats.deliveries =
     stats.disconnects =
     stats.wsCloses =
@@ -392,8 +402,11 @@ function reset(): void {
       0;
   stats.firstDeliveryAt = stats.lastDeliveryAt = 0;
   hist.reset();
-  timeline = [];
-  timelineStart = 0;
+  winN.fill(0, 0, winUsed);
+  winSum.fill(0, 0, winUsed);
+  winMax.fill(0, 0, winUsed);
+  winUsed = 0;
+  timelineStart = t0;
   for (const c of clients) c.latN = c.latSum = 0;
 }
 
@@ -414,10 +427,11 @@ await serveCommands(async (cmd) => {
         path: String(cmd.path ?? "/sub"),
       });
     case "reset":
-      reset();
-      return {};
+      // Without t0, windows start at the first send time seen.
+      reset(Number(cmd.t0 ?? 0));
+      return { live: clients.size };
     case "stats":
-      return snapshot();
+      return snapshot(cmd.detail !== false);
     case "quiet": {
       // Waits until no delivery arrived for idleMs, at most maxMs.
       const idle = Number(cmd.idleMs ?? 300);
@@ -432,7 +446,7 @@ await serveCommands(async (cmd) => {
           since = performance.now();
         } else if (performance.now() - since >= idle) break;
       }
-      return snapshot();
+      return snapshot(cmd.detail !== false);
     }
     case "close_all": {
       const loops = [...clients].map((c) => c.loop);
