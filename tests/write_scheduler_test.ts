@@ -58,7 +58,7 @@ Deno.test("write scheduler runs turns in arrival order with at most its concurre
 });
 
 Deno.test("write scheduler grows its line past its initial size and keeps the order", async () => {
-  using scheduler = new WriteScheduler({ concurrency: 1 });
+  using scheduler = new WriteScheduler({ concurrency: 1, burst: Infinity });
   const log: string[] = [];
   const writers = Array.from({ length: 300 }, (_, i) => new HeldWriter(String(i), log));
   for (const w of writers.slice(0, 40)) scheduler.enqueue(w);
@@ -70,7 +70,7 @@ Deno.test("write scheduler grows its line past its initial size and keeps the or
 });
 
 Deno.test("write scheduler survives many turns that end at once", async () => {
-  using scheduler = new WriteScheduler({ concurrency: 4 });
+  using scheduler = new WriteScheduler({ concurrency: 4, burst: Infinity });
   let turns = 0;
   const instant: WriteTurn[] = Array.from({ length: 50_000 }, () => ({
     _slot: -1,
@@ -84,6 +84,27 @@ Deno.test("write scheduler survives many turns that end at once", async () => {
   await tick();
   assert.equal(turns, 50_000, "no recursion per turn: the stack holds");
   assert.equal(scheduler.inFlight, 0);
+});
+
+Deno.test("write scheduler starts at most a burst of turns before the event loop comes round", async () => {
+  using scheduler = new WriteScheduler({ concurrency: 64, burst: 8 });
+  let turns = 0;
+  const instant: WriteTurn[] = Array.from({ length: 20 }, () => ({
+    _slot: -1,
+    _turnAt: 0,
+    _turn(s: WriteScheduler) {
+      turns++;
+      s.done(this);
+    },
+  }));
+  for (const w of instant) scheduler.enqueue(w);
+  let timerRan = false;
+  setTimeout(() => void (timerRan = true), 0);
+  await tick();
+  assert.equal(turns, 8, "eight turns, then the line waits for the event loop");
+  assert.equal(scheduler.waiting, 12);
+  assert.ok(await until(() => turns === 20, 2_000));
+  assert.ok(await until(() => timerRan, 2_000));
 });
 
 Deno.test("write scheduler lets a stalled write go of its place after the stall limit", async () => {
@@ -127,6 +148,8 @@ Deno.test("write scheduler refuses bad options", () => {
   assert.throws(() => new WriteScheduler({ concurrency: 1.5 }), RangeError);
   assert.throws(() => new WriteScheduler({ stallMs: 0 }), RangeError);
   assert.throws(() => new WriteScheduler({ stallMs: Number.NaN }), RangeError);
+  assert.throws(() => new WriteScheduler({ burst: 0 }), RangeError);
+  assert.throws(() => new WriteScheduler({ burst: 2.5 }), RangeError);
 });
 
 /** A wire that authenticates into `room`, then either reads every write or never completes one. */
