@@ -245,6 +245,11 @@ export class Channel implements WriteTurn {
     return new Promise<void>((resolve) => (this.#flushed = resolve));
   }
 
+  /** @internal Lets go of the queue's storage if nothing is queued; the hub calls it at heartbeats. */
+  _trim(): void {
+    this.#queue.release();
+  }
+
   /** @internal Upstream messages being handled by the operator right now. */
   _inflight = 0;
   /** @internal Wakes a reader waiting for a free upstream slot. */
@@ -350,8 +355,10 @@ export class Channel implements WriteTurn {
         }
       }
       end = queue.closed;
-      // Going idle: an idle channel keeps no queue storage.
-      queue.release();
+      // Going idle. A queue that only ever held a few frames (replies) lets
+      // go of its storage; one that grew under pushes keeps it for the next
+      // round until the hub trims it (`_trim`, at the client's heartbeat).
+      queue.release(true);
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.
       end = true;

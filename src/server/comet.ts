@@ -832,6 +832,8 @@ export class Comet implements AsyncDisposable {
           switch (op) {
             case Op.Heartbeat: {
               this.#rearm(ch);
+              // A quiet moment for this connection: storage its queue grew under pushes goes.
+              if (ch.queued === 0) ch._trim();
               const online = new Uint8Array(4);
               const count = this.#heartbeatOnline(ch._room);
               new DataView(online.buffer).setInt32(0, count);

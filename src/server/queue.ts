@@ -1,3 +1,6 @@
+/** Slots of a ring when it is first allocated; a power of two. */
+const _FIRST_SIZE = 4;
+
 /**
  * Thrown by {@linkcode BoundedQueue.push} when the queue holds its capacity.
  *
@@ -26,8 +29,8 @@ export class QueueFullError extends Error {
  * pushing into a connection) and one consumer task (the connection's writer).
  *
  * Storage is a ring allocated on the first item that starts small and doubles
- * up to the capacity, and that {@linkcode BoundedQueue.release} lets go of
- * while empty, so an idle connection pays for no slots, not for its worst case. Waking the
+ * as needed, and that {@linkcode BoundedQueue.release} lets go of while empty,
+ * so an idle connection pays for no slots, not for its worst case. Waking the
  * consumer costs one promise per wake-up, not one per item.
  *
  * @example
@@ -118,7 +121,7 @@ export class BoundedQueue<T> {
     const ring = this.#ring!;
     const item = ring[this.#head];
     ring[this.#head] = undefined;
-    this.#head = (this.#head + 1) % ring.length;
+    this.#head = (this.#head + 1) & (ring.length - 1);
     this.#length--;
     return item;
   }
@@ -132,12 +135,17 @@ export class BoundedQueue<T> {
     return n;
   }
 
-  /** Lets go of the storage while the queue is empty; the next item allocates it anew. */
-  release(): void {
-    if (this.#length === 0) {
-      this.#ring = undefined;
-      this.#head = 0;
-    }
+  /**
+   * Lets go of the storage while the queue is empty; the next item allocates
+   * it anew. With `keepGrown`, storage that has grown past its first size is
+   * kept: a connection busy enough to need it will, and regrowing it from
+   * four slots on every drain costs more than holding it.
+   */
+  release(keepGrown = false): void {
+    if (this.#length > 0 || this.#ring === undefined) return;
+    if (keepGrown && this.#ring.length > _FIRST_SIZE) return;
+    this.#ring = undefined;
+    this.#head = 0;
   }
 
   /**
@@ -159,15 +167,17 @@ export class BoundedQueue<T> {
 
   #append(item: T): void {
     let ring = this.#ring;
-    if (ring === undefined) this.#ring = ring = new Array(Math.min(4, this.#capacity));
+    // Sizes are powers of two, so positions wrap with a mask.
+    if (ring === undefined) this.#ring = ring = new Array(_FIRST_SIZE);
     else if (this.#length === ring.length) {
       // Unroll the ring into one twice as large.
-      const grown = new Array<T | undefined>(Math.max(4, ring.length * 2));
-      for (let i = 0; i < this.#length; i++) grown[i] = ring[(this.#head + i) % ring.length];
+      const mask = ring.length - 1;
+      const grown = new Array<T | undefined>(ring.length * 2);
+      for (let i = 0; i < this.#length; i++) grown[i] = ring[(this.#head + i) & mask];
       this.#ring = ring = grown;
       this.#head = 0;
     }
-    ring[(this.#head + this.#length) % ring.length] = item;
+    ring[(this.#head + this.#length) & (ring.length - 1)] = item;
     this.#length++;
     if (this.#length === 1) this.#signal();
   }

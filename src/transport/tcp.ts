@@ -3,6 +3,7 @@ import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
+import { BatchCache } from "./batch_cache.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 
 /**
@@ -11,6 +12,9 @@ import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./t
  * from several reads.
  */
 const _READ_SIZE = 512;
+
+// One for every TCP wire: a room round drains the same frames on connection after connection.
+const _batches = new BatchCache();
 
 /** A failed socket read: reset by the peer, or closed under us. */
 function _readFailed(): null {
@@ -94,9 +98,14 @@ export class TcpWire implements Wire {
     return frame === undefined ? this.#fill() : frame;
   };
 
-  /** Frames back to back; a single frame is passed through without a copy. */
+  /**
+   * Frames back to back; a single frame is passed through without a copy,
+   * and the same frames as the last batch encoded get the same bytes.
+   */
   encode(chunks: readonly Uint8Array[], count: number, bytes: number): Uint8Array {
     if (count === 1) return chunks[0]!;
+    const cached = _batches.get(chunks, count);
+    if (cached !== undefined) return cached;
     const out = new Uint8Array(bytes);
     let at = 0;
     for (let i = 0; i < count; i++) {
@@ -104,6 +113,7 @@ export class TcpWire implements Wire {
       out.set(chunk, at);
       at += chunk.length;
     }
+    _batches.set(chunks, count, out);
     return out;
   }
 

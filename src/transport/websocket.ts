@@ -15,6 +15,7 @@ import {
   WsOpcode,
 } from "./websocket_codec.ts";
 import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
+import { BatchCache } from "./batch_cache.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 import { acceptUpgrade, HandshakeError } from "./ws_handshake.ts";
 
@@ -32,6 +33,9 @@ const _WS_BINARY: MessageHeader = {
 };
 
 type _State = "handshake" | "open" | "closed";
+
+// Shared by every WebSocket wire, as on TCP: a room round encodes its messages once.
+const _batches = new BatchCache();
 
 // Sockets closing behind a best-effort close frame, each with its deadline. One
 // timer serves them all, armed only while any is waiting.
@@ -281,8 +285,13 @@ export class WsWire implements Wire {
       tail = encodeClose(this.#closeCode, this.#closeReason);
       this.#closeEncoded = true;
     }
+    if (tail.length === 0) {
+      const cached = _batches.get(chunks, count);
+      if (cached !== undefined) return cached;
+    }
     const out = encodeGoimMessages(chunks, count, _WS_BINARY, tail.length);
     if (tail.length > 0) out.set(tail, out.length - tail.length);
+    else _batches.set(chunks, count, out);
     return out;
   }
 
