@@ -1,23 +1,3 @@
-/**
- * Runs `fn` as a task of its own, after the event loop has polled for I/O:
- * `setImmediate` where the runtime has it (Deno 2 does, a few microseconds),
- * else a message to oneself. Not `setTimeout(fn, 0)`: chained, that is
- * clamped to milliseconds.
- */
-const _nextTask: (fn: () => void) => void = (() => {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  if (typeof immediate === "function") return (fn: () => void) => void immediate(fn);
-  const channel = new MessageChannel();
-  const queue: (() => void)[] = [];
-  channel.port1.onmessage = () => queue.shift()?.();
-  // Do not keep the process alive for this channel.
-  (channel.port1 as { unref?: () => void }).unref?.();
-  return (fn: () => void) => {
-    queue.push(fn);
-    channel.port2.postMessage(null);
-  };
-})();
-
 /** Options of a {@linkcode WriteScheduler}. */
 export interface WriteSchedulerOptions {
   /**
@@ -212,7 +192,9 @@ export class WriteScheduler implements Disposable {
     ) {
       if (this.#burst++ === 0 && !this.#burstReset) {
         this.#burstReset = true;
-        _nextTask(this.#resetBurst);
+        // A task of its own, after the event loop has polled for I/O. Not
+        // `setTimeout(fn, 0)`: chained, that is clamped to milliseconds.
+        setImmediate(this.#resetBurst);
       }
       const writer = this.#ring[this.#head]!;
       this.#ring[this.#head] = undefined;
