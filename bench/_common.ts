@@ -179,14 +179,6 @@ export class Histogram {
   }
 }
 
-/** A free loopback TCP port: bound, read and released. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /**
  * Sends one command to Redis on 127.0.0.1:`port` over a fresh connection and
  * resolves with the first reply bytes as text (enough for PING, FLUSHALL, DBSIZE).
@@ -204,81 +196,4 @@ export async function redisCommand(port: number, ...args: string[]): Promise<str
   } finally {
     conn.close();
   }
-}
-
-/** A throwaway redis-server child (see {@linkcode startRedisServer}). */
-export interface BenchRedis {
-  port: number;
-  url: string;
-  pid: number;
-  /** Everything it printed (warnings and errors), for failure messages. */
-  log(): string;
-  /** SIGTERM, SIGKILL after `graceMs`; resolves once it has exited. Idempotent. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/**
- * Starts redis-server on a free loopback port without persistence (as
- * tests/_redis.ts does) and resolves once it answers PING, within `timeoutMs`.
- */
-export async function startRedisServer(timeoutMs = 10_000): Promise<BenchRedis> {
-  const port = freePort();
-  const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--daemonize",
-      "no",
-      "--loglevel",
-      "warning",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const collect = async (s: ReadableStream<Uint8Array>) => {
-    for await (const t of s.pipeThrough(new TextDecoderStream())) text = (text + t).slice(-20_000);
-  };
-  const output = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  let exited = false;
-  const status = child.status.then(() => void (exited = true));
-  let stopped: Promise<void> | undefined;
-  const stop = (graceMs = 5_000): Promise<void> =>
-    stopped ??= (async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already exited
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));
-      if (await Promise.race([status, late]) === "late") {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // gone
-        }
-        await status;
-      }
-      clearTimeout(timer);
-      await output;
-    })();
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const pong = await redisCommand(port, "PING").catch(() => "");
-    if (pong.startsWith("+PONG")) break;
-    if (exited || performance.now() > deadline) {
-      await stop();
-      throw new Error(`redis-server did not start on port ${port}:\n${text}`);
-    }
-    await sleep(20);
-  }
-  return { port, url: `redis://127.0.0.1:${port}`, pid: child.pid, log: () => text, stop };
 }

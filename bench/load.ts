@@ -24,7 +24,6 @@
 //   --gens=N             load-generator processes sharing every phase's connections (default 4)
 //   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
 import {
-  type BenchRedis,
   BODY,
   type CompactHistogram,
   cpuSeconds,
@@ -35,8 +34,8 @@ import {
   redisCommand,
   rssBytes,
   sleep,
-  startRedisServer,
 } from "./_common.ts";
+import { type RedisServer, startRedis } from "../tests/_redis.ts";
 
 // ---------------------------------------------------------------- settings --
 
@@ -926,6 +925,29 @@ class ContentionMonitor {
 
 const monitor = new ContentionMonitor();
 
+/**
+ * Samples CPU (of `pids` and the load generators), the machine, foreign load
+ * and network counters at the start of a measured run; the returned function
+ * samples them again and gives each as a rate over `spanMs`.
+ */
+function measureFrom(pids: readonly number[], gen: LoadGens) {
+  const cpu0 = pids.map(cpuSeconds);
+  const g0 = gen.cpuSeconds();
+  const m0 = procStat();
+  const f0 = monitor.mark();
+  const n0 = netCounters();
+  return (spanMs: number) => {
+    const sec = spanMs / 1000;
+    return {
+      cpu: pids.map((pid, i) => (cpuSeconds(pid) - cpu0[i]!) / sec),
+      genCpu: (gen.cpuSeconds() - g0) / sec,
+      machine: machineCpu(m0, procStat()),
+      foreignCores: monitor.since(f0),
+      net: netDelta(n0, netCounters()),
+    };
+  };
+}
+
 let gateBudgetMs = 60_000;
 let retryBudgetMs = 60_000;
 
@@ -1125,17 +1147,12 @@ async function measureMemory(
   const usageBefore = await gc();
   await sleep(300);
   const rssBefore = rssBytes(pid);
-  const cpu0 = cpuSeconds(pid);
-  const g0 = gen.cpuSeconds();
-  const m0 = procStat();
-  const f0 = monitor.mark();
+  const measured = measureFrom([pid], gen);
   const r = await gen.open(
     { cmd: "open", concurrency: CONCURRENCY, bufSize: 4096, ...open },
     90_000,
   );
-  const cpu1 = cpuSeconds(pid);
-  const g1 = gen.cpuSeconds();
-  const m1 = procStat();
+  const m = measured(r.elapsedMs);
   const { rss: rssAfter, usage: usageAfter } = await settle(pid, gc);
   const conns = r.opened as number;
   const per = (k: keyof MemUsage) =>
@@ -1153,10 +1170,10 @@ async function measureMemory(
     usageAfter,
     handshakeMs: r.elapsedMs,
     handshakesPerSec: (conns / r.elapsedMs) * 1000,
-    serverCpu: (cpu1 - cpu0) / (r.elapsedMs / 1000),
-    genCpu: (g1 - g0) / (r.elapsedMs / 1000),
-    machine: machineCpu(m0, m1),
-    foreignCores: monitor.since(f0),
+    serverCpu: m.cpu[0]!,
+    genCpu: m.genCpu,
+    machine: m.machine,
+    foreignCores: m.foreignCores,
     errors: r.errors,
   };
 }
@@ -1203,24 +1220,18 @@ async function cometFanRun(
   await gen.reset();
   // Members still connected now: the slow-consumer policy may have closed some earlier.
   const members = (await gen.stats()).live as number;
-  const cpu0 = cpuSeconds(comet.child.pid);
-  const g0 = gen.cpuSeconds();
   const stopCount = await countSendto(comet.child.pid);
-  const f0 = monitor.mark();
-  const n0 = netCounters();
-  const m0 = procStat();
+  const measured = measureFrom([comet.child.pid], gen);
   const d0 = cpuSeconds(Deno.pid);
   const push = await pushRoom(comet.api, ms, PUSHERS, rate);
   const d1 = cpuSeconds(Deno.pid);
   const expected = push.ok * members;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
-  const m1 = procStat();
+  const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
+  const m = measured(span);
   const sends = await stopCount();
   // One sendto per API response; the rest carry deliveries.
   const deliveryWrites = sends === null ? null : Math.max(1, sends - push.ok - push.failed);
-  const cpu1 = cpuSeconds(comet.child.pid);
-  const g1 = gen.cpuSeconds();
-  const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
   return {
     size,
     members,
@@ -1235,12 +1246,12 @@ async function cometFanRun(
     deliveriesPerSec: (s.deliveries / span) * 1000,
     pushesPerSec: (push.ok / push.elapsedMs) * 1000,
     latency: s.latency,
-    serverCpu: (cpu1 - cpu0) / (span / 1000),
-    genCpu: (g1 - g0) / (span / 1000),
+    serverCpu: m.cpu[0]!,
+    genCpu: m.genCpu,
     pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
-    machine: machineCpu(m0, m1),
-    foreignCores: monitor.since(f0),
-    net: netDelta(n0, netCounters()),
+    machine: m.machine,
+    foreignCores: m.foreignCores,
+    net: m.net,
     perConnMeanLatency: s.perConnMeanLatency,
     timeline: s.timeline,
     disconnects: s.disconnects,
@@ -1262,20 +1273,14 @@ async function baselineFanRun(
   await quietGate();
   await gen.reset();
   const stopCount = await countSendto(base.pid);
-  const cpu0 = cpuSeconds(base.pid);
-  const g0 = gen.cpuSeconds();
-  const m0 = procStat();
-  const f0 = monitor.mark();
-  const n0 = netCounters();
+  const measured = measureFrom([base.pid], gen);
   const startAt = nowMs();
   const r = await base.call({ cmd: "fanout", ms, frames, k }, ms + 60_000);
   const expected = r.batches * r.conns * r.frames;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.batches * r.frames });
-  const cpu1 = cpuSeconds(base.pid);
-  const g1 = gen.cpuSeconds();
-  const m1 = procStat();
-  const sends = await stopCount();
   const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
+  const m = measured(span);
+  const sends = await stopCount();
   return {
     size,
     framesPerBatch: frames,
@@ -1290,11 +1295,11 @@ async function baselineFanRun(
     deliveriesPerSec: (s.deliveries / span) * 1000,
     batchesPerSec: (r.batches / r.elapsedMs) * 1000,
     latency: s.latency,
-    serverCpu: (cpu1 - cpu0) / (span / 1000),
-    genCpu: (g1 - g0) / (span / 1000),
-    machine: machineCpu(m0, m1),
-    foreignCores: monitor.since(f0),
-    net: netDelta(n0, netCounters()),
+    serverCpu: m.cpu[0]!,
+    genCpu: m.genCpu,
+    machine: m.machine,
+    foreignCores: m.foreignCores,
+    net: m.net,
     framesPerRead: s.deliveries / Math.max(1, s.reads),
   };
 }
@@ -1310,20 +1315,14 @@ async function baselineStreamRun(
   await quietGate();
   await gen.reset();
   const stopCount = await countSendto(base.pid);
-  const cpu0 = cpuSeconds(base.pid);
-  const g0 = gen.cpuSeconds();
-  const m0 = procStat();
-  const f0 = monitor.mark();
-  const n0 = netCounters();
+  const measured = measureFrom([base.pid], gen);
   const startAt = nowMs();
   const r = await base.call({ cmd: "stream", ms, rate, k: BASE_INFLIGHT }, ms + 60_000);
   const expected = r.produced * r.conns;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.produced });
-  const cpu1 = cpuSeconds(base.pid);
-  const g1 = gen.cpuSeconds();
-  const m1 = procStat();
-  const sends = await stopCount();
   const span = Math.max(r.elapsedMs, (s.lastDeliveryAt as number) - startAt);
+  const m = measured(span);
+  const sends = await stopCount();
   return {
     size,
     rate,
@@ -1337,11 +1336,11 @@ async function baselineStreamRun(
     lost: expected - s.deliveries,
     deliveriesPerSec: (s.deliveries / span) * 1000,
     latency: s.latency,
-    serverCpu: (cpu1 - cpu0) / (span / 1000),
-    genCpu: (g1 - g0) / (span / 1000),
-    machine: machineCpu(m0, m1),
-    foreignCores: monitor.since(f0),
-    net: netDelta(n0, netCounters()),
+    serverCpu: m.cpu[0]!,
+    genCpu: m.genCpu,
+    machine: m.machine,
+    foreignCores: m.foreignCores,
+    net: m.net,
     perConnMeanLatency: s.perConnMeanLatency,
     timeline: s.timeline,
     perGen: s.perGen,
@@ -1768,7 +1767,7 @@ async function roomOnline(api: number): Promise<number> {
  */
 async function waitRoomReady(
   api: number,
-  redis: BenchRedis,
+  redis: RedisServer,
   want: number,
   nodes: number,
   limitMs = 15_000,
@@ -1789,30 +1788,23 @@ async function waitRoomReady(
 async function clusterFanRun(
   gen: LoadGens,
   nodes: CometProc[],
-  redis: BenchRedis,
+  redis: RedisServer,
   perNode: number[],
   ms: number,
 ): Promise<ClusterRun> {
   await quietGate();
   await gen.reset();
   const members = (await gen.stats()).live as number;
-  const c0 = nodes.map((n) => cpuSeconds(n.child.pid));
-  const r0 = cpuSeconds(redis.pid);
-  const g0 = gen.cpuSeconds();
-  const f0 = monitor.mark();
-  const n0 = netCounters();
-  const m0 = procStat();
+  // The nodes, then Redis.
+  const measured = measureFrom([...nodes.map((n) => n.child.pid), redis.pid!], gen);
   const d0 = cpuSeconds(Deno.pid);
   const push = await pushRoom(nodes[0]!.api, ms, PUSHERS);
   const d1 = cpuSeconds(Deno.pid);
   const expected = push.ok * members;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
-  const m1 = procStat();
-  const c1 = nodes.map((n) => cpuSeconds(n.child.pid));
-  const r1 = cpuSeconds(redis.pid);
-  const g1 = gen.cpuSeconds();
   const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
-  const nodeCpu = c1.map((x, i) => (x - c0[i]!) / (span / 1000));
+  const m = measured(span);
+  const nodeCpu = m.cpu.slice(0, nodes.length);
   return {
     nodes: nodes.length,
     members,
@@ -1830,19 +1822,19 @@ async function clusterFanRun(
     latency: s.latency,
     nodeCpu,
     serverCpu: nodeCpu.reduce((a, b) => a + b, 0),
-    redisCpu: (r1 - r0) / (span / 1000),
-    genCpu: (g1 - g0) / (span / 1000),
+    redisCpu: m.cpu[nodes.length]!,
+    genCpu: m.genCpu,
     pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
-    machine: machineCpu(m0, m1),
-    foreignCores: monitor.since(f0),
-    net: netDelta(n0, netCounters()),
+    machine: m.machine,
+    foreignCores: m.foreignCores,
+    net: m.net,
     perConnMeanLatency: s.perConnMeanLatency,
     timeline: s.timeline,
   };
 }
 
 /** Starts `count` Comet nodes on one Redis, opens the members over them, measures one run. */
-async function clusterRun(gen: LoadGens, redis: BenchRedis, count: number): Promise<ClusterRun> {
+async function clusterRun(gen: LoadGens, redis: RedisServer, count: number): Promise<ClusterRun> {
   checkDeadline(`cluster fan-out, ${count} node(s)`);
   // A clean registry: nothing left from the previous configuration.
   await redisCommand(redis.port, "FLUSHALL");
@@ -1932,8 +1924,8 @@ async function clusterPhase(gen: LoadGens): Promise<void> {
     `comet cluster: room fan-out to ${CLUSTER_MEMBERS} TCP members, 1 node then 3 nodes ` +
       `on one Redis, pushes into node 1 for ${CLUSTER_MS} ms`,
   );
-  const redis = await startRedisServer();
-  OURS.add(redis.pid);
+  const redis = await startRedis();
+  OURS.add(redis.pid!);
   results.comet.cluster = { members: CLUSTER_MEMBERS, durationMs: CLUSTER_MS };
   try {
     results.comet.cluster.one = await clusterRun(gen, redis, 1);
@@ -1944,7 +1936,7 @@ async function clusterPhase(gen: LoadGens): Promise<void> {
   } finally {
     await redis.stop();
     // Its start-up banner and shutdown lines are noise; anything else is worth seeing.
-    const said = redis.log().split("\n").filter((l) =>
+    const said = redis.log.split("\n").filter((l) =>
       l.trim() !== "" &&
       !/oO0Oo|version=|Configuration loaded|Server initialized|overcommit|SIGTERM|shutdown|exit, bye/
         .test(l)

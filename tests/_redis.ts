@@ -85,6 +85,11 @@ export class RedisServer implements AsyncDisposable {
     this.url = `redis://${auth}127.0.0.1:${port}`;
   }
 
+  /** The process id while it runs (the bench samples its CPU). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** Whether the process is running. */
   get running(): boolean {
     return this.#child !== undefined;
