@@ -1,6 +1,7 @@
 // Shared by the load harness processes (driver, load generator, baseline server).
 // No protocol logic of Comet's is imported here: the load generator and the
 // baseline must not share code paths with the server they measure.
+import v8 from "node:v8";
 
 /** Absolute wall-clock ms with sub-ms precision, comparable across processes on one host. */
 export function nowMs(): number {
@@ -196,4 +197,17 @@ export async function redisCommand(port: number, ...args: string[]): Promise<str
   } finally {
     conn.close();
   }
+}
+
+/**
+ * V8 heap spaces, name → [committed, used] bytes: shows which space holds a
+ * process's heap slack (young generation sized by a burst, or old-space holes).
+ */
+export function heapSpaces(): Record<string, [number, number]> {
+  return Object.fromEntries(
+    v8.getHeapSpaceStatistics().filter((s) => s.space_size > 0).map((s) => [
+      s.space_name,
+      [s.space_size, s.space_used_size],
+    ]),
+  );
 }

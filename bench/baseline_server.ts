@@ -17,7 +17,15 @@
 //
 // Its RSS per connection is the runtime's floor; its deliveries per second
 // are the runtime's ceiling. Driven over stdin/stdout JSON lines by bench/load.ts.
-import { FRAME, HEADER, OP_AUTH_REPLY, pushFrame, serveCommands, writeAll } from "./_common.ts";
+import {
+  FRAME,
+  HEADER,
+  heapSpaces,
+  OP_AUTH_REPLY,
+  pushFrame,
+  serveCommands,
+  writeAll,
+} from "./_common.ts";
 
 /** Same as Comet's TCP read size, so the floor compares like with like. */
 const READ_SIZE = 512;
@@ -260,7 +268,7 @@ await serveCommands(async (cmd) => {
         gc();
         gc();
       }
-      return { gc: gc !== undefined, memory: Deno.memoryUsage() };
+      return { gc: gc !== undefined, memory: { ...Deno.memoryUsage(), spaces: heapSpaces() } };
     case "fanout":
       return await fanout(
         Number(cmd.ms ?? 1000),

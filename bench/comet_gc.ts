@@ -4,11 +4,16 @@
 // stderr, so the harness can split RSS into V8 heap and the rest. Nothing
 // else differs from `deno run src/cli.ts`.
 import { main } from "../src/cli.ts";
+import { heapSpaces } from "./_common.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 Deno.addSignalListener("SIGUSR2", () => {
   gc?.();
   gc?.();
-  console.error(`BENCH_MEMORY ${JSON.stringify({ ...Deno.memoryUsage(), at: Date.now() })}`);
+  console.error(
+    `BENCH_MEMORY ${
+      JSON.stringify({ ...Deno.memoryUsage(), spaces: heapSpaces(), at: Date.now() })
+    }`,
+  );
 });
 Deno.exit(await main(Deno.args));

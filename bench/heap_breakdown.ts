@@ -141,7 +141,8 @@ class Inspector {
       const name = strings[nodes[i + iName!]!]!;
       const anonymous = ((type === "array" || type === "closure") && (name === "" ||
         name.startsWith("(object"))) ||
-        (type === "object" && ["Object", "Uint8Array", "ArrayBuffer", "Generator"].includes(name));
+        (type === "object" &&
+          ["Object", "Uint8Array", "ArrayBuffer", "Generator", "Set", "Map"].includes(name));
       const key = OWNERS && anonymous
         ? `${type}: ${name.slice(0, 24)} <- ${holder.get(i) ?? "?"}` +
           (name.startsWith("(object") ? ` <- ${holder.get(ownerOf.get(i) ?? -1) ?? "?"}` : "")

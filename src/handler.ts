@@ -104,7 +104,7 @@ export function createCometHandler(comet: Comet, options: CometHandlerOptions = 
       remoteAddr,
       headers,
     });
-    comet.serve(wire).catch((err) => comet.logger.error("Session crashed", { error: err }));
+    comet._serve(wire);
     return upgraded.response;
   };
 }

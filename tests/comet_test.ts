@@ -892,3 +892,66 @@ Deno.test("a session's rooms refuse a room it was not given, and a start room ou
   const f = await bad.nextOp(Op.DisconnectReply);
   assert.match(text(f.body), /auth failed: Session room is not among its allowed rooms/);
 });
+
+Deno.test("upstream messages beyond what the operator may hold at once wait their turn", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let started = 0;
+  const operator: Operator = {
+    connect: () => ({ key: "many-up" }),
+    async receive(_ch, frame) {
+      started++;
+      await gate;
+      return `re:${text(frame.body)}`;
+    },
+  };
+  await using server = startServer({ operator });
+  await using c = await TestClient.auth(port(server), {});
+  const seqs: number[] = [];
+  for (let i = 0; i < 40; i++) seqs.push(c.sendFrame(Op.SendMsg, `m${i}`));
+  const hbSeq = c.sendFrame(Op.Heartbeat);
+  // 32 are with the operator; the 33rd waits for a slot and holds up reading, heartbeat included.
+  assert.ok(await until(() => started === 32, 2_000));
+  await assert.rejects(c.next(200), /Timed out/, "nothing is answered while reading waits");
+  assert.equal(started, 32);
+  release();
+  const replies = new Map<number, string>();
+  let heartbeatReplied = false;
+  while (replies.size < 40 || !heartbeatReplied) {
+    const f = await c.next();
+    if (f.op === Op.HeartbeatReply && f.seq === hbSeq) heartbeatReplied = true;
+    else if (f.op === Op.SendMsgReply) replies.set(f.seq, text(f.body));
+  }
+  assert.equal(started, 40);
+  assert.deepEqual([...replies.keys()].sort((a, b) => a - b), seqs);
+  assert.equal(replies.get(seqs[39]!), "re:m39");
+});
+
+Deno.test("a wire whose read throws ends its own session and no other", async () => {
+  await using comet = new Comet();
+  const info: ConnInfo = { transport: "broken", remoteAddr: { hostname: "127.0.0.1", port: 1 } };
+  let reads = 0;
+  let closed = false;
+  const auth = { ver: 1, op: Op.Auth, seq: 1, body: authBody({ key: "broken" }) };
+  const wire = {
+    info,
+    read(): Promise<Frame | null> {
+      // The auth frame, then a read that throws instead of rejecting.
+      if (reads++ === 0) return Promise.resolve(auth);
+      throw new Error("Read exploded");
+    },
+    encode: (chunks: readonly Uint8Array[]) => chunks[0]!,
+    write: () => Promise.resolve(),
+    close: () => void (closed = true),
+  };
+  const server = listenTcp(comet, { port: 0 });
+  try {
+    await using c = await TestClient.auth(server.addr.port, { key: "healthy" });
+    await comet.serve(wire);
+    assert.ok(closed, "the broken wire was closed");
+    assert.equal(comet.connections, 1);
+    assert.equal(await heartbeat(c), 0);
+  } finally {
+    await server[Symbol.asyncDispose]();
+  }
+});

@@ -105,7 +105,7 @@ export class Acceptor implements AsyncDisposable {
         conn.close();
         continue;
       }
-      comet.serve(w).catch((err) => comet.logger.error("Session crashed", { error: err }));
+      comet._serve(w);
     }
   }
 
