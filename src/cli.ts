@@ -149,6 +149,7 @@ export async function main(args: readonly string[]): Promise<number> {
       buckets: cfg.buckets,
       queueSize: cfg.queueSize,
       writeConcurrency: cfg.writeConcurrency,
+      writeBurst: cfg.writeBurst,
       slow: cfg.slow,
       limits: cfg.limits,
       traceMids: cfg.traceMids,

@@ -48,6 +48,8 @@ export interface CliConfig {
   queueSize: number;
   /** Socket writes in flight at most. */
   writeConcurrency: number;
+  /** Write turns started per visit of the event loop. */
+  writeBurst: number;
   /** Slow-consumer policy. */
   slow: SlowPolicy;
   /** Log level. */
@@ -298,6 +300,12 @@ const _FLAGS: _Flag[] = [
     arg: "N",
     help: "socket writes in flight at most; the rest wait in line (default 128)",
     parse: (v, c) => void (c.writeConcurrency = _int(v, 1)),
+  },
+  {
+    name: "write-burst",
+    arg: "N",
+    help: "write turns per event-loop visit; higher favours big rooms over the API (default 8)",
+    parse: (v, c) => void (c.writeBurst = _int(v, 1)),
   },
   {
     name: "slow",
@@ -563,6 +571,7 @@ function _defaults(): CliConfig {
     buckets: 32,
     queueSize: 128,
     writeConcurrency: 128,
+    writeBurst: 8,
     slow: "close",
     log: "info",
     logFormat: "text",

@@ -35,6 +35,7 @@ Deno.test("parseConfig gives the documented defaults", () => {
   assert.equal(cfg.maxBody, 4096);
   assert.equal(cfg.buckets, 32);
   assert.equal(cfg.writeConcurrency, 128);
+  assert.equal(cfg.writeBurst, 8);
   assert.equal(cfg.slow, "close");
   assert.equal(cfg.log, "info");
   assert.equal(cfg.apiToken, undefined);
@@ -57,6 +58,7 @@ Deno.test("parseConfig reads every flag in both spellings", () => {
     "--queue",
     "16",
     "--write-concurrency=8",
+    "--write-burst=32",
     "--slow=drop",
     "--log",
     "debug",
@@ -71,6 +73,7 @@ Deno.test("parseConfig reads every flag in both spellings", () => {
   assert.equal(cfg.buckets, 64);
   assert.equal(cfg.queueSize, 16);
   assert.equal(cfg.writeConcurrency, 8);
+  assert.equal(cfg.writeBurst, 32);
   assert.equal(cfg.slow, "drop");
   assert.equal(cfg.log, "debug");
   assert.equal(cfg.help, true);
@@ -83,6 +86,7 @@ Deno.test("parseConfig names the bad flag or value in its error", () => {
     [["--slow", "maybe"], /--slow/],
     [["--buckets", "0"], /--buckets/],
     [["--queue", "x"], /--queue/],
+    [["--write-burst", "0"], /--write-burst/],
     [["--log", "loud"], /--log/],
     [["--heartbeat-timeout", "5"], /--heartbeat-timeout/],
     [["stray"], /Unexpected argument: stray/],

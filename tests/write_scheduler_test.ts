@@ -152,6 +152,13 @@ Deno.test("write scheduler refuses bad options", () => {
   assert.throws(() => new WriteScheduler({ burst: 2.5 }), RangeError);
 });
 
+Deno.test("comet hands its write concurrency and burst to its write line", async () => {
+  assert.throws(() => new Comet({ writeBurst: 0 }), /Write burst must be a positive integer/);
+  assert.throws(() => new Comet({ writeConcurrency: 0 }), RangeError);
+  await using comet = new Comet({ writeConcurrency: 4, writeBurst: 32 });
+  assert.ok(comet);
+});
+
 /** A wire that authenticates into `room`, then either reads every write or never completes one. */
 class ScriptWire implements Wire {
   readonly info: ConnInfo = { transport: "script", remoteAddr: { hostname: "127.0.0.1", port: 1 } };

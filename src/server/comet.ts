@@ -34,6 +34,14 @@ export interface CometOptions {
    * their turn in one line (see {@linkcode WriteScheduler}). Default 128.
    */
   writeConcurrency?: number;
+  /**
+   * Write turns started per visit of the event loop before it may poll for
+   * I/O again (see {@linkcode WriteSchedulerOptions.burst}). Higher favours
+   * big rooms (10,000 members: 32 gave 20% more deliveries/s and a third of
+   * the p99 latency of 8) over the push API's responsiveness (1,000
+   * members: 36% fewer pushes/s). Default 8.
+   */
+  writeBurst?: number;
   /** Where log lines go. Default: none. */
   logger?: Logger;
   /** Hears of sessions and rooms opening and closing; see {@linkcode Comet.observer}. */
@@ -387,6 +395,7 @@ export class Comet implements AsyncDisposable {
     this.#closeGrace = _positive("Close grace", options.closeGrace, 1_000);
     this.#writes = new WriteScheduler({
       concurrency: options.writeConcurrency ?? 128,
+      burst: options.writeBurst ?? 8,
       onStall: () => void this.#stats.stalledWrites++,
     });
     this.maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
