@@ -1180,8 +1180,8 @@ async function measureMemory(
 
 // ----------------------------------------------------------------- fan-out --
 
-interface FanResult {
-  size: number;
+/** What every room-push run reports, on one node or a cluster. */
+interface RoomPushRun {
   members: number;
   membersAfter: number;
   slowClosed: number;
@@ -1202,6 +1202,10 @@ interface FanResult {
   net: Record<string, number>;
   perConnMeanLatency: Record<string, number> | null;
   timeline: { at: number; n: number; mean: number | null; max: number | null }[];
+}
+
+interface FanResult extends RoomPushRun {
+  size: number;
   disconnects: number;
   closed: number;
   framesPerRead: number;
@@ -1720,32 +1724,12 @@ async function fanPhase(gen: LoadGens, kind: "tcp" | "ws", phase: string): Promi
 
 // ----------------------------------------------------------------- cluster --
 
-interface ClusterRun {
+interface ClusterRun extends RoomPushRun {
   nodes: number;
-  members: number;
   perNode: number[];
-  membersAfter: number;
-  slowClosed: number;
-  pushesOk: number;
-  pushesFailed: number;
-  pushMs: number;
-  deliveries: number;
-  expected: number;
-  lost: number;
-  deliveriesPerSec: number;
-  pushesPerSec: number;
-  latency: Record<string, number | null>;
   /** CPU of each node in cores over the run; `serverCpu` is their sum. */
   nodeCpu: number[];
-  serverCpu: number;
   redisCpu: number;
-  genCpu: number;
-  pusherCpu: number;
-  machine: { busy: number; softirq: number; system: number };
-  foreignCores: number;
-  net: Record<string, number>;
-  perConnMeanLatency: Record<string, number> | null;
-  timeline: { at: number; n: number; mean: number | null; max: number | null }[];
 }
 
 /** GET /goim/online/room for live://bench on `api`: the cluster-wide member count, or -1. */

@@ -839,44 +839,44 @@ export class Comet implements AsyncDisposable {
    * about 500 bytes per connection; these two closures cost a third of that.
    */
   #clientOps(ch: Channel, onEnd: (() => void) | undefined): void {
-    const onError = (err: unknown): void => this.#end(ch, true, onEnd, err);
+    // The session's one way out, with the error when there was one.
+    const end = (err?: unknown): void => this.#end(ch, true, onEnd, err);
     const onFrame = (frame: Frame | null): void => {
       // Once closing (slow, replaced, shutting down) or aborted, stop acting on
       // client frames: a heartbeat would push the close grace out to a full
       // heartbeat deadline, and a room change would rejoin a dying channel.
-      if (frame === null || ch.state !== "open") return this.#end(ch, true, onEnd);
+      if (frame === null || ch.state !== "open") return end();
       let wait: Promise<void> | undefined;
       try {
         wait = this.#clientOp(ch, frame);
       } catch (err) {
-        return onError(err);
+        return end(err);
       }
-      if (wait === undefined) this.#readNext(ch, onFrame, onError, onEnd);
-      else wait.then(() => this.#readNext(ch, onFrame, onError, onEnd), onError);
+      if (wait === undefined) this.#readNext(ch, onFrame, end);
+      else wait.then(() => this.#readNext(ch, onFrame, end), end);
     };
-    this.#readNext(ch, onFrame, onError, onEnd);
+    this.#readNext(ch, onFrame, end);
   }
 
   #readNext(
     ch: Channel,
     onFrame: (frame: Frame | null) => void,
-    onError: (err: unknown) => void,
-    onEnd: (() => void) | undefined,
+    end: (err?: unknown) => void,
   ): void {
-    if (ch.state !== "open") return this.#end(ch, true, onEnd);
+    if (ch.state !== "open") return end();
     // A full queue pauses reading: the client is throttled by its own TCP window.
     const writable = ch._writable();
     if (writable !== undefined) {
-      writable.then(() => this.#readNext(ch, onFrame, onError, onEnd));
+      writable.then(() => this.#readNext(ch, onFrame, end));
       return;
     }
     let read: Promise<Frame | null>;
     try {
       read = ch.wire.read();
     } catch (err) {
-      return onError(err);
+      return end(err);
     }
-    read.then(onFrame, onError);
+    read.then(onFrame, end);
   }
 
   /**
