@@ -1,6 +1,7 @@
 import { encodeFrame } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { BoundedQueue } from "./queue.ts";
+import type { Room } from "./room.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, Wire } from "./wire.ts";
 import { WriteScheduler, type WriteTurn } from "./write_scheduler.ts";
@@ -57,6 +58,12 @@ export class Channel implements WriteTurn {
   _room = "";
   /** @internal Slot in the room's member array, for O(1) removal. */
   _roomSlot = -1;
+  /** @internal The room part whose log this channel reads; undefined when in none, or closing. */
+  _log: Room | undefined;
+  /** @internal Number of the next frame of `_log` this channel takes. */
+  _cursor = 0;
+  /** @internal Slot in the room's list of idle members; -1: not in it. */
+  _idleSlot = -1;
   /** @internal The channel's handshake, heartbeat or close deadline. */
   _timer: Timer<Channel> | undefined;
   /** @internal Heartbeat deadline in milliseconds. */
@@ -135,9 +142,67 @@ export class Channel implements WriteTurn {
     return this.#state;
   }
 
-  /** Frames waiting for the writer. */
+  /** Frames waiting for the writer, its room's included. */
   get queued(): number {
+    const log = this._log;
+    return this.#queue.length + (log === undefined ? 0 : log._end - this._cursor);
+  }
+
+  /** @internal Frames in the channel's own queue (not its room's log). */
+  get _own(): number {
     return this.#queue.length;
+  }
+
+  /** @internal Frames queued at most before the slow policy applies. */
+  get _capacity(): number {
+    return this.#queue.capacity;
+  }
+
+  /** @internal Whether the channel still takes frames: it is not closing or closed. */
+  _reads(): boolean {
+    return this.#state === "handshake" || this.#state === "open";
+  }
+
+  /** @internal Whether the writer is in the write line or writing. */
+  _busy(): boolean {
+    return this.#flushing;
+  }
+
+  /** @internal A frame was appended to the room log: an idle writer joins the write line. */
+  _kick(): void {
+    if (!this.#flushing) this.#startFlush();
+  }
+
+  /** @internal A room push this traced channel will take. */
+  _roomPushed(frame: Uint8Array): void {
+    this.#hooks.pushed?.(this, frame);
+  }
+
+  /**
+   * @internal Moves the room frames this channel has not taken into its own
+   * queue, so that whatever is queued next goes out after them.
+   */
+  _catchUp(): void {
+    const log = this._log;
+    if (log === undefined) return;
+    const end = log._end;
+    for (let n = this._cursor; n < end; n++) this.#queue.force(log._frame(n));
+    this._cursor = end;
+  }
+
+  /**
+   * @internal The room is about to append frame `end` and this channel's
+   * queue is full: the slow policy applies, and the channel does not get it.
+   */
+  _full(end: number): void {
+    this._catchUp();
+    if (this.#slow === "drop") {
+      this._cursor = end + 1;
+      this.#hooks.dropped(this);
+    } else {
+      this.#hooks.slow(this);
+      this.close("slow consumer");
+    }
   }
 
   /** @internal Marks the channel authenticated. */
@@ -195,9 +260,12 @@ export class Channel implements WriteTurn {
    * @returns Whether the frame was queued.
    */
   push(frame: Uint8Array): boolean {
+    const log = this._log;
+    if (log !== undefined && this._cursor < log._end) this._catchUp();
     if (this.#queue.offer(frame)) {
       if (!this.#flushing) this.#startFlush();
       if (this._traced) this.#hooks.pushed?.(this, frame);
+      log?._lower(this._cursor - this.#queue.length);
       return true;
     }
     if (this.#queue.closed) return false;
@@ -231,8 +299,10 @@ export class Channel implements WriteTurn {
    */
   reply(op: number, body: Uint8Array | string, seq: number, ver: number): boolean {
     const bytes = typeof body === "string" ? _encoder.encode(body) : body;
+    this._catchUp();
     if (!this.#queue.force(encodeFrame(op, seq, bytes, ver))) return false;
     if (!this.#flushing) this.#startFlush();
+    this._log?._lower(this._cursor - this.#queue.length);
     return true;
   }
 
@@ -241,7 +311,7 @@ export class Channel implements WriteTurn {
    * settles once the writer has flushed it (or the channel closed).
    */
   _writable(): Promise<void> | undefined {
-    if (this.#queue.length < this.#queue.capacity || this.#queue.closed) return undefined;
+    if (this.queued < this.#queue.capacity || this.#queue.closed) return undefined;
     return new Promise<void>((resolve) => (this.#flushed = resolve));
   }
 
@@ -264,6 +334,8 @@ export class Channel implements WriteTurn {
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
     this._closeReason = reason;
+    this._catchUp();
+    this._log?._detach(this);
     this.#queue.force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
     this.#queue.close();
     if (!this.#flushing) this.#startFlush();
@@ -272,6 +344,7 @@ export class Channel implements WriteTurn {
 
   /** Closes the connection at once, dropping anything queued. Idempotent. */
   abort(): void {
+    this._log?._detach(this);
     this.#state = "closed";
     this.#queue.close();
     this.#queue.clear();
@@ -331,13 +404,23 @@ export class Channel implements WriteTurn {
     const queue = this.#queue;
     let end: boolean;
     try {
-      if (queue.length > 0 && !this.#isClosed()) {
-        const count = queue.length;
+      // Its own queue first, then the room's frames from its cursor on: anything
+      // queued to it alone after a room frame caught the room frames up first.
+      const own = queue.length;
+      const log = this._log;
+      const from = this._cursor;
+      const to = log === undefined ? from : log._end;
+      if (own + to - from > 0 && !this.#isClosed()) {
+        const count = own + to - from;
         let bytes = 0;
-        for (let i = 0; i < count; i++) {
+        for (let i = 0; i < own; i++) {
           const chunk = queue.shift()!;
           _batch[i] = chunk;
           bytes += chunk.length;
+        }
+        if (to > from) {
+          bytes += log!._copy(from, to, _batch, own);
+          this._cursor = to;
         }
         let data: Uint8Array;
         try {
@@ -348,7 +431,7 @@ export class Channel implements WriteTurn {
         // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
         if (data.length > 0) await this.wire.write(data);
         this.#wakeReader();
-        if (queue.length > 0 && !this.#isClosed()) {
+        if (this.queued > 0 && !this.#isClosed()) {
           scheduler.done(this);
           scheduler.enqueue(this);
           return;
@@ -366,6 +449,7 @@ export class Channel implements WriteTurn {
     scheduler.done(this);
     this.#flushing = false;
     if (end || this.#isClosed()) this.abort();
+    else this._log?._park(this);
   }
 
   // A method, not an inline comparison: the state changes across the awaits above.

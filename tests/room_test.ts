@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { encodeFrame } from "../src/protocol/frame.ts";
+import { Op } from "../src/protocol/op.ts";
+import { Channel, type SlowPolicy } from "../src/server/channel.ts";
+import { Room } from "../src/server/room.ts";
+import { FakeHooks, FakeWire } from "./_fake_wire.ts";
+
+const utf8 = new TextEncoder();
+const frame = (i: number, op = 1000) => encodeFrame(op, i, utf8.encode(`msg ${i}`));
+
+/** Lets writers run their pending continuations. */
+async function tick(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+}
+
+function member(room: Room, policy: SlowPolicy = "close", queueSize = 64) {
+  const wire = new FakeWire();
+  const hooks = new FakeHooks();
+  const channel = new Channel(wire, queueSize, policy, hooks, 250);
+  channel._open();
+  room.add(channel);
+  /** `[op, seq]` of every frame written so far, in order. */
+  const got = () => wire.framesPerWrite().flat().map((f) => [f.op, f.seq]);
+  return { wire, hooks, channel, got };
+}
+
+/** A gate for FakeWire writes: held until opened. */
+function gate() {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+Deno.test("room push reaches every member once, in push order", async () => {
+  const room = new Room("live://1");
+  const a = member(room);
+  const b = member(room);
+  for (let i = 0; i < 5; i++) assert.equal(room.push(frame(i)), 2);
+  await tick();
+  const want = [0, 1, 2, 3, 4].map((i) => [1000, i]);
+  assert.deepEqual(a.got(), want);
+  assert.deepEqual(b.got(), want);
+  assert.equal(a.wire.writes.length, 1, "five room frames go out in one write");
+  assert.equal(room.backlog, 0, "frames every member has taken are let go of");
+});
+
+Deno.test("room push and pushes to one member keep the order they were made in", async () => {
+  const room = new Room("live://1");
+  const a = member(room);
+  const held = gate();
+  a.wire.gate = held.promise;
+  room.push(frame(0));
+  await tick(); // frame 0 is being written; the rest queue behind it
+  room.push(frame(1));
+  a.channel.push(frame(2, 2000));
+  room.push(frame(3));
+  a.channel.reply(Op.HeartbeatReply, "", 4, 1);
+  room.push(frame(5));
+  assert.equal(a.channel.queued, 5);
+  held.open();
+  a.wire.gate = undefined;
+  await tick();
+  assert.deepEqual(a.got(), [
+    [1000, 0],
+    [1000, 1],
+    [2000, 2],
+    [1000, 3],
+    [Op.HeartbeatReply, 4],
+    [1000, 5],
+  ]);
+});
+
+Deno.test("room member that leaves still gets the frames pushed before, and no later ones", async () => {
+  const room = new Room("live://1");
+  const a = member(room);
+  const b = member(room);
+  const held = gate();
+  a.wire.gate = held.promise;
+  room.push(frame(0));
+  await tick();
+  room.push(frame(1));
+  room.push(frame(2));
+  room.remove(a.channel);
+  assert.equal(a.channel.room, "");
+  assert.equal(room.push(frame(3)), 1, "only the member left counts");
+  assert.equal(a.channel.queued, 2);
+  held.open();
+  a.wire.gate = undefined;
+  await tick();
+  assert.deepEqual(a.got(), [[1000, 0], [1000, 1], [1000, 2]]);
+  assert.deepEqual(b.got(), [0, 1, 2, 3].map((i) => [1000, i]));
+
+  // Joining again starts at the room's next frame, not at its old place.
+  room.add(a.channel);
+  room.push(frame(4));
+  await tick();
+  assert.deepEqual(a.got().at(-1), [1000, 4]);
+  assert.equal(a.got().length, 4);
+});
+
+Deno.test("room close policy closes a member at its queue size while the others go on", async () => {
+  const room = new Room("live://1");
+  const slow = member(room, "close", 4);
+  const fast = member(room, "close", 4);
+  slow.wire.gate = new Promise(() => {}); // never completes
+  room.push(frame(0));
+  await tick(); // the slow member's writer holds frame 0
+  for (let i = 1; i <= 4; i++) {
+    assert.equal(room.push(frame(i)), 2, `push ${i} fits both queues`);
+    await tick();
+  }
+  assert.equal(slow.channel.queued, 4);
+  assert.equal(slow.hooks.slowCount, 0);
+  assert.equal(room.push(frame(5)), 1, "the full member does not get push 5");
+  assert.equal(slow.hooks.slowCount, 1);
+  assert.equal(slow.channel.state, "closing");
+  assert.equal(slow.channel.queued, 5, "frames 1-4, then op 6");
+  assert.equal(room.push(frame(6)), 1, "a closing member is not counted");
+  assert.equal(slow.channel.queued, 5, "nor does it take later frames");
+  await tick();
+  assert.deepEqual(fast.got(), [0, 1, 2, 3, 4, 5, 6].map((i) => [1000, i]));
+  slow.channel.abort();
+  assert.equal(room.size, 2, "closing members stay listed until the hub removes them");
+  room.remove(slow.channel);
+  assert.equal(room.size, 1);
+});
+
+Deno.test("room drop policy skips new frames for a full member and keeps the older ones", async () => {
+  const room = new Room("live://1");
+  const slow = member(room, "drop", 3);
+  const fast = member(room, "drop", 3);
+  const held = gate();
+  slow.wire.gate = held.promise;
+  room.push(frame(0));
+  await tick();
+  for (let i = 1; i <= 3; i++) {
+    assert.equal(room.push(frame(i)), 2);
+    await tick();
+  }
+  for (let i = 4; i <= 6; i++) {
+    assert.equal(room.push(frame(i)), 1, `push ${i} is dropped for the full member`);
+    await tick();
+  }
+  assert.equal(slow.hooks.dropCount, 3);
+  assert.equal(slow.channel.queued, 3);
+  assert.ok(room.backlog <= 6, `the log holds at most two queues' worth: ${room.backlog}`);
+  held.open();
+  slow.wire.gate = undefined;
+  while (slow.channel.queued > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(room.push(frame(7)), 2, "room again once it drained");
+  await tick();
+  assert.deepEqual(slow.got(), [0, 1, 2, 3, 7].map((i) => [1000, i]));
+  assert.deepEqual(fast.got(), [0, 1, 2, 3, 4, 5, 6, 7].map((i) => [1000, i]));
+  assert.equal(room.backlog, 0);
+});
+
+Deno.test("room log stays within twice the queue size while a member lags", async () => {
+  const room = new Room("live://1");
+  const lagging = member(room, "drop", 8);
+  member(room, "drop", 8);
+  const held = gate();
+  lagging.wire.gate = held.promise;
+  for (let i = 0; i < 100; i++) {
+    room.push(frame(i));
+    await tick();
+    assert.ok(room.backlog <= 16, `push ${i}: ${room.backlog} frames held`);
+  }
+  held.open();
+});
+
+Deno.test("room member's close sends the room frames it has not taken before op 6", async () => {
+  const room = new Room("live://1");
+  const a = member(room);
+  const held = gate();
+  a.wire.gate = held.promise;
+  room.push(frame(0));
+  await tick();
+  room.push(frame(1));
+  room.push(frame(2));
+  a.channel.close("bye");
+  room.push(frame(3));
+  held.open();
+  a.wire.gate = undefined;
+  await a.channel._done();
+  assert.deepEqual(a.got(), [[1000, 0], [1000, 1], [1000, 2], [Op.DisconnectReply, 0]]);
+  assert.equal(a.wire.closes, 1);
+});
