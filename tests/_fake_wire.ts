@@ -11,6 +11,8 @@ export class FakeWire implements Wire {
   writes: Uint8Array[] = [];
   encodes: { count: number; bytes: number }[] = [];
   closes = 0;
+  /** Wires given the same object may be handed each other's encodings of room runs. */
+  sharedEncoding: object | undefined;
   /** When set, `write` waits for this before resolving. */
   gate: Promise<void> | undefined;
   /** When set, `write` rejects with it. */

@@ -185,3 +185,29 @@ Deno.test("room member's close sends the room frames it has not taken before op 
   assert.deepEqual(a.got(), [[1000, 0], [1000, 1], [1000, 2], [Op.DisconnectReply, 0]]);
   assert.equal(a.wire.closes, 1);
 });
+
+Deno.test("room members whose wires share an encoding get one encoding of a run", async () => {
+  const room = new Room("live://1");
+  const shared = {};
+  const a = member(room);
+  const b = member(room);
+  const other = member(room);
+  a.wire.sharedEncoding = b.wire.sharedEncoding = shared;
+  other.wire.sharedEncoding = {};
+  for (let i = 0; i < 3; i++) room.push(frame(i));
+  await tick();
+  assert.equal(a.wire.encodes.length + b.wire.encodes.length, 1, "one encode for a and b");
+  assert.equal(a.wire.writes[0], b.wire.writes[0], "the very same bytes");
+  assert.equal(other.wire.encodes.length, 1, "another encoding encodes its own");
+  assert.deepEqual(b.got(), [0, 1, 2].map((i) => [1000, i]));
+
+  // A member with frames of its own, or a run ending in op 6, encodes for itself.
+  b.channel.push(frame(3, 2000));
+  room.push(frame(4));
+  room.push(frame(5, Op.DisconnectReply));
+  await tick();
+  assert.equal(a.wire.encodes.length, 2);
+  assert.equal(b.wire.encodes.length, 1);
+  assert.notEqual(a.wire.writes[1], b.wire.writes[1]);
+  assert.deepEqual(b.got().slice(3), [[2000, 3], [1000, 4], [Op.DisconnectReply, 5]]);
+});

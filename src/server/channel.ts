@@ -30,6 +30,11 @@ export interface ChannelHooks {
 
 const _encoder = new TextEncoder();
 
+/** The op of an encoded frame. */
+function _op(frame: Uint8Array): number {
+  return (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
+}
+
 // Writers fill this between two awaits only, so every channel can share it.
 const _batch: Uint8Array[] = [];
 
@@ -411,23 +416,30 @@ export class Channel implements WriteTurn {
       const from = this._cursor;
       const to = log === undefined ? from : log._end;
       if (own + to - from > 0 && !this.#isClosed()) {
-        const count = own + to - from;
-        let bytes = 0;
-        for (let i = 0; i < own; i++) {
-          const chunk = queue.shift()!;
-          _batch[i] = chunk;
-          bytes += chunk.length;
+        let data: Uint8Array | undefined;
+        // Room frames alone, on a wire that shares its encoding: likely encoded already.
+        let key = own === 0 ? this.wire.sharedEncoding : undefined;
+        if (key !== undefined) {
+          if (_op(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
+          else data = log!._run(key, from, to);
         }
-        if (to > from) {
-          bytes += log!._copy(from, to, _batch, own);
-          this._cursor = to;
+        if (data === undefined) {
+          const count = own + to - from;
+          let bytes = 0;
+          for (let i = 0; i < own; i++) {
+            const chunk = queue.shift()!;
+            _batch[i] = chunk;
+            bytes += chunk.length;
+          }
+          if (to > from) bytes += log!._copy(from, to, _batch, own);
+          try {
+            data = this.wire.encode(_batch, count, bytes);
+          } finally {
+            _batch.fill(undefined as unknown as Uint8Array, 0, count);
+          }
+          if (key !== undefined) log!._keepRun(key, from, to, data);
         }
-        let data: Uint8Array;
-        try {
-          data = this.wire.encode(_batch, count, bytes);
-        } finally {
-          _batch.fill(undefined as unknown as Uint8Array, 0, count);
-        }
+        this._cursor = to;
         // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
         if (data.length > 0) await this.wire.write(data);
         this.#wakeReader();

@@ -1,5 +1,13 @@
 import type { Channel } from "./channel.ts";
 
+/** A run of log frames encoded once, for every member whose wire shares the encoding. */
+interface _Run {
+  key: object;
+  from: number;
+  to: number;
+  bytes: Uint8Array;
+}
+
 /**
  * The members of one room within one bucket, and the room's log: the frames
  * pushed to the room that some member has not taken yet.
@@ -46,6 +54,8 @@ export class Room {
   #floor = 0;
   /** The smallest queue size of any member that joined. */
   #capacity = Infinity;
+  /** The last run of frames encoded, per shared encoding; see {@linkcode Room._run}. */
+  #runs: _Run[] = [];
 
   /** Creates an empty room. */
   constructor(id: string) {
@@ -188,6 +198,7 @@ export class Room {
   #drop(): void {
     this.#base = this._end;
     this.#log = [];
+    this.#runs = [];
   }
 
   /** @internal Copies the references of frames `from` to `to` into `out` at `at`; returns their bytes. */
@@ -200,6 +211,32 @@ export class Room {
       bytes += frame.length;
     }
     return bytes;
+  }
+
+  /**
+   * @internal The bytes of frames `from` to `to` as wires with shared
+   * encoding `key` write them, if the last member of that encoding to write
+   * a run wrote this one. In a round of writes after a burst of pushes most
+   * members take the same run, so one encoding serves them all.
+   */
+  _run(key: object, from: number, to: number): Uint8Array | undefined {
+    for (const run of this.#runs) {
+      if (run.key === key) return run.from === from && run.to === to ? run.bytes : undefined;
+    }
+    return undefined;
+  }
+
+  /** @internal Remembers `bytes` as the run of frames `from` to `to` in encoding `key`. */
+  _keepRun(key: object, from: number, to: number, bytes: Uint8Array): void {
+    for (const run of this.#runs) {
+      if (run.key === key) {
+        run.from = from;
+        run.to = to;
+        run.bytes = bytes;
+        return;
+      }
+    }
+    this.#runs.push({ key, from, to, bytes });
   }
 
   /** @internal Frame number `n`; the caller makes sure the log holds it. */

@@ -44,6 +44,14 @@ export interface Wire {
    * is reused as soon as it returns.
    */
   encode(chunks: readonly Uint8Array[], count: number, bytes: number): Uint8Array;
+  /**
+   * Set when `encode` is a pure function of the frames, the same for every
+   * wire with this same value: such wires may be handed the bytes another of
+   * them encoded for the same run of room pushes, so that a room's members
+   * share one encoding instead of each making its own. A run that ends with
+   * op 6 (DisconnectReply) is never shared. Undefined: never shared.
+   */
+  readonly sharedEncoding?: object | undefined;
   /** Writes all of `data`; rejects when the connection is gone. */
   write(data: Uint8Array): Promise<void>;
   /** Closes the connection at once. Idempotent. */

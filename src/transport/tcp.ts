@@ -15,6 +15,8 @@ const _READ_SIZE = 512;
 
 // One for every TCP wire: a room round drains the same frames on connection after connection.
 const _batches = new BatchCache();
+// A TCP wire's encoding is the frames back to back: the same bytes on every wire.
+const _SHARED_ENCODING = {};
 
 /** A failed socket read: reset by the peer, or closed under us. */
 function _readFailed(): null {
@@ -115,6 +117,11 @@ export class TcpWire implements Wire {
     }
     _batches.set(chunks, count, out);
     return out;
+  }
+
+  /** The same for every TCP wire: see {@linkcode Wire.sharedEncoding}. A getter, so it costs no memory per connection. */
+  get sharedEncoding(): object {
+    return _SHARED_ENCODING;
   }
 
   /** Writes all of `data`, looping over partial writes. */

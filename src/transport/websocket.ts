@@ -36,6 +36,8 @@ type _State = "handshake" | "open" | "closed";
 
 // Shared by every WebSocket wire, as on TCP: a room round encodes its messages once.
 const _batches = new BatchCache();
+// Frames not ending in op 6 become the same binary messages on every WebSocket wire.
+const _SHARED_ENCODING = {};
 
 // Sockets closing behind a best-effort close frame, each with its deadline. One
 // timer serves them all, armed only while any is waiting.
@@ -293,6 +295,14 @@ export class WsWire implements Wire {
     if (tail.length > 0) out.set(tail, out.length - tail.length);
     else _batches.set(chunks, count, out);
     return out;
+  }
+
+  /**
+   * The same for every WebSocket wire: see {@linkcode Wire.sharedEncoding}.
+   * Only a run ending in op 6 adds the close frame, and such runs are not shared.
+   */
+  get sharedEncoding(): object {
+    return _SHARED_ENCODING;
   }
 
   /**
