@@ -66,7 +66,8 @@ class Client {
   conn: Deno.TcpConn;
   kind: Kind;
   buf: Uint8Array;
-  rest: Uint8Array | null = null;
+  /** Bytes at the start of `buf` left from the last read: the head of a frame not yet whole. */
+  have = 0;
   closed = false;
   onAuth: (() => void) | undefined;
   onClose: (() => void) | undefined;
@@ -138,8 +139,7 @@ function frame(c: Client, data: Uint8Array, i: number, packLen: number, t: numbe
 }
 
 /** Walks goim frames back to back; returns the bytes consumed. */
-function parseGoim(c: Client, data: Uint8Array, t: number): number {
-  const n = data.length;
+function parseGoim(c: Client, data: Uint8Array, n: number, t: number): number {
   let i = 0;
   while (n - i >= HEADER) {
     const packLen = int32(data, i);
@@ -156,8 +156,7 @@ function parseGoim(c: Client, data: Uint8Array, t: number): number {
 }
 
 /** Walks unmasked server WebSocket frames, each holding one goim frame; returns bytes consumed. */
-function parseWs(c: Client, data: Uint8Array, t: number): number {
-  const n = data.length;
+function parseWs(c: Client, data: Uint8Array, n: number, t: number): number {
   let i = 0;
   while (n - i >= 2) {
     const b0 = data[i]!;
@@ -190,22 +189,24 @@ function parseWs(c: Client, data: Uint8Array, t: number): number {
 async function readLoop(c: Client): Promise<void> {
   const parse = c.kind === "ws" ? parseWs : parseGoim;
   try {
+    // No allocation per read: the unparsed tail moves to the front of the
+    // buffer and the next read lands after it. With thousands of clients in
+    // one process, the generators' own garbage would otherwise set the pace.
     for (;;) {
-      const n = await c.conn.read(c.buf);
+      if (c.have === c.buf.length) {
+        const grown = new Uint8Array(c.buf.length * 2); // a frame larger than the buffer
+        grown.set(c.buf);
+        c.buf = grown;
+      }
+      const n = await c.conn.read(c.have === 0 ? c.buf : c.buf.subarray(c.have));
       if (n === null) break;
       const t = nowMs();
       stats.reads++;
       stats.bytes += n;
-      let data = c.buf.subarray(0, n);
-      if (c.rest !== null) {
-        const joined = new Uint8Array(c.rest.length + n);
-        joined.set(c.rest);
-        joined.set(data, c.rest.length);
-        data = joined;
-        c.rest = null;
-      }
-      const used = parse(c, data, t);
-      if (used < data.length) c.rest = data.slice(used);
+      const end = c.have + n;
+      const used = parse(c, c.buf, end, t);
+      if (used < end) c.buf.copyWithin(0, used, end);
+      c.have = end - used;
     }
   } catch {
     // reset, or closed by us
@@ -270,7 +271,10 @@ async function readUpgrade(c: Client): Promise<void> {
         if (!/^HTTP\/1\.1 101 /.test(text)) {
           throw new Error(`Upgrade refused: ${text.slice(0, 40)}`);
         }
-        if (i + 1 < head.length) c.rest = head.slice(i + 1);
+        const rest = head.subarray(i + 1);
+        while (c.buf.length < rest.length) c.buf = new Uint8Array(c.buf.length * 2);
+        c.buf.set(rest);
+        c.have = rest.length;
         return;
       }
     }
