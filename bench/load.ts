@@ -23,6 +23,7 @@
 //   --cluster-duration=MS  push run length of the cluster phase (default 5000)
 //   --gens=N             load-generator processes sharing every phase's connections (default 4)
 //   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
+//   --comet-flags="..."  extra flags for every Comet server, e.g. "--write-burst 32"
 import {
   BODY,
   type CompactHistogram,
@@ -51,6 +52,7 @@ const PHASES = new Set(
     .split(","),
 );
 const PROFILE = argv.get("profile") ?? "";
+const COMET_FLAGS = (argv.get("comet-flags") ?? "").split(" ").filter((f) => f !== "");
 const TRACE_GC = argv.get("trace-gc") ?? "";
 const EXPOSE_GC = !argv.has("no-gc");
 const MEM_CONNS = Number(argv.get("mem-conns") ?? (QUICK ? 2_000 : 15_000));
@@ -514,7 +516,7 @@ async function cometLimitFlags(): Promise<string[]> {
   const help = new TextDecoder().decode(out.stdout);
   limitFlags = ["max-connections", "max-connections-per-ip", "connect-rate", "max-auth-attempts"]
     .filter((f) => help.includes(`--${f} `)).flatMap((f) => [`--${f}`, "0"]);
-  results.settings.cometLimitFlags = limitFlags;
+  results.settings.cometLimitFlags = [...limitFlags, ...COMET_FLAGS];
   return limitFlags;
 }
 
@@ -576,6 +578,7 @@ async function spawnComet(
     "--queue",
     String(QUEUE),
     ...(await cometLimitFlags()),
+    ...COMET_FLAGS,
     ...extra,
   ];
   const child = new Child(`comet(${phase})`, args);

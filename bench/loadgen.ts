@@ -193,8 +193,9 @@ async function readLoop(c: Client): Promise<void> {
     // buffer and the next read lands after it. With thousands of clients in
     // one process, the generators' own garbage would otherwise set the pace.
     for (;;) {
-      if (c.have === c.buf.length) {
-        const grown = new Uint8Array(c.buf.length * 2); // a frame larger than the buffer
+      if (c.buf.length - c.have < 1024) {
+        // A frame nearly as large as the buffer: grow it rather than read a few bytes at a time.
+        const grown = new Uint8Array(c.buf.length * 2);
         grown.set(c.buf);
         c.buf = grown;
       }
@@ -205,7 +206,7 @@ async function readLoop(c: Client): Promise<void> {
       stats.bytes += n;
       const end = c.have + n;
       const used = parse(c, c.buf, end, t);
-      if (used < end) c.buf.copyWithin(0, used, end);
+      if (used > 0 && used < end) c.buf.copyWithin(0, used, end);
       c.have = end - used;
     }
   } catch {
