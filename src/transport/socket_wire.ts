@@ -12,6 +12,8 @@ const _MAX_REASON = 123;
 const EMPTY = new Uint8Array(0);
 const _DONE: Promise<void> = Promise.resolve();
 const _encoder = new TextEncoder();
+// Every socket wire encodes the same frames to the same bytes: see `sharedEncoding`.
+const _SHARED_ENCODING = {};
 
 function _int32(b: Uint8Array, i: number): number {
   return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
@@ -217,6 +219,14 @@ export class SocketWire implements Wire {
    */
   encode(chunks: readonly Uint8Array[], count: number, _bytes: number): Uint8Array {
     return encodeGoimMessages(chunks, count, NO_MESSAGE_HEADER);
+  }
+
+  /**
+   * The same for every socket wire (see {@linkcode Wire.sharedEncoding}):
+   * `encode` depends on the frames alone, and `write` only reads the bytes.
+   */
+  get sharedEncoding(): object {
+    return _SHARED_ENCODING;
   }
 
   /**
