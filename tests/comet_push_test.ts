@@ -260,6 +260,26 @@ Deno.test("pushes keep their order per connection", async () => {
   for (let i = 0; i < 60; i++) await expectPush(c, 1000, `#${i}`);
 });
 
+Deno.test("a connection moved to another room gets the old room's pushes first, then the new", async () => {
+  await using server = startServer();
+  const comet = server.comet;
+  await using c = await TestClient.auth(port(server), {
+    key: "mover",
+    room_id: "live://a",
+    accepts: [1000],
+  });
+  await using stays = await TestClient.auth(port(server), { key: "stays", room_id: "live://a" });
+  const ch = comet.channel("mover")!;
+  // All in one turn: the writer has taken none of these when the room changes.
+  for (let i = 0; i < 3; i++) comet.pushRoom("live://a", 1000, utf8.encode(`a${i}`));
+  comet.changeRoom(ch, "live://b");
+  assert.equal(comet.pushRoom("live://a", 1000, utf8.encode("a3")), 1, "only the one that stayed");
+  for (let i = 0; i < 2; i++) comet.pushRoom("live://b", 1000, utf8.encode(`b${i}`));
+  for (const body of ["a0", "a1", "a2", "b0", "b1"]) await expectPush(c, 1000, body);
+  await assertNothingQueued(c);
+  for (const body of ["a0", "a1", "a2", "a3"]) await expectPush(stays, 1000, body);
+});
+
 // ---------------------------------------------------------------- slow consumers
 
 /**

@@ -196,9 +196,11 @@ export class Room {
    * The floor stays: a reader may still hold frames of its own queue.
    */
   #drop(): void {
+    // Allocates only if something is held: members pushed to alone go idle here often.
+    if (this.#runs.length > 0) this.#runs = [];
+    if (this.#log.length === 0) return;
     this.#base = this._end;
     this.#log = [];
-    this.#runs = [];
   }
 
   /** @internal Copies the references of frames `from` to `to` into `out` at `at`; returns their bytes. */
