@@ -24,11 +24,27 @@ function member(room: Room, policy: SlowPolicy = "close", queueSize = 64) {
   return { wire, hooks, channel, got };
 }
 
-/** A gate for FakeWire writes: held until opened. */
-function gate() {
+/** Holds `m`'s writes (the one under way included) until the returned function is called. */
+function hold(m: { wire: FakeWire }): () => void {
   let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
+  m.wire.gate = new Promise<void>((resolve) => (open = resolve));
+  return () => {
+    m.wire.gate = undefined;
+    open();
+  };
+}
+
+/**
+ * Room frame 0 is being written to `m`, held, and frames 1 and 2 wait in
+ * the room log for its next write. Returns what lets the writes go.
+ */
+async function twoBehind(room: Room, m: { wire: FakeWire }): Promise<() => void> {
+  const release = hold(m);
+  room.push(frame(0));
+  await tick();
+  room.push(frame(1));
+  room.push(frame(2));
+  return release;
 }
 
 Deno.test("room push reaches every member once, in push order", async () => {
@@ -47,8 +63,7 @@ Deno.test("room push reaches every member once, in push order", async () => {
 Deno.test("room push and pushes to one member keep the order they were made in", async () => {
   const room = new Room("live://1");
   const a = member(room);
-  const held = gate();
-  a.wire.gate = held.promise;
+  const release = hold(a);
   room.push(frame(0));
   await tick(); // frame 0 is being written; the rest queue behind it
   room.push(frame(1));
@@ -57,8 +72,7 @@ Deno.test("room push and pushes to one member keep the order they were made in",
   a.channel.reply(Op.HeartbeatReply, "", 4, 1);
   room.push(frame(5));
   assert.equal(a.channel.queued, 5);
-  held.open();
-  a.wire.gate = undefined;
+  release();
   await tick();
   assert.deepEqual(a.got(), [
     [1000, 0],
@@ -74,18 +88,12 @@ Deno.test("room member that leaves still gets the frames pushed before, and no l
   const room = new Room("live://1");
   const a = member(room);
   const b = member(room);
-  const held = gate();
-  a.wire.gate = held.promise;
-  room.push(frame(0));
-  await tick();
-  room.push(frame(1));
-  room.push(frame(2));
+  const release = await twoBehind(room, a);
   room.remove(a.channel);
   assert.equal(a.channel.room, "");
   assert.equal(room.push(frame(3)), 1, "only the member left counts");
   assert.equal(a.channel.queued, 2);
-  held.open();
-  a.wire.gate = undefined;
+  release();
   await tick();
   assert.deepEqual(a.got(), [[1000, 0], [1000, 1], [1000, 2]]);
   assert.deepEqual(b.got(), [0, 1, 2, 3].map((i) => [1000, i]));
@@ -129,8 +137,7 @@ Deno.test("room drop policy skips new frames for a full member and keeps the old
   const room = new Room("live://1");
   const slow = member(room, "drop", 3);
   const fast = member(room, "drop", 3);
-  const held = gate();
-  slow.wire.gate = held.promise;
+  const release = hold(slow);
   room.push(frame(0));
   await tick();
   for (let i = 1; i <= 3; i++) {
@@ -144,8 +151,7 @@ Deno.test("room drop policy skips new frames for a full member and keeps the old
   assert.equal(slow.hooks.dropCount, 3);
   assert.equal(slow.channel.queued, 3);
   assert.ok(room.backlog <= 6, `the log holds at most two queues' worth: ${room.backlog}`);
-  held.open();
-  slow.wire.gate = undefined;
+  release();
   while (slow.channel.queued > 0) await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(room.push(frame(7)), 2, "room again once it drained");
   await tick();
@@ -158,29 +164,22 @@ Deno.test("room log stays within twice the queue size while a member lags", asyn
   const room = new Room("live://1");
   const lagging = member(room, "drop", 8);
   member(room, "drop", 8);
-  const held = gate();
-  lagging.wire.gate = held.promise;
+  const release = hold(lagging);
   for (let i = 0; i < 100; i++) {
     room.push(frame(i));
     await tick();
     assert.ok(room.backlog <= 16, `push ${i}: ${room.backlog} frames held`);
   }
-  held.open();
+  release();
 });
 
 Deno.test("room member's close sends the room frames it has not taken before op 6", async () => {
   const room = new Room("live://1");
   const a = member(room);
-  const held = gate();
-  a.wire.gate = held.promise;
-  room.push(frame(0));
-  await tick();
-  room.push(frame(1));
-  room.push(frame(2));
+  const release = await twoBehind(room, a);
   a.channel.close("bye");
   room.push(frame(3));
-  held.open();
-  a.wire.gate = undefined;
+  release();
   await a.channel._done();
   assert.deepEqual(a.got(), [[1000, 0], [1000, 1], [1000, 2], [Op.DisconnectReply, 0]]);
   assert.equal(a.wire.closes, 1);
