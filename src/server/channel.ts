@@ -43,9 +43,11 @@ let _sharedScheduler: WriteScheduler | undefined;
 
 /**
  * One client connection: its identity (key, user, room, watched ops), its
- * outbound queue and its writer. The hub pushes encoded frames in; while
- * something is queued the channel waits in its {@linkcode WriteScheduler}'s
- * line, and on its turn drains everything queued into one `write`.
+ * outbound queue and its writer. The hub pushes encoded frames in; room
+ * pushes stay in the room's log (see {@linkcode Room}) and the channel keeps
+ * its place in it. While something is queued the channel waits in its
+ * {@linkcode WriteScheduler}'s line, and on its turn drains everything queued
+ * (its own queue, then the room's frames from its place on) into one `write`.
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
