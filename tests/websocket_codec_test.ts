@@ -373,9 +373,21 @@ Deno.test("frame encoders: binary, pong, masking, and argument checks", () => {
 
 // ---------------------------------------------------------------- handshake
 
-Deno.test("accept key of RFC 6455's example", async () => {
+Deno.test("accept key of RFC 6455's example", () => {
   // RFC 6455, section 1.3; also what Python's hashlib gives for key + GUID.
-  assert.equal(await websocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  assert.equal(websocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+Deno.test("accept key agrees with the runtime's SHA-1 for keys of every length class", async () => {
+  const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  // Lengths around the 55/56 and 64-byte block edges once the GUID is appended.
+  for (const length of [0, 1, 19, 20, 24, 27, 28, 29, 64, 100, 200]) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length));
+    const key = btoa(String.fromCharCode(...bytes)).slice(0, length);
+    const digest = await crypto.subtle.digest("SHA-1", utf8.encode(key + guid));
+    const want = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    assert.equal(websocketAccept(key), want, `key of ${key.length} characters`);
+  }
 });
 
 Deno.test("request head parser", () => {
@@ -391,6 +403,20 @@ Deno.test("request head parser", () => {
   assert.equal(head.headers.get("cookie"), "a=1, b=2");
   assert.equal(head.headers.get("x-empty"), "");
   assert.equal(head.headers.get("x-spaced"), "v");
+  // Bytes past ASCII stay one character each (Latin-1), not UTF-8 decoded.
+  const latin = parseRequestHead(
+    new Uint8Array([
+      ...utf8.encode("GET /sub HTTP/1.1\r\nX-Name: caf"),
+      0xc3,
+      0xa9,
+      0x80,
+      13,
+      10,
+      13,
+      10,
+    ]),
+  );
+  assert.equal(latin.headers.get("x-name"), "caf\u00c3\u00a9\u0080");
   const bad = [
     "GET /sub\r\n\r\n",
     "GET  /sub HTTP/1.1\r\n\r\n",
