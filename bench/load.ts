@@ -24,6 +24,8 @@
 //   --gens=N             load-generator processes sharing every phase's connections (default 4)
 //   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
 //   --comet-flags="..."  extra flags for every Comet server, e.g. "--write-burst 32"
+//   --server-v8-flags=a,b  V8 flags for every server, Comet's and the baseline's alike,
+//                        e.g. --max-semi-space-size=2 (young-generation cap, in MiB)
 import {
   BODY,
   type CompactHistogram,
@@ -42,7 +44,7 @@ import { type RedisServer, startRedis } from "../tests/_redis.ts";
 
 const argv = new Map<string, string>();
 for (const a of Deno.args) {
-  const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+  const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(a);
   if (!m) throw new Error(`Unexpected argument ${a}`);
   argv.set(m[1]!, m[2] ?? "true");
 }
@@ -53,6 +55,7 @@ const PHASES = new Set(
 );
 const PROFILE = argv.get("profile") ?? "";
 const COMET_FLAGS = (argv.get("comet-flags") ?? "").split(" ").filter((f) => f !== "");
+const SERVER_V8_FLAGS = (argv.get("server-v8-flags") ?? "").split(",").filter((f) => f !== "");
 const TRACE_GC = argv.get("trace-gc") ?? "";
 const EXPOSE_GC = !argv.has("no-gc");
 const MEM_CONNS = Number(argv.get("mem-conns") ?? (QUICK ? 2_000 : 15_000));
@@ -250,7 +253,11 @@ class Child {
 const RUN = ["run", "--allow-net", "--allow-read", "--allow-env"];
 
 function v8flags(gc: boolean, traceGc: boolean): string[] {
-  const f = [...(gc ? ["--expose-gc"] : []), ...(traceGc ? ["--trace-gc"] : [])];
+  const f = [
+    ...(gc ? ["--expose-gc"] : []),
+    ...(traceGc ? ["--trace-gc"] : []),
+    ...SERVER_V8_FLAGS,
+  ];
   return f.length ? [`--v8-flags=${f.join(",")}`] : [];
 }
 
@@ -517,6 +524,7 @@ async function cometLimitFlags(): Promise<string[]> {
   limitFlags = ["max-connections", "max-connections-per-ip", "connect-rate", "max-auth-attempts"]
     .filter((f) => help.includes(`--${f} `)).flatMap((f) => [`--${f}`, "0"]);
   results.settings.cometLimitFlags = [...limitFlags, ...COMET_FLAGS];
+  results.settings.serverV8Flags = SERVER_V8_FLAGS;
   return limitFlags;
 }
 
@@ -2371,7 +2379,8 @@ console.log(
       : "") +
     (results.settings.cometLimitFlags?.length
       ? `; Comet run with ${results.settings.cometLimitFlags.join(" ")}`
-      : ""),
+      : "") +
+    (SERVER_V8_FLAGS.length ? `; every server with V8 flags ${SERVER_V8_FLAGS.join(",")}` : ""),
 );
 console.log(
   `Other programs' CPU during the run: ${results.contention.wholeRunCores.toFixed(2)} cores on ` +

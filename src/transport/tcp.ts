@@ -39,7 +39,9 @@ export class TcpWire implements Wire {
   /** Transport facts for the operator. */
   readonly info: ConnInfo;
   #conn: Deno.Conn;
-  #decoder: FrameDecoder;
+  #maxBody: number;
+  /** Held only while bytes of a frame are pending: an idle connection between frames has none. */
+  #decoder: FrameDecoder | undefined;
   #buf: Uint8Array | undefined;
   #closed = false;
   #traffic: TrafficCounter;
@@ -53,7 +55,9 @@ export class TcpWire implements Wire {
    */
   constructor(conn: Deno.Conn, options: { maxBody?: number; transport?: string } = {}) {
     this.#conn = conn;
-    this.#decoder = new FrameDecoder({ maxBody: options.maxBody ?? 4096 });
+    this.#maxBody = options.maxBody ?? 4096;
+    // Made now to check maxBody; let go of after the first frames.
+    this.#decoder = new FrameDecoder({ maxBody: this.#maxBody });
     this.info = {
       transport: options.transport ?? "tcp",
       // Deno's own address object rather than a copy: 40 bytes less per connection.
@@ -83,7 +87,12 @@ export class TcpWire implements Wire {
   #next(): Frame | null | undefined {
     // Closed means closed: frames still buffered from the last read are not handed out.
     if (this.#closed) return null;
-    return this.#decoder.next();
+    const decoder = this.#decoder;
+    if (decoder === undefined) return undefined;
+    const frame = decoder.next();
+    // Nothing pending: the decoder goes (120 bytes per idle connection) until bytes come.
+    if (frame === undefined && decoder.buffered === 0) this.#decoder = undefined;
+    return frame;
   }
 
   /** Reads from the socket until a frame is complete. */
@@ -95,7 +104,9 @@ export class TcpWire implements Wire {
   #onRead = (n: number | null): Frame | null | Promise<Frame | null> => {
     if (n === null) return null;
     this.#traffic.bytesIn += n;
-    this.#decoder.push(this.#buf!.subarray(0, n));
+    (this.#decoder ??= new FrameDecoder({ maxBody: this.#maxBody })).push(
+      this.#buf!.subarray(0, n),
+    );
     const frame = this.#next();
     return frame === undefined ? this.#fill() : frame;
   };
