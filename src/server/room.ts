@@ -203,7 +203,10 @@ export class Room {
     this.#log = [];
   }
 
-  /** @internal Copies the references of frames `from` to `to` into `out` at `at`; returns their bytes. */
+  /**
+   * @internal Copies the references of frames `from` to `to` into `out` at
+   * `at`; returns their bytes.
+   */
   _copy(from: number, to: number, out: Uint8Array[], at: number): number {
     const log = this.#log;
     let bytes = 0;

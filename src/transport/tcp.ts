@@ -90,7 +90,7 @@ export class TcpWire implements Wire {
     const decoder = this.#decoder;
     if (decoder === undefined) return undefined;
     const frame = decoder.next();
-    // Nothing pending: the decoder goes (120 bytes per idle connection) until bytes come.
+    // Nothing pending: the decoder goes (about 190 bytes per idle connection) until bytes come.
     if (frame === undefined && decoder.buffered === 0) this.#decoder = undefined;
     return frame;
   }
@@ -130,7 +130,10 @@ export class TcpWire implements Wire {
     return out;
   }
 
-  /** The same for every TCP wire: see {@linkcode Wire.sharedEncoding}. A getter, so it costs no memory per connection. */
+  /**
+   * The same for every TCP wire: see {@linkcode Wire.sharedEncoding}. A
+   * getter, so it costs no memory per connection.
+   */
   get sharedEncoding(): object {
     return _SHARED_ENCODING;
   }

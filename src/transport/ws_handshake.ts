@@ -115,7 +115,10 @@ export function websocketAccept(key: string): string {
   return btoa(String.fromCharCode(...digest));
 }
 
-/** SHA-1 (FIPS 180-4) of `data`: 20 bytes. Only for the handshake, where nothing secret is hashed. */
+/**
+ * SHA-1 (FIPS 180-4) of `data`: 20 bytes. Only for the handshake, where
+ * nothing secret is hashed.
+ */
 function _sha1(data: Uint8Array): Uint8Array {
   // The message, a 1 bit, zeros, and its length in bits: a whole number of 64-byte blocks.
   const blocks = ((data.length + 8) >>> 6) + 1;
