@@ -4,6 +4,7 @@ import { Op } from "../src/protocol/op.ts";
 import { Channel, type SlowPolicy } from "../src/server/channel.ts";
 import { Room } from "../src/server/room.ts";
 import { FakeHooks, FakeWire } from "./_fake_wire.ts";
+import { mulberry32, randomInt } from "./_random.ts";
 
 const utf8 = new TextEncoder();
 const frame = (i: number, op = 1000) => encodeFrame(op, i, utf8.encode(`msg ${i}`));
@@ -209,4 +210,99 @@ Deno.test("room members whose wires share an encoding get one encoding of a run"
   assert.equal(b.wire.encodes.length, 1);
   assert.notEqual(a.wire.writes[1], b.wire.writes[1]);
   assert.deepEqual(b.got().slice(3), [[2000, 3], [1000, 4], [Op.DisconnectReply, 5]]);
+});
+
+Deno.test("room members get exactly their pushes, in order, under random interleavings", async () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const rand = mulberry32(seed);
+    const room = new Room("live://1");
+    // Queues big enough that the slow-consumer policy never applies here.
+    const members = [0, 1, 2].map(() => member(room, "close", 10_000));
+    // What each member must receive, as [op, seq], in push order.
+    const want: number[][][] = members.map(() => []);
+    const inRoom = members.map(() => true);
+    const releases: ((() => void) | undefined)[] = members.map(() => undefined);
+    let seq = 0;
+    for (let step = 0; step < 200; step++) {
+      const i = randomInt(rand, 0, members.length - 1);
+      const m = members[i]!;
+      const roll = rand();
+      if (roll < 0.4) {
+        const s = seq++;
+        room.push(frame(s));
+        members.forEach((_, j) => inRoom[j] && want[j]!.push([1000, s]));
+      } else if (roll < 0.55) {
+        const s = seq++;
+        m.channel.push(frame(s, 2000));
+        want[i]!.push([2000, s]);
+      } else if (roll < 0.62) {
+        const s = seq++;
+        m.channel.reply(Op.HeartbeatReply, "", s, 1);
+        want[i]!.push([Op.HeartbeatReply, s]);
+      } else if (roll < 0.72) {
+        if (inRoom[i]) room.remove(m.channel);
+        else room.add(m.channel);
+        inRoom[i] = !inRoom[i];
+      } else if (roll < 0.85) {
+        // Hold or let go of the member's writes.
+        const release = releases[i];
+        if (release) {
+          releases[i] = undefined;
+          release();
+        } else releases[i] = hold(m);
+      } else {
+        await tick();
+      }
+    }
+    releases.forEach((release) => release?.());
+    for (let k = 0; k < 20 && members.some((m) => m.channel.queued > 0); k++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    members.forEach((m, j) => assert.deepEqual(m.got(), want[j], `seed ${seed}, member ${j}`));
+    assert.ok(room.backlog <= 64, `seed ${seed}: the log holds ${room.backlog} frames`);
+  }
+});
+
+Deno.test("room drop policy drops a push exactly for the members whose queue is full", async () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const rand = mulberry32(seed);
+    const room = new Room("live://1");
+    const capacity = randomInt(rand, 2, 6);
+    const members = [0, 1, 2].map(() => member(room, "drop", capacity));
+    const want: number[][][] = members.map(() => []);
+    const releases: ((() => void) | undefined)[] = members.map(() => undefined);
+    let seq = 0;
+    for (let step = 0; step < 300; step++) {
+      const i = randomInt(rand, 0, members.length - 1);
+      const m = members[i]!;
+      const roll = rand();
+      if (roll < 0.5) {
+        const s = seq++;
+        // The rule: a member whose queue holds its capacity does not get the push.
+        const full = members.map((x) => x.channel.queued >= capacity);
+        const queuedTo = room.push(frame(s));
+        assert.equal(queuedTo, full.filter((f) => !f).length, `seed ${seed}, push ${s}`);
+        members.forEach((_, j) => !full[j] && want[j]!.push([1000, s]));
+      } else if (roll < 0.65) {
+        const s = seq++;
+        if (m.channel.push(frame(s, 2000))) want[i]!.push([2000, s]);
+      } else if (roll < 0.8) {
+        const release = releases[i];
+        if (release) {
+          releases[i] = undefined;
+          release();
+        } else releases[i] = hold(m);
+      } else {
+        await tick();
+      }
+      assert.ok(room.backlog <= 2 * capacity, `seed ${seed}: the log holds ${room.backlog}`);
+    }
+    releases.forEach((release) => release?.());
+    for (let k = 0; k < 20 && members.some((m) => m.channel.queued > 0); k++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    members.forEach((m, j) => assert.deepEqual(m.got(), want[j], `seed ${seed}, member ${j}`));
+    const dropped = members.reduce((n, m) => n + m.hooks.dropCount, 0);
+    assert.ok(dropped > 0, `seed ${seed}: some pushes were dropped`);
+  }
 });
