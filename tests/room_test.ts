@@ -48,6 +48,26 @@ async function twoBehind(room: Room, m: { wire: FakeWire }): Promise<() => void>
   return release;
 }
 
+/** Holds and lets go of members' writes at random, then lets every write finish. */
+function holds(members: { wire: FakeWire; channel: Channel }[]) {
+  const releases: ((() => void) | undefined)[] = members.map(() => undefined);
+  return {
+    /** Holds member `i`'s writes, or lets them go if held. */
+    toggle(i: number): void {
+      const release = releases[i];
+      releases[i] = release ? undefined : hold(members[i]!);
+      release?.();
+    },
+    /** Lets every write go and waits until nothing is queued. */
+    async drain(): Promise<void> {
+      releases.forEach((release) => release?.());
+      for (let k = 0; k < 20 && members.some((m) => m.channel.queued > 0); k++) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    },
+  };
+}
+
 Deno.test("room push reaches every member once, in push order", async () => {
   const room = new Room("live://1");
   const a = member(room);
@@ -221,7 +241,7 @@ Deno.test("room members get exactly their pushes, in order, under random interle
     // What each member must receive, as [op, seq], in push order.
     const want: number[][][] = members.map(() => []);
     const inRoom = members.map(() => true);
-    const releases: ((() => void) | undefined)[] = members.map(() => undefined);
+    const writers = holds(members);
     let seq = 0;
     for (let step = 0; step < 200; step++) {
       const i = randomInt(rand, 0, members.length - 1);
@@ -244,20 +264,12 @@ Deno.test("room members get exactly their pushes, in order, under random interle
         else room.add(m.channel);
         inRoom[i] = !inRoom[i];
       } else if (roll < 0.85) {
-        // Hold or let go of the member's writes.
-        const release = releases[i];
-        if (release) {
-          releases[i] = undefined;
-          release();
-        } else releases[i] = hold(m);
+        writers.toggle(i);
       } else {
         await tick();
       }
     }
-    releases.forEach((release) => release?.());
-    for (let k = 0; k < 20 && members.some((m) => m.channel.queued > 0); k++) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+    await writers.drain();
     members.forEach((m, j) => assert.deepEqual(m.got(), want[j], `seed ${seed}, member ${j}`));
     assert.ok(room.backlog <= 64, `seed ${seed}: the log holds ${room.backlog} frames`);
   }
@@ -270,7 +282,7 @@ Deno.test("room drop policy drops a push exactly for the members whose queue is 
     const capacity = randomInt(rand, 2, 6);
     const members = [0, 1, 2].map(() => member(room, "drop", capacity));
     const want: number[][][] = members.map(() => []);
-    const releases: ((() => void) | undefined)[] = members.map(() => undefined);
+    const writers = holds(members);
     let seq = 0;
     for (let step = 0; step < 300; step++) {
       const i = randomInt(rand, 0, members.length - 1);
@@ -287,20 +299,13 @@ Deno.test("room drop policy drops a push exactly for the members whose queue is 
         const s = seq++;
         if (m.channel.push(frame(s, 2000))) want[i]!.push([2000, s]);
       } else if (roll < 0.8) {
-        const release = releases[i];
-        if (release) {
-          releases[i] = undefined;
-          release();
-        } else releases[i] = hold(m);
+        writers.toggle(i);
       } else {
         await tick();
       }
       assert.ok(room.backlog <= 2 * capacity, `seed ${seed}: the log holds ${room.backlog}`);
     }
-    releases.forEach((release) => release?.());
-    for (let k = 0; k < 20 && members.some((m) => m.channel.queued > 0); k++) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+    await writers.drain();
     members.forEach((m, j) => assert.deepEqual(m.got(), want[j], `seed ${seed}, member ${j}`));
     const dropped = members.reduce((n, m) => n + m.hooks.dropCount, 0);
     assert.ok(dropped > 0, `seed ${seed}: some pushes were dropped`);
