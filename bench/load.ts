@@ -1224,31 +1224,31 @@ interface FanResult extends RoomPushRun {
   framesPerWrite: number | null;
 }
 
-async function cometFanRun(
+/**
+ * Room pushes into `api` for `ms` (at `rate`, or as fast as it answers)
+ * while the processes `pids` are measured: the figures every room-push run
+ * reports, each process's CPU in cores, and what the generators counted.
+ */
+async function roomPushRun(
   gen: LoadGens,
-  comet: CometProc,
-  size: number,
+  api: number,
+  pids: readonly number[],
   ms: number,
   rate?: number,
-): Promise<FanResult> {
+): Promise<{ run: Omit<RoomPushRun, "serverCpu">; cpu: number[]; s: Record<string, any> }> {
   await quietGate();
   await gen.reset();
   // Members still connected now: the slow-consumer policy may have closed some earlier.
   const members = (await gen.stats()).live as number;
-  const stopCount = await countSendto(comet.child.pid);
-  const measured = measureFrom([comet.child.pid], gen);
+  const measured = measureFrom(pids, gen);
   const d0 = cpuSeconds(Deno.pid);
-  const push = await pushRoom(comet.api, ms, PUSHERS, rate);
+  const push = await pushRoom(api, ms, PUSHERS, rate);
   const d1 = cpuSeconds(Deno.pid);
   const expected = push.ok * members;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
   const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
   const m = measured(span);
-  const sends = await stopCount();
-  // One sendto per API response; the rest carry deliveries.
-  const deliveryWrites = sends === null ? null : Math.max(1, sends - push.ok - push.failed);
-  return {
-    size,
+  const run = {
     members,
     membersAfter: s.live,
     slowClosed: s.disconnects,
@@ -1261,7 +1261,6 @@ async function cometFanRun(
     deliveriesPerSec: (s.deliveries / span) * 1000,
     pushesPerSec: (push.ok / push.elapsedMs) * 1000,
     latency: s.latency,
-    serverCpu: m.cpu[0]!,
     genCpu: m.genCpu,
     pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
     machine: m.machine,
@@ -1269,6 +1268,28 @@ async function cometFanRun(
     net: m.net,
     perConnMeanLatency: s.perConnMeanLatency,
     timeline: s.timeline,
+  };
+  return { run, cpu: m.cpu, s };
+}
+
+async function cometFanRun(
+  gen: LoadGens,
+  comet: CometProc,
+  size: number,
+  ms: number,
+  rate?: number,
+): Promise<FanResult> {
+  const stopCount = await countSendto(comet.child.pid);
+  const { run, cpu, s } = await roomPushRun(gen, comet.api, [comet.child.pid], ms, rate);
+  const sends = await stopCount();
+  // One sendto per API response; the rest carry deliveries.
+  const deliveryWrites = sends === null
+    ? null
+    : Math.max(1, sends - run.pushesOk - run.pushesFailed);
+  return {
+    size,
+    ...run,
+    serverCpu: cpu[0]!,
     disconnects: s.disconnects,
     closed: s.closed,
     framesPerRead: s.deliveries / Math.max(1, s.reads),
@@ -1787,44 +1808,17 @@ async function clusterFanRun(
   perNode: number[],
   ms: number,
 ): Promise<ClusterRun> {
-  await quietGate();
-  await gen.reset();
-  const members = (await gen.stats()).live as number;
   // The nodes, then Redis.
-  const measured = measureFrom([...nodes.map((n) => n.child.pid), redis.pid!], gen);
-  const d0 = cpuSeconds(Deno.pid);
-  const push = await pushRoom(nodes[0]!.api, ms, PUSHERS);
-  const d1 = cpuSeconds(Deno.pid);
-  const expected = push.ok * members;
-  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
-  const span = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
-  const m = measured(span);
-  const nodeCpu = m.cpu.slice(0, nodes.length);
+  const pids = [...nodes.map((n) => n.child.pid), redis.pid!];
+  const { run, cpu } = await roomPushRun(gen, nodes[0]!.api, pids, ms);
+  const nodeCpu = cpu.slice(0, nodes.length);
   return {
     nodes: nodes.length,
-    members,
     perNode,
-    membersAfter: s.live,
-    slowClosed: s.disconnects,
-    pushesOk: push.ok,
-    pushesFailed: push.failed,
-    pushMs: push.elapsedMs,
-    deliveries: s.deliveries,
-    expected,
-    lost: expected - s.deliveries,
-    deliveriesPerSec: (s.deliveries / span) * 1000,
-    pushesPerSec: (push.ok / push.elapsedMs) * 1000,
-    latency: s.latency,
+    ...run,
     nodeCpu,
     serverCpu: nodeCpu.reduce((a, b) => a + b, 0),
-    redisCpu: m.cpu[nodes.length]!,
-    genCpu: m.genCpu,
-    pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
-    machine: m.machine,
-    foreignCores: m.foreignCores,
-    net: m.net,
-    perConnMeanLatency: s.perConnMeanLatency,
-    timeline: s.timeline,
+    redisCpu: cpu[nodes.length]!,
   };
 }
 

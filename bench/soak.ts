@@ -31,6 +31,7 @@
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
+import { terminate } from "../tests/_process.ts";
 
 /** What a soak run does; see the module doc for the flags. */
 export interface SoakOptions {
@@ -258,25 +259,9 @@ class Server {
 
   /** SIGTERM, then the exit status (SIGKILL after 15 s). */
   async stop(): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    const timer = setTimeout(() => {
-      try {
-        this.child.kill("SIGKILL");
-      } catch {
-        // Gone meanwhile.
-      }
-    }, 15_000);
-    try {
-      const status = await this.child.status;
-      await this.#reading;
-      return status;
-    } finally {
-      clearTimeout(timer);
-    }
+    const status = await terminate(this.child, 15_000);
+    await this.#reading;
+    return status;
   }
 }
 

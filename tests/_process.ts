@@ -1,6 +1,34 @@
 // Helpers for tests that run Comet in a child process.
 export const ROOT = new URL("../", import.meta.url);
 
+/** Whether `command` runs and exits 0 with `args` (e.g. `--version`): false when it is not installed. */
+export async function commandAnswers(command: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    // Not installed, or no --allow-run.
+    return false;
+  }
+}
+
+/** The `comet` command with `args`, run from the project root with piped output. */
+export function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** Reads lines from a byte stream; `line(pred)` resolves with the first match. */
 export class LineReader {
   #lines: string[] = [];
@@ -51,6 +79,30 @@ export class LineReader {
       clearTimeout(timer);
       i--;
     }
+  }
+}
+
+/** SIGTERM to `child`, SIGKILL if it still runs after `graceMs`; resolves with its exit status. */
+export async function terminate(
+  child: Deno.ChildProcess,
+  graceMs: number,
+): Promise<Deno.CommandStatus> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // Already exited.
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
+  }, graceMs);
+  try {
+    return await child.status;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -4,24 +4,10 @@
 //
 //   await using redis = await startRedis({ password: "s3cret" });
 //   const client = await RedisClient.connect(redis.url);
-
-async function _probe(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("redis-server", {
-      args: ["--version"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    // Not installed, or no --allow-run.
-    return false;
-  }
-}
+import { commandAnswers } from "./_process.ts";
 
 /** Whether `redis-server` can be run here. */
-export const redisAvailable: boolean = await _probe();
+export const redisAvailable: boolean = await commandAnswers("redis-server", ["--version"]);
 
 /** Options for `startRedis`. */
 export interface StartRedisOptions {

@@ -8,18 +8,7 @@ import { serve } from "../src/serve.ts";
 import { silentLogger } from "../src/log.ts";
 import { TestClient, text } from "./_helpers.ts";
 import { ecPair, hmacKey, nowSeconds, pem, rsaPair, SECRET, sign } from "./_jwt.ts";
-import { LineReader, ROOT, stopChild } from "./_process.ts";
-
-function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
+import { cli, LineReader, stopChild } from "./_process.ts";
 
 /** Runs the command and expects exit 2 with one line on stderr that matches. */
 async function refused(args: string[], message: RegExp, env: Record<string, string> = {}) {

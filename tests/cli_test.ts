@@ -1,17 +1,7 @@
 import assert from "node:assert/strict";
 import { Op } from "../src/protocol/op.ts";
 import { TestClient, text } from "./_helpers.ts";
-import { LineReader, ROOT, stopChild } from "./_process.ts";
-
-function cli(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
+import { cli, LineReader, stopChild } from "./_process.ts";
 
 Deno.test("cli exits 2 with a one-line message naming a bad flag or value", async () => {
   for (

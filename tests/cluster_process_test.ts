@@ -6,22 +6,12 @@ import assert from "node:assert/strict";
 import { RedisClient } from "../src/cluster/redis_client.ts";
 import { Op } from "../src/protocol/op.ts";
 import { TestClient, text } from "./_helpers.ts";
-import { LineReader, ROOT } from "./_process.ts";
+import { cli, LineReader, terminate } from "./_process.ts";
 import { freePort, redisAvailable, startRedis } from "./_redis.ts";
 
 const ignore = !redisAvailable;
 const BIZ = 1000;
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function cli(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
 
 /** One `comet` process on free loopback ports. */
 class Node implements AsyncDisposable {
@@ -74,20 +64,7 @@ class Node implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // already exited
-    }
-    const timer = setTimeout(() => {
-      try {
-        this.child.kill("SIGKILL");
-      } catch {
-        // exited meanwhile
-      }
-    }, 5_000);
-    await this.child.status;
-    clearTimeout(timer);
+    await terminate(this.child, 5_000);
     await Promise.all([this.stderr.finished, this.stdout.finished]);
   }
 }

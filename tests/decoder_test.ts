@@ -3,6 +3,7 @@ import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { DEFAULT_MAX_BODY, encodeFrame, type Frame, HEADER_SIZE } from "../src/protocol/frame.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
 import { mulberry32, randomInt as int } from "./_random.ts";
+import { concat } from "./_bytes.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -32,18 +33,6 @@ function randomFrame(rand: () => number, maxBody: number): Frame {
     seq: wide ? int(rand, -0x80000000, 0x7fffffff) : int(rand, 0, 1000),
     body: randomBody(rand, maxBody),
   };
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function encodeAll(frames: readonly Frame[]): Uint8Array {

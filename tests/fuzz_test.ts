@@ -16,6 +16,7 @@ import type { CometServer } from "../src/serve.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import { encodeClientFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 import { mulberry32 } from "./_random.ts";
+import { concat } from "./_bytes.ts";
 
 const TOKEN = "fuzz-token";
 const DURATION_MS = Number(Deno.env.get("COMET_FUZZ_MS") ?? 6_000);
@@ -54,16 +55,6 @@ class Rng {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Writes everything; false once the server has closed the connection. */

@@ -9,16 +9,7 @@ import { Comet, DEFAULT_LIMITS } from "../src/server/comet.ts";
 import type { Operator } from "../src/server/operator.ts";
 import type { CometServer } from "../src/serve.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat } from "./_bytes.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

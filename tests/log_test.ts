@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createLogger, type LogFields } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
-import { LineReader, ROOT, stopChild } from "./_process.ts";
+import { cli, LineReader, stopChild } from "./_process.ts";
 
 Deno.test("log: json lines parse, with time, level, msg and the fields", () => {
   const lines: string[] = [];
@@ -172,30 +172,19 @@ Deno.test("trace: the close reason of a timeout and of a limit", async () => {
 });
 
 Deno.test("cli: --log-format json writes JSON lines; --trace-mid traces that user", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "src/cli.ts",
-      "--tcp",
-      "127.0.0.1:0",
-      "--ws",
-      "off",
-      "--api",
-      "off",
-      "--log-format",
-      "json",
-      "--trace-mid",
-      "5,6",
-      "--trace-mid=42",
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = cli([
+    "--tcp",
+    "127.0.0.1:0",
+    "--ws",
+    "off",
+    "--api",
+    "off",
+    "--log-format",
+    "json",
+    "--trace-mid",
+    "5,6",
+    "--trace-mid=42",
+  ]).spawn();
   const stderr = new LineReader(child.stderr);
   const stdout = new LineReader(child.stdout);
   try {

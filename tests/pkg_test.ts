@@ -18,6 +18,7 @@ import {
 } from "../src/transport/pkg.ts";
 import { StreamClient } from "./_helpers.ts";
 import { mulberry32 as rng } from "./_random.ts";
+import { concat } from "./_bytes.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -27,16 +28,6 @@ function bytesOf(length: number, fill: number): Uint8Array {
   const b = new Uint8Array(length);
   for (let i = 0; i < length; i++) b[i] = (fill + i) & 0xff;
   return b;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A length prefix written independently of the code under test. */

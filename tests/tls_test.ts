@@ -6,7 +6,7 @@ import { Op } from "../src/protocol/op.ts";
 import { silentLogger } from "../src/log.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
-import { LineReader, ROOT, stopChild } from "./_process.ts";
+import { cli, LineReader, stopChild } from "./_process.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { TestClient } from "./_helpers.ts";
@@ -252,16 +252,6 @@ Deno.test({
 });
 
 // ---------------------------------------------------------------- CLI
-
-function cli(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
 
 Deno.test("cli serves goim over tls and wss and on SIGTERM exits 0", async () => {
   const dir = await Deno.makeTempDir({ prefix: "comet_tls_cli_" });

@@ -23,6 +23,7 @@ import {
   websocketAccept,
 } from "../src/transport/ws_handshake.ts";
 import { mulberry32 as rng } from "./_random.ts";
+import { concat } from "./_bytes.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const utf8 = new TextEncoder();
@@ -30,16 +31,6 @@ const utf8 = new TextEncoder();
 function masked(opcode: number, payload: Uint8Array | string = "", fin = true): Uint8Array {
   const bytes = typeof payload === "string" ? utf8.encode(payload) : payload;
   return encodeWsFrame(opcode, bytes, { fin, mask: MASK });
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function pattern(n: number, salt = 0): Uint8Array {
@@ -116,10 +107,10 @@ function assertFails(
 Deno.test("parser reassembles masked frames of every length class under random chunkings", () => {
   const sizes = [0, 1, 125, 126, 127, 1000, 65_535, 65_536, 70_000];
   const payloads = sizes.map((n, i) => pattern(n, i));
-  const data = concat(
+  const data = concat([
     ...payloads.map((p) => masked(WsOpcode.Binary, p)),
     masked(WsOpcode.Ping, "hi"),
-  );
+  ]);
   for (let seed = 1; seed <= 25; seed++) {
     const events = parse(data, rng(seed), { maxMessage: 1 << 20 }, seed % 5 === 0 ? 3 : 4096);
     assert.equal(events.length, sizes.length + 1, `seed ${seed}`);
@@ -133,11 +124,11 @@ Deno.test("parser reassembles masked frames of every length class under random c
 });
 
 Deno.test("parser handles small frames fed one byte at a time", () => {
-  const data = concat(
+  const data = concat([
     masked(WsOpcode.Binary, pattern(130)),
     masked(WsOpcode.Pong, "p"),
     masked(WsOpcode.Binary, ""),
-  );
+  ]);
   const events = parse(data, () => 0, undefined, 1);
   assert.deepEqual(events.map((e) => e.op), [WsOpcode.Binary, WsOpcode.Pong, WsOpcode.Binary]);
   assert.deepEqual(events[0]!.payload, pattern(130));
@@ -163,7 +154,7 @@ Deno.test("length encodings: 7, 16 and 64 bits on the wire", () => {
 });
 
 Deno.test("parser reassembles a fragmented message with control frames in between", () => {
-  const data = concat(
+  const data = concat([
     masked(WsOpcode.Binary, new Uint8Array([1, 2]), false),
     masked(WsOpcode.Ping, "ping"),
     masked(WsOpcode.Continuation, new Uint8Array([]), false),
@@ -171,7 +162,7 @@ Deno.test("parser reassembles a fragmented message with control frames in betwee
     masked(WsOpcode.Pong, ""),
     masked(WsOpcode.Continuation, new Uint8Array([4, 5])),
     masked(WsOpcode.Binary, new Uint8Array([6])),
-  );
+  ]);
   for (let seed = 1; seed <= 10; seed++) {
     const events = parse(data, rng(seed), undefined, 5);
     assert.deepEqual(events.map((e) => e.op), [
@@ -192,7 +183,7 @@ Deno.test("parser reassembles many tiny fragments", () => {
     parts.push(masked(WsOpcode.Continuation, new Uint8Array([i]), false));
   }
   parts.push(masked(WsOpcode.Continuation, new Uint8Array([299 & 0xff])));
-  const events = parse(concat(...parts), rng(9), { maxMessage: 300 }, 700);
+  const events = parse(concat(parts), rng(9), { maxMessage: 300 }, 700);
   assert.equal(events.length, 1);
   assert.deepEqual(events[0]!.payload, Uint8Array.from({ length: 300 }, (_, i) => i & 0xff));
 });
@@ -224,10 +215,10 @@ Deno.test("a message over the limit fails with 1009 before its payload is read",
   // Exactly the limit is fine; the fragments of one message count together.
   assert.equal(parse(masked(WsOpcode.Binary, pattern(100)), rng(1), { maxMessage: 100 }).length, 1);
   assertFails(
-    concat(
+    concat([
       masked(WsOpcode.Binary, pattern(60), false),
       masked(WsOpcode.Continuation, pattern(41)),
-    ),
+    ]),
     1009,
     undefined,
     { maxMessage: 100 },
@@ -279,23 +270,23 @@ Deno.test("control frames must be final and at most 125 bytes", () => {
 Deno.test("a bad fragment sequence fails with 1002", () => {
   assertFails(masked(WsOpcode.Continuation, "x"), 1002, /Continuation frame without/);
   assertFails(
-    concat(masked(WsOpcode.Binary, "a", false), masked(WsOpcode.Binary, "b")),
+    concat([masked(WsOpcode.Binary, "a", false), masked(WsOpcode.Binary, "b")]),
     1002,
     /inside a fragmented message/,
   );
   assertFails(
-    concat(masked(WsOpcode.Binary, "a", false), masked(WsOpcode.Text, "b")),
+    concat([masked(WsOpcode.Binary, "a", false), masked(WsOpcode.Text, "b")]),
     1002,
   );
 });
 
 Deno.test("close frames: code and reason, none, and malformed ones", () => {
   const ok = parse(
-    concat(
-      masked(WsOpcode.Close, concat(new Uint8Array([0x03, 0xe8]), utf8.encode("bye ü"))),
+    concat([
+      masked(WsOpcode.Close, concat([new Uint8Array([0x03, 0xe8]), utf8.encode("bye ü")])),
       masked(WsOpcode.Close, ""),
       masked(WsOpcode.Close, new Uint8Array([0x0b, 0xb8])),
-    ),
+    ]),
     rng(5),
     undefined,
     3,
@@ -321,7 +312,7 @@ Deno.test("pushing again before draining keeps every byte in order", () => {
   const a = masked(WsOpcode.Binary, "first");
   const b = masked(WsOpcode.Binary, "second");
   parser.push(a.subarray(0, 4));
-  parser.push(concat(a.subarray(4), b));
+  parser.push(concat([a.subarray(4), b]));
   assert.equal(parser.next(), WsOpcode.Binary);
   assert.deepEqual(parser.payload, utf8.encode("first"));
   assert.equal(parser.next(), WsOpcode.Binary);
@@ -504,7 +495,7 @@ async function exchange(request: string | Uint8Array, path?: string): Promise<Ex
 
 Deno.test("handshake: a valid upgrade gets 101, and a pipelined first frame is read", async () => {
   const auth = encodeFrame(Op.Auth, 3, utf8.encode('{"mid":1}'));
-  const request = concat(
+  const request = concat([
     utf8.encode(
       upgradeRequest(
         { Connection: "keep-alive, Upgrade", Upgrade: "WebSocket" },
@@ -512,7 +503,7 @@ Deno.test("handshake: a valid upgrade gets 101, and a pipelined first frame is r
       ),
     ),
     masked(WsOpcode.Binary, auth),
-  );
+  ]);
   const { response, result } = await exchange(request);
   assert.match(response, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
   assert.match(response, /\r\nUpgrade: websocket\r\n/i);
@@ -555,16 +546,16 @@ Deno.test("handshake: malformed upgrade requests get a 4xx and are closed", asyn
 
 Deno.test("handshake: the path is configurable, and absolute-form targets work", async () => {
   let r = await exchange(
-    concat(utf8.encode(upgradeRequest({}, "GET /ws HTTP/1.1")), masked(WsOpcode.Close, "")),
+    concat([utf8.encode(upgradeRequest({}, "GET /ws HTTP/1.1")), masked(WsOpcode.Close, "")]),
     "/ws",
   );
   assert.match(r.response, /^HTTP\/1\.1 101 /);
   assert.equal(r.result, null);
   r = await exchange(
-    concat(
+    concat([
       utf8.encode(upgradeRequest({}, "GET http://127.0.0.1/sub?x=1 HTTP/1.1")),
       masked(WsOpcode.Close, ""),
-    ),
+    ]),
   );
   assert.match(r.response, /^HTTP\/1\.1 101 /);
   r = await exchange(upgradeRequest({}, "GET /sub HTTP/1.1"), "/ws");

@@ -69,17 +69,22 @@ Deno.test("write scheduler grows its line past its initial size and keeps the or
   assert.deepEqual(log, writers.map((w) => w.name));
 });
 
-Deno.test("write scheduler survives many turns that end at once", async () => {
-  using scheduler = new WriteScheduler({ concurrency: 4, burst: Infinity });
-  let turns = 0;
-  const instant: WriteTurn[] = Array.from({ length: 50_000 }, () => ({
+/** `n` writers whose turn ends at once, each calling `onTurn`. */
+function instantWriters(n: number, onTurn: () => void): WriteTurn[] {
+  return Array.from({ length: n }, () => ({
     _slot: -1,
     _turnAt: 0,
     _turn(s: WriteScheduler) {
-      turns++;
+      onTurn();
       s.done(this);
     },
   }));
+}
+
+Deno.test("write scheduler survives many turns that end at once", async () => {
+  using scheduler = new WriteScheduler({ concurrency: 4, burst: Infinity });
+  let turns = 0;
+  const instant = instantWriters(50_000, () => turns++);
   for (const w of instant) scheduler.enqueue(w);
   await tick();
   assert.equal(turns, 50_000, "no recursion per turn: the stack holds");
@@ -89,14 +94,7 @@ Deno.test("write scheduler survives many turns that end at once", async () => {
 Deno.test("write scheduler starts at most a burst of turns before the event loop comes round", async () => {
   using scheduler = new WriteScheduler({ concurrency: 64, burst: 8 });
   let turns = 0;
-  const instant: WriteTurn[] = Array.from({ length: 20 }, () => ({
-    _slot: -1,
-    _turnAt: 0,
-    _turn(s: WriteScheduler) {
-      turns++;
-      s.done(this);
-    },
-  }));
+  const instant = instantWriters(20, () => turns++);
   for (const w of instant) scheduler.enqueue(w);
   let timerRan = false;
   setTimeout(() => void (timerRan = true), 0);

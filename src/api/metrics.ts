@@ -201,9 +201,10 @@ function _leaves(value: object, prefix: string, out: [string, number][]): [strin
  * `comet.stats` becomes a counter `comet_<name>_total` (`authOk` →
  * `comet_auth_ok_total`), found by walking the object, so counters the hub
  * gains later appear without changes here; a nested object of numbers
- * (`pushes`) becomes one counter with a `kind` label (`kind="room"`). Connections, handshakes, timers, rooms and queue depths are
- * gauges, as are the cluster state (`comet_cluster_state{state}`, 1 for the
- * current one) and the process's memory and uptime.
+ * (`pushes`) becomes one counter with a `kind` label (`kind="room"`).
+ * Connections, handshakes, timers, rooms and queue depths are gauges, as
+ * are the cluster state (`comet_cluster_state{state}`, 1 for the current
+ * one) and the process's memory and uptime.
  *
  * @example
  * ```ts
@@ -222,6 +223,10 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     families.push(f);
     return f;
   };
+  // Unlabelled gauges: name, help, value.
+  const gauges = (rows: [string, string, number][]) => {
+    for (const [name, help, value] of rows) family(name, "gauge", help).sample(value);
+  };
 
   const byTransport = family(
     "comet_connections",
@@ -231,21 +236,36 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   for (const [transport, n] of Object.entries(snapshot.connections)) {
     byTransport.sample(n, { transport });
   }
-  family("comet_handshaking", "gauge", "Connections still in their handshake.")
-    .sample(snapshot.handshaking);
-  family("comet_timers", "gauge", "Scheduled connection deadlines (one per live connection).")
-    .sample(snapshot.timers);
-  family("comet_rooms", "gauge", "Non-empty rooms.").sample(snapshot.rooms);
-  family("comet_online_ips", "gauge", "Distinct client IP addresses among connections.")
-    .sample(snapshot.ips);
-  family("comet_queue_depth", "gauge", "Frames waiting in connection queues, all connections.")
-    .sample(snapshot.queue.depth);
-  family("comet_queue_depth_max", "gauge", "Frames waiting in the fullest connection queue.")
-    .sample(snapshot.queue.max);
-  family("comet_write_line_waiting", "gauge", "Connections waiting for a write place.")
-    .sample(snapshot.writeLine.waiting);
-  family("comet_write_line_in_flight", "gauge", "Writes in flight holding a write place.")
-    .sample(snapshot.writeLine.inFlight);
+  gauges([
+    ["comet_handshaking", "Connections still in their handshake.", snapshot.handshaking],
+    [
+      "comet_timers",
+      "Scheduled connection deadlines (one per live connection).",
+      snapshot.timers,
+    ],
+    ["comet_rooms", "Non-empty rooms.", snapshot.rooms],
+    ["comet_online_ips", "Distinct client IP addresses among connections.", snapshot.ips],
+    [
+      "comet_queue_depth",
+      "Frames waiting in connection queues, all connections.",
+      snapshot.queue.depth,
+    ],
+    [
+      "comet_queue_depth_max",
+      "Frames waiting in the fullest connection queue.",
+      snapshot.queue.max,
+    ],
+    [
+      "comet_write_line_waiting",
+      "Connections waiting for a write place.",
+      snapshot.writeLine.waiting,
+    ],
+    [
+      "comet_write_line_in_flight",
+      "Writes in flight holding a write place.",
+      snapshot.writeLine.inFlight,
+    ],
+  ]);
 
   for (const [key, value] of Object.entries(snapshot.stats)) {
     const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;
@@ -281,22 +301,25 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   for (const s of _CLUSTER_STATES) state.sample(s === snapshot.cluster ? 1 : 0, { state: s });
   family("comet_node_info", "gauge", "This node's id in its cluster.")
     .sample(1, { node: snapshot.node });
-  family("comet_ready", "gauge", "1 while /readyz answers 200.").sample(snapshot.ready ? 1 : 0);
-  family("comet_closing", "gauge", "1 once the hub is shutting down.")
-    .sample(snapshot.closing ? 1 : 0);
-
-  family("process_resident_memory_bytes", "gauge", "Resident set size in bytes.")
-    .sample(snapshot.memory.rss);
-  family("comet_heap_used_bytes", "gauge", "V8 heap in use, in bytes.")
-    .sample(snapshot.memory.heapUsed);
-  family("comet_heap_total_bytes", "gauge", "V8 heap reserved, in bytes.")
-    .sample(snapshot.memory.heapTotal);
-  family("comet_external_memory_bytes", "gauge", "Memory outside the V8 heap (buffers), in bytes.")
-    .sample(snapshot.memory.external);
-  family("process_start_time_seconds", "gauge", "Start time of the process since the epoch.")
-    .sample(snapshot.startTime);
-  family("comet_uptime_seconds", "gauge", "Seconds since the process started.")
-    .sample(snapshot.uptime);
+  const memory = snapshot.memory;
+  gauges([
+    ["comet_ready", "1 while /readyz answers 200.", snapshot.ready ? 1 : 0],
+    ["comet_closing", "1 once the hub is shutting down.", snapshot.closing ? 1 : 0],
+    ["process_resident_memory_bytes", "Resident set size in bytes.", memory.rss],
+    ["comet_heap_used_bytes", "V8 heap in use, in bytes.", memory.heapUsed],
+    ["comet_heap_total_bytes", "V8 heap reserved, in bytes.", memory.heapTotal],
+    [
+      "comet_external_memory_bytes",
+      "Memory outside the V8 heap (buffers), in bytes.",
+      memory.external,
+    ],
+    [
+      "process_start_time_seconds",
+      "Start time of the process since the epoch.",
+      snapshot.startTime,
+    ],
+    ["comet_uptime_seconds", "Seconds since the process started.", snapshot.uptime],
+  ]);
 
   return families.join("\n") + "\n";
 }
