@@ -232,6 +232,15 @@ interface _Peer {
   barredUntil: number;
 }
 
+/**
+ * What a token bucket filling at `rate` per second (holding at most
+ * `max(rate, 1)`) holds at `now`, if it held `tokens` at `at`. No timer: the
+ * refill is worked out when the bucket is looked at.
+ */
+function _refill(tokens: number, at: number, now: number, rate: number): number {
+  return Math.min(Math.max(rate, 1), tokens + ((now - at) * rate) / 1000);
+}
+
 /** A limit: absent or Infinity for none, else a positive number (an integer for counts). */
 function _limit(name: string, value: number | undefined, integer: boolean): number {
   if (value === undefined || value === Infinity) return Infinity;
@@ -729,7 +738,7 @@ export class Comet implements AsyncDisposable {
     if (peer.live >= this.#maxPerIp) return this.#refuse("connectionsPerIp", ip);
     if (this.#connectRate !== Infinity) {
       const rate = this.#connectRate;
-      peer.tokens = Math.min(Math.max(rate, 1), peer.tokens + ((now - peer.at) * rate) / 1000);
+      peer.tokens = _refill(peer.tokens, peer.at, now, rate);
       peer.at = now;
       if (peer.tokens < 1) return this.#refuse("connectRate", ip);
       peer.tokens--;
@@ -752,7 +761,7 @@ export class Comet implements AsyncDisposable {
     for (const [ip, peer] of this.#peers) {
       if (
         peer.live === 0 && now >= peer.barredUntil && now - peer.since >= this.#authWindow &&
-        (rate === Infinity || peer.tokens + ((now - peer.at) * rate) / 1000 >= burst)
+        (rate === Infinity || _refill(peer.tokens, peer.at, now, rate) >= burst)
       ) {
         this.#peers.delete(ip);
       }
@@ -799,7 +808,7 @@ export class Comet implements AsyncDisposable {
   #takeUpstream(ch: Channel): boolean {
     const now = this.#timers.now();
     const rate = this.#upstreamRate;
-    const tokens = Math.min(Math.max(rate, 1), ch._upTokens + ((now - ch._upAt) * rate) / 1000);
+    const tokens = _refill(ch._upTokens, ch._upAt, now, rate);
     ch._upAt = now;
     if (tokens < 1) {
       ch._upTokens = tokens;
