@@ -6,10 +6,13 @@
 // constructor / object type. Also prints RSS and Deno.memoryUsage-style
 // totals so the non-V8 (native) share is visible.
 //
-//   deno run --allow-net --allow-read --allow-run bench/heap_breakdown.ts [tcp|ws] [N] [owners]
+// With kind `baseline` it does the same to bench/baseline_server.ts (TCP), so
+// the two can be compared object by object.
+//
+//   deno run --allow-net --allow-read --allow-run bench/heap_breakdown.ts [tcp|ws|baseline] [N] [owners]
 import { rssBytes, sleep } from "./_common.ts";
 
-const KIND = (Deno.args[0] ?? "tcp") as "tcp" | "ws";
+const KIND = (Deno.args[0] ?? "tcp") as "tcp" | "ws" | "baseline";
 const N = Number(Deno.args[1] ?? 5_000);
 /** With a third argument `owners`: anonymous arrays and closures by what holds them. */
 const OWNERS = Deno.args[2] === "owners";
@@ -60,6 +63,7 @@ function spawn(args: string[]) {
   return {
     proc,
     stderr: () => err,
+    stdout: () => out.join("\n"),
     until,
     async call(cmd: Record<string, unknown>) {
       const my = ++id;
@@ -176,39 +180,53 @@ const help = new TextDecoder().decode(
 const limitFlags = ["max-connections", "max-connections-per-ip", "connect-rate"]
   .filter((f) => help.includes(`--${f} `)).flatMap((f) => [`--${f}`, "0"]);
 
-const comet = spawn([
-  "run",
-  "--allow-net",
-  "--allow-read",
-  "--allow-env",
-  "--inspect=127.0.0.1:0",
-  path("src/cli.ts"),
-  "--tcp",
-  "127.0.0.1:0",
-  "--ws",
-  "127.0.0.1:0",
-  "--api",
-  "off",
-  "--log",
-  "info",
-  "--heartbeat-timeout",
-  "10m",
-  "--queue",
-  "1024",
-  ...limitFlags,
-]);
+const comet = spawn(
+  KIND === "baseline"
+    ? ["run", "--allow-net", "--inspect=127.0.0.1:0", path("bench/baseline_server.ts")]
+    : [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      "--inspect=127.0.0.1:0",
+      path("src/cli.ts"),
+      "--tcp",
+      "127.0.0.1:0",
+      "--ws",
+      "127.0.0.1:0",
+      "--api",
+      "off",
+      "--log",
+      "info",
+      "--heartbeat-timeout",
+      "10m",
+      "--queue",
+      "1024",
+      ...limitFlags,
+    ],
+);
 const gen = spawn(["run", "--allow-net", path("bench/loadgen.ts")]);
 try {
   const url = await comet.until(() =>
     /(ws:\/\/127\.0\.0\.1:\d+\/[\w\/-]+)/.exec(comet.stderr())?.[1]
   );
-  const ports = await comet.until(() =>
-    /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+)/.exec(comet.stderr()) ?? undefined
-  );
-  const port = Number(KIND === "tcp" ? ports[1] : ports[2]);
+  const port = KIND === "baseline"
+    ? Number(await comet.until(() => /"event":"listening","port":(\d+)/.exec(comet.stdout())?.[1]))
+    : Number(
+      (await comet.until(() =>
+        /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+)/.exec(comet.stderr()) ?? undefined
+      ))[KIND === "tcp" ? 1 : 2],
+    );
   const insp = await Inspector.connect(url);
   const open = (count: number, prefix: string) =>
-    gen.call({ cmd: "open", kind: KIND, port, count, keyPrefix: prefix, bufSize: 4096 });
+    gen.call({
+      cmd: "open",
+      kind: KIND === "ws" ? "ws" : "tcp",
+      port,
+      count,
+      keyPrefix: prefix,
+      bufSize: 4096,
+    });
   // Warm-up, then the "before" picture.
   await open(1_000, "w");
   await gen.call({ cmd: "close_all" });

@@ -7,7 +7,7 @@ import { FakeHooks, FakeWire } from "./_fake_wire.ts";
 function setup(policy: SlowPolicy, queueSize = 3, grace = 250) {
   const wire = new FakeWire();
   const hooks = new FakeHooks();
-  const channel = new Channel(wire, queueSize, policy, hooks, grace);
+  const channel = new Channel(wire, { queueSize, slow: policy, hooks, closeGrace: grace });
   return { wire, hooks, channel };
 }
 
@@ -19,6 +19,21 @@ const frame = (i: number) => encodeFrame(1000, i, utf8.encode(`msg ${i}`));
 async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
+
+Deno.test("channel constructor throws RangeError for a bad queue size", () => {
+  for (const queueSize of [0, -1, 1.5, NaN]) {
+    assert.throws(
+      () =>
+        new Channel(new FakeWire(), {
+          queueSize,
+          slow: "drop",
+          hooks: new FakeHooks(),
+          closeGrace: 1,
+        }),
+      RangeError,
+    );
+  }
+});
 
 Deno.test("channel drop policy drops and counts pushes to a full queue", async () => {
   const { wire, hooks, channel } = setup("drop", 3);

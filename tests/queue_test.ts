@@ -96,6 +96,21 @@ Deno.test("queue clear drops every item and the ring still works after", () => {
   for (let i = 0; i < 10; i++) assert.equal(q.shift(), i);
 });
 
+Deno.test("queue release lets go of storage only while empty and says whether it holds none", () => {
+  const q = new BoundedQueue<number>(64);
+  assert.equal(q.release(), true, "nothing allocated yet");
+  q.offer(1);
+  assert.equal(q.release(), false, "an item is queued");
+  q.shift();
+  assert.equal(q.release(true), true, "a ring of its first size goes even with keepGrown");
+  for (let i = 0; i < 10; i++) q.offer(i);
+  for (let i = 0; i < 10; i++) q.shift();
+  assert.equal(q.release(true), false, "a grown ring stays with keepGrown");
+  assert.equal(q.release(), true);
+  q.offer(7);
+  assert.equal(q.shift(), 7, "the next item allocates anew");
+});
+
 Deno.test("queue keeps FIFO order across ring growth and wrap-around against a model", () => {
   for (const seed of SEEDS) {
     const rand = mulberry32(seed);

@@ -17,7 +17,7 @@ async function tick(): Promise<void> {
 function member(room: Room, policy: SlowPolicy = "close", queueSize = 64) {
   const wire = new FakeWire();
   const hooks = new FakeHooks();
-  const channel = new Channel(wire, queueSize, policy, hooks, 250);
+  const channel = new Channel(wire, { queueSize, slow: policy, hooks, closeGrace: 250 });
   channel._open();
   room.add(channel);
   /** `[op, seq]` of every frame written so far, in order. */

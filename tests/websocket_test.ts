@@ -561,3 +561,24 @@ Deno.test("encode keeps replies out of op-9 batches so goim clients see them", (
   }
   assert.deepEqual(ops, [Op.AuthReply, Op.Raw, Op.HeartbeatReply, 1000]);
 });
+
+// ---------------------------------------------------------------- read buffers
+
+Deno.test("WebSocket wire gives its read buffer back once closed, not while its read is pending", async () => {
+  const pool = WsWire.readBuffers;
+  const before = pool.used;
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const wire = new WsWire(await listener.accept(), { upgraded: { headers: new Headers() } });
+  try {
+    const read = wire.read();
+    assert.equal(pool.used, before + 1, "the pending read holds a buffer");
+    wire.close();
+    assert.equal(pool.used, before + 1, "the runtime may still write into it");
+    assert.equal(await read, null);
+    assert.equal(pool.used, before);
+  } finally {
+    wire.close();
+    client.close();
+  }
+});

@@ -29,6 +29,12 @@ export interface ChannelHooks {
 }
 
 const _encoder = new TextEncoder();
+const _EMPTY = new Uint8Array(0);
+
+/** The UTF-8 bytes of a body given as text; an empty one (an auth reply's) allocates nothing. */
+function _bytes(body: Uint8Array | string): Uint8Array {
+  return typeof body !== "string" ? body : body === "" ? _EMPTY : _encoder.encode(body);
+}
 
 /** The op of an encoded frame. */
 function _op(frame: Uint8Array): number {
@@ -40,6 +46,26 @@ const _batch: Uint8Array[] = [];
 
 // For channels made without a hub: no stall timer, so nothing outlives a test.
 let _sharedScheduler: WriteScheduler | undefined;
+
+/**
+ * What every channel of one hub shares. The hub makes one such object and
+ * hands it to all its channels, so the settings cost a channel one field.
+ */
+export interface ChannelOptions {
+  /** Frames queued at most before the slow policy applies; a positive integer. */
+  readonly queueSize: number;
+  /** The slow-consumer policy. */
+  readonly slow: SlowPolicy;
+  /** Where drops and slow closes are reported. */
+  readonly hooks: ChannelHooks;
+  /** How long a graceful close may take to flush, in ms. */
+  readonly closeGrace: number;
+  /**
+   * The line writes wait in; the hub shares one among all its channels.
+   * Default: one shared by every channel made without one, with no stall limit.
+   */
+  readonly writes?: WriteScheduler | undefined;
+}
 
 /**
  * One client connection: its identity (key, user, room, watched ops), its
@@ -92,17 +118,18 @@ export class Channel implements WriteTurn {
   /** @internal When the current write turn began. */
   _turnAt = 0;
 
-  #queue: BoundedQueue<Uint8Array>;
-  #slow: SlowPolicy;
-  #hooks: ChannelHooks;
-  #closeGrace: number;
+  /**
+   * Frames queued to this channel alone. Made on the first one and let go of
+   * when the writer drains it: an idle connection has none.
+   */
+  #queue: BoundedQueue<Uint8Array> | undefined;
+  #options: ChannelOptions;
   /** The watched ops: none, one (the usual case, kept without a Set) or a Set of several. */
   #watch: number | Set<number> | undefined;
   #state: ChannelState = "handshake";
   #flushed: (() => void) | undefined;
   /** Whether the channel is in the write line or writing; an idle channel is neither. */
   #flushing = false;
-  #writes: WriteScheduler;
   /** Settles `_done()`; created only when someone waits for it. */
   #onDone: (() => void) | undefined;
 
@@ -110,28 +137,16 @@ export class Channel implements WriteTurn {
    * Creates a channel in its handshake state; the hub does this per connection.
    *
    * @param wire The transport connection.
-   * @param queueSize Frames queued at most before the slow policy applies.
-   * @param slow The slow-consumer policy.
-   * @param hooks Where drops and slow closes are reported.
-   * @param closeGrace How long a graceful close may take to flush, in ms.
-   * @param writes The line its writes wait in; the hub shares one among all
-   *   its channels. Default: one shared by every channel made without one,
-   *   with no stall limit.
+   * @param options The settings it shares with the hub's other channels.
+   * @throws {RangeError} When `options.queueSize` is not a positive integer.
    */
-  constructor(
-    wire: Wire,
-    queueSize: number,
-    slow: SlowPolicy,
-    hooks: ChannelHooks,
-    closeGrace: number,
-    writes?: WriteScheduler,
-  ) {
+  constructor(wire: Wire, options: ChannelOptions) {
+    const size = options.queueSize;
+    if (!Number.isSafeInteger(size) || size < 1) {
+      throw new RangeError(`Queue size must be a positive integer: ${size}`);
+    }
     this.wire = wire;
-    this.#writes = writes ?? (_sharedScheduler ??= new WriteScheduler({ stallMs: Infinity }));
-    this.#queue = new BoundedQueue(queueSize);
-    this.#slow = slow;
-    this.#hooks = hooks;
-    this.#closeGrace = closeGrace;
+    this.#options = options;
   }
 
   /** Transport facts: kind, remote address, upgrade headers. */
@@ -152,17 +167,17 @@ export class Channel implements WriteTurn {
   /** Frames waiting for the writer, its room's included. */
   get queued(): number {
     const log = this._log;
-    return this.#queue.length + (log === undefined ? 0 : log._end - this._cursor);
+    return (this.#queue?.length ?? 0) + (log === undefined ? 0 : log._end - this._cursor);
   }
 
   /** @internal Frames in the channel's own queue (not its room's log). */
   get _own(): number {
-    return this.#queue.length;
+    return this.#queue?.length ?? 0;
   }
 
   /** @internal Frames queued at most before the slow policy applies. */
   get _capacity(): number {
-    return this.#queue.capacity;
+    return this.#options.queueSize;
   }
 
   /** @internal Whether the channel still takes frames: it is not closing or closed. */
@@ -182,7 +197,7 @@ export class Channel implements WriteTurn {
 
   /** @internal A room push this traced channel will take. */
   _roomPushed(frame: Uint8Array): void {
-    this.#hooks.pushed?.(this, frame);
+    this.#options.hooks.pushed?.(this, frame);
   }
 
   /**
@@ -193,7 +208,9 @@ export class Channel implements WriteTurn {
     const log = this._log;
     if (log === undefined) return;
     const end = log._end;
-    for (let n = this._cursor; n < end; n++) this.#queue.force(log._frame(n));
+    if (this._cursor === end) return;
+    const queue = this.#own();
+    for (let n = this._cursor; n < end; n++) queue.force(log._frame(n));
     this._cursor = end;
   }
 
@@ -203,11 +220,11 @@ export class Channel implements WriteTurn {
    */
   _full(end: number): void {
     this._catchUp();
-    if (this.#slow === "drop") {
+    if (this.#options.slow === "drop") {
       this._cursor = end + 1;
-      this.#hooks.dropped(this);
+      this.#options.hooks.dropped(this);
     } else {
-      this.#hooks.slow(this);
+      this.#options.hooks.slow(this);
       this.close("slow consumer");
     }
   }
@@ -267,19 +284,20 @@ export class Channel implements WriteTurn {
    * @returns Whether the frame was queued.
    */
   push(frame: Uint8Array): boolean {
+    if (!this._reads()) return false;
     const log = this._log;
     if (log !== undefined && this._cursor < log._end) this._catchUp();
-    if (this.#queue.offer(frame)) {
+    const queue = this.#own();
+    if (queue.offer(frame)) {
       if (!this.#flushing) this.#startFlush();
-      if (this._traced) this.#hooks.pushed?.(this, frame);
-      log?._lower(this._cursor - this.#queue.length);
+      if (this._traced) this.#options.hooks.pushed?.(this, frame);
+      log?._lower(this._cursor - queue.length);
       return true;
     }
-    if (this.#queue.closed) return false;
-    if (this.#slow === "drop") {
-      this.#hooks.dropped(this);
+    if (this.#options.slow === "drop") {
+      this.#options.hooks.dropped(this);
     } else {
-      this.#hooks.slow(this);
+      this.#options.hooks.slow(this);
       this.close("slow consumer");
     }
     return false;
@@ -291,7 +309,7 @@ export class Channel implements WriteTurn {
    * @returns Whether the frame was queued.
    */
   send(op: number, body: Uint8Array | string = "", seq = 0, ver = 1): boolean {
-    const bytes = typeof body === "string" ? _encoder.encode(body) : body;
+    const bytes = _bytes(body);
     return this.push(encodeFrame(op, seq, bytes, ver));
   }
 
@@ -305,11 +323,13 @@ export class Channel implements WriteTurn {
    * @returns Whether the frame was queued (false once closing).
    */
   reply(op: number, body: Uint8Array | string, seq: number, ver: number): boolean {
-    const bytes = typeof body === "string" ? _encoder.encode(body) : body;
+    if (!this._reads()) return false;
+    const bytes = _bytes(body);
     this._catchUp();
-    if (!this.#queue.force(encodeFrame(op, seq, bytes, ver))) return false;
+    const queue = this.#own();
+    queue.force(encodeFrame(op, seq, bytes, ver));
     if (!this.#flushing) this.#startFlush();
-    this._log?._lower(this._cursor - this.#queue.length);
+    this._log?._lower(this._cursor - queue.length);
     return true;
   }
 
@@ -318,13 +338,13 @@ export class Channel implements WriteTurn {
    * settles once the writer has flushed it (or the channel closed).
    */
   _writable(): Promise<void> | undefined {
-    if (this.queued < this.#queue.capacity || this.#queue.closed) return undefined;
+    if (this.queued < this.#options.queueSize || !this._reads()) return undefined;
     return new Promise<void>((resolve) => (this.#flushed = resolve));
   }
 
   /** @internal Lets go of the queue's storage if nothing is queued; the hub calls it at heartbeats. */
   _trim(): void {
-    this.#queue.release();
+    if (this.#queue?.release()) this.#queue = undefined;
   }
 
   /** @internal Upstream messages being handled by the operator right now. */
@@ -343,18 +363,16 @@ export class Channel implements WriteTurn {
     this._closeReason = reason;
     this._catchUp();
     this._log?._detach(this);
-    this.#queue.force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
-    this.#queue.close();
+    this.#own().force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
     if (!this.#flushing) this.#startFlush();
-    this.#hooks.closing(this, this.#closeGrace);
+    this.#options.hooks.closing(this, this.#options.closeGrace);
   }
 
   /** Closes the connection at once, dropping anything queued. Idempotent. */
   abort(): void {
     this._log?._detach(this);
     this.#state = "closed";
-    this.#queue.close();
-    this.#queue.clear();
+    this.#queue = undefined;
     this.wire.close();
     this.#wakeReader();
     if (!this.#flushing) this.#settleDone();
@@ -383,9 +401,15 @@ export class Channel implements WriteTurn {
     }
   }
 
+  /** The channel's own queue, made when first needed. */
+  #own(): BoundedQueue<Uint8Array> {
+    return this.#queue ??= new BoundedQueue(this.#options.queueSize);
+  }
+
   #startFlush(): void {
     this.#flushing = true;
-    this.#writes.enqueue(this);
+    (this.#options.writes ?? (_sharedScheduler ??= new WriteScheduler({ stallMs: Infinity })))
+      .enqueue(this);
   }
 
   #wakeReader(): void {
@@ -408,12 +432,12 @@ export class Channel implements WriteTurn {
   }
 
   async #write(scheduler: WriteScheduler): Promise<void> {
-    const queue = this.#queue;
     let end: boolean;
     try {
       // Its own queue first, then the room's frames from its cursor on: anything
       // queued to it alone after a room frame caught the room frames up first.
-      const own = queue.length;
+      const queue = this.#queue;
+      const own = queue === undefined ? 0 : queue.length;
       const log = this._log;
       const from = this._cursor;
       const to = log === undefined ? from : log._end;
@@ -429,7 +453,7 @@ export class Channel implements WriteTurn {
           const count = own + to - from;
           let bytes = 0;
           for (let i = 0; i < own; i++) {
-            const chunk = queue.shift()!;
+            const chunk = queue!.shift()!;
             _batch[i] = chunk;
             bytes += chunk.length;
           }
@@ -451,11 +475,12 @@ export class Channel implements WriteTurn {
           return;
         }
       }
-      end = queue.closed;
-      // Going idle. A queue that only ever held a few frames (replies) lets
-      // go of its storage; one that grew under pushes keeps it for the next
-      // round until the hub trims it (`_trim`, at the client's heartbeat).
-      queue.release(true);
+      // Drained while closing: op 6 went out, and the wire closes.
+      end = !this._reads();
+      // Going idle. A queue that only ever held a few frames (replies) goes;
+      // one that grew under pushes stays for the next round until the hub
+      // trims it (`_trim`, at the client's heartbeat).
+      if (this.#queue?.release(true)) this.#queue = undefined;
     } catch {
       // The peer went away mid-write; the reader sees the close and cleans up.
       end = true;

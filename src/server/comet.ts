@@ -4,7 +4,7 @@ import { ProtocolError } from "../protocol/protocol_error.ts";
 import { WebhookError } from "../auth/webhook_operator.ts";
 import { type LogFields, type Logger, silentLogger } from "../log.ts";
 import { Bucket } from "./bucket.ts";
-import { Channel, type ChannelHooks, type SlowPolicy } from "./channel.ts";
+import { Channel, type ChannelHooks, type ChannelOptions, type SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
@@ -325,10 +325,9 @@ export class Comet implements AsyncDisposable {
   #buckets: Bucket[];
   #handshakeTimeout: number;
   #heartbeatTimeout: number;
-  #queueSize: number;
-  #slow: SlowPolicy;
-  #closeGrace: number;
   #writes: WriteScheduler;
+  /** Shared by every channel of this hub. */
+  #channels: ChannelOptions;
   #timers: TimerHeap<Channel>;
   #handshaking = new Set<Channel>();
   #mids = new Map<number, Channel | Set<Channel>>();
@@ -400,8 +399,8 @@ export class Comet implements AsyncDisposable {
     this.#buckets = Array.from({ length: buckets }, () => new Bucket());
     this.#handshakeTimeout = _positive("Handshake timeout", options.handshakeTimeout, 5_000);
     this.#heartbeatTimeout = _positive("Heartbeat timeout", options.heartbeatTimeout, 480_000);
-    this.#queueSize = _positiveInt("Queue size", options.queueSize, 128);
-    this.#closeGrace = _positive("Close grace", options.closeGrace, 1_000);
+    const queueSize = _positiveInt("Queue size", options.queueSize, 128);
+    const closeGrace = _positive("Close grace", options.closeGrace, 1_000);
     this.#writes = new WriteScheduler({
       concurrency: options.writeConcurrency ?? 128,
       burst: options.writeBurst ?? 8,
@@ -415,7 +414,13 @@ export class Comet implements AsyncDisposable {
     if (slow !== "close" && slow !== "drop") {
       throw new TypeError(`Slow policy must be "close" or "drop": ${slow}`);
     }
-    this.#slow = slow;
+    this.#channels = {
+      queueSize,
+      slow,
+      hooks: this.#hooks,
+      closeGrace,
+      writes: this.#writes,
+    };
     this.logger = options.logger ?? silentLogger;
     this.#observer = options.observer;
     const limits = options.limits ?? {};
@@ -532,14 +537,7 @@ export class Comet implements AsyncDisposable {
       onEnd?.();
       return;
     }
-    const ch = new Channel(
-      wire,
-      this.#queueSize,
-      this.#slow,
-      this.#hooks,
-      this.#closeGrace,
-      this.#writes,
-    );
+    const ch = new Channel(wire, this.#channels);
     this.#live++;
     this.#stats.accepted++;
     this.#handshaking.add(ch);
@@ -1036,13 +1034,15 @@ export class Comet implements AsyncDisposable {
       if (frame === null) return false;
     } while (frame.op !== Op.Auth);
     let session: _Normalized;
+    // Asked for once: a wire may make it on each call.
+    const info = ch.info;
     try {
-      session = this.#normalize(await this.#operator.connect({ body: frame.body, info: ch.info }));
+      session = this.#normalize(await this.#operator.connect({ body: frame.body, info }));
     } catch (err) {
-      _dropHeaders(ch.info);
+      _dropHeaders(info);
       this.#stats.authFailed++;
       const message = err instanceof Error ? err.message : String(err);
-      const remote = ch.info.remoteAddr.hostname;
+      const remote = info.remoteAddr.hostname;
       this.logger.debug("Auth refused", { remote, error: message });
       ch.close(`auth failed: ${message}`);
       // An auth service that is down or busy is not the client's doing: only
@@ -1052,7 +1052,7 @@ export class Comet implements AsyncDisposable {
     }
     // The upgrade headers are for the operator's connect alone: a kilobyte or
     // more per connection is not kept for the connection's whole life.
-    _dropHeaders(ch.info);
+    _dropHeaders(info);
     if (!this.#roomAllowed(session.room, "")) {
       this.#roomRefused(ch, session.room);
       return false;
@@ -1065,7 +1065,7 @@ export class Comet implements AsyncDisposable {
       ch.close("server shutting down");
       return false;
     }
-    this.#register(ch, session);
+    this.#register(ch, session, info.remoteAddr.hostname);
     ch.reply(Op.AuthReply, "", frame.seq, frame.ver);
     this.#stats.authOk++;
     this.logger.debug("Connected", { key: ch.key, mid: ch.mid, room: ch.room });
@@ -1073,8 +1073,8 @@ export class Comet implements AsyncDisposable {
       this.#trace(ch, "authenticated", {
         room: ch.room,
         platform: ch.platform,
-        transport: ch.info.transport,
-        remote: ch.info.remoteAddr.hostname,
+        transport: info.transport,
+        remote: info.remoteAddr.hostname,
         ...(session.expiresAt !== Infinity && {
           expires: new Date(session.expiresAt).toISOString(),
         }),
@@ -1123,7 +1123,7 @@ export class Comet implements AsyncDisposable {
     return { mid, key, room, accepts, platform, heartbeat, expiresAt, rooms };
   }
 
-  #register(ch: Channel, s: _Normalized): void {
+  #register(ch: Channel, s: _Normalized, ip: string): void {
     ch.key = s.key;
     ch.mid = s.mid;
     ch.platform = s.platform;
@@ -1150,7 +1150,6 @@ export class Comet implements AsyncDisposable {
       else if (entry instanceof Channel) this.#mids.set(ch.mid, new Set([entry, ch]));
       else entry.add(ch);
     }
-    const ip = ch.info.remoteAddr.hostname;
     this.#ipCounts.set(ip, (this.#ipCounts.get(ip) ?? 0) + 1);
     this.#connections++;
     if (s.room !== "") this.#join(ch, s.room);

@@ -82,6 +82,14 @@ export interface Operator {
 
 const _decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** A string field of the auth JSON; undefined when absent or null. */
+function _string(o: Record<string, unknown>, field: string): string | undefined {
+  const v = o[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw new TypeError(`Auth field ${field} is not a string`);
+  return v;
+}
+
 /**
  * Parses goim's auth JSON
  * (`{"mid":int64,"key":string,"room_id":string,"platform":string,"accepts":[int32]}`)
@@ -108,19 +116,20 @@ export function parseGoimAuth(body: Uint8Array): Session {
   }
   const o = value as Record<string, unknown>;
   const session: Session = {};
-  if (o.mid !== undefined && o.mid !== null) {
-    if (typeof o.mid !== "number") throw new TypeError(`Auth field mid is not a number: ${o.mid}`);
-    session.mid = o.mid;
+  const { mid, accepts } = o;
+  if (mid !== undefined && mid !== null) {
+    if (typeof mid !== "number") throw new TypeError(`Auth field mid is not a number: ${mid}`);
+    session.mid = mid;
   }
-  for (const [field, name] of [["key", "key"], ["room_id", "room"], ["platform", "platform"]]) {
-    const v = o[field!];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== "string") throw new TypeError(`Auth field ${field} is not a string`);
-    (session as Record<string, unknown>)[name!] = v;
-  }
-  if (o.accepts !== undefined && o.accepts !== null) {
-    if (!Array.isArray(o.accepts)) throw new TypeError("Auth field accepts is not an array");
-    session.accepts = o.accepts as number[];
+  const key = _string(o, "key");
+  if (key !== undefined) session.key = key;
+  const room = _string(o, "room_id");
+  if (room !== undefined) session.room = room;
+  const platform = _string(o, "platform");
+  if (platform !== undefined) session.platform = platform;
+  if (accepts !== undefined && accepts !== null) {
+    if (!Array.isArray(accepts)) throw new TypeError("Auth field accepts is not an array");
+    session.accepts = accepts;
   }
   return session;
 }

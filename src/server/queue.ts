@@ -140,12 +140,16 @@ export class BoundedQueue<T> {
    * it anew. With `keepGrown`, storage that has grown past its first size is
    * kept: a connection busy enough to need it will, and regrowing it from
    * four slots on every drain costs more than holding it.
+   *
+   * @returns Whether the queue holds no storage now.
    */
-  release(keepGrown = false): void {
-    if (this.#length > 0 || this.#ring === undefined) return;
-    if (keepGrown && this.#ring.length > _FIRST_SIZE) return;
+  release(keepGrown = false): boolean {
+    const ring = this.#ring;
+    if (ring === undefined) return true;
+    if (this.#length > 0 || (keepGrown && ring.length > _FIRST_SIZE)) return false;
     this.#ring = undefined;
     this.#head = 0;
+    return true;
   }
 
   /**

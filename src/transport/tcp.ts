@@ -4,6 +4,7 @@ import type { Comet } from "../server/comet.ts";
 import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 import { BatchCache } from "./batch_cache.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 
 /**
@@ -18,11 +19,6 @@ const _batches = new BatchCache();
 // A TCP wire's encoding is the frames back to back: the same bytes on every wire.
 const _SHARED_ENCODING = {};
 
-/** A failed socket read: reset by the peer, or closed under us. */
-function _readFailed(): null {
-  return null;
-}
-
 /**
  * goim's binary protocol over a TCP (or TLS) stream: the frame decoder on the
  * read side; on the write side, a batch of frames is simply the frames back
@@ -36,15 +32,21 @@ function _readFailed(): null {
  * ```
  */
 export class TcpWire implements Wire {
-  /** Transport facts for the operator. */
-  readonly info: ConnInfo;
+  /**
+   * Where every TCP wire takes its read buffer from: views into shared
+   * slabs, not an `ArrayBuffer` each. A wire gives its buffer back once
+   * closed with no read pending.
+   */
+  static readonly readBuffers: BufferPool = new BufferPool(_READ_SIZE);
+
   #conn: Deno.Conn;
-  #maxBody: number;
+  #profile: _Profile;
   /** Held only while bytes of a frame are pending: an idle connection between frames has none. */
   #decoder: FrameDecoder | undefined;
+  /** From the pool on the first read; back to it once closed and no read is pending. */
   #buf: Uint8Array | undefined;
+  #reading = false;
   #closed = false;
-  #traffic: TrafficCounter;
 
   /**
    * Wraps an accepted connection. Its bytes count towards
@@ -54,16 +56,23 @@ export class TcpWire implements Wire {
    * @param options `maxBody` caps inbound bodies; `transport` names it (`"tcp"`, `"tls"`).
    */
   constructor(conn: Deno.Conn, options: { maxBody?: number; transport?: string } = {}) {
-    this.#conn = conn;
-    this.#maxBody = options.maxBody ?? 4096;
+    const maxBody = options.maxBody ?? 4096;
     // Made now to check maxBody; let go of after the first frames.
-    this.#decoder = new FrameDecoder({ maxBody: this.#maxBody });
-    this.info = {
-      transport: options.transport ?? "tcp",
-      // Deno's own address object rather than a copy: 40 bytes less per connection.
-      remoteAddr: conn.remoteAddr as Deno.NetAddr,
+    this.#decoder = new FrameDecoder({ maxBody });
+    this.#conn = conn;
+    this.#profile = _profile(options.transport ?? "tcp", maxBody);
+  }
+
+  /**
+   * Transport facts for the operator: made on each call from what the wire
+   * holds anyway, so an idle connection keeps no object for them.
+   */
+  get info(): ConnInfo {
+    // Deno's own address object rather than a copy.
+    return {
+      transport: this.#profile.transport,
+      remoteAddr: this.#conn.remoteAddr as Deno.NetAddr,
     };
-    this.#traffic = trafficCounter(this.info.transport);
   }
 
   /**
@@ -97,19 +106,36 @@ export class TcpWire implements Wire {
 
   /** Reads from the socket until a frame is complete. */
   #fill(): Promise<Frame | null> {
-    this.#buf ??= new Uint8Array(_READ_SIZE);
-    return this.#conn.read(this.#buf).then(this.#onRead, _readFailed);
+    this.#buf ??= TcpWire.readBuffers.take();
+    this.#reading = true;
+    return this.#conn.read(this.#buf).then(this.#onRead, this.#onRead);
   }
 
-  #onRead = (n: number | null): Frame | null | Promise<Frame | null> => {
-    if (n === null) return null;
-    this.#traffic.bytesIn += n;
-    (this.#decoder ??= new FrameDecoder({ maxBody: this.#maxBody })).push(
+  /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
+  #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
+    this.#reading = false;
+    if (typeof n !== "number" || this.#closed) {
+      this.#giveBack();
+      return null;
+    }
+    const profile = this.#profile;
+    profile.traffic.bytesIn += n;
+    (this.#decoder ??= new FrameDecoder({ maxBody: profile.maxBody })).push(
       this.#buf!.subarray(0, n),
     );
     const frame = this.#next();
     return frame === undefined ? this.#fill() : frame;
   };
+
+  /** Once closed with no read pending, the read buffer goes back to the pool. */
+  #giveBack(): void {
+    const buf = this.#buf;
+    if (buf === undefined || this.#reading) return;
+    this.#buf = undefined;
+    // The decoder may still borrow the buffer's bytes; it is never used again.
+    this.#decoder = undefined;
+    TcpWire.readBuffers.give(buf);
+  }
 
   /**
    * Frames back to back; a single frame is passed through without a copy,
@@ -140,7 +166,7 @@ export class TcpWire implements Wire {
 
   /** Writes all of `data`, looping over partial writes. */
   write(data: Uint8Array): Promise<void> {
-    return writeAll(this.#conn, data, this.#traffic);
+    return writeAll(this.#conn, data, this.#profile.traffic);
   }
 
   /** Closes the socket. Idempotent. */
@@ -148,7 +174,28 @@ export class TcpWire implements Wire {
     if (this.#closed) return;
     this.#closed = true;
     closeQuietly(this.#conn);
+    this.#giveBack();
   }
+}
+
+/** What the TCP wires of one listener share, so each holds one field for it. */
+interface _Profile {
+  readonly transport: string;
+  readonly maxBody: number;
+  readonly traffic: TrafficCounter;
+}
+
+const _profiles: _Profile[] = [];
+
+/** The shared profile; a listener's connections all ask for the same one, found first. */
+function _profile(transport: string, maxBody: number): _Profile {
+  for (let i = 0; i < _profiles.length; i++) {
+    const p = _profiles[i]!;
+    if (p.transport === transport && p.maxBody === maxBody) return p;
+  }
+  const profile = { transport, maxBody, traffic: trafficCounter(transport) };
+  _profiles.unshift(profile);
+  return profile;
 }
 
 /** Options for {@linkcode listenTcp}. */

@@ -16,6 +16,7 @@ import {
 } from "./websocket_codec.ts";
 import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
 import { BatchCache } from "./batch_cache.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 import { acceptUpgrade, HandshakeError } from "./ws_handshake.ts";
 
@@ -76,11 +77,6 @@ function _lingerClose(conn: Deno.Conn, frame: Uint8Array, traffic: TrafficCounte
   writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
 }
 
-/** A failed socket read: reset by the peer, or closed under us. */
-function _readFailed(): null {
-  return null;
-}
-
 /** `info` with headers, as a literal of three properties (see WsWire's upgrade). */
 function _withHeaders(info: ConnInfo, headers: Headers): ConnInfo {
   return { transport: info.transport, remoteAddr: info.remoteAddr, headers };
@@ -139,12 +135,21 @@ export interface WsWireOptions {
  * ```
  */
 export class WsWire implements Wire {
+  /**
+   * Where every WebSocket wire takes its read buffer from: views into shared
+   * slabs, not an `ArrayBuffer` each. A wire gives its buffer back once
+   * closed with no read pending.
+   */
+  static readonly readBuffers: BufferPool = new BufferPool(_READ_SIZE);
+
   #info: ConnInfo;
   #conn: Deno.Conn;
   #parser: WebSocketParser;
   #path: string;
   #maxHeadSize: number;
+  /** From the pool on the first read; back to it once closed and no read is pending. */
   #buf: Uint8Array | undefined;
+  #reading = false;
   #state: _State;
   /** A close frame has gone out (or is in the buffer being written): no more data after it. */
   #closeSent = false;
@@ -222,12 +227,18 @@ export class WsWire implements Wire {
 
   /** Reads from the socket until the parser has something. */
   #fill(): Promise<Frame | null> {
-    this.#buf ??= new Uint8Array(_READ_SIZE);
-    return this.#conn.read(this.#buf).then(this.#onRead, _readFailed);
+    this.#buf ??= WsWire.readBuffers.take();
+    this.#reading = true;
+    return this.#conn.read(this.#buf).then(this.#onRead, this.#onRead);
   }
 
-  #onRead = (n: number | null): Frame | null | Promise<Frame | null> => {
-    if (n === null) return null;
+  /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
+  #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
+    this.#reading = false;
+    if (typeof n !== "number" || this.#state === "closed") {
+      this.#giveBack();
+      return null;
+    }
     this.#traffic.bytesIn += n;
     this.#parser.push(this.#buf!.subarray(0, n));
     const next = this.#step();
@@ -339,12 +350,21 @@ export class WsWire implements Wire {
     if (state === "closed") return;
     this.#state = "closed";
     if (this.#waiters !== undefined) { for (const wake of this.#waiters.splice(0)) wake(); }
+    this.#giveBack();
     if (state === "open" && !this.#closeSent && !this.#writing) {
       this.#closeSent = true;
       _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
       return;
     }
     closeQuietly(this.#conn);
+  }
+
+  /** Once closed with no read pending, the read buffer goes back to the pool. */
+  #giveBack(): void {
+    const buf = this.#buf;
+    if (buf === undefined || this.#reading) return;
+    this.#buf = undefined;
+    WsWire.readBuffers.give(buf);
   }
 
   /** Runs the opening handshake; false when the connection ended during it. */
