@@ -126,6 +126,30 @@ Deno.test("write scheduler lets a stalled write go of its place after the stall 
   assert.equal(scheduler.inFlight, 0);
 });
 
+Deno.test("write scheduler keeps the place of a write that began after its stall timer was armed", async () => {
+  let stalls = 0;
+  using scheduler = new WriteScheduler({ concurrency: 2, stallMs: 60, onStall: () => stalls++ });
+  const log: string[] = [];
+  const [stuck, quick, late, last] = ["stuck", "quick", "late", "last"].map((name) =>
+    new HeldWriter(name, log)
+  );
+  for (const w of [stuck!, quick!, late!, last!]) scheduler.enqueue(w);
+  await tick();
+  // Both places taken and two waiting: the stall timer is armed now.
+  await sleep(20);
+  quick!.finish();
+  assert.deepEqual(log, ["stuck", "quick", "late"]);
+  // At the check, "stuck" has written for the whole limit and "late" for a part of it.
+  assert.ok(await until(() => stalls === 1, 2_000));
+  assert.deepEqual(log, ["stuck", "quick", "late", "last"]);
+  assert.equal(scheduler.stalled, 1);
+  assert.equal(scheduler.inFlight, 2, "late and last hold the places");
+  late!.finish();
+  last!.finish();
+  stuck!.finish();
+  assert.equal(scheduler.inFlight, 0);
+});
+
 Deno.test("write scheduler close stops its stall timer and still runs the line", async () => {
   const scheduler = new WriteScheduler({ concurrency: 1, stallMs: 10_000 });
   const log: string[] = [];

@@ -38,7 +38,7 @@ export interface WriteTurn {
   _turn(scheduler: WriteScheduler): void;
   /** @internal The scheduler's slot for this writer while it holds a place; -1 otherwise. */
   _slot: number;
-  /** @internal When the current turn began, on `performance.now()`'s clock. */
+  /** @internal The scheduler's stall epoch when the current turn began. */
   _turnAt: number;
 }
 
@@ -99,6 +99,15 @@ export class WriteScheduler implements Disposable {
   /** Set while the pump starts turns: a turn that ends at once must not pump again inside. */
   #pumping = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Moves on each time the stall timer is armed. A turn is stamped with it
+   * rather than with the time: when the timer fires, the turns that began
+   * before it was armed (an older epoch) are exactly those older than the
+   * stall limit, and a turn costs no clock read.
+   */
+  #epoch = 0;
+  /** The epoch the armed timer checks against. */
+  #armedEpoch = 0;
   #closed = false;
   #detached = 0;
   #onStall: (() => void) | undefined;
@@ -201,7 +210,7 @@ export class WriteScheduler implements Disposable {
       this.#head = (this.#head + 1) % this.#ring.length;
       this.#size--;
       writer._slot = slots.length;
-      writer._turnAt = performance.now();
+      writer._turnAt = this.#epoch;
       slots.push(writer);
       try {
         writer._turn(this);
@@ -232,6 +241,7 @@ export class WriteScheduler implements Disposable {
   /** Every place is taken and writers wait: check for stalled writes in a while. */
   #arm(): void {
     if (this.#timer !== undefined || this.#closed || this.#stallMs === Infinity) return;
+    this.#armedEpoch = ++this.#epoch;
     this.#timer = setTimeout(this.#checkStalls, this.#stallMs);
   }
 
@@ -243,11 +253,12 @@ export class WriteScheduler implements Disposable {
 
   #checkStalls = (): void => {
     this.#timer = undefined;
-    const since = performance.now() - this.#stallMs;
+    const armed = this.#armedEpoch;
     const slots = this.#slots;
     for (let i = slots.length - 1; i >= 0; i--) {
       const writer = slots[i]!;
-      if (writer._turnAt > since) continue;
+      // Began after the timer was armed: not yet writing for the whole limit.
+      if (writer._turnAt >= armed) continue;
       // Still writing, but no longer holding a place; `done` will ignore it.
       writer._slot = -1;
       const last = slots.pop()!;
