@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { ConnectRequest, Operator } from "../src/server/operator.ts";
+import type { ConnectRequest, Operator, Session } from "../src/server/operator.ts";
 import type { ConnInfo } from "../src/server/wire.ts";
 import type { CometServer } from "../src/serve.ts";
 import { Comet } from "../src/server/comet.ts";
@@ -382,6 +382,28 @@ Deno.test("the default operator echoes op 4 as op 5 with the same seq", async ()
   assert.equal(r2.op, Op.SendMsgReply);
   assert.equal(r2.seq, empty);
   assert.equal(r2.body.length, 0);
+});
+
+Deno.test("an operator's session comes as a value, a promise or another thenable", async () => {
+  const connects: [string, Operator["connect"]][] = [
+    ["sync", () => ({ key: "sync" })],
+    ["promise", async () => {
+      await sleep(1);
+      return { key: "promise" };
+    }],
+    // A thenable that is not a Promise, as some libraries return.
+    ["thenable", () =>
+      ({
+        then: (resolve: (s: Session) => void) => setTimeout(() => resolve({ key: "thenable" }), 1),
+      }) as unknown as Promise<Session>],
+  ];
+  for (const [key, connect] of connects) {
+    await using server = startServer({ operator: { connect } });
+    await using c = await TestClient.auth(port(server), {});
+    assert.ok(server.comet.channel(key), `the ${key} session's key is registered`);
+    c.sendFrame(Op.Heartbeat, "");
+    assert.equal((await c.next()).op, Op.HeartbeatReply);
+  }
 });
 
 Deno.test("a custom operator's receive reply is used; undefined sends none", async () => {

@@ -278,6 +278,11 @@ function _hash(key: string): number {
   return h >>> 0;
 }
 
+/** Whether an operator's result is to be awaited: a promise or another thenable. */
+function _isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
 function _isInt32(n: unknown): n is number {
   return typeof n === "number" && Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
 }
@@ -1037,7 +1042,9 @@ export class Comet implements AsyncDisposable {
     // Asked for once: a wire may make it on each call.
     const info = ch.info;
     try {
-      session = this.#normalize(await this.#operator.connect({ body: frame.body, info }));
+      const result = this.#operator.connect({ body: frame.body, info });
+      // A synchronous operator's session is taken as is: awaiting it would cost a turn.
+      session = this.#normalize(_isThenable(result) ? await result : result);
     } catch (err) {
       _dropHeaders(info);
       this.#stats.authFailed++;
