@@ -4,8 +4,8 @@
  * change rooms, watch and unwatch, disconnect, reconnect) over TCP, WebSocket
  * and pkg, with pushes of every kind through the push API meanwhile. It reads
  * `/metrics` at the start, every second, and at the end; once every client has
- * left, the server must be back to no connections, handshakes, timers, rooms
- * or queued frames, and its RSS near where it started. A leak, a failed push
+ * left, the server must be back to no connections, handshakes, timers, rooms,
+ * queued frames or read buffers, and its RSS near where it started. A leak, a failed push
  * or an unclean server exit makes it exit 1.
  *
  * ```sh
@@ -710,6 +710,7 @@ export async function soak(
     timers: sum(m, "comet_timers"),
     rooms: sum(m, "comet_rooms"),
     queue: sum(m, "comet_queue_depth"),
+    readBuffers: sum(m, "comet_read_buffers"),
   });
   while (
     Object.values(figures(end)).some((v) => v !== 0) && performance.now() < settleBy
@@ -769,7 +770,8 @@ export async function soak(
   }
   log(
     `at the end: connections ${left.connections}, handshaking ${left.handshaking}, ` +
-      `timers ${left.timers}, rooms ${left.rooms}, queued ${left.queue}`,
+      `timers ${left.timers}, rooms ${left.rooms}, queued ${left.queue}, ` +
+      `read buffers ${left.readBuffers}`,
   );
   if (server.complaints.length > 0) {
     log(`server warnings and errors: ${server.complaints.length}, first:`);

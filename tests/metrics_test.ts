@@ -69,6 +69,8 @@ Deno.test("metrics: every figure of the brief, with its type, in the 0.0.4 text 
     comet_rooms: "gauge",
     comet_queue_depth: "gauge",
     comet_queue_depth_max: "gauge",
+    comet_read_buffers: "gauge",
+    comet_read_buffer_slabs: "gauge",
     comet_accepted_total: "counter",
     comet_auth_ok_total: "counter",
     comet_auth_failed_total: "counter",
@@ -102,6 +104,7 @@ Deno.test("metrics: connections by transport, rooms, pushes, deliveries and byte
   const before = (await scrape(server)).samples;
   const tcpIn = before.get('comet_received_bytes_total{transport="tcp"}') ?? 0;
   const tcpOut = before.get('comet_sent_bytes_total{transport="tcp"}') ?? 0;
+  const buffers = value(before, "comet_read_buffers");
 
   await using a = await TestClient.auth(server.addrs.tcp!.port, {
     mid: 1,
@@ -151,6 +154,9 @@ Deno.test("metrics: connections by transport, rooms, pushes, deliveries and byte
   assert.equal(value(samples, "comet_deliveries_total"), 6);
   assert.equal(value(samples, "comet_timers"), 4);
   assert.equal(value(samples, "comet_handshaking"), 0);
+  // A pending read each on two TCP connections and one WebSocket (pkg reads its own way).
+  assert.equal(value(samples, "comet_read_buffers"), buffers + 3);
+  assert.ok(value(samples, "comet_read_buffer_slabs") >= 1);
   // One auth frame in and its reply plus two pushes out, per TCP client at least.
   assert.ok(value(samples, 'comet_received_bytes_total{transport="tcp"}') >= tcpIn + 2 * 16);
   assert.ok(value(samples, 'comet_sent_bytes_total{transport="tcp"}') >= tcpOut + 2 * 16);
@@ -166,6 +172,13 @@ Deno.test("metrics: connections by transport, rooms, pushes, deliveries and byte
   assert.equal(value(after, 'comet_connections{transport="ws"}'), 0, "idle transports stay listed");
   assert.equal(value(after, 'comet_connections{transport="pkg"}'), 0);
   assert.equal(value(after, 'comet_connections{transport="tcp"}'), 1);
+  // The buffers of the connections that left go back once their reads have settled.
+  let held = value(after, "comet_read_buffers");
+  for (let i = 0; i < 50 && held !== buffers + 1; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    held = value((await scrape(server)).samples, "comet_read_buffers");
+  }
+  assert.equal(held, buffers + 1);
 });
 
 Deno.test("metrics: a counter the hub gains later is exported without changes", () => {

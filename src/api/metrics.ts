@@ -1,6 +1,8 @@
 import type { Cluster, ClusterState } from "../cluster/cluster.ts";
 import type { Comet, RoomCount } from "../server/comet.ts";
+import { TcpWire } from "../transport/tcp.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
+import { WsWire } from "../transport/websocket.ts";
 
 /** Every state a cluster can be in, so that the state gauge lists all of them. */
 const _CLUSTER_STATES: readonly ClusterState[] = ["connecting", "ready", "reconnecting", "closed"];
@@ -59,6 +61,11 @@ export interface MetricsSnapshot {
   queue: { depth: number; max: number };
   /** Connections waiting in the write line, and writes in flight holding a place. */
   writeLine: { waiting: number; inFlight: number };
+  /**
+   * Read buffers of this process's TCP and WebSocket wires: held (one per
+   * connection with a read pending) and the shared slabs they are carved from.
+   */
+  readBuffers: { used: number; slabs: number };
   /** A copy of the numbers in `comet.stats`: every counter the hub keeps, nested ones included. */
   stats: Record<string, unknown>;
   /** Bytes moved per transport by this process's wires. */
@@ -124,6 +131,10 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     ips: comet.onlineTotal().ipCount,
     queue: { depth, max },
     writeLine: comet.writeLine,
+    readBuffers: {
+      used: TcpWire.readBuffers.used + WsWire.readBuffers.used,
+      slabs: TcpWire.readBuffers.slabs + WsWire.readBuffers.slabs,
+    },
     stats: _numbers(comet.stats),
     traffic: moved,
     memory: { rss, heapUsed, heapTotal, external },
@@ -264,6 +275,16 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
       "comet_write_line_in_flight",
       "Writes in flight holding a write place.",
       snapshot.writeLine.inFlight,
+    ],
+    [
+      "comet_read_buffers",
+      "Read buffers held by TCP and WebSocket connections (one per pending read).",
+      snapshot.readBuffers.used,
+    ],
+    [
+      "comet_read_buffer_slabs",
+      "Shared slabs the read buffers are carved from.",
+      snapshot.readBuffers.slabs,
     ],
   ]);
 
