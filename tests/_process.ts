@@ -17,6 +17,9 @@ export async function commandAnswers(command: string, args: string[]): Promise<b
   }
 }
 
+/** Flags for a server on loopback TCP alone: no WebSocket listener, no push API. */
+export const TCP_ONLY: readonly string[] = ["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "off"];
+
 /** The `comet` command with `args`, run from the project root with piped output. */
 export function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {

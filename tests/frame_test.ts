@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_MAX_BODY,
   encodeFrame,
+  frameOp,
   HEADER_SIZE,
   peekFrame,
   PROTOCOL_VERSION,
@@ -137,4 +138,10 @@ Deno.test("peekFrame throws RangeError for a negative or fractional offset", () 
   assert.throws(() => peekFrame(view, -16), RangeError);
   assert.throws(() => peekFrame(backing, 0.5), RangeError);
   assert.throws(() => peekFrame(backing, NaN), RangeError);
+});
+
+Deno.test("frameOp reads the op of an encoded frame, negative ones included", () => {
+  for (const op of [0, 8, 1000, 0x7fffffff, -1, -0x80000000]) {
+    assert.equal(frameOp(encodeFrame(op, 1, new Uint8Array([1, 2]))), op);
+  }
 });

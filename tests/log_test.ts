@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createLogger, type LogFields } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
-import { cli, LineReader, stopChild } from "./_process.ts";
+import { cli, LineReader, stopChild, TCP_ONLY } from "./_process.ts";
 
 Deno.test("log: json lines parse, with time, level, msg and the fields", () => {
   const lines: string[] = [];
@@ -173,12 +173,7 @@ Deno.test("trace: the close reason of a timeout and of a limit", async () => {
 
 Deno.test("cli: --log-format json writes JSON lines; --trace-mid traces that user", async () => {
   const child = cli([
-    "--tcp",
-    "127.0.0.1:0",
-    "--ws",
-    "off",
-    "--api",
-    "off",
+    ...TCP_ONLY,
     "--log-format",
     "json",
     "--trace-mid",

@@ -6,7 +6,7 @@ import { Op } from "../src/protocol/op.ts";
 import { silentLogger } from "../src/log.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
-import { cli, LineReader, stopChild } from "./_process.ts";
+import { cli, LineReader, stopChild, TCP_ONLY } from "./_process.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { TestClient } from "./_helpers.ts";
@@ -327,12 +327,7 @@ Deno.test("cli exits 2 with a one-line message when a TLS file is missing", asyn
       ]
     ) {
       const out = await cli([
-        "--tcp",
-        "127.0.0.1:0",
-        "--ws",
-        "off",
-        "--api",
-        "off",
+        ...TCP_ONLY,
         "--tls-cert",
         certPath!,
         "--tls-key",

@@ -1,4 +1,4 @@
-import { encodeFrame } from "../protocol/frame.ts";
+import { encodeFrame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { BoundedQueue } from "./queue.ts";
 import type { Room } from "./room.ts";
@@ -34,11 +34,6 @@ const _EMPTY = new Uint8Array(0);
 /** The UTF-8 bytes of a body given as text; an empty one (an auth reply's) allocates nothing. */
 function _bytes(body: Uint8Array | string): Uint8Array {
   return typeof body !== "string" ? body : body === "" ? _EMPTY : _encoder.encode(body);
-}
-
-/** The op of an encoded frame. */
-function _op(frame: Uint8Array): number {
-  return (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
 }
 
 // Writers fill this between two awaits only, so every channel can share it.
@@ -220,13 +215,8 @@ export class Channel implements WriteTurn {
    */
   _full(end: number): void {
     this._catchUp();
-    if (this.#options.slow === "drop") {
-      this._cursor = end + 1;
-      this.#options.hooks.dropped(this);
-    } else {
-      this.#options.hooks.slow(this);
-      this.close("slow consumer");
-    }
+    if (this.#options.slow === "drop") this._cursor = end + 1;
+    this.#overflow();
   }
 
   /** @internal Marks the channel authenticated. */
@@ -285,21 +275,15 @@ export class Channel implements WriteTurn {
    */
   push(frame: Uint8Array): boolean {
     if (!this._reads()) return false;
-    const log = this._log;
-    if (log !== undefined && this._cursor < log._end) this._catchUp();
+    this._catchUp();
     const queue = this.#own();
     if (queue.offer(frame)) {
       if (!this.#flushing) this.#startFlush();
       if (this._traced) this.#options.hooks.pushed?.(this, frame);
-      log?._lower(this._cursor - queue.length);
+      this._log?._lower(this._cursor - queue.length);
       return true;
     }
-    if (this.#options.slow === "drop") {
-      this.#options.hooks.dropped(this);
-    } else {
-      this.#options.hooks.slow(this);
-      this.close("slow consumer");
-    }
+    this.#overflow();
     return false;
   }
 
@@ -401,6 +385,16 @@ export class Channel implements WriteTurn {
     }
   }
 
+  /** A frame found the queue full: the slow-consumer policy drops it (counted) or closes. */
+  #overflow(): void {
+    if (this.#options.slow === "drop") {
+      this.#options.hooks.dropped(this);
+    } else {
+      this.#options.hooks.slow(this);
+      this.close("slow consumer");
+    }
+  }
+
   /** The channel's own queue, made when first needed. */
   #own(): BoundedQueue<Uint8Array> {
     return this.#queue ??= new BoundedQueue(this.#options.queueSize);
@@ -446,7 +440,7 @@ export class Channel implements WriteTurn {
         // Room frames alone, on a wire that shares its encoding: likely encoded already.
         let key = own === 0 ? this.wire.sharedEncoding : undefined;
         if (key !== undefined) {
-          if (_op(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
+          if (frameOp(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
           else data = log!._run(key, from, to);
         }
         if (data === undefined) {

@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_BODY, encodeFrame, type Frame } from "../protocol/frame.ts";
+import { DEFAULT_MAX_BODY, encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import { WebhookError } from "../auth/webhook_operator.ts";
@@ -252,11 +252,6 @@ function _limit(name: string, value: number | undefined, integer: boolean): numb
   return value;
 }
 
-/** The op of an encoded frame, read from its header. */
-function _frameOp(frame: Uint8Array): number {
-  return (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
-}
-
 function _positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) {
@@ -389,7 +384,7 @@ export class Comet implements AsyncDisposable {
       if (ch._timer) this.#timers.reset(ch._timer, grace);
     },
     pushed: (ch, frame) =>
-      this.#trace(ch, "push queued", { op: _frameOp(frame), bytes: frame.length }),
+      this.#trace(ch, "push queued", { op: frameOp(frame), bytes: frame.length }),
   };
 
   /**

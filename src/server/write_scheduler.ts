@@ -93,9 +93,8 @@ export class WriteScheduler implements Disposable {
   /** Writers holding a place; each knows its index (`_slot`). */
   #slots: WriteTurn[] = [];
   #pumpQueued = false;
-  /** Turns started since the event loop last came round; see `#pump`. */
+  /** Turns started since the event loop last came round; above 0, a reset is due (see `#pump`). */
   #burst = 0;
-  #burstReset = false;
   /** Set while the pump starts turns: a turn that ends at once must not pump again inside. */
   #pumping = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -106,8 +105,6 @@ export class WriteScheduler implements Disposable {
    * stall limit, and a turn costs no clock read.
    */
   #epoch = 0;
-  /** The epoch the armed timer checks against. */
-  #armedEpoch = 0;
   #closed = false;
   #detached = 0;
   #onStall: (() => void) | undefined;
@@ -199,12 +196,10 @@ export class WriteScheduler implements Disposable {
     while (
       this.#size > 0 && slots.length < this.#concurrency && this.#burst < this.#burstLimit
     ) {
-      if (this.#burst++ === 0 && !this.#burstReset) {
-        this.#burstReset = true;
-        // A task of its own, after the event loop has polled for I/O. Not
-        // `setTimeout(fn, 0)`: chained, that is clamped to milliseconds.
-        setImmediate(this.#resetBurst);
-      }
+      // The first turn of a burst books its reset: a task of its own, after the
+      // event loop has polled for I/O. Not `setTimeout(fn, 0)`: chained, that is
+      // clamped to milliseconds.
+      if (this.#burst++ === 0) setImmediate(this.#resetBurst);
       const writer = this.#ring[this.#head]!;
       this.#ring[this.#head] = undefined;
       this.#head = (this.#head + 1) % this.#ring.length;
@@ -225,7 +220,6 @@ export class WriteScheduler implements Disposable {
   };
 
   #resetBurst = (): void => {
-    this.#burstReset = false;
     this.#burst = 0;
     if (this.#size > 0) this.#pump();
   };
@@ -241,7 +235,7 @@ export class WriteScheduler implements Disposable {
   /** Every place is taken and writers wait: check for stalled writes in a while. */
   #arm(): void {
     if (this.#timer !== undefined || this.#closed || this.#stallMs === Infinity) return;
-    this.#armedEpoch = ++this.#epoch;
+    this.#epoch++;
     this.#timer = setTimeout(this.#checkStalls, this.#stallMs);
   }
 
@@ -253,7 +247,8 @@ export class WriteScheduler implements Disposable {
 
   #checkStalls = (): void => {
     this.#timer = undefined;
-    const armed = this.#armedEpoch;
+    // The epoch only moves when the timer is armed: it is the one this check is for.
+    const armed = this.#epoch;
     const slots = this.#slots;
     for (let i = slots.length - 1; i >= 0; i--) {
       const writer = slots[i]!;

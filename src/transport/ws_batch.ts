@@ -1,4 +1,4 @@
-import { HEADER_SIZE, PROTOCOL_VERSION } from "../protocol/frame.ts";
+import { frameOp, HEADER_SIZE, PROTOCOL_VERSION } from "../protocol/frame.ts";
 import { isReplyOp, Op } from "../protocol/op.ts";
 
 /**
@@ -20,10 +20,6 @@ export const NO_MESSAGE_HEADER: MessageHeader = {
   write: (_target, offset) => offset,
 };
 
-function _op(frame: Uint8Array): number {
-  return ((frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!) | 0;
-}
-
 /**
  * Whether an encoded frame is a reply to the client (ops 1, 3, 5, 6, 8, 13,
  * 15, 17). goim writes those as messages of their own and clients switch on
@@ -32,7 +28,7 @@ function _op(frame: Uint8Array): number {
  * op 8.
  */
 export function isReplyFrame(frame: Uint8Array): boolean {
-  return isReplyOp(_op(frame));
+  return isReplyOp(frameOp(frame));
 }
 
 /**
