@@ -243,3 +243,58 @@ Deno.test("comet keeps delivering to readers while peers that do not read hold e
   await comet.close();
   await Promise.all(sessions);
 });
+
+Deno.test("write scheduler reports each settled write to its writer", async () => {
+  using scheduler = new WriteScheduler({ concurrency: 2 });
+  const reports: string[] = [];
+  const writer = (name: string) => ({
+    _slot: -1,
+    _turnAt: 0,
+    _turn() {},
+    _written(s: WriteScheduler, ok: boolean) {
+      assert.equal(s, scheduler);
+      reports.push(`${name} ${ok ? "ok" : "failed"}`);
+    },
+  });
+  // More writes than the concurrency, so tickets are both made and reused.
+  for (let round = 0; round < 3; round++) {
+    scheduler.settle(writer(`a${round}`), Promise.resolve());
+    scheduler.settle(writer(`b${round}`), Promise.reject(new Error("reset")));
+    scheduler.settle(writer(`c${round}`), Promise.resolve(16));
+    await tick();
+  }
+  assert.deepEqual(reports, [
+    "a0 ok",
+    "b0 failed",
+    "c0 ok",
+    "a1 ok",
+    "b1 failed",
+    "c1 ok",
+    "a2 ok",
+    "b2 failed",
+    "c2 ok",
+  ]);
+});
+
+Deno.test("write scheduler hands a write's end to the writer that made it, however they finish", async () => {
+  using scheduler = new WriteScheduler();
+  const ended: string[] = [];
+  const resolvers: (() => void)[] = [];
+  for (const name of ["first", "second", "third"]) {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    resolvers.push(resolve);
+    scheduler.settle({
+      _slot: -1,
+      _turnAt: 0,
+      _turn() {},
+      _written: () => void ended.push(name),
+    }, promise);
+  }
+  resolvers[2]!();
+  resolvers[0]!();
+  await tick();
+  assert.deepEqual(ended, ["third", "first"]);
+  resolvers[1]!();
+  await tick();
+  assert.deepEqual(ended, ["third", "first", "second"]);
+});

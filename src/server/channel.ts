@@ -4,7 +4,7 @@ import { BoundedQueue } from "./queue.ts";
 import type { Room } from "./room.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, Wire } from "./wire.ts";
-import { WriteScheduler, type WriteTurn } from "./write_scheduler.ts";
+import { type SettledWriteTurn, WriteScheduler } from "./write_scheduler.ts";
 
 /**
  * What happens when a connection's queue is full: `close` tells the client
@@ -72,7 +72,7 @@ export interface ChannelOptions {
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel implements WriteTurn {
+export class Channel implements SettledWriteTurn {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */
@@ -419,67 +419,86 @@ export class Channel implements WriteTurn {
    * buffer and writes it with one call; then back to the end of the line if
    * more was queued meanwhile. Writes never overlap. When the queue is closed
    * and drained, or the connection fails, it closes the wire.
+   *
+   * Not an async function: the scheduler reports the write's end
+   * ({@linkcode Channel._written}), so a turn makes no promise or closure of
+   * its own.
    */
   _turn(scheduler: WriteScheduler): void {
-    // Never rejects: failures end in abort().
-    void this.#write(scheduler);
+    let data: Uint8Array | undefined;
+    try {
+      data = this.#take();
+      if (data === undefined) return this.#endTurn(scheduler, !this._reads());
+      // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
+      if (data.length === 0) return this._written(scheduler, true);
+      scheduler.settle(this, this.wire.write(data));
+    } catch {
+      // A wire that failed to encode or to start the write: the same as a failed write.
+      this.#endTurn(scheduler, true);
+    }
   }
 
-  async #write(scheduler: WriteScheduler): Promise<void> {
-    let end: boolean;
-    try {
-      // Its own queue first, then the room's frames from its cursor on: anything
-      // queued to it alone after a room frame caught the room frames up first.
-      const queue = this.#queue;
-      const own = queue === undefined ? 0 : queue.length;
-      const log = this._log;
-      const from = this._cursor;
-      const to = log === undefined ? from : log._end;
-      if (own + to - from > 0 && !this.#isClosed()) {
-        let data: Uint8Array | undefined;
-        // Room frames alone, on a wire that shares its encoding: likely encoded already.
-        let key = own === 0 ? this.wire.sharedEncoding : undefined;
-        if (key !== undefined) {
-          if (frameOp(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
-          else data = log!._run(key, from, to);
-        }
-        if (data === undefined) {
-          const count = own + to - from;
-          let bytes = 0;
-          for (let i = 0; i < own; i++) {
-            const chunk = queue!.shift()!;
-            _batch[i] = chunk;
-            bytes += chunk.length;
-          }
-          if (to > from) bytes += log!._copy(from, to, _batch, own);
-          try {
-            data = this.wire.encode(_batch, count, bytes);
-          } finally {
-            // A loop, not `fill`: a builtin call costs more than clearing a few slots.
-            for (let i = 0; i < count; i++) _batch[i] = undefined as unknown as Uint8Array;
-          }
-          if (key !== undefined) log!._keepRun(key, from, to, data);
-        }
-        this._cursor = to;
-        // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
-        if (data.length > 0) await this.wire.write(data);
-        this.#wakeReader();
-        if (this.queued > 0 && !this.#isClosed()) {
-          scheduler.done(this);
-          scheduler.enqueue(this);
-          return;
-        }
-      }
-      // Drained while closing: op 6 went out, and the wire closes.
-      end = !this._reads();
-      // Going idle. A queue that only ever held a few frames (replies) goes;
-      // one that grew under pushes stays for the next round until the hub
-      // trims it (`_trim`, at the client's heartbeat).
-      if (this.#queue?.release(true)) this.#queue = undefined;
-    } catch {
-      // The peer went away mid-write; the reader sees the close and cleans up.
-      end = true;
+  /** @internal The turn's write completed (`ok`) or failed (the peer went away). */
+  _written(scheduler: WriteScheduler, ok: boolean): void {
+    // Failed: the reader sees the close and cleans up.
+    if (!ok) return this.#endTurn(scheduler, true);
+    this.#wakeReader();
+    if (this.queued > 0 && !this.#isClosed()) {
+      scheduler.done(this);
+      scheduler.enqueue(this);
+      return;
     }
+    // Drained while closing: op 6 went out, and the wire closes.
+    this.#endTurn(scheduler, !this._reads());
+  }
+
+  /**
+   * Everything queued, encoded as one write: its own queue first, then the
+   * room's frames from its cursor on (anything queued to it alone after a
+   * room frame caught the room frames up first). Undefined when nothing is
+   * queued, or the channel is closed.
+   */
+  #take(): Uint8Array | undefined {
+    const queue = this.#queue;
+    const own = queue === undefined ? 0 : queue.length;
+    const log = this._log;
+    const from = this._cursor;
+    const to = log === undefined ? from : log._end;
+    if (own + to - from === 0 || this.#isClosed()) return undefined;
+    let data: Uint8Array | undefined;
+    // Room frames alone, on a wire that shares its encoding: likely encoded already.
+    let key = own === 0 ? this.wire.sharedEncoding : undefined;
+    if (key !== undefined) {
+      if (frameOp(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
+      else data = log!._run(key, from, to);
+    }
+    if (data === undefined) {
+      const count = own + to - from;
+      let bytes = 0;
+      for (let i = 0; i < own; i++) {
+        const chunk = queue!.shift()!;
+        _batch[i] = chunk;
+        bytes += chunk.length;
+      }
+      if (to > from) bytes += log!._copy(from, to, _batch, own);
+      try {
+        data = this.wire.encode(_batch, count, bytes);
+      } finally {
+        // A loop, not `fill`: a builtin call costs more than clearing a few slots.
+        for (let i = 0; i < count; i++) _batch[i] = undefined as unknown as Uint8Array;
+      }
+      if (key !== undefined) log!._keepRun(key, from, to, data);
+    }
+    this._cursor = to;
+    return data;
+  }
+
+  /** The turn is over; `end`: the wire closes (drained while closing, or failed). */
+  #endTurn(scheduler: WriteScheduler, end: boolean): void {
+    // Going idle. A queue that only ever held a few frames (replies) goes;
+    // one that grew under pushes stays for the next round until the hub
+    // trims it (`_trim`, at the client's heartbeat).
+    if (this.#queue?.release(true)) this.#queue = undefined;
     scheduler.done(this);
     this.#flushing = false;
     if (end || this.#isClosed()) this.abort();

@@ -542,10 +542,41 @@ export class Comet implements AsyncDisposable {
     this.#stats.accepted++;
     this.#handshaking.add(ch);
     ch._timer = this.#timers.add(ch, this.#handshakeTimeout);
-    this.#authenticate(ch).then(
-      (registered) => registered ? this.#clientOps(ch, onEnd) : this.#end(ch, false, onEnd),
-      (err) => this.#end(ch, false, onEnd, err),
-    );
+    this.#awaitAuth(ch, onEnd);
+  }
+
+  /**
+   * Reads up to the auth frame (goim skips whatever a client sends before
+   * it), then authenticates. Callbacks rather than an async function: with a
+   * synchronous operator, the handshake then makes no promise of its own.
+   */
+  #awaitAuth(ch: Channel, onEnd: (() => void) | undefined): void {
+    const failed = (err: unknown): void => this.#end(ch, false, onEnd, err);
+    const onFrame = (frame: Frame | null): void => {
+      if (frame === null) return this.#end(ch, false, onEnd);
+      if (frame.op !== Op.Auth) return this.#awaitAuth(ch, onEnd);
+      let registered: boolean | Promise<boolean>;
+      try {
+        registered = this.#authenticate(ch, frame);
+      } catch (err) {
+        return failed(err);
+      }
+      if (registered === true) this.#clientOps(ch, onEnd);
+      else if (registered === false) this.#end(ch, false, onEnd);
+      else {
+        registered.then(
+          (ok) => ok ? this.#clientOps(ch, onEnd) : this.#end(ch, false, onEnd),
+          failed,
+        );
+      }
+    };
+    let read: Promise<Frame | null>;
+    try {
+      read = ch.wire.read();
+    } catch (err) {
+      return failed(err);
+    }
+    read.then(onFrame, failed);
   }
 
   /**
@@ -1026,31 +1057,34 @@ export class Comet implements AsyncDisposable {
     if (peer !== undefined && peer.live > 0) peer.live--;
   }
 
-  async #authenticate(ch: Channel): Promise<boolean> {
-    let frame: Frame | null;
-    // goim skips whatever a client sends before its auth frame.
-    do {
-      frame = await ch.wire.read();
-      if (frame === null) return false;
-    } while (frame.op !== Op.Auth);
-    let session: _Normalized;
+  /**
+   * Asks the operator about the auth frame and registers the session.
+   * Whether the connection is registered: at once for a synchronous operator
+   * (the usual case: no turn of the event loop is spent waiting), else once
+   * the operator or the `opening` observer has answered.
+   */
+  #authenticate(ch: Channel, frame: Frame): boolean | Promise<boolean> {
     // Asked for once: a wire may make it on each call.
     const info = ch.info;
+    let result: Session | PromiseLike<Session>;
     try {
-      const result = this.#operator.connect({ body: frame.body, info });
-      // A synchronous operator's session is taken as is: awaiting it would cost a turn.
-      session = this.#normalize(_isThenable(result) ? await result : result);
+      result = this.#operator.connect({ body: frame.body, info });
     } catch (err) {
-      _dropHeaders(info);
-      this.#stats.authFailed++;
-      const message = err instanceof Error ? err.message : String(err);
-      const remote = info.remoteAddr.hostname;
-      this.logger.debug("Auth refused", { remote, error: message });
-      ch.close(`auth failed: ${message}`);
-      // An auth service that is down or busy is not the client's doing: only
-      // refusals count towards barring its address.
-      if (!(err instanceof WebhookError) || err.reason === "refused") this.#authFailedFrom(remote);
-      return false;
+      return this.#refused(ch, info, err);
+    }
+    if (!_isThenable(result)) return this.#session(ch, frame, info, result);
+    return Promise.resolve(result).then(
+      (session) => this.#session(ch, frame, info, session),
+      (err) => this.#refused(ch, info, err),
+    );
+  }
+  /** The operator's answer: checked, then registered unless the `opening` observer must be heard first. */
+  #session(ch: Channel, frame: Frame, info: ConnInfo, result: Session): boolean | Promise<boolean> {
+    let session: _Normalized;
+    try {
+      session = this.#normalize(result);
+    } catch (err) {
+      return this.#refused(ch, info, err);
     }
     // The upgrade headers are for the operator's connect alone: a kilobyte or
     // more per connection is not kept for the connection's whole life.
@@ -1059,10 +1093,15 @@ export class Comet implements AsyncDisposable {
       this.#roomRefused(ch, session.room);
       return false;
     }
-    if (this.#observer?.opening) {
-      const { key, mid, room } = session;
-      await this.#wait("opening", () => this.#observer?.opening?.({ key, mid, room }));
-    }
+    if (!this.#observer?.opening) return this.#opened(ch, frame, info, session);
+    const { key, mid, room } = session;
+    return this.#wait("opening", () => this.#observer?.opening?.({ key, mid, room })).then(() =>
+      this.#opened(ch, frame, info, session)
+    );
+  }
+
+  /** Registers the session and answers the auth frame, unless closed meanwhile. */
+  #opened(ch: Channel, frame: Frame, info: ConnInfo, session: _Normalized): boolean {
     if (this.#closing || ch.state !== "handshake") {
       ch.close("server shutting down");
       return false;
@@ -1083,6 +1122,20 @@ export class Comet implements AsyncDisposable {
       });
     }
     return true;
+  }
+
+  /** The operator refused the client (or failed): the connection closes with the reason. */
+  #refused(ch: Channel, info: ConnInfo, err: unknown): false {
+    _dropHeaders(info);
+    this.#stats.authFailed++;
+    const message = err instanceof Error ? err.message : String(err);
+    const remote = info.remoteAddr.hostname;
+    this.logger.debug("Auth refused", { remote, error: message });
+    ch.close(`auth failed: ${message}`);
+    // An auth service that is down or busy is not the client's doing: only
+    // refusals count towards barring its address.
+    if (!(err instanceof WebhookError) || err.reason === "refused") this.#authFailedFrom(remote);
+    return false;
   }
 
   #normalize(s: Session): _Normalized {

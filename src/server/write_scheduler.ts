@@ -42,6 +42,19 @@ export interface WriteTurn {
   _turnAt: number;
 }
 
+/** A {@linkcode WriteTurn} that hands its write to {@linkcode WriteScheduler.settle}. */
+export interface SettledWriteTurn extends WriteTurn {
+  /** Called once the write given to `settle` has completed (`ok`) or failed. Never throws. */
+  _written(scheduler: WriteScheduler, ok: boolean): void;
+}
+
+/** Carries one write's end back to its writer; reused, so a write makes no closures. */
+interface _Ticket {
+  writer: SettledWriteTurn | undefined;
+  readonly ok: () => void;
+  readonly fail: () => void;
+}
+
 /**
  * Runs the writes of many connections through one first-in first-out line
  * with a bounded number in flight.
@@ -107,6 +120,8 @@ export class WriteScheduler implements Disposable {
   #epoch = 0;
   #closed = false;
   #detached = 0;
+  /** Tickets of writes that have ended, for the next writes (at most `concurrency` kept). */
+  #tickets: _Ticket[] = [];
   #onStall: (() => void) | undefined;
 
   /**
@@ -172,6 +187,34 @@ export class WriteScheduler implements Disposable {
       last._slot = i;
     }
     if (this.#size > 0 && !this.#pumping) this.#pump();
+  }
+
+  /**
+   * Calls `writer._written(this, ok)` once `write` has settled. The same as
+   * `write.then(() => …, () => …)` but without two closures per write: the
+   * callbacks come from a pool of tickets, one per write in flight.
+   */
+  settle(writer: SettledWriteTurn, write: Promise<unknown>): void {
+    const ticket = this.#tickets.pop() ?? this.#ticket();
+    ticket.writer = writer;
+    write.then(ticket.ok, ticket.fail);
+  }
+
+  #ticket(): _Ticket {
+    const ticket: _Ticket = {
+      writer: undefined,
+      ok: () => this.#settled(ticket, true),
+      fail: () => this.#settled(ticket, false),
+    };
+    return ticket;
+  }
+
+  #settled(ticket: _Ticket, ok: boolean): void {
+    const writer = ticket.writer!;
+    ticket.writer = undefined;
+    // Stalled writes may hold many tickets for a while; only a line's worth is kept.
+    if (this.#tickets.length < this.#concurrency) this.#tickets.push(ticket);
+    writer._written(this, ok);
   }
 
   /** Stops the stall timer. Writers still in line are still run as places free up. */
