@@ -67,3 +67,94 @@ Deno.test("TCP wires reusing a read buffer keep each other's frames apart", asyn
   assert.equal(fc?.seq, 3);
   assert.deepEqual(fc?.body, body(5, 3));
 });
+
+/** A reader that records what a listening wire hands it, and answers as told. */
+class Recorder {
+  ops: number[] = [];
+  ended: unknown[] = [];
+  answer: (op: number) => boolean | Promise<boolean> = () => true;
+  #done = Promise.withResolvers<void>();
+  _frame(frame: { op: number }): boolean | Promise<boolean> {
+    this.ops.push(frame.op);
+    return this.answer(frame.op);
+  }
+  _ended(err?: unknown): void {
+    this.ended.push(err);
+    this.#done.resolve();
+  }
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+}
+
+const frames = (...ops: number[]) => {
+  const parts = ops.map((op, i) => encodeFrame(op, i + 1));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+Deno.test("listening TCP wire hands over buffered frames first, then each as it arrives", async () => {
+  using p = await pair();
+  await p.client.write(frames(Op.Auth, Op.Heartbeat, Op.Sub));
+  // The hub reads the auth frame itself; the two after it are already buffered.
+  assert.equal((await p.wire.read())?.op, Op.Auth);
+  const reader = new Recorder();
+  p.wire._listen(reader);
+  assert.deepEqual(reader.ops, [Op.Heartbeat, Op.Sub], "buffered frames go at once");
+  await p.client.write(frames(Op.SendMsg));
+  await settle();
+  assert.deepEqual(reader.ops, [Op.Heartbeat, Op.Sub, Op.SendMsg]);
+  p.client.close();
+  await reader.done;
+  assert.deepEqual(reader.ended, [undefined], "end of stream, once, with no error");
+});
+
+Deno.test("listening TCP wire waits while its reader is busy and stops when told", async () => {
+  using p = await pair();
+  const reader = new Recorder();
+  const busy = Promise.withResolvers<boolean>();
+  reader.answer = (op) => op === Op.SendMsg ? busy.promise : op !== Op.Unsub;
+  p.wire._listen(reader);
+  await p.client.write(frames(Op.Heartbeat, Op.SendMsg, Op.Sub, Op.Unsub, Op.Heartbeat));
+  await settle();
+  assert.deepEqual(reader.ops, [Op.Heartbeat, Op.SendMsg], "nothing while the reader is busy");
+  busy.resolve(true);
+  await settle();
+  assert.deepEqual(reader.ops, [Op.Heartbeat, Op.SendMsg, Op.Sub, Op.Unsub], "stops at false");
+  p.client.close();
+  await settle();
+  assert.deepEqual(reader.ended, [], "a reader that said stop hears nothing more");
+});
+
+Deno.test("listening TCP wire reports a protocol error and a close from our side", async () => {
+  {
+    using p = await pair();
+    const reader = new Recorder();
+    p.wire._listen(reader);
+    const bad = encodeFrame(Op.Heartbeat, 1);
+    new DataView(bad.buffer).setInt16(4, 20); // header length must be 16
+    await p.client.write(bad);
+    await reader.done;
+    assert.equal(reader.ended.length, 1);
+    assert.match(String(reader.ended[0]), /Header length/);
+  }
+  {
+    const pool = TcpWire.readBuffers;
+    const before = pool.used;
+    using p = await pair();
+    const reader = new Recorder();
+    p.wire._listen(reader);
+    assert.equal(pool.used, before + 1, "the pending read holds a buffer");
+    p.wire.close();
+    await reader.done;
+    assert.deepEqual(reader.ended, [undefined]);
+    assert.equal(pool.used, before, "and gives it back once the read has ended");
+  }
+});

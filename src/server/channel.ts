@@ -1,9 +1,9 @@
-import { encodeFrame, frameOp } from "../protocol/frame.ts";
+import { encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { BoundedQueue } from "./queue.ts";
 import type { Room } from "./room.ts";
 import type { Timer } from "./timer_heap.ts";
-import type { ConnInfo, Wire } from "./wire.ts";
+import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
 import { type SettledWriteTurn, WriteScheduler } from "./write_scheduler.ts";
 
 /**
@@ -26,6 +26,14 @@ export interface ChannelHooks {
   closing(channel: Channel, grace: number): void;
   /** A push was queued to a channel whose `_traced` is set; never called for others. */
   pushed?(channel: Channel, frame: Uint8Array): void;
+  /**
+   * A frame from a wire the channel listens to (see
+   * {@linkcode FrameReader._frame}). The hub implements it; a channel whose
+   * hooks lack it is never handed to `Wire._listen`.
+   */
+  frame?(channel: Channel, frame: Frame): boolean | Promise<boolean>;
+  /** The listening wire's stream ended (see {@linkcode FrameReader._ended}). */
+  ended?(channel: Channel, err?: unknown): void;
 }
 
 const _encoder = new TextEncoder();
@@ -72,7 +80,7 @@ export interface ChannelOptions {
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel implements SettledWriteTurn {
+export class Channel implements SettledWriteTurn, FrameReader {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */
@@ -217,6 +225,16 @@ export class Channel implements SettledWriteTurn {
     this._catchUp();
     if (this.#options.slow === "drop") this._cursor = end + 1;
     this.#overflow();
+  }
+
+  /** @internal A frame from the listening wire, for the hub (see {@linkcode FrameReader}). */
+  _frame(frame: Frame): boolean | Promise<boolean> {
+    return this.#options.hooks.frame?.(this, frame) ?? false;
+  }
+
+  /** @internal The listening wire's stream ended, for the hub. */
+  _ended(err?: unknown): void {
+    this.#options.hooks.ended?.(this, err);
   }
 
   /** @internal Marks the channel authenticated. */

@@ -6,7 +6,7 @@ import { type LogFields, type Logger, silentLogger } from "../log.ts";
 import { Bucket } from "./bucket.ts";
 import { Channel, type ChannelHooks, type ChannelOptions, type SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
-import { DefaultOperator, type Operator, type Session } from "./operator.ts";
+import { DefaultOperator, type Operator, type ReplyBody, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import { WriteScheduler } from "./write_scheduler.ts";
 import type { ConnInfo, Wire } from "./wire.ts";
@@ -385,6 +385,8 @@ export class Comet implements AsyncDisposable {
     },
     pushed: (ch, frame) =>
       this.#trace(ch, "push queued", { op: frameOp(frame), bytes: frame.length }),
+    frame: (ch, frame) => this.#clientFrame(ch, frame),
+    ended: (ch, err) => this.#end(ch, true, undefined, err),
   };
 
   /**
@@ -877,6 +879,11 @@ export class Comet implements AsyncDisposable {
    * about 500 bytes per connection; these two closures cost a third of that.
    */
   #clientOps(ch: Channel, onEnd: (() => void) | undefined): void {
+    // A wire that delivers its frames itself costs the connection no closures
+    // at all (see `#clientFrame`). Sessions with an `onEnd` of their own
+    // (`serve`) keep these two closures, which carry it.
+    const wire = ch.wire;
+    if (wire._listen !== undefined && onEnd === undefined) return wire._listen(ch);
     // The session's one way out, with the error when there was one.
     const end = (err?: unknown): void => this.#end(ch, true, onEnd, err);
     const onFrame = (frame: Frame | null): void => {
@@ -894,6 +901,38 @@ export class Comet implements AsyncDisposable {
       else wait.then(() => this.#readNext(ch, onFrame, end), end);
     };
     this.#readNext(ch, onFrame, end);
+  }
+
+  /**
+   * A frame from a listening wire (see {@linkcode Wire._listen}), acted on as
+   * in `#clientOps`. Whether the wire may hand over the next one: `true`,
+   * `false` once the session has ended, or a promise (an op that must finish
+   * first, or a full queue). Never throws, and the promise never rejects.
+   */
+  #clientFrame(ch: Channel, frame: Frame): boolean | Promise<boolean> {
+    if (ch.state !== "open") return this.#stopReading(ch);
+    let wait: Promise<void> | undefined;
+    try {
+      wait = this.#clientOp(ch, frame);
+    } catch (err) {
+      return this.#stopReading(ch, err);
+    }
+    if (wait === undefined) return this.#readOn(ch);
+    return wait.then(() => this.#readOn(ch), (err) => this.#stopReading(ch, err));
+  }
+
+  /** Whether a listening wire may go on: once the writer has made room in a full queue. */
+  #readOn(ch: Channel): boolean | Promise<boolean> {
+    if (ch.state !== "open") return this.#stopReading(ch);
+    // A full queue pauses reading: the client is throttled by its own TCP window.
+    const writable = ch._writable();
+    return writable === undefined ? true : writable.then(() => this.#readOn(ch));
+  }
+
+  /** A listening wire's session ends here; the wire reads no more. */
+  #stopReading(ch: Channel, err?: unknown): false {
+    this.#end(ch, true, undefined, err);
+    return false;
   }
 
   #readNext(
@@ -954,7 +993,7 @@ export class Comet implements AsyncDisposable {
         // neither this client's heartbeats nor its other requests; seq matches replies.
         if (ch._inflight >= _MAX_INFLIGHT) return this.#receiveWhenFree(ch, frame);
         ch._inflight++;
-        void this.#receive(ch, frame);
+        this.#receive(ch, frame);
         return;
       }
       case Op.ChangeRoom: {
@@ -1287,21 +1326,49 @@ export class Comet implements AsyncDisposable {
       await new Promise<void>((resolve) => (ch._onSlot = resolve));
     }
     ch._inflight++;
-    void this.#receive(ch, frame);
+    this.#receive(ch, frame);
   }
 
-  async #receive(ch: Channel, frame: Frame): Promise<void> {
+  /**
+   * Hands an upstream message to the operator. A synchronous operator's
+   * reply is queued at once, so replies go out in the order the requests
+   * came; an asynchronous one's when it settles.
+   */
+  #receive(ch: Channel, frame: Frame): void {
+    let reply: ReplyBody | undefined | PromiseLike<ReplyBody | undefined>;
     try {
-      const reply = await this.#operator.receive!(ch, frame);
+      reply = this.#operator.receive!(ch, frame);
+    } catch (err) {
+      return this.#receiveFailed(ch, err);
+    }
+    if (!_isThenable(reply)) return this.#received(ch, frame, reply);
+    Promise.resolve(reply).then(
+      (body) => this.#received(ch, frame, body),
+      (err) => this.#receiveFailed(ch, err),
+    );
+  }
+
+  #received(ch: Channel, frame: Frame, reply: ReplyBody | undefined): void {
+    try {
       if (reply !== undefined) ch.reply(Op.SendMsgReply, reply, frame.seq, frame.ver);
     } catch (err) {
-      this.logger.warn("Operator receive failed", { key: ch.key, error: err });
-    } finally {
-      ch._inflight--;
-      const wake = ch._onSlot;
-      ch._onSlot = undefined;
-      wake?.();
+      // A reply body that is neither bytes nor text.
+      return this.#receiveFailed(ch, err);
     }
+    this.#slotFreed(ch);
+  }
+
+  #receiveFailed(ch: Channel, err: unknown): void {
+    this.logger.warn("Operator receive failed", { key: ch.key, error: err });
+    this.#slotFreed(ch);
+  }
+
+  /** An upstream message is done with: a reader waiting for a slot goes on. */
+  #slotFreed(ch: Channel): void {
+    ch._inflight--;
+    const wake = ch._onSlot;
+    ch._onSlot = undefined;
+    wake?.();
   }
 
   #callHeartbeat(ch: Channel): void {

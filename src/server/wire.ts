@@ -24,6 +24,25 @@ export interface ConnInfo {
 }
 
 /**
+ * Where a listening wire (see {@linkcode Wire._listen}) hands its frames:
+ * the hub's side of one connection.
+ */
+export interface FrameReader {
+  /**
+   * A frame arrived. `true`: hand over the next one; `false`: stop, the
+   * reader is done with this connection; a promise: hand over the next one
+   * once it resolves `true`.
+   */
+  _frame(frame: Frame): boolean | Promise<boolean>;
+  /**
+   * The stream ended: the peer left, the wire was closed, or the peer broke
+   * the protocol (`err`, a `ProtocolError`). Called once, and not
+   * after `_frame` has returned `false`.
+   */
+  _ended(err?: unknown): void;
+}
+
+/**
  * The one interface between a transport and the comet core. A transport turns
  * bytes into frames (`read`) and frames into bytes (`encode`, `write`); the
  * core never sees sockets, so adding a transport never touches the hub.
@@ -52,6 +71,14 @@ export interface Wire {
    * op 6 (DisconnectReply) is never shared. Undefined: never shared.
    */
   readonly sharedEncoding?: object | undefined;
+  /**
+   * Optional, for transports that hold many idle connections: after the
+   * handshake the hub calls this once instead of calling `read` in a loop,
+   * and the wire hands each frame to `reader` as it is decoded. An idle
+   * connection then waits on its socket read alone, with no continuation of
+   * the hub's waiting on it. Frames already buffered go first.
+   */
+  _listen?(reader: FrameReader): void;
   /** Writes all of `data`; rejects when the connection is gone. */
   write(data: Uint8Array): Promise<void>;
   /** Closes the connection at once. Idempotent. */

@@ -1,7 +1,7 @@
 import { FrameDecoder } from "../protocol/decoder.ts";
 import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
-import type { ConnInfo, Wire } from "../server/wire.ts";
+import type { ConnInfo, FrameReader, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -47,6 +47,8 @@ export class TcpWire implements Wire {
   #buf: Uint8Array | undefined;
   #reading = false;
   #closed = false;
+  /** Set once the hub listens (see `_listen`): frames go to it instead of to `read` callers. */
+  #reader: FrameReader | undefined;
 
   /**
    * Wraps an accepted connection. Its bytes count towards
@@ -92,6 +94,40 @@ export class TcpWire implements Wire {
     return this.#fill();
   }
 
+  /**
+   * From now on, hands each frame to `reader` as it is decoded, instead of
+   * to `read` callers: an idle connection then holds its socket read and
+   * nothing else. See {@linkcode Wire._listen}.
+   */
+  _listen(reader: FrameReader): void {
+    this.#reader = reader;
+    this.#deliver(reader);
+  }
+
+  /** Hands over buffered frames until the reader pauses or more bytes are needed; then reads. */
+  #deliver(reader: FrameReader): void {
+    for (;;) {
+      let frame: Frame | null | undefined;
+      try {
+        frame = this.#next();
+      } catch (err) {
+        return reader._ended(err);
+      }
+      if (frame === null) return reader._ended();
+      if (frame === undefined) {
+        // The chain's own promise is not needed: the frames come back through `#onRead`.
+        void this.#fill();
+        return;
+      }
+      const go = reader._frame(frame);
+      if (go === false) return;
+      if (go !== true) {
+        go.then((more) => more && this.#deliver(reader), (err) => reader._ended(err));
+        return;
+      }
+    }
+  }
+
   /** The next buffered frame; `null` once closed; `undefined` when more bytes are needed. */
   #next(): Frame | null | undefined {
     // Closed means closed: frames still buffered from the last read are not handed out.
@@ -114,8 +150,10 @@ export class TcpWire implements Wire {
   /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
   #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
     this.#reading = false;
+    const reader = this.#reader;
     if (typeof n !== "number" || this.#closed) {
       this.#giveBack();
+      reader?._ended();
       return null;
     }
     const profile = this.#profile;
@@ -123,6 +161,10 @@ export class TcpWire implements Wire {
     (this.#decoder ??= new FrameDecoder({ maxBody: profile.maxBody })).push(
       this.#buf!.subarray(0, n),
     );
+    if (reader !== undefined) {
+      this.#deliver(reader);
+      return null;
+    }
     const frame = this.#next();
     return frame === undefined ? this.#fill() : frame;
   };
