@@ -582,3 +582,107 @@ Deno.test("WebSocket wire gives its read buffer back once closed, not while its 
     client.close();
   }
 });
+
+// ---------------------------------------------------------------- listening
+
+/** Records what a listening wire hands it, and answers as told. */
+class Recorder {
+  ops: number[] = [];
+  ended: unknown[] = [];
+  answer: (op: number) => boolean | Promise<boolean> = () => true;
+  #done = Promise.withResolvers<void>();
+  _frame(frame: Frame): boolean | Promise<boolean> {
+    this.ops.push(frame.op);
+    return this.answer(frame.op);
+  }
+  _ended(err?: unknown): void {
+    this.ended.push(err);
+    this.#done.resolve();
+  }
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+}
+
+/** An upgraded WsWire over a loopback pair, and the raw client socket. */
+async function wsPair(): Promise<{ client: Deno.TcpConn; wire: WsWire } & Disposable> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const wire = new WsWire(await listener.accept(), { upgraded: { headers: new Headers() } });
+  return {
+    client,
+    wire,
+    [Symbol.dispose]() {
+      wire.close();
+      try {
+        client.close();
+      } catch {
+        // Closed by the test.
+      }
+    },
+  };
+}
+
+const masked = (op: number, seq = 1) =>
+  encodeWsFrame(WsOpcode.Binary, encodeFrame(op, seq), { mask: MASK });
+const joined = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+Deno.test("listening WebSocket wire hands over buffered frames, answers pings between them, and ends once", async () => {
+  using p = await wsPair();
+  const ping = encodeWsFrame(WsOpcode.Ping, utf8.encode("hi"), { mask: MASK });
+  await p.client.write(joined(masked(Op.Auth), masked(Op.Heartbeat), ping, masked(Op.Sub)));
+  assert.equal((await p.wire.read())?.op, Op.Auth);
+  const reader = new Recorder();
+  p.wire._listen(reader);
+  await settle();
+  assert.deepEqual(reader.ops, [Op.Heartbeat, Op.Sub], "the ping is answered, not handed over");
+  const parser = new WebSocketParser({ maxMessage: 1 << 16, masked: false });
+  const buf = new Uint8Array(256);
+  parser.push(buf.subarray(0, (await p.client.read(buf))!));
+  assert.equal(parser.next(), WsOpcode.Pong);
+  assert.equal(text(parser.payload), "hi");
+  await p.client.write(encodeWsFrame(WsOpcode.Close, new Uint8Array([3, 232]), { mask: MASK }));
+  await reader.done;
+  await settle();
+  assert.deepEqual(reader.ended, [undefined], "the peer's close ends it, once, with no error");
+});
+
+Deno.test("listening WebSocket wire waits while its reader is busy, stops when told, reports errors", async () => {
+  {
+    using p = await wsPair();
+    const reader = new Recorder();
+    const busy = Promise.withResolvers<boolean>();
+    reader.answer = (op) => op === Op.SendMsg ? busy.promise : op !== Op.Unsub;
+    p.wire._listen(reader);
+    await p.client.write(
+      joined(masked(Op.SendMsg), masked(Op.Sub), masked(Op.Unsub), masked(Op.Heartbeat)),
+    );
+    await settle();
+    assert.deepEqual(reader.ops, [Op.SendMsg], "nothing while the reader is busy");
+    busy.resolve(true);
+    await settle();
+    assert.deepEqual(reader.ops, [Op.SendMsg, Op.Sub, Op.Unsub], "stops at false");
+    p.client.close();
+    await settle();
+    assert.deepEqual(reader.ended, [], "a reader that said stop hears nothing more");
+  }
+  {
+    using p = await wsPair();
+    const reader = new Recorder();
+    p.wire._listen(reader);
+    // Unmasked: a client's frames must be masked.
+    await p.client.write(encodeWsFrame(WsOpcode.Binary, encodeFrame(Op.Heartbeat, 1)));
+    await reader.done;
+    assert.equal(reader.ended.length, 1);
+    assert.match(String(reader.ended[0]), /mask/i);
+  }
+});

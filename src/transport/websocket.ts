@@ -1,7 +1,7 @@
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
-import type { ConnInfo, Wire } from "../server/wire.ts";
+import type { ConnInfo, FrameReader, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 import {
   encodeClose,
@@ -82,8 +82,8 @@ function _withHeaders(info: ConnInfo, headers: Headers): ConnInfo {
   return { transport: info.transport, remoteAddr: info.remoteAddr, headers };
 }
 
-function _ended(): null {
-  return null;
+function _ended(): false {
+  return false;
 }
 
 function _int32(b: Uint8Array, i: number): number {
@@ -150,6 +150,8 @@ export class WsWire implements Wire {
   /** From the pool on the first read; back to it once closed and no read is pending. */
   #buf: Uint8Array | undefined;
   #reading = false;
+  /** Set once the hub listens (see `_listen`): frames go to it instead of to `read` callers. */
+  #reader: FrameReader | undefined;
   #state: _State;
   /** A close frame has gone out (or is in the buffer being written): no more data after it. */
   #closeSent = false;
@@ -222,7 +224,50 @@ export class WsWire implements Wire {
     } catch (err) {
       return Promise.reject(err);
     }
-    return next === undefined ? this.#fill() : Promise.resolve(next);
+    if (next === undefined) return this.#fill();
+    // A control frame is being answered: read on once it is out, unless that was the end.
+    return next instanceof Promise
+      ? next.then((again) => again ? this.read() : null)
+      : Promise.resolve(next);
+  }
+
+  /**
+   * From now on, hands each goim frame to `reader` as it is decoded, instead
+   * of to `read` callers: an idle connection then holds its socket read and
+   * nothing else. See {@linkcode Wire._listen}.
+   */
+  _listen(reader: FrameReader): void {
+    this.#reader = reader;
+    this.#deliver(reader);
+  }
+
+  /** Hands over parsed frames until the reader pauses or more bytes are needed; then reads. */
+  #deliver(reader: FrameReader): void {
+    for (;;) {
+      let next: Frame | null | Promise<boolean> | undefined;
+      try {
+        next = this.#step();
+      } catch (err) {
+        return reader._ended(err);
+      }
+      if (next === undefined) {
+        // The chain's own promise is not needed: the bytes come back through `#onRead`.
+        void this.#fill();
+        return;
+      }
+      if (next === null) return reader._ended();
+      if (next instanceof Promise) {
+        // A control frame is being answered (never rejects).
+        next.then((again) => again ? this.#deliver(reader) : reader._ended());
+        return;
+      }
+      const go = reader._frame(next);
+      if (go === false) return;
+      if (go !== true) {
+        go.then((more) => more && this.#deliver(reader), (err) => reader._ended(err));
+        return;
+      }
+    }
   }
 
   /** Reads from the socket until the parser has something. */
@@ -235,22 +280,30 @@ export class WsWire implements Wire {
   /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
   #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
     this.#reading = false;
+    const reader = this.#reader;
     if (typeof n !== "number" || this.#state === "closed") {
       this.#giveBack();
+      reader?._ended();
       return null;
     }
     this.#traffic.bytesIn += n;
     this.#parser.push(this.#buf!.subarray(0, n));
+    if (reader !== undefined) {
+      this.#deliver(reader);
+      return null;
+    }
     const next = this.#step();
-    return next === undefined ? this.#fill() : next;
+    if (next === undefined) return this.#fill();
+    return next instanceof Promise ? next.then((again) => again ? this.read() : null) : next;
   };
 
   /**
    * Takes parser events until a goim frame is in (the frame), the stream
-   * ended (`null`), a control frame has to be answered first (a promise of
-   * what `read` gives after that), or more bytes are needed (`undefined`).
+   * ended (`null`), a control frame has to be answered first (a promise:
+   * `true` to step on once it is out, `false` when that was the end), or more
+   * bytes are needed (`undefined`).
    */
-  #step(): Frame | null | Promise<Frame | null> | undefined {
+  #step(): Frame | null | Promise<boolean> | undefined {
     const parser = this.#parser;
     for (;;) {
       if (this.#state !== "open") return null;
@@ -267,7 +320,7 @@ export class WsWire implements Wire {
         if (!this.#closeSent) return this.#frame(parser.payload);
       } else if (event === WsOpcode.Ping) {
         if (!this.#closeSent) {
-          return this.#control(encodePong(parser.payload)).then((ok) => ok ? this.read() : null);
+          return this.#control(encodePong(parser.payload));
         }
       } else if (event === WsOpcode.Close) {
         if (!this.#closeSent) {
