@@ -49,14 +49,26 @@ export function writeFrame(
   ver: number = PROTOCOL_VERSION,
 ): number {
   const packLen = HEADER_SIZE + body.length;
-  const view = new DataView(target.buffer, target.byteOffset + offset, HEADER_SIZE);
-  view.setInt32(0, packLen);
-  view.setInt16(4, HEADER_SIZE);
-  view.setInt16(6, ver);
-  view.setInt32(8, op);
-  view.setInt32(12, seq);
-  target.set(body, offset + HEADER_SIZE);
+  // Byte stores rather than a DataView: asking a small array for its
+  // `buffer` would move its bytes off the V8 heap, which costs a backing
+  // store per frame (replies are small).
+  _int32At(target, offset, packLen);
+  target[offset + 4] = HEADER_SIZE >> 8;
+  target[offset + 5] = HEADER_SIZE & 0xff;
+  target[offset + 6] = (ver >> 8) & 0xff;
+  target[offset + 7] = ver & 0xff;
+  _int32At(target, offset + 8, op);
+  _int32At(target, offset + 12, seq);
+  if (body.length > 0) target.set(body, offset + HEADER_SIZE);
   return offset + packLen;
+}
+
+/** Big-endian int32 at `at`. */
+function _int32At(target: Uint8Array, at: number, value: number): void {
+  target[at] = value >>> 24;
+  target[at + 1] = (value >>> 16) & 0xff;
+  target[at + 2] = (value >>> 8) & 0xff;
+  target[at + 3] = value & 0xff;
 }
 
 /**
