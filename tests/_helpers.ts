@@ -4,6 +4,7 @@ import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { silentLogger } from "../src/log.ts";
+import type { FrameReader } from "../src/server/wire.ts";
 
 export const utf8 = new TextEncoder();
 export const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -219,4 +220,38 @@ export async function until(check: () => boolean, timeout = 3000): Promise<boole
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/**
+ * A {@linkcode FrameReader} for tests of listening wires: records the ops it is handed and
+ * how the stream ended, and answers each frame as `answer` says.
+ */
+export class FrameRecorder implements FrameReader {
+  ops: number[] = [];
+  ended: unknown[] = [];
+  answer: (op: number) => boolean | Promise<boolean> = () => true;
+  #done = Promise.withResolvers<void>();
+  _frame(frame: Frame): boolean | Promise<boolean> {
+    this.ops.push(frame.op);
+    return this.answer(frame.op);
+  }
+  _ended(err?: unknown): void {
+    this.ended.push(err);
+    this.#done.resolve();
+  }
+  /** Settles once the stream has ended. */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+}
+
+/** `parts` back to back in one buffer. */
+export function joined(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

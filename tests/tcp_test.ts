@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { TcpWire } from "../src/transport/tcp.ts";
+import { FrameRecorder, joined } from "./_helpers.ts";
 
 /** A loopback pair: the client socket and a TcpWire over the accepted one. */
 async function pair(): Promise<{ client: Deno.TcpConn; wire: TcpWire } & Disposable> {
@@ -68,35 +69,7 @@ Deno.test("TCP wires reusing a read buffer keep each other's frames apart", asyn
   assert.deepEqual(fc?.body, body(5, 3));
 });
 
-/** A reader that records what a listening wire hands it, and answers as told. */
-class Recorder {
-  ops: number[] = [];
-  ended: unknown[] = [];
-  answer: (op: number) => boolean | Promise<boolean> = () => true;
-  #done = Promise.withResolvers<void>();
-  _frame(frame: { op: number }): boolean | Promise<boolean> {
-    this.ops.push(frame.op);
-    return this.answer(frame.op);
-  }
-  _ended(err?: unknown): void {
-    this.ended.push(err);
-    this.#done.resolve();
-  }
-  get done(): Promise<void> {
-    return this.#done.promise;
-  }
-}
-
-const frames = (...ops: number[]) => {
-  const parts = ops.map((op, i) => encodeFrame(op, i + 1));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const frames = (...ops: number[]) => joined(...ops.map((op, i) => encodeFrame(op, i + 1)));
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
@@ -105,7 +78,7 @@ Deno.test("listening TCP wire hands over buffered frames first, then each as it 
   await p.client.write(frames(Op.Auth, Op.Heartbeat, Op.Sub));
   // The hub reads the auth frame itself; the two after it are already buffered.
   assert.equal((await p.wire.read())?.op, Op.Auth);
-  const reader = new Recorder();
+  const reader = new FrameRecorder();
   p.wire._listen(reader);
   assert.deepEqual(reader.ops, [Op.Heartbeat, Op.Sub], "buffered frames go at once");
   await p.client.write(frames(Op.SendMsg));
@@ -118,7 +91,7 @@ Deno.test("listening TCP wire hands over buffered frames first, then each as it 
 
 Deno.test("listening TCP wire waits while its reader is busy and stops when told", async () => {
   using p = await pair();
-  const reader = new Recorder();
+  const reader = new FrameRecorder();
   const busy = Promise.withResolvers<boolean>();
   reader.answer = (op) => op === Op.SendMsg ? busy.promise : op !== Op.Unsub;
   p.wire._listen(reader);
@@ -136,7 +109,7 @@ Deno.test("listening TCP wire waits while its reader is busy and stops when told
 Deno.test("listening TCP wire reports a protocol error and a close from our side", async () => {
   {
     using p = await pair();
-    const reader = new Recorder();
+    const reader = new FrameRecorder();
     p.wire._listen(reader);
     const bad = encodeFrame(Op.Heartbeat, 1);
     new DataView(bad.buffer).setInt16(4, 20); // header length must be 16
@@ -149,7 +122,7 @@ Deno.test("listening TCP wire reports a protocol error and a close from our side
     const pool = TcpWire.readBuffers;
     const before = pool.used;
     using p = await pair();
-    const reader = new Recorder();
+    const reader = new FrameRecorder();
     p.wire._listen(reader);
     assert.equal(pool.used, before + 1, "the pending read holds a buffer");
     p.wire.close();

@@ -17,6 +17,7 @@ import {
   WsOpcode,
 } from "../src/transport/websocket_codec.ts";
 import { BrowserClient, Inbox } from "./_browser_client.ts";
+import { FrameRecorder, joined } from "./_helpers.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -585,25 +586,6 @@ Deno.test("WebSocket wire gives its read buffer back once closed, not while its 
 
 // ---------------------------------------------------------------- listening
 
-/** Records what a listening wire hands it, and answers as told. */
-class Recorder {
-  ops: number[] = [];
-  ended: unknown[] = [];
-  answer: (op: number) => boolean | Promise<boolean> = () => true;
-  #done = Promise.withResolvers<void>();
-  _frame(frame: Frame): boolean | Promise<boolean> {
-    this.ops.push(frame.op);
-    return this.answer(frame.op);
-  }
-  _ended(err?: unknown): void {
-    this.ended.push(err);
-    this.#done.resolve();
-  }
-  get done(): Promise<void> {
-    return this.#done.promise;
-  }
-}
-
 /** An upgraded WsWire over a loopback pair, and the raw client socket. */
 async function wsPair(): Promise<{ client: Deno.TcpConn; wire: WsWire } & Disposable> {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -625,15 +607,6 @@ async function wsPair(): Promise<{ client: Deno.TcpConn; wire: WsWire } & Dispos
 
 const masked = (op: number, seq = 1) =>
   encodeWsFrame(WsOpcode.Binary, encodeFrame(op, seq), { mask: MASK });
-const joined = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 Deno.test("listening WebSocket wire hands over buffered frames, answers pings between them, and ends once", async () => {
@@ -641,7 +614,7 @@ Deno.test("listening WebSocket wire hands over buffered frames, answers pings be
   const ping = encodeWsFrame(WsOpcode.Ping, utf8.encode("hi"), { mask: MASK });
   await p.client.write(joined(masked(Op.Auth), masked(Op.Heartbeat), ping, masked(Op.Sub)));
   assert.equal((await p.wire.read())?.op, Op.Auth);
-  const reader = new Recorder();
+  const reader = new FrameRecorder();
   p.wire._listen(reader);
   await settle();
   assert.deepEqual(reader.ops, [Op.Heartbeat, Op.Sub], "the ping is answered, not handed over");
@@ -659,7 +632,7 @@ Deno.test("listening WebSocket wire hands over buffered frames, answers pings be
 Deno.test("listening WebSocket wire waits while its reader is busy, stops when told, reports errors", async () => {
   {
     using p = await wsPair();
-    const reader = new Recorder();
+    const reader = new FrameRecorder();
     const busy = Promise.withResolvers<boolean>();
     reader.answer = (op) => op === Op.SendMsg ? busy.promise : op !== Op.Unsub;
     p.wire._listen(reader);
@@ -677,7 +650,7 @@ Deno.test("listening WebSocket wire waits while its reader is busy, stops when t
   }
   {
     using p = await wsPair();
-    const reader = new Recorder();
+    const reader = new FrameRecorder();
     p.wire._listen(reader);
     // Unmasked: a client's frames must be masked.
     await p.client.write(encodeWsFrame(WsOpcode.Binary, encodeFrame(Op.Heartbeat, 1)));
