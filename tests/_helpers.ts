@@ -245,13 +245,23 @@ export class FrameRecorder implements FrameReader {
   }
 }
 
-/** `parts` back to back in one buffer. */
-export function joined(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+/** A loopback pair: the client socket and a wire over the accepted one. */
+export async function wirePair<W extends { close(): void }>(
+  wrap: (conn: Deno.TcpConn) => W,
+): Promise<{ client: Deno.TcpConn; wire: W } & Disposable> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const wire = wrap(await listener.accept());
+  return {
+    client,
+    wire,
+    [Symbol.dispose]() {
+      wire.close();
+      try {
+        client.close();
+      } catch {
+        // Closed by the test.
+      }
+    },
+  };
 }

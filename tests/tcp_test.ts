@@ -2,26 +2,11 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { TcpWire } from "../src/transport/tcp.ts";
-import { FrameRecorder, joined } from "./_helpers.ts";
+import { concat } from "./_bytes.ts";
+import { FrameRecorder, wirePair } from "./_helpers.ts";
 
 /** A loopback pair: the client socket and a TcpWire over the accepted one. */
-async function pair(): Promise<{ client: Deno.TcpConn; wire: TcpWire } & Disposable> {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const wire = new TcpWire(await listener.accept());
-  return {
-    client,
-    wire,
-    [Symbol.dispose]() {
-      wire.close();
-      try {
-        client.close();
-      } catch {
-        // Closed by the test.
-      }
-    },
-  };
-}
+const pair = () => wirePair((conn) => new TcpWire(conn));
 
 Deno.test("TCP wire gives its read buffer back once closed, not while its read is pending", async () => {
   const pool = TcpWire.readBuffers;
@@ -69,7 +54,7 @@ Deno.test("TCP wires reusing a read buffer keep each other's frames apart", asyn
   assert.deepEqual(fc?.body, body(5, 3));
 });
 
-const frames = (...ops: number[]) => joined(...ops.map((op, i) => encodeFrame(op, i + 1)));
+const frames = (...ops: number[]) => concat(ops.map((op, i) => encodeFrame(op, i + 1)));
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 

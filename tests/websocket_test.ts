@@ -17,7 +17,8 @@ import {
   WsOpcode,
 } from "../src/transport/websocket_codec.ts";
 import { BrowserClient, Inbox } from "./_browser_client.ts";
-import { FrameRecorder, joined } from "./_helpers.ts";
+import { concat } from "./_bytes.ts";
+import { FrameRecorder, wirePair } from "./_helpers.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -587,23 +588,7 @@ Deno.test("WebSocket wire gives its read buffer back once closed, not while its 
 // ---------------------------------------------------------------- listening
 
 /** An upgraded WsWire over a loopback pair, and the raw client socket. */
-async function wsPair(): Promise<{ client: Deno.TcpConn; wire: WsWire } & Disposable> {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const wire = new WsWire(await listener.accept(), { upgraded: { headers: new Headers() } });
-  return {
-    client,
-    wire,
-    [Symbol.dispose]() {
-      wire.close();
-      try {
-        client.close();
-      } catch {
-        // Closed by the test.
-      }
-    },
-  };
-}
+const wsPair = () => wirePair((conn) => new WsWire(conn, { upgraded: { headers: new Headers() } }));
 
 const masked = (op: number, seq = 1) =>
   encodeWsFrame(WsOpcode.Binary, encodeFrame(op, seq), { mask: MASK });
@@ -612,7 +597,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 Deno.test("listening WebSocket wire hands over buffered frames, answers pings between them, and ends once", async () => {
   using p = await wsPair();
   const ping = encodeWsFrame(WsOpcode.Ping, utf8.encode("hi"), { mask: MASK });
-  await p.client.write(joined(masked(Op.Auth), masked(Op.Heartbeat), ping, masked(Op.Sub)));
+  await p.client.write(concat([masked(Op.Auth), masked(Op.Heartbeat), ping, masked(Op.Sub)]));
   assert.equal((await p.wire.read())?.op, Op.Auth);
   const reader = new FrameRecorder();
   p.wire._listen(reader);
@@ -637,7 +622,7 @@ Deno.test("listening WebSocket wire waits while its reader is busy, stops when t
     reader.answer = (op) => op === Op.SendMsg ? busy.promise : op !== Op.Unsub;
     p.wire._listen(reader);
     await p.client.write(
-      joined(masked(Op.SendMsg), masked(Op.Sub), masked(Op.Unsub), masked(Op.Heartbeat)),
+      concat([masked(Op.SendMsg), masked(Op.Sub), masked(Op.Unsub), masked(Op.Heartbeat)]),
     );
     await settle();
     assert.deepEqual(reader.ops, [Op.SendMsg], "nothing while the reader is busy");

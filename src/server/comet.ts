@@ -273,6 +273,21 @@ function _hash(key: string): number {
   return h >>> 0;
 }
 
+/** Hands the wire's next frame to `onFrame`; a read that throws or rejects goes to `failed`. */
+function _read(
+  wire: Wire,
+  onFrame: (frame: Frame | null) => void,
+  failed: (err: unknown) => void,
+): void {
+  let read: Promise<Frame | null>;
+  try {
+    read = wire.read();
+  } catch (err) {
+    return failed(err);
+  }
+  read.then(onFrame, failed);
+}
+
 /** Whether an operator's result is to be awaited: a promise or another thenable. */
 function _isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
@@ -572,13 +587,7 @@ export class Comet implements AsyncDisposable {
         );
       }
     };
-    let read: Promise<Frame | null>;
-    try {
-      read = ch.wire.read();
-    } catch (err) {
-      return failed(err);
-    }
-    read.then(onFrame, failed);
+    _read(ch.wire, onFrame, failed);
   }
 
   /**
@@ -947,13 +956,7 @@ export class Comet implements AsyncDisposable {
       writable.then(() => this.#readNext(ch, onFrame, end));
       return;
     }
-    let read: Promise<Frame | null>;
-    try {
-      read = ch.wire.read();
-    } catch (err) {
-      return end(err);
-    }
-    read.then(onFrame, end);
+    _read(ch.wire, onFrame, end);
   }
 
   /**
