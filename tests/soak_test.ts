@@ -1,7 +1,7 @@
 // The soak script, short: 200 churning connections for 5 s against the real command, as
 // `deno task soak --connections 200 --duration 5s` runs it. It exits 0 only when the server
-// ends with no connections, handshakes, timers, rooms or queued frames and its memory back
-// near its start.
+// ends with no connections, handshakes, timers, rooms or queued frames, its heap back near
+// its start, and its RSS either back near its start or no longer growing.
 import assert from "node:assert/strict";
 import { parseSoakArgs } from "../bench/soak.ts";
 import { ROOT } from "./_process.ts";
@@ -10,6 +10,8 @@ Deno.test("soak flags: defaults, durations, and refusals", () => {
   const defaults = parseSoakArgs([]);
   assert.equal(defaults.connections, 2_000);
   assert.equal(defaults.duration, 60_000);
+  assert.deepEqual([defaults.rssSlack, defaults.rssGrowth], [64, 16]);
+  assert.equal(parseSoakArgs(["--rss-growth", "8"]).rssGrowth, 8);
   const o = parseSoakArgs(["--connections", "50", "--duration=1m", "--life", "500ms", "--seed=7"]);
   assert.deepEqual([o.connections, o.duration, o.life, o.seed], [50, 60_000, 500, 7]);
   assert.throws(() => parseSoakArgs(["--nope", "1"]), RangeError);
