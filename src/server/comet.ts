@@ -9,7 +9,7 @@ import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type ReplyBody, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import { WriteScheduler } from "./write_scheduler.ts";
-import type { ConnInfo, Wire } from "./wire.ts";
+import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
 
 /** Options for {@linkcode Comet}. Durations are in milliseconds. */
 export interface CometOptions {
@@ -288,6 +288,22 @@ function _read(
   read.then(onFrame, failed);
 }
 
+/**
+ * Reads a wire that does not deliver its own frames (no `_listen`) and hands
+ * each frame to `reader`, as a listening wire would: two closures per
+ * connection instead of none.
+ */
+function _pull(wire: Wire, reader: FrameReader): void {
+  const ended = (err?: unknown): void => reader._ended(err);
+  const onFrame = (frame: Frame | null): void => {
+    if (frame === null) return reader._ended();
+    const go = reader._frame(frame);
+    if (go === true) _read(wire, onFrame, ended);
+    else if (go !== false) go.then((more) => more && _read(wire, onFrame, ended), ended);
+  };
+  _read(wire, onFrame, ended);
+}
+
 /** Whether an operator's result is to be awaited: a promise or another thenable. */
 function _isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
@@ -345,6 +361,8 @@ export class Comet implements AsyncDisposable {
   #channels: ChannelOptions;
   #timers: TimerHeap<Channel>;
   #handshaking = new Set<Channel>();
+  /** What `serve` waits on, for the sessions it started; transports pass none. */
+  #onEnds = new Map<Channel, () => void>();
   #mids = new Map<number, Channel | Set<Channel>>();
   #roomCounts = new Map<string, number>();
   #ipCounts = new Map<string, number>();
@@ -401,7 +419,7 @@ export class Comet implements AsyncDisposable {
     pushed: (ch, frame) =>
       this.#trace(ch, "push queued", { op: frameOp(frame), bytes: frame.length }),
     frame: (ch, frame) => this.#clientFrame(ch, frame),
-    ended: (ch, err) => this.#end(ch, true, undefined, err),
+    ended: (ch, err) => this.#end(ch, true, err),
   };
 
   /**
@@ -559,7 +577,8 @@ export class Comet implements AsyncDisposable {
     this.#stats.accepted++;
     this.#handshaking.add(ch);
     ch._timer = this.#timers.add(ch, this.#handshakeTimeout);
-    this.#awaitAuth(ch, onEnd);
+    if (onEnd !== undefined) this.#onEnds.set(ch, onEnd);
+    this.#awaitAuth(ch);
   }
 
   /**
@@ -567,25 +586,20 @@ export class Comet implements AsyncDisposable {
    * it), then authenticates. Callbacks rather than an async function: with a
    * synchronous operator, the handshake then makes no promise of its own.
    */
-  #awaitAuth(ch: Channel, onEnd: (() => void) | undefined): void {
-    const failed = (err: unknown): void => this.#end(ch, false, onEnd, err);
+  #awaitAuth(ch: Channel): void {
+    const failed = (err: unknown): void => this.#end(ch, false, err);
     const onFrame = (frame: Frame | null): void => {
-      if (frame === null) return this.#end(ch, false, onEnd);
-      if (frame.op !== Op.Auth) return this.#awaitAuth(ch, onEnd);
+      if (frame === null) return this.#end(ch, false);
+      if (frame.op !== Op.Auth) return this.#awaitAuth(ch);
       let registered: boolean | Promise<boolean>;
       try {
         registered = this.#authenticate(ch, frame);
       } catch (err) {
         return failed(err);
       }
-      if (registered === true) this.#clientOps(ch, onEnd);
-      else if (registered === false) this.#end(ch, false, onEnd);
-      else {
-        registered.then(
-          (ok) => ok ? this.#clientOps(ch, onEnd) : this.#end(ch, false, onEnd),
-          failed,
-        );
-      }
+      if (registered === true) this.#clientOps(ch);
+      else if (registered === false) this.#end(ch, false);
+      else registered.then((ok) => ok ? this.#clientOps(ch) : this.#end(ch, false), failed);
     };
     _read(ch.wire, onFrame, failed);
   }
@@ -882,43 +896,27 @@ export class Comet implements AsyncDisposable {
   }
 
   /**
-   * Reads and acts on client ops until the connection ends. Callbacks rather
-   * than an async loop, because this is what every idle connection is doing:
-   * a suspended async function, with its promise and await closures, costs
-   * about 500 bytes per connection; these two closures cost a third of that.
+   * Acts on client ops until the connection ends: each frame goes to
+   * `#clientFrame`. A wire that delivers its own frames (`Wire._listen`)
+   * costs an idle connection nothing more than its socket read; other wires
+   * are pulled with `read()`.
    */
-  #clientOps(ch: Channel, onEnd: (() => void) | undefined): void {
-    // A wire that delivers its frames itself costs the connection no closures
-    // at all (see `#clientFrame`). Sessions with an `onEnd` of their own
-    // (`serve`) keep these two closures, which carry it.
+  #clientOps(ch: Channel): void {
     const wire = ch.wire;
-    if (wire._listen !== undefined && onEnd === undefined) return wire._listen(ch);
-    // The session's one way out, with the error when there was one.
-    const end = (err?: unknown): void => this.#end(ch, true, onEnd, err);
-    const onFrame = (frame: Frame | null): void => {
-      // Once closing (slow, replaced, shutting down) or aborted, stop acting on
-      // client frames: a heartbeat would push the close grace out to a full
-      // heartbeat deadline, and a room change would rejoin a dying channel.
-      if (frame === null || ch.state !== "open") return end();
-      let wait: Promise<void> | undefined;
-      try {
-        wait = this.#clientOp(ch, frame);
-      } catch (err) {
-        return end(err);
-      }
-      if (wait === undefined) this.#readNext(ch, onFrame, end);
-      else wait.then(() => this.#readNext(ch, onFrame, end), end);
-    };
-    this.#readNext(ch, onFrame, end);
+    if (wire._listen !== undefined) wire._listen(ch);
+    else _pull(wire, ch);
   }
 
   /**
-   * A frame from a listening wire (see {@linkcode Wire._listen}), acted on as
-   * in `#clientOps`. Whether the wire may hand over the next one: `true`,
-   * `false` once the session has ended, or a promise (an op that must finish
-   * first, or a full queue). Never throws, and the promise never rejects.
+   * Acts on one client frame (see {@linkcode FrameReader._frame}). Whether
+   * the wire may hand over the next one: `true`, `false` once the session has
+   * ended, or a promise (an op that must finish first, or a full queue).
+   * Never throws, and the promise never rejects.
    */
   #clientFrame(ch: Channel, frame: Frame): boolean | Promise<boolean> {
+    // Once closing (slow, replaced, shutting down) or aborted, stop acting on
+    // client frames: a heartbeat would push the close grace out to a full
+    // heartbeat deadline, and a room change would rejoin a dying channel.
     if (ch.state !== "open") return this.#stopReading(ch);
     let wait: Promise<void> | undefined;
     try {
@@ -930,7 +928,7 @@ export class Comet implements AsyncDisposable {
     return wait.then(() => this.#readOn(ch), (err) => this.#stopReading(ch, err));
   }
 
-  /** Whether a listening wire may go on: once the writer has made room in a full queue. */
+  /** Whether the wire may go on: at once, or once the writer has made room in a full queue. */
   #readOn(ch: Channel): boolean | Promise<boolean> {
     if (ch.state !== "open") return this.#stopReading(ch);
     // A full queue pauses reading: the client is throttled by its own TCP window.
@@ -938,25 +936,10 @@ export class Comet implements AsyncDisposable {
     return writable === undefined ? true : writable.then(() => this.#readOn(ch));
   }
 
-  /** A listening wire's session ends here; the wire reads no more. */
+  /** The session ends here; the wire reads no more. */
   #stopReading(ch: Channel, err?: unknown): false {
-    this.#end(ch, true, undefined, err);
+    this.#end(ch, true, err);
     return false;
-  }
-
-  #readNext(
-    ch: Channel,
-    onFrame: (frame: Frame | null) => void,
-    end: (err?: unknown) => void,
-  ): void {
-    if (ch.state !== "open") return end();
-    // A full queue pauses reading: the client is throttled by its own TCP window.
-    const writable = ch._writable();
-    if (writable !== undefined) {
-      writable.then(() => this.#readNext(ch, onFrame, end));
-      return;
-    }
-    _read(ch.wire, onFrame, end);
   }
 
   /**
@@ -1055,8 +1038,10 @@ export class Comet implements AsyncDisposable {
     if (ch._traced) this.#trace(ch, "room changed", { seq, from, to: room });
   }
 
-  /** Ends a session, however it ended, once; `onEnd` runs when all is cleaned up. */
-  #end(ch: Channel, registered: boolean, onEnd: (() => void) | undefined, err?: unknown): void {
+  /** Ends a session, however it ended, once; `serve`'s promise settles when all is cleaned up. */
+  #end(ch: Channel, registered: boolean, err?: unknown): void {
+    const onEnd = this.#onEnds.get(ch);
+    if (onEnd !== undefined) this.#onEnds.delete(ch);
     this.#finish(ch, registered, err)
       .catch((error) => this.logger.error("Session crashed", { key: ch.key, error }))
       .finally(onEnd);
@@ -1120,7 +1105,11 @@ export class Comet implements AsyncDisposable {
       (err) => this.#refused(ch, info, err),
     );
   }
-  /** The operator's answer: checked, then registered unless the `opening` observer must be heard first. */
+
+  /**
+   * The operator's answer, checked, then registered: at once, or after the
+   * `opening` observer has been heard.
+   */
   #session(ch: Channel, frame: Frame, info: ConnInfo, result: Session): boolean | Promise<boolean> {
     let session: _Normalized;
     try {
