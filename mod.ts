@@ -40,6 +40,7 @@ export * from "./src/server/comet.ts";
 export * from "./src/server/comet_observer.ts";
 export * from "./src/transport/batch_cache.ts";
 export * from "./src/transport/buffer_pool.ts";
+export * from "./src/transport/stream_wire.ts";
 export * from "./src/transport/acceptor.ts";
 export * from "./src/transport/tcp.ts";
 export * from "./src/transport/websocket_codec.ts";

@@ -1,10 +1,11 @@
 import { FrameDecoder } from "../protocol/decoder.ts";
 import type { Frame } from "../protocol/frame.ts";
 import type { Comet } from "../server/comet.ts";
-import type { ConnInfo, FrameReader, Wire } from "../server/wire.ts";
+import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
+import { StreamWire } from "./stream_wire.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 
 /**
@@ -31,7 +32,7 @@ const _SHARED_ENCODING = {};
  * const wire = new TcpWire(conn, { maxBody: 4096 });
  * ```
  */
-export class TcpWire implements Wire {
+export class TcpWire extends StreamWire implements Wire {
   /**
    * Where every TCP wire takes its read buffer from: views into shared
    * slabs, not an `ArrayBuffer` each. A wire gives its buffer back once
@@ -39,16 +40,10 @@ export class TcpWire implements Wire {
    */
   static readonly readBuffers: BufferPool = new BufferPool(_READ_SIZE);
 
-  #conn: Deno.Conn;
   #profile: _Profile;
   /** Held only while bytes of a frame are pending: an idle connection between frames has none. */
   #decoder: FrameDecoder | undefined;
-  /** From the pool on the first read; back to it once closed and no read is pending. */
-  #buf: Uint8Array | undefined;
-  #reading = false;
   #closed = false;
-  /** Set once the hub listens (see `_listen`): frames go to it instead of to `read` callers. */
-  #reader: FrameReader | undefined;
 
   /**
    * Wraps an accepted connection. Its bytes count towards
@@ -58,10 +53,10 @@ export class TcpWire implements Wire {
    * @param options `maxBody` caps inbound bodies; `transport` names it (`"tcp"`, `"tls"`).
    */
   constructor(conn: Deno.Conn, options: { maxBody?: number; transport?: string } = {}) {
+    super(conn);
     const maxBody = options.maxBody ?? 4096;
     // Made now to check maxBody; let go of after the first frames.
     this.#decoder = new FrameDecoder({ maxBody });
-    this.#conn = conn;
     this.#profile = _profile(options.transport ?? "tcp", maxBody);
   }
 
@@ -73,63 +68,17 @@ export class TcpWire implements Wire {
     // Deno's own address object rather than a copy.
     return {
       transport: this.#profile.transport,
-      remoteAddr: this.#conn.remoteAddr as Deno.NetAddr,
+      remoteAddr: this._conn.remoteAddr as Deno.NetAddr,
     };
   }
 
-  /**
-   * Reads the next frame; `null` at end of stream or once closed.
-   *
-   * Not an async function on purpose: a frame already buffered is returned
-   * at once, and an idle connection waits on the socket read alone, with a
-   * single continuation instead of a suspended async frame of its own.
-   */
-  read(): Promise<Frame | null> {
-    try {
-      const frame = this.#next();
-      if (frame !== undefined) return Promise.resolve(frame);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#fill();
-  }
-
-  /**
-   * From now on, hands each frame to `reader` as it is decoded, instead of
-   * to `read` callers: an idle connection then holds its socket read and
-   * nothing else. See {@linkcode Wire._listen}.
-   */
-  _listen(reader: FrameReader): void {
-    this.#reader = reader;
-    this.#deliver(reader);
-  }
-
-  /** Hands over buffered frames until the reader pauses or more bytes are needed; then reads. */
-  #deliver(reader: FrameReader): void {
-    for (;;) {
-      let frame: Frame | null | undefined;
-      try {
-        frame = this.#next();
-      } catch (err) {
-        return reader._ended(err);
-      }
-      if (frame === null) return reader._ended();
-      if (frame === undefined) {
-        // The chain's own promise is not needed: the frames come back through `#onRead`.
-        void this.#fill();
-        return;
-      }
-      const go = reader._frame(frame);
-      if (go === false) return;
-      if (go !== true) {
-        go.then((more) => more && this.#deliver(reader), (err) => reader._ended(err));
-        return;
-      }
-    }
+  /** The read buffers' pool. */
+  protected override get _pool(): BufferPool {
+    return TcpWire.readBuffers;
   }
 
   /** The next buffered frame; `null` once closed; `undefined` when more bytes are needed. */
-  #next(): Frame | null | undefined {
+  protected override _step(): Frame | null | undefined {
     // Closed means closed: frames still buffered from the last read are not handed out.
     if (this.#closed) return null;
     const decoder = this.#decoder;
@@ -140,43 +89,16 @@ export class TcpWire implements Wire {
     return frame;
   }
 
-  /** Reads from the socket until a frame is complete. */
-  #fill(): Promise<Frame | null> {
-    this.#buf ??= TcpWire.readBuffers.take();
-    this.#reading = true;
-    return this.#conn.read(this.#buf).then(this.#onRead, this.#onRead);
+  /** Counts the bytes read and hands them to the decoder, made again if it went. */
+  protected override _take(bytes: Uint8Array): void {
+    const profile = this.#profile;
+    profile.traffic.bytesIn += bytes.length;
+    (this.#decoder ??= new FrameDecoder({ maxBody: profile.maxBody })).push(bytes);
   }
 
-  /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
-  #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
-    this.#reading = false;
-    const reader = this.#reader;
-    if (typeof n !== "number" || this.#closed) {
-      this.#giveBack();
-      reader?._ended();
-      return null;
-    }
-    const profile = this.#profile;
-    profile.traffic.bytesIn += n;
-    (this.#decoder ??= new FrameDecoder({ maxBody: profile.maxBody })).push(
-      this.#buf!.subarray(0, n),
-    );
-    if (reader !== undefined) {
-      this.#deliver(reader);
-      return null;
-    }
-    const frame = this.#next();
-    return frame === undefined ? this.#fill() : frame;
-  };
-
-  /** Once closed with no read pending, the read buffer goes back to the pool. */
-  #giveBack(): void {
-    const buf = this.#buf;
-    if (buf === undefined || this.#reading) return;
-    this.#buf = undefined;
-    // The decoder may still borrow the buffer's bytes; it is never used again.
-    this.#decoder = undefined;
-    TcpWire.readBuffers.give(buf);
+  /** Whether {@linkcode TcpWire.close} was called. */
+  protected override _isClosed(): boolean {
+    return this.#closed;
   }
 
   /**
@@ -208,15 +130,17 @@ export class TcpWire implements Wire {
 
   /** Writes all of `data`, looping over partial writes. */
   write(data: Uint8Array): Promise<void> {
-    return writeAll(this.#conn, data, this.#profile.traffic);
+    return writeAll(this._conn, data, this.#profile.traffic);
   }
 
   /** Closes the socket. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeQuietly(this.#conn);
-    this.#giveBack();
+    closeQuietly(this._conn);
+    // The decoder may still borrow the read buffer's bytes; it is never used again.
+    this.#decoder = undefined;
+    this._giveBack();
   }
 }
 

@@ -1,7 +1,7 @@
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
-import type { ConnInfo, FrameReader, Wire } from "../server/wire.ts";
+import type { ConnInfo, Wire } from "../server/wire.ts";
 import { Acceptor, bindListener, type ListenOptions, type TlsCertificate } from "./acceptor.ts";
 import {
   encodeClose,
@@ -17,6 +17,7 @@ import {
 import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
+import { StreamWire } from "./stream_wire.ts";
 import { closeQuietly, type TrafficCounter, trafficCounter, writeAll } from "./traffic.ts";
 import { acceptUpgrade, HandshakeError } from "./ws_handshake.ts";
 
@@ -134,7 +135,7 @@ export interface WsWireOptions {
  * await comet.serve(new WsWire(conn, { maxBody: comet.maxBody }));
  * ```
  */
-export class WsWire implements Wire {
+export class WsWire extends StreamWire implements Wire {
   /**
    * Where every WebSocket wire takes its read buffer from: views into shared
    * slabs, not an `ArrayBuffer` each. A wire gives its buffer back once
@@ -143,15 +144,9 @@ export class WsWire implements Wire {
   static readonly readBuffers: BufferPool = new BufferPool(_READ_SIZE);
 
   #info: ConnInfo;
-  #conn: Deno.Conn;
   #parser: WebSocketParser;
   #path: string;
   #maxHeadSize: number;
-  /** From the pool on the first read; back to it once closed and no read is pending. */
-  #buf: Uint8Array | undefined;
-  #reading = false;
-  /** Set once the hub listens (see `_listen`): frames go to it instead of to `read` callers. */
-  #reader: FrameReader | undefined;
   #state: _State;
   /** A close frame has gone out (or is in the buffer being written): no more data after it. */
   #closeSent = false;
@@ -177,7 +172,7 @@ export class WsWire implements Wire {
     if (!Number.isSafeInteger(maxBody) || maxBody < 0 || maxBody > 0x7fffffff - HEADER_SIZE) {
       throw new RangeError(`Max body must be a non-negative integer: ${maxBody}`);
     }
-    this.#conn = conn;
+    super(conn);
     this.#parser = new WebSocketParser({ maxMessage: HEADER_SIZE + maxBody });
     this.#path = options.path ?? "/sub";
     if (!this.#path.startsWith("/")) throw new TypeError(`Path must start with "/": ${this.#path}`);
@@ -214,88 +209,26 @@ export class WsWire implements Wire {
    * @throws {WebSocketError} When the peer breaks the WebSocket protocol, or a
    * message is not exactly one well-formed goim frame.
    */
-  read(): Promise<Frame | null> {
-    // Not an async function, as on TCP: an idle connection waits on its socket
-    // read alone, without a suspended async frame of its own.
+  override read(): Promise<Frame | null> {
     if (this.#state === "handshake") return this.#upgrade().then((ok) => ok ? this.read() : null);
-    let next;
-    try {
-      next = this.#step();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (next === undefined) return this.#fill();
-    // A control frame is being answered: read on once it is out, unless that was the end.
-    return next instanceof Promise
-      ? next.then((again) => again ? this.read() : null)
-      : Promise.resolve(next);
+    return super.read();
   }
 
-  /**
-   * From now on, hands each goim frame to `reader` as it is decoded, instead
-   * of to `read` callers: an idle connection then holds its socket read and
-   * nothing else. See {@linkcode Wire._listen}.
-   */
-  _listen(reader: FrameReader): void {
-    this.#reader = reader;
-    this.#deliver(reader);
+  /** The read buffers' pool. */
+  protected override get _pool(): BufferPool {
+    return WsWire.readBuffers;
   }
 
-  /** Hands over parsed frames until the reader pauses or more bytes are needed; then reads. */
-  #deliver(reader: FrameReader): void {
-    for (;;) {
-      let next: Frame | null | Promise<boolean> | undefined;
-      try {
-        next = this.#step();
-      } catch (err) {
-        return reader._ended(err);
-      }
-      if (next === undefined) {
-        // The chain's own promise is not needed: the bytes come back through `#onRead`.
-        void this.#fill();
-        return;
-      }
-      if (next === null) return reader._ended();
-      if (next instanceof Promise) {
-        // A control frame is being answered (never rejects).
-        next.then((again) => again ? this.#deliver(reader) : reader._ended());
-        return;
-      }
-      const go = reader._frame(next);
-      if (go === false) return;
-      if (go !== true) {
-        go.then((more) => more && this.#deliver(reader), (err) => reader._ended(err));
-        return;
-      }
-    }
+  /** Counts the bytes read and hands them to the WebSocket parser. */
+  protected override _take(bytes: Uint8Array): void {
+    this.#traffic.bytesIn += bytes.length;
+    this.#parser.push(bytes);
   }
 
-  /** Reads from the socket until the parser has something. */
-  #fill(): Promise<Frame | null> {
-    this.#buf ??= WsWire.readBuffers.take();
-    this.#reading = true;
-    return this.#conn.read(this.#buf).then(this.#onRead, this.#onRead);
+  /** Whether {@linkcode WsWire.close} was called. */
+  protected override _isClosed(): boolean {
+    return this.#state === "closed";
   }
-
-  /** The read settled: bytes, `null` at end of stream, or why it failed (reset, closed under us). */
-  #onRead = (n: unknown): Frame | null | Promise<Frame | null> => {
-    this.#reading = false;
-    const reader = this.#reader;
-    if (typeof n !== "number" || this.#state === "closed") {
-      this.#giveBack();
-      reader?._ended();
-      return null;
-    }
-    this.#traffic.bytesIn += n;
-    this.#parser.push(this.#buf!.subarray(0, n));
-    if (reader !== undefined) {
-      this.#deliver(reader);
-      return null;
-    }
-    const next = this.#step();
-    if (next === undefined) return this.#fill();
-    return next instanceof Promise ? next.then((again) => again ? this.read() : null) : next;
-  };
 
   /**
    * Takes parser events until a goim frame is in (the frame), the stream
@@ -303,7 +236,7 @@ export class WsWire implements Wire {
    * `true` to step on once it is out, `false` when that was the end), or more
    * bytes are needed (`undefined`).
    */
-  #step(): Frame | null | Promise<boolean> | undefined {
+  protected override _step(): Frame | null | Promise<boolean> | undefined {
     const parser = this.#parser;
     for (;;) {
       if (this.#state !== "open") return null;
@@ -403,28 +336,20 @@ export class WsWire implements Wire {
     if (state === "closed") return;
     this.#state = "closed";
     if (this.#waiters !== undefined) { for (const wake of this.#waiters.splice(0)) wake(); }
-    this.#giveBack();
+    this._giveBack();
     if (state === "open" && !this.#closeSent && !this.#writing) {
       this.#closeSent = true;
-      _lingerClose(this.#conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
+      _lingerClose(this._conn, encodeClose(this.#closeCode, this.#closeReason), this.#traffic);
       return;
     }
-    closeQuietly(this.#conn);
-  }
-
-  /** Once closed with no read pending, the read buffer goes back to the pool. */
-  #giveBack(): void {
-    const buf = this.#buf;
-    if (buf === undefined || this.#reading) return;
-    this.#buf = undefined;
-    WsWire.readBuffers.give(buf);
+    closeQuietly(this._conn);
   }
 
   /** Runs the opening handshake; false when the connection ended during it. */
   async #upgrade(): Promise<boolean> {
     let upgrade;
     try {
-      upgrade = await acceptUpgrade(this.#conn, {
+      upgrade = await acceptUpgrade(this._conn, {
         path: this.#path,
         maxHeadSize: this.#maxHeadSize,
       });
@@ -490,7 +415,7 @@ export class WsWire implements Wire {
     }
     this.#writing = true;
     try {
-      await writeAll(this.#conn, data, this.#traffic);
+      await writeAll(this._conn, data, this.#traffic);
     } finally {
       this.#writing = false;
       const waiting = this.#waiters;
