@@ -1,4 +1,5 @@
 import { ProtocolError } from "../protocol/protocol_error.ts";
+import { type TrafficCounter, writeAll } from "./traffic.ts";
 
 /** The GUID RFC 6455 appends to a client's key to derive `Sec-WebSocket-Accept`. */
 const _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -304,10 +305,8 @@ async function _readHead(
   }
 }
 
-async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < data.length) at += await conn.write(at === 0 ? data : data.subarray(at));
-}
+// The HTTP exchange is not goim traffic: its bytes go to a counter nobody reads.
+const _UNCOUNTED: TrafficCounter = { bytesIn: 0, bytesOut: 0 };
 
 /** A plain-text refusal that ends the connection. */
 function _refusal(err: HandshakeError): Uint8Array {
@@ -368,19 +367,20 @@ export async function acceptUpgrade(
   } catch (err) {
     if (!(err instanceof HandshakeError)) throw err;
     try {
-      await _writeAll(conn, _refusal(err));
+      await writeAll(conn, _refusal(err), _UNCOUNTED);
     } catch {
       // The peer is gone; it was being refused anyway.
     }
     throw err;
   }
   const accept = websocketAccept(key);
-  await _writeAll(
+  await writeAll(
     conn,
     _encoder.encode(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
     ),
+    _UNCOUNTED,
   );
   return upgrade;
 }
