@@ -7,6 +7,7 @@ import {
   peekFrame,
   PROTOCOL_VERSION,
   writeFrame,
+  writeHeader,
 } from "../src/protocol/frame.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
 
@@ -144,4 +145,30 @@ Deno.test("frameOp reads the op of an encoded frame, negative ones included", ()
   for (const op of [0, 8, 1000, 0x7fffffff, -1, -0x80000000]) {
     assert.equal(frameOp(encodeFrame(op, 1, new Uint8Array([1, 2]))), op);
   }
+});
+
+Deno.test("writeHeader writes the goim header big-endian, negative fields included", () => {
+  const out = new Uint8Array(HEADER_SIZE + 4).fill(0xee);
+  assert.equal(writeHeader(out, 2, 1000, -2, 0x01020304, 1), 2 + HEADER_SIZE);
+  assert.deepEqual([...out.subarray(2, 2 + HEADER_SIZE)], [
+    0,
+    0,
+    3,
+    232, // packLen 1000
+    0,
+    16, // header length
+    0,
+    1, // version
+    0xff,
+    0xff,
+    0xff,
+    0xfe, // op -2
+    1,
+    2,
+    3,
+    4, // seq
+  ]);
+  assert.deepEqual([out[0], out[1], out[18], out[19]], [0xee, 0xee, 0xee, 0xee]);
+  const view = new DataView(out.buffer, 2);
+  assert.deepEqual([view.getInt32(0), view.getInt16(4), view.getInt32(8)], [1000, 16, -2]);
 });

@@ -30,6 +30,40 @@ function _checkInt32(name: string, value: number): void {
 }
 
 /**
+ * Writes a frame header into `target` at `offset` and returns the offset
+ * after it; the `packLen - HEADER_SIZE` body bytes are the caller's to write.
+ *
+ * Byte stores rather than a DataView: asking a small array for its `buffer`
+ * would move its bytes off the V8 heap, a backing store per frame (replies
+ * are small).
+ *
+ * @example
+ * ```ts
+ * import { HEADER_SIZE, writeHeader } from "./frame.ts";
+ * const out = new Uint8Array(HEADER_SIZE);
+ * writeHeader(out, 0, HEADER_SIZE, 2, 7);
+ * console.log(out[11], out[15]); // 2 7
+ * ```
+ */
+export function writeHeader(
+  target: Uint8Array,
+  offset: number,
+  packLen: number,
+  op: number,
+  seq: number,
+  ver: number = PROTOCOL_VERSION,
+): number {
+  _int32At(target, offset, packLen);
+  target[offset + 4] = HEADER_SIZE >> 8;
+  target[offset + 5] = HEADER_SIZE & 0xff;
+  target[offset + 6] = (ver >> 8) & 0xff;
+  target[offset + 7] = ver & 0xff;
+  _int32At(target, offset + 8, op);
+  _int32At(target, offset + 12, seq);
+  return offset + HEADER_SIZE;
+}
+
+/**
  * Writes one frame into `target` at `offset` and returns the offset after it.
  * The caller guarantees the space (`HEADER_SIZE + body.length` bytes).
  *
@@ -48,19 +82,9 @@ export function writeFrame(
   body: Uint8Array,
   ver: number = PROTOCOL_VERSION,
 ): number {
-  const packLen = HEADER_SIZE + body.length;
-  // Byte stores rather than a DataView: asking a small array for its
-  // `buffer` would move its bytes off the V8 heap, which costs a backing
-  // store per frame (replies are small).
-  _int32At(target, offset, packLen);
-  target[offset + 4] = HEADER_SIZE >> 8;
-  target[offset + 5] = HEADER_SIZE & 0xff;
-  target[offset + 6] = (ver >> 8) & 0xff;
-  target[offset + 7] = ver & 0xff;
-  _int32At(target, offset + 8, op);
-  _int32At(target, offset + 12, seq);
-  if (body.length > 0) target.set(body, offset + HEADER_SIZE);
-  return offset + packLen;
+  const at = writeHeader(target, offset, HEADER_SIZE + body.length, op, seq, ver);
+  if (body.length > 0) target.set(body, at);
+  return at + body.length;
 }
 
 /** Big-endian int32 at `at`. */

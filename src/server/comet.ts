@@ -956,7 +956,11 @@ export class Comet implements AsyncDisposable {
         if (ch.queued === 0) ch._trim();
         const online = new Uint8Array(4);
         const count = this.#heartbeatOnline(ch._room);
-        new DataView(online.buffer).setInt32(0, count);
+        // Big-endian, by byte: a DataView would move the small array's bytes off the V8 heap.
+        online[0] = count >>> 24;
+        online[1] = count >>> 16;
+        online[2] = count >>> 8;
+        online[3] = count;
         ch.reply(Op.HeartbeatReply, online, seq, ver);
         if (ch._traced) this.#trace(ch, "heartbeat", { seq, online: count });
         if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);

@@ -1,4 +1,4 @@
-import { frameOp, HEADER_SIZE, PROTOCOL_VERSION } from "../protocol/frame.ts";
+import { frameOp, HEADER_SIZE, writeHeader } from "../protocol/frame.ts";
 import { isReplyOp, Op } from "../protocol/op.ts";
 
 /**
@@ -94,11 +94,5 @@ function _runEnd(chunks: readonly Uint8Array[], count: number, i: number): numbe
 }
 
 function _writeRawHeader(out: Uint8Array, at: number, packLen: number): number {
-  const view = new DataView(out.buffer, out.byteOffset + at, HEADER_SIZE);
-  view.setInt32(0, packLen);
-  view.setInt16(4, HEADER_SIZE);
-  view.setInt16(6, PROTOCOL_VERSION);
-  view.setInt32(8, Op.Raw);
-  view.setInt32(12, 0);
-  return at + HEADER_SIZE;
+  return writeHeader(out, at, packLen, Op.Raw, 0);
 }
