@@ -21,6 +21,7 @@
 //                        round trip, not the server, set the top rate; Comet sat 20-30% idle)
 //   --cluster-members=M  room members of the cluster phase (default 3000)
 //   --cluster-duration=MS  push run length of the cluster phase (default 5000)
+//   --client-buf=BYTES   read buffer of every fan-out client (default 65536; see CLIENT_BUF)
 //   --gens=N             load-generator processes sharing every phase's connections (default 4)
 //   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
 //   --comet-flags="..."  extra flags for every Comet server, e.g. "--write-burst 32"
@@ -91,6 +92,20 @@ const CLUSTER_MS = Number(argv.get("cluster-duration") ?? (QUICK ? 2_000 : 5_000
  * measured with the same generators.
  */
 const GENS = Number(argv.get("gens") ?? 4);
+/**
+ * Read buffer of each fan-out and cluster client. Large enough that one read
+ * takes any write a server makes here (Comet's largest at 10k members are
+ * about 40 KB) plus some backlog. With 16 KiB the generators' cost per
+ * delivery depended on how write sizes fell against the buffer: the
+ * baseline's fixed 390-frame writes (31.2 KB) took two full reads, Comet's
+ * writes of 256 to 511 frames with the same mean took two or three, so the
+ * generators, the limit of that run, paid for more reads on Comet's stream
+ * (154 frames per read against 195; at 5,000 members 122 against 202).
+ */
+const CLIENT_BUF = Number(argv.get("client-buf") ?? 65_536);
+if (!Number.isInteger(CLIENT_BUF) || CLIENT_BUF < 4096) {
+  throw new Error(`--client-buf wants an integer of at least 4096`);
+}
 if (!Number.isInteger(GENS) || GENS < 1) throw new Error(`--gens wants a positive integer`);
 /**
  * The baseline server's writes in flight at once: like Comet's write
@@ -1397,7 +1412,7 @@ async function grow(gen: LoadGens, _have: number, size: number, open: Record<str
     count: size - live,
     keyStart: keysOpened,
     concurrency: CONCURRENCY,
-    bufSize: 16_384,
+    bufSize: CLIENT_BUF,
     ...open,
   }, 90_000);
   keysOpened += size - live;
@@ -1425,6 +1440,7 @@ const results: Record<string, any> = {
     clusterMembers: CLUSTER_MEMBERS,
     clusterMs: CLUSTER_MS,
     gens: GENS,
+    clientBuf: CLIENT_BUF,
     baselineInflight: BASE_INFLIGHT,
   },
   micro: null,
@@ -1863,7 +1879,7 @@ async function clusterRun(gen: LoadGens, redis: RedisServer, count: number): Pro
         keyPrefix: `c${count}x`,
         keyStart,
         concurrency: CONCURRENCY,
-        bufSize: 16_384,
+        bufSize: CLIENT_BUF,
       }, 90_000);
       keyStart += perNode[i]!;
       if (r.failed > 0) {
