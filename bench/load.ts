@@ -834,12 +834,26 @@ function procStat(): number[] {
   return line.trim().split(/\s+/).slice(1, 9).map(Number);
 }
 
-/** Share of all cores, 0..1: busy (everything but idle and iowait) and softirq alone. */
-function machineCpu(a: number[], b: number[]): { busy: number; softirq: number; system: number } {
+/**
+ * Share of all cores, 0..1: busy (everything but idle and iowait), softirq
+ * alone, and steal: time the hypervisor gave this VM's CPUs to someone else,
+ * which slows every process here without showing in any of them (it counts
+ * in "other" too). Measured here: 0 to 3% most of the time, 23 to 27% of all
+ * cores in some minutes, when every per-handshake cost rose by half.
+ */
+function machineCpu(
+  a: number[],
+  b: number[],
+): { busy: number; softirq: number; system: number; steal: number } {
   const d = b.map((x, i) => x - a[i]!);
   const total = d.reduce((n, x) => n + x, 0) || 1;
   const idle = d[3]! + d[4]!;
-  return { busy: 1 - idle / total, softirq: d[6]! / total, system: d[2]! / total };
+  return {
+    busy: 1 - idle / total,
+    softirq: d[6]! / total,
+    system: d[2]! / total,
+    steal: d[7]! / total,
+  };
 }
 
 // ------------------------------------------------------------ kernel stats --
@@ -1035,17 +1049,19 @@ async function waitQuiet(max = 0.2, limitMs = 60_000): Promise<number> {
   }
 }
 
-/** "server 0.93 gen 0.85 machine 0.97 (softirq 0.12) other 0.01" for a log line. */
+/** "server 0.93 gen 0.85 machine 0.97 (softirq 0.12, steal 0.00) other 0.01" for a log line. */
 function cpuNote(r: {
   serverCpu: number;
   genCpu?: number;
-  machine: { busy: number; softirq: number };
+  machine: { busy: number; softirq: number; steal?: number };
   foreignCores: number;
   net?: Record<string, number>;
 }): string {
   return (r.net ? netNote(r.net) + "; " : "") + `cpu: server ${r.serverCpu.toFixed(2)}` +
     (r.genCpu === undefined ? "" : ` gen ${r.genCpu.toFixed(2)}`) +
-    ` machine ${r.machine.busy.toFixed(2)} (softirq ${r.machine.softirq.toFixed(2)})` +
+    ` machine ${r.machine.busy.toFixed(2)} (softirq ${r.machine.softirq.toFixed(2)}, steal ${
+      (r.machine.steal ?? 0).toFixed(2)
+    })` +
     ` other ${r.foreignCores.toFixed(2)} cores`;
 }
 
@@ -1145,10 +1161,19 @@ interface MemResult {
   handshakesPerSec: number;
   serverCpu: number;
   genCpu: number;
-  machine: { busy: number; softirq: number; system: number };
+  machine: { busy: number; softirq: number; system: number; steal: number };
   foreignCores: number;
   errors: string[];
 }
+
+/**
+ * Read buffer of each idle client of the memory and handshake phase: it gets
+ * a 16-byte reply (over WebSocket after a short upgrade head) and nothing
+ * more, and the generator grows a buffer for anything larger. At 4 KiB the
+ * generators held 60 MB of buffers per phase that only ever took 16 bytes,
+ * allocated on the cores the server shares.
+ */
+const MEM_CLIENT_BUF = 256;
 
 async function measureMemory(
   gen: LoadGens,
@@ -1160,7 +1185,7 @@ async function measureMemory(
   await gen.open({
     cmd: "open",
     concurrency: CONCURRENCY,
-    bufSize: 4096,
+    bufSize: MEM_CLIENT_BUF,
     ...open,
     count: WARMUP,
     keyPrefix: "warm",
@@ -1175,7 +1200,7 @@ async function measureMemory(
   const rssBefore = rssBytes(pid);
   const measured = measureFrom([pid], gen);
   const r = await gen.open(
-    { cmd: "open", concurrency: CONCURRENCY, bufSize: 4096, ...open },
+    { cmd: "open", concurrency: CONCURRENCY, bufSize: MEM_CLIENT_BUF, ...open },
     90_000,
   );
   const m = measured(r.elapsedMs);
@@ -1223,7 +1248,7 @@ interface RoomPushRun {
   serverCpu: number;
   genCpu: number;
   pusherCpu: number;
-  machine: { busy: number; softirq: number; system: number };
+  machine: { busy: number; softirq: number; system: number; steal: number };
   foreignCores: number;
   net: Record<string, number>;
   perConnMeanLatency: Record<string, number> | null;
@@ -2373,6 +2398,11 @@ if (results.baseline.fanout || results.comet.fanout_tcp) {
 const foreignRuns = JSON.stringify(results).match(/"foreignCores":[0-9.e-]+/g) ?? [];
 const worstForeign = Math.max(0, ...foreignRuns.map((x) => Number(x.split(":")[1])));
 results.contention.worstRunCores = worstForeign;
+// Steal is a share of all cores in each run's `machine`; in cores here, like "other".
+const stealRuns = (JSON.stringify(results).match(/"steal":[0-9.e-]+/g) ?? [])
+  .map((x) => Number(x.split(":")[1]) * results.machine.nproc);
+const worstSteal = Math.max(0, ...stealRuns);
+results.contention.worstRunStealCores = worstSteal;
 Deno.writeTextFileSync(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
 const micros = microTable();
 if (micros) console.log(micros + "\n");
@@ -2394,7 +2424,8 @@ console.log(
 );
 console.log(
   `Other programs' CPU during the run: ${results.contention.wholeRunCores.toFixed(2)} cores on ` +
-    `average, ${worstForeign.toFixed(2)} in the worst measured run` +
+    `average, ${worstForeign.toFixed(2)} in the worst measured run (of which hypervisor ` +
+    `steal: ${worstSteal.toFixed(2)} cores in the worst run)` +
     (worstForeign > 0.15 ? " -- figures are contaminated; rerun on a quiet machine." : "."),
 );
 if (results.error) Deno.exit(1);

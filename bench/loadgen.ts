@@ -193,7 +193,7 @@ async function readLoop(c: Client): Promise<void> {
     // buffer and the next read lands after it. With thousands of clients in
     // one process, the generators' own garbage would otherwise set the pace.
     for (;;) {
-      if (c.buf.length - c.have < 1024) {
+      if (c.buf.length - c.have < Math.min(1024, c.buf.length >> 2)) {
         // A frame nearly as large as the buffer: grow it rather than read a few bytes at a time.
         const grown = new Uint8Array(c.buf.length * 2);
         grown.set(c.buf);
@@ -298,8 +298,10 @@ interface OpenSpec {
 }
 
 async function openOne(s: OpenSpec, idx: number): Promise<void> {
+  // No setNoDelay: a client writes once (twice over WebSocket, the second
+  // after the upgrade response has acknowledged the first), so Nagle never
+  // holds anything back, and the call is a syscall per connection.
   const conn = await Deno.connect({ hostname: s.host, port: s.port });
-  conn.setNoDelay(true);
   const c = new Client(conn, s.kind, s.bufSize);
   try {
     if (s.kind === "ws") {
