@@ -94,6 +94,7 @@ const CLUSTER_MS = Number(argv.get("cluster-duration") ?? (QUICK ? 2_000 : 5_000
  * measured with the same generators.
  */
 const GENS = Number(argv.get("gens") ?? 4);
+if (!Number.isInteger(GENS) || GENS < 1) throw new Error(`--gens wants a positive integer`);
 /**
  * Alternating Comet and plain-Deno runs at the largest TCP room
  * (fanout-pairs). The phases above measure the two servers a minute or more
@@ -117,7 +118,6 @@ const CLIENT_BUF = Number(argv.get("client-buf") ?? 65_536);
 if (!Number.isInteger(CLIENT_BUF) || CLIENT_BUF < 4096) {
   throw new Error(`--client-buf wants an integer of at least 4096`);
 }
-if (!Number.isInteger(GENS) || GENS < 1) throw new Error(`--gens wants a positive integer`);
 /**
  * The baseline server's writes in flight at once: like Comet's write
  * scheduler, a FIFO with at most K (unbounded writes cost about twice the
@@ -1003,14 +1003,18 @@ let gateBudgetMs = 60_000;
 let retryBudgetMs = 60_000;
 
 /**
-/**
  * Cores a measured run lost to others: other programs, or the hypervisor's
  * steal, whichever is more. Steal shows only in part as "other" (a stolen
  * CPU also stops the processes whose time would be subtracted): one run here
  * read 0.24 cores of other programs and 0.40 of steal.
  */
 function disturbance(r: { foreignCores: number; machine?: { steal?: number } }): number {
-  return Math.max(r.foreignCores, (r.machine?.steal ?? 0) * navigator.hardwareConcurrency);
+  return Math.max(r.foreignCores, stealCores(r.machine));
+}
+
+/** A run's steal (a share of all cores in `machine`) in cores, like "other". */
+function stealCores(machine?: { steal?: number }): number {
+  return (machine?.steal ?? 0) * navigator.hardwareConcurrency;
 }
 
 /**
@@ -1550,7 +1554,7 @@ async function baselineMemPhase(gen: LoadGens): Promise<void> {
   log(`  ${MEM_CONNS} idle connections (connect + 16-byte reply, ${CONCURRENCY} in flight)`);
   // A fresh server per attempt: a second run into the same process would
   // find its heap grown by the first and measure less.
-  const mem = await measured("baseline memory", async () => {
+  results.baseline.memory = await measured("baseline memory", async () => {
     const { child: base, port } = await spawnBaseline();
     const gc = async () => (await base.call({ cmd: "gc" })).memory as MemUsage;
     try {
@@ -1570,7 +1574,6 @@ async function baselineMemPhase(gen: LoadGens): Promise<void> {
       await base.stop("SIGTERM", 3_000);
     }
   });
-  results.baseline.memory = mem;
 }
 
 /** Comet's frames per write at `size` in a saturation run of `kind`, rounded; 1 if unknown. */
@@ -1709,6 +1712,9 @@ async function pairedFanPhase(gen: LoadGens): Promise<void> {
       await gen.closeAll();
     }
   };
+  const cpu = (r: { serverCpu: number; genCpu: number; machine: { steal: number } }) =>
+    `server ${r.serverCpu.toFixed(2)} gen ${r.genCpu.toFixed(2)} ` +
+    `steal ${stealCores(r.machine).toFixed(2)} cores`;
   try {
     await gen.closeAll();
     // Warm-up: both JITs compile their hot paths before anything counts.
@@ -1726,10 +1732,6 @@ async function pairedFanPhase(gen: LoadGens): Promise<void> {
         disturbance: [disturbance(c), disturbance(b)],
       };
       pairs.push(pair);
-      const cpu = (r: { serverCpu: number; genCpu: number; machine: { steal: number } }) =>
-        `server ${r.serverCpu.toFixed(2)} gen ${r.genCpu.toFixed(2)} steal ${
-          (r.machine.steal * navigator.hardwareConcurrency).toFixed(2)
-        } cores`;
       log(
         `  pair ${i + 1}: Comet ${c.deliveriesPerSec.toFixed(0)}/s (${cpu(c)}), plain Deno at ` +
           `${frames} frames/write ${b.deliveriesPerSec.toFixed(0)}/s (${cpu(b)}): ` +
@@ -2529,9 +2531,8 @@ if (results.baseline.fanout || results.comet.fanout_tcp) {
 const foreignRuns = JSON.stringify(results).match(/"foreignCores":[0-9.e-]+/g) ?? [];
 const worstForeign = Math.max(0, ...foreignRuns.map((x) => Number(x.split(":")[1])));
 results.contention.worstRunCores = worstForeign;
-// Steal is a share of all cores in each run's `machine`; in cores here, like "other".
 const stealRuns = (JSON.stringify(results).match(/"steal":[0-9.e-]+/g) ?? [])
-  .map((x) => Number(x.split(":")[1]) * results.machine.nproc);
+  .map((x) => stealCores({ steal: Number(x.split(":")[1]) }));
 const worstSteal = Math.max(0, ...stealRuns);
 results.contention.worstRunStealCores = worstSteal;
 Deno.writeTextFileSync(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
