@@ -12,7 +12,9 @@
 //                        cluster (push-keys runs inside fanout-tcp)
 //   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
 //                        fanout-ws, mem-tcp, mem-ws; cluster-1x-n1, cluster-3x-n1,
-//                        cluster-3x-n2, cluster-3x-n3 for one cluster node);
+//                        cluster-3x-n2, cluster-3x-n3 for one cluster node), or the
+//                        plain-Deno server (baseline-mem, baseline-fan); fanout-pairs
+//                        profiles both;
 //                        profiles go to bench/out/prof/
 //   --trace-gc=PHASE     run Comet with --v8-flags=--trace-gc in that phase; log in bench/out/
 //   --no-gc              do not run the servers with --expose-gc for memory samples
@@ -521,10 +523,14 @@ function mergeTimeline(rs: Record<string, any>[]) {
   }));
 }
 
-async function spawnBaseline(): Promise<{ child: Child; port: number }> {
+async function spawnBaseline(phase: string): Promise<{ child: Child; port: number }> {
+  const prof = PROFILE === phase
+    ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=baseline-${phase}.cpuprofile`]
+    : [];
   const child = new Child("baseline", [
     ...RUN,
     ...v8flags(EXPOSE_GC, false),
+    ...prof,
     path("bench/baseline_server.ts"),
   ]);
   const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
@@ -879,6 +885,14 @@ function netCounters(): Record<string, number> {
   for (const l of readProc("/proc/net/softnet_stat").trim().split("\n")) {
     out.softnetDrops! += parseInt(l.trim().split(/\s+/)[1]!, 16);
   }
+  // Cross-CPU wake-ups (rescheduling and function-call interrupts, each a VM exit on a
+  // hypervisor) and context switches: what a socket write costs beyond its own work.
+  for (const l of readProc("/proc/interrupts").split("\n")) {
+    const m = /^\s*(RES|CAL):((?:\s+\d+)+)/.exec(l);
+    if (m) out[m[1]!] = m[2]!.trim().split(/\s+/).reduce((a, v) => a + Number(v), 0);
+  }
+  const ctxt = /^ctxt (\d+)/m.exec(readProc("/proc/stat"));
+  if (ctxt) out.ctxt = Number(ctxt[1]);
   const want = ["RetransSegs", "TCPTimeouts", "TCPLossProbes", "TCPToZeroWindowAdv"];
   for (const file of ["/proc/net/snmp", "/proc/net/netstat"]) {
     const lines = readProc(file).trim().split("\n");
@@ -1555,7 +1569,7 @@ async function baselineMemPhase(gen: LoadGens): Promise<void> {
   // A fresh server per attempt: a second run into the same process would
   // find its heap grown by the first and measure less.
   results.baseline.memory = await measured("baseline memory", async () => {
-    const { child: base, port } = await spawnBaseline();
+    const { child: base, port } = await spawnBaseline("baseline-mem");
     const gc = async () => (await base.call({ cmd: "gc" })).memory as MemUsage;
     try {
       const mem = await measureMemory(gen, base.pid, gc, {
@@ -1593,7 +1607,7 @@ function cometFramesPerWrite(kind: string, size: number): number {
  */
 async function baselineFanPhase(gen: LoadGens): Promise<void> {
   log("baseline: plain Deno TCP server, fan-out ceiling");
-  const { child: base, port } = await spawnBaseline();
+  const { child: base, port } = await spawnBaseline("baseline-fan");
   results.baseline.fanout = [];
   results.baseline.fanout_matched = [];
   try {
@@ -1681,6 +1695,35 @@ interface FanPair {
   ratio: number;
   /** Cores lost to other programs or steal during each run. */
   disturbance: [number, number];
+  /** Per socket write of each run: server CPU in µs, and context switches on the machine. */
+  perWrite: [WriteCost | null, WriteCost | null];
+}
+
+interface WriteCost {
+  cpuUs: number;
+  contextSwitches: number;
+}
+
+/**
+ * What one socket write cost the server in a fan-out run, and how many
+ * context switches the machine made per write: the plain loop and Comet
+ * differ more in the second than in their own code.
+ */
+function writeCost(
+  r: {
+    writes: number | null;
+    serverCpu: number;
+    deliveries: number;
+    deliveriesPerSec: number;
+    net: Record<string, number>;
+  },
+): WriteCost | null {
+  if (!r.writes || !(r.deliveriesPerSec > 0)) return null;
+  const seconds = r.deliveries / r.deliveriesPerSec;
+  return {
+    cpuUs: (r.serverCpu * seconds * 1e6) / r.writes,
+    contextSwitches: (r.net.ctxt ?? NaN) / r.writes,
+  };
 }
 
 /**
@@ -1693,7 +1736,7 @@ interface FanPair {
 async function pairedFanPhase(gen: LoadGens): Promise<void> {
   log(`paired fan-out: ${FAN} TCP members, Comet and plain Deno alternating, ${PAIRS} pairs`);
   const comet = await spawnComet("fanout-pairs", false);
-  const { child: base, port } = await spawnBaseline();
+  const { child: base, port } = await spawnBaseline("fanout-pairs");
   const pairs: FanPair[] = [];
   results.fanout_pairs_tcp = { members: FAN, pairs, medianRatio: null };
   const cometRun = async (ms: number) => {
@@ -1730,12 +1773,20 @@ async function pairedFanPhase(gen: LoadGens): Promise<void> {
         baseline: b,
         ratio: c.deliveriesPerSec / b.deliveriesPerSec,
         disturbance: [disturbance(c), disturbance(b)],
+        perWrite: [writeCost(c), writeCost(b)],
       };
       pairs.push(pair);
+      const [cw, bw] = pair.perWrite;
       log(
         `  pair ${i + 1}: Comet ${c.deliveriesPerSec.toFixed(0)}/s (${cpu(c)}), plain Deno at ` +
           `${frames} frames/write ${b.deliveriesPerSec.toFixed(0)}/s (${cpu(b)}): ` +
-          `${pair.ratio.toFixed(2)}x, lost ${c.lost} and ${b.lost}`,
+          `${pair.ratio.toFixed(2)}x, lost ${c.lost} and ${b.lost}` +
+          (cw && bw
+            ? `; per write ${cw.cpuUs.toFixed(1)} vs ${bw.cpuUs.toFixed(1)} µs server CPU, ` +
+              `${cw.contextSwitches.toFixed(2)} vs ${
+                bw.contextSwitches.toFixed(2)
+              } context switches`
+            : ""),
       );
     }
     const sorted = pairs.map((p) => p.ratio).sort((x, y) => x - y);
