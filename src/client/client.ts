@@ -1,3 +1,4 @@
+import { _int32 } from "../protocol/_int.ts";
 import { encodeFrame, type Frame } from "../protocol/frame.ts";
 import { isReplyOp, Op } from "../protocol/op.ts";
 import { AuthError } from "./auth_error.ts";
@@ -838,7 +839,7 @@ export class Client implements AsyncDisposable {
       case Op.HeartbeatReply:
         this.#heartbeatDue = false;
         if (body.length >= 4) {
-          this.#online = ((body[0]! << 24) | (body[1]! << 16) | (body[2]! << 8) | body[3]!) | 0;
+          this.#online = _int32(body, 0);
         }
         break;
       case Op.AuthReply:

@@ -1,13 +1,6 @@
+import { _int16, _int32 } from "../protocol/_int.ts";
 import { type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
-
-function _int32(b: Uint8Array, i: number): number {
-  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
-}
-
-function _int16(b: Uint8Array, i: number): number {
-  return (((b[i]! << 8) | b[i + 1]!) << 16) >> 16;
-}
 
 /**
  * Reads the whole frames laid back to back in `bytes` (one WebSocket message,

@@ -1,3 +1,4 @@
+import { _int16, _int32 } from "./_int.ts";
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "./frame.ts";
 import { ProtocolError } from "./protocol_error.ts";
 import { StreamBuffer } from "./stream_buffer.ts";
@@ -9,14 +10,6 @@ export interface FrameDecoderOptions {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function _int32(b: Uint8Array, i: number): number {
-  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
-}
-
-function _int16(b: Uint8Array, i: number): number {
-  return (((b[i]! << 8) | b[i + 1]!) << 16) >> 16;
-}
 
 /**
  * A streaming goim frame decoder. Feed it byte chunks exactly as a socket

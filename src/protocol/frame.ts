@@ -1,3 +1,4 @@
+import { _int32 } from "./_int.ts";
 import { ProtocolError } from "./protocol_error.ts";
 
 /** Size of the fixed goim frame header in bytes. */
@@ -144,7 +145,7 @@ export function encodeFrame(
  * ```
  */
 export function frameOp(frame: Uint8Array): number {
-  return (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
+  return _int32(frame, 8);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { _int16, _int32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { ConnInfo, PeerAddr, Wire } from "../server/wire.ts";
@@ -14,14 +15,6 @@ const _DONE: Promise<void> = Promise.resolve();
 const _encoder = new TextEncoder();
 // Every socket wire encodes the same frames to the same bytes: see `sharedEncoding`.
 const _SHARED_ENCODING = {};
-
-function _int32(b: Uint8Array, i: number): number {
-  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
-}
-
-function _int16(b: Uint8Array, i: number): number {
-  return (((b[i]! << 8) | b[i + 1]!) << 16) >> 16;
-}
 
 function _reason(text: string): string {
   // Only on close, and messages are short ASCII: trimming a character at a time is fine.

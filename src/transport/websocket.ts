@@ -1,3 +1,4 @@
+import { _int16, _int32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
@@ -85,14 +86,6 @@ function _withHeaders(info: ConnInfo, headers: Headers): ConnInfo {
 
 function _ended(): false {
   return false;
-}
-
-function _int32(b: Uint8Array, i: number): number {
-  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) | 0;
-}
-
-function _int16(b: Uint8Array, i: number): number {
-  return (((b[i]! << 8) | b[i + 1]!) << 16) >> 16;
 }
 
 /** Options for {@linkcode WsWire}. */
