@@ -1724,8 +1724,8 @@ interface WriteCost {
 
 /**
  * What one socket write cost the server in a fan-out run, and how many
- * context switches the machine made per write: the plain loop and Comet
- * differ more in the second than in their own code.
+ * context switches the machine made per write, so that a pair's gap can be
+ * told apart into the server's own CPU and what the machine did around it.
  */
 function writeCost(
   r: {
@@ -2307,7 +2307,8 @@ function buildTable(): Row[] {
       // At the top size, alternating pairs (when run) hold the target instead.
       const pairing = results[`fanout_pairs_${kind}`] as PairsResult | undefined;
       const paired = top && pairing?.medianRatio != null;
-      // The median's pairs; a pair measured again still counts towards lost messages.
+      // The median's pairs: a disturbed pair measured again is left out here, while its lost
+      // messages and closed members still count below (`allPairs`).
       const pairs = pairing?.pairs.filter((p) => !p.disturbed) ?? [];
       if (m && m.framesPerBatch !== 1) {
         rows.push({
@@ -2420,7 +2421,7 @@ function buildTable(): Row[] {
   const slow = ["tcp", "ws"].flatMap((k) => [
     ...((c[`fanout_${k}`] as FanResult[] | undefined) ?? []),
     ...((c[`latency_sweep_${k}`] as FanResult[] | undefined) ?? []),
-  ]).reduce((n, x) => n + (x.slowClosed ?? 0), 0);
+  ]).concat(allPairs.map((p) => p.comet)).reduce((n, x) => n + (x.slowClosed ?? 0), 0);
   rows.push({
     figure: `Members closed as slow consumers (queue ${QUEUE}), all runs`,
     comet: fmtNum(slow),
