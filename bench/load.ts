@@ -24,8 +24,9 @@
 //   --cluster-members=M  room members of the cluster phase (default 3000)
 //   --cluster-duration=MS  push run length of the cluster phase (default 5000)
 //   --client-buf=BYTES   read buffer of every fan-out client (default 65536; see CLIENT_BUF)
-//   --pairs=N            Comet/plain-Deno pairs of the fanout-pairs phase over TCP (default 5)
-//   --ws-pairs=N         the same with Comet over WebSocket (default 3)
+//   --pairs=N            Comet/plain-Deno pairs of the fanout-pairs phase over TCP (default 5,
+//                        2 with --quick)
+//   --ws-pairs=N         the same with Comet over WebSocket (default 3, 1 with --quick)
 //   --gens=N             load-generator processes sharing every phase's connections (default 4)
 //   --baseline-inflight=K  the baseline server's writes in flight at once (default 128)
 //   --comet-flags="..."  extra flags for every Comet server, e.g. "--write-burst 32"
@@ -105,13 +106,13 @@ if (!Number.isInteger(GENS) || GENS < 1) throw new Error(`--gens wants a positiv
  * quarter of the cores in some): a pair run seconds apart shares the
  * machine's state, and the median of the pairs' ratios holds the target.
  */
-const PAIRS = Number(argv.get("pairs") ?? 5);
+const PAIRS = Number(argv.get("pairs") ?? (QUICK ? 2 : 5));
 if (!Number.isInteger(PAIRS) || PAIRS < 0) throw new Error(`--pairs wants an integer of 0 or more`);
 /**
  * The same at the largest WebSocket room, against plain Deno over TCP: the
  * WebSocket target (0.6x) sits further from what is measured, so fewer pairs.
  */
-const WS_PAIRS = Number(argv.get("ws-pairs") ?? 3);
+const WS_PAIRS = Number(argv.get("ws-pairs") ?? (QUICK ? 1 : 3));
 if (!Number.isInteger(WS_PAIRS) || WS_PAIRS < 0) {
   throw new Error(`--ws-pairs wants an integer of 0 or more`);
 }
