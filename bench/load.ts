@@ -1025,6 +1025,13 @@ function measureFrom(pids: readonly number[], gen: LoadGens) {
 
 let gateBudgetMs = 60_000;
 let retryBudgetMs = 60_000;
+/** Runs disturbed by more than this many cores are measured again. */
+const DISTURBED_CORES = 0.2;
+
+/** Whether a disturbed run may be measured again: retry budget and deadline allow it. */
+function mayRetry(): boolean {
+  return retryBudgetMs > 0 && performance.now() <= HARD_DEADLINE - 60_000;
+}
 
 /**
  * Cores a measured run lost to others: other programs, or the hypervisor's
@@ -1056,8 +1063,7 @@ async function measured<
   const first = await run();
   // A run that closed members changed the room: it is a result, not noise to retry away.
   if (
-    disturbance(first) <= 0.2 || (first.slowClosed ?? 0) > 0 || retryBudgetMs <= 0 ||
-    performance.now() > HARD_DEADLINE - 60_000
+    disturbance(first) <= DISTURBED_CORES || (first.slowClosed ?? 0) > 0 || !mayRetry()
   ) {
     return first;
   }
@@ -1824,7 +1830,7 @@ async function fanPairs(
       perWrite: [writeCost(c), writeCost(b)],
     };
     pairs.push(pair);
-    const disturbed = Math.max(...pair.disturbance) > 0.2;
+    const disturbed = Math.max(...pair.disturbance) > DISTURBED_CORES;
     if (disturbed) pair.disturbed = true;
     else clean++;
     const [cw, bw] = pair.perWrite;
@@ -1838,7 +1844,7 @@ async function fanPairs(
           : ""),
     );
     if (disturbed) {
-      const again = retryBudgetMs > 0 && performance.now() < HARD_DEADLINE - 60_000;
+      const again = mayRetry();
       log(
         `  ${K} pair ${i + 1}: other programs or steal took ${
           Math.max(...pair.disturbance).toFixed(2)

@@ -1,4 +1,4 @@
-import { _int32 } from "./_int.ts";
+import { _int32, _putInt32 } from "./_int.ts";
 import { ProtocolError } from "./protocol_error.ts";
 
 /** Size of the fixed goim frame header in bytes. */
@@ -54,13 +54,13 @@ export function writeHeader(
   seq: number,
   ver: number = PROTOCOL_VERSION,
 ): number {
-  _int32At(target, offset, packLen);
+  _putInt32(target, offset, packLen);
   target[offset + 4] = HEADER_SIZE >> 8;
   target[offset + 5] = HEADER_SIZE & 0xff;
   target[offset + 6] = (ver >> 8) & 0xff;
   target[offset + 7] = ver & 0xff;
-  _int32At(target, offset + 8, op);
-  _int32At(target, offset + 12, seq);
+  _putInt32(target, offset + 8, op);
+  _putInt32(target, offset + 12, seq);
   return offset + HEADER_SIZE;
 }
 
@@ -86,14 +86,6 @@ export function writeFrame(
   const at = writeHeader(target, offset, HEADER_SIZE + body.length, op, seq, ver);
   if (body.length > 0) target.set(body, at);
   return at + body.length;
-}
-
-/** Big-endian int32 at `at`. */
-function _int32At(target: Uint8Array, at: number, value: number): void {
-  target[at] = value >>> 24;
-  target[at + 1] = (value >>> 16) & 0xff;
-  target[at + 2] = (value >>> 8) & 0xff;
-  target[at + 3] = value & 0xff;
 }
 
 /**

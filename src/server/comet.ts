@@ -1,3 +1,4 @@
+import { _putInt32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
@@ -956,11 +957,7 @@ export class Comet implements AsyncDisposable {
         if (ch.queued === 0) ch._trim();
         const online = new Uint8Array(4);
         const count = this.#heartbeatOnline(ch._room);
-        // Big-endian, by byte: a DataView would move the small array's bytes off the V8 heap.
-        online[0] = count >>> 24;
-        online[1] = count >>> 16;
-        online[2] = count >>> 8;
-        online[3] = count;
+        _putInt32(online, 0, count);
         ch.reply(Op.HeartbeatReply, online, seq, ver);
         if (ch._traced) this.#trace(ch, "heartbeat", { seq, online: count });
         if (this.#observer?.heartbeat) this.#notify("heartbeat", ch);

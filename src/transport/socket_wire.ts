@@ -1,16 +1,15 @@
-import { _int16, _int32 } from "../protocol/_int.ts";
+import { _int32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { ConnInfo, PeerAddr, Wire } from "../server/wire.ts";
 import { type TrafficCounter, trafficCounter } from "./traffic.ts";
 import { WebSocketError, WsCloseCode } from "./websocket_codec.ts";
-import { encodeGoimMessages, NO_MESSAGE_HEADER } from "./ws_batch.ts";
+import { decodeGoimMessage, encodeGoimMessages, NO_MESSAGE_HEADER } from "./ws_batch.ts";
 
 /** How often the shared poller looks at congested sockets, in milliseconds. */
 const _POLL_MS = 25;
 /** RFC 6455 caps a close frame's reason at 123 bytes of UTF-8. */
 const _MAX_REASON = 123;
-const EMPTY = new Uint8Array(0);
 const _DONE: Promise<void> = Promise.resolve();
 const _encoder = new TextEncoder();
 // Every socket wire encodes the same frames to the same bytes: see `sharedEncoding`.
@@ -295,13 +294,12 @@ export class SocketWire implements Wire {
     const message = new Uint8Array(data);
     const n = message.length;
     this.#traffic.bytesIn += n;
-    const packLen = n >= HEADER_SIZE ? _int32(message, 0) : -1;
-    const headerLen = n >= HEADER_SIZE ? _int16(message, 4) : -1;
-    if (packLen !== n || headerLen !== HEADER_SIZE) {
-      this.#fail(
-        WsCloseCode.ProtocolError,
-        `Message is not one goim frame: packLen ${packLen}, headerLen ${headerLen} in ${n} bytes`,
-      );
+    let frame: Frame;
+    try {
+      frame = decodeGoimMessage(message);
+    } catch (err) {
+      const violation = err as WebSocketError;
+      this.#fail(violation.code, violation.message);
       return;
     }
     if (n > this.#maxPack) {
@@ -311,12 +309,6 @@ export class SocketWire implements Wire {
       );
       return;
     }
-    const frame: Frame = {
-      ver: _int16(message, 6),
-      op: _int32(message, 8),
-      seq: _int32(message, 12),
-      body: n === HEADER_SIZE ? EMPTY : message.subarray(HEADER_SIZE),
-    };
     const resolve = this.#readResolve;
     if (resolve) {
       this.#readResolve = this.#readReject = undefined;

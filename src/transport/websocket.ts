@@ -1,4 +1,4 @@
-import { _int16, _int32 } from "../protocol/_int.ts";
+import { _int32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, type Frame, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
@@ -15,7 +15,7 @@ import {
   wsHeaderSize,
   WsOpcode,
 } from "./websocket_codec.ts";
-import { encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
+import { decodeGoimMessage, encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { StreamWire } from "./stream_wire.ts";
@@ -366,23 +366,12 @@ export class WsWire extends StreamWire implements Wire {
 
   /** The goim frame a binary message holds, which must be exactly one. */
   #frame(message: Uint8Array): Frame {
-    const n = message.length;
-    const packLen = n >= HEADER_SIZE ? _int32(message, 0) : -1;
-    const headerLen = n >= HEADER_SIZE ? _int16(message, 4) : -1;
-    if (packLen !== n || headerLen !== HEADER_SIZE) {
-      const err = new WebSocketError(
-        WsCloseCode.ProtocolError,
-        `Message is not one goim frame: packLen ${packLen}, headerLen ${headerLen} in ${n} bytes`,
-      );
-      this.#failWith(err);
+    try {
+      return decodeGoimMessage(message);
+    } catch (err) {
+      this.#failWith(err as WebSocketError);
       throw err;
     }
-    return {
-      ver: _int16(message, 6),
-      op: _int32(message, 8),
-      seq: _int32(message, 12),
-      body: n === HEADER_SIZE ? EMPTY : message.subarray(HEADER_SIZE),
-    };
   }
 
   #failWith(err: WebSocketError): void {

@@ -1,5 +1,7 @@
-import { frameOp, HEADER_SIZE, writeHeader } from "../protocol/frame.ts";
+import { _int16, _int32 } from "../protocol/_int.ts";
+import { type Frame, frameOp, HEADER_SIZE, writeHeader } from "../protocol/frame.ts";
 import { isReplyOp, Op } from "../protocol/op.ts";
+import { WebSocketError, WsCloseCode } from "./websocket_codec.ts";
 
 /**
  * Writes the header of one WebSocket message of `payloadLength` bytes into
@@ -75,7 +77,7 @@ export function encodeGoimMessages(
     let payload = batched ? HEADER_SIZE : 0;
     for (let j = i; j < end; j++) payload += chunks[j]!.length;
     at = header.write(out, at, payload);
-    if (batched) at = _writeRawHeader(out, at, payload);
+    if (batched) at = writeHeader(out, at, payload, Op.Raw, 0);
     for (let j = i; j < end; j++) {
       out.set(chunks[j]!, at);
       at += chunks[j]!.length;
@@ -93,6 +95,36 @@ function _runEnd(chunks: readonly Uint8Array[], count: number, i: number): numbe
   return end;
 }
 
-function _writeRawHeader(out: Uint8Array, at: number, packLen: number): number {
-  return writeHeader(out, at, packLen, Op.Raw, 0);
+const _EMPTY = new Uint8Array(0);
+
+/**
+ * The goim frame an inbound binary WebSocket message holds: goim's clients
+ * send exactly one per message. The body is a view of `message`, not a copy.
+ *
+ * @throws {WebSocketError} With code 1002 (protocol error) when the message
+ * is not exactly one goim frame with a 16-byte header.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "../protocol/frame.ts";
+ * import { decodeGoimMessage } from "./ws_batch.ts";
+ * console.log(decodeGoimMessage(encodeFrame(4, 9)).seq); // 9
+ * ```
+ */
+export function decodeGoimMessage(message: Uint8Array): Frame {
+  const n = message.length;
+  const packLen = n >= HEADER_SIZE ? _int32(message, 0) : -1;
+  const headerLen = n >= HEADER_SIZE ? _int16(message, 4) : -1;
+  if (packLen !== n || headerLen !== HEADER_SIZE) {
+    throw new WebSocketError(
+      WsCloseCode.ProtocolError,
+      `Message is not one goim frame: packLen ${packLen}, headerLen ${headerLen} in ${n} bytes`,
+    );
+  }
+  return {
+    ver: _int16(message, 6),
+    op: _int32(message, 8),
+    seq: _int32(message, 12),
+    body: n === HEADER_SIZE ? _EMPTY : message.subarray(HEADER_SIZE),
+  };
 }
