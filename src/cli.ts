@@ -151,6 +151,8 @@ export async function main(args: readonly string[]): Promise<number> {
       writeConcurrency: cfg.writeConcurrency,
       writeBurst: cfg.writeBurst,
       slow: cfg.slow,
+      writeTimeout: cfg.writeTimeout,
+      backlog: { maxBytes: cfg.maxBacklog, maxRoomBytes: cfg.roomBacklog },
       limits: cfg.limits,
       traceMids: cfg.traceMids,
       logger,

@@ -2,7 +2,8 @@ import type { JwtAlgorithm } from "./auth/jwt.ts";
 import { isLoopback } from "./auth/open_guard.ts";
 import { parseRedisUrl } from "./cluster/redis_client.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
-import type { SlowPolicy } from "./server/channel.ts";
+import { DEFAULT_BACKLOG } from "./server/backlog.ts";
+import { DEFAULT_WRITE_TIMEOUT, type SlowPolicy } from "./server/channel.ts";
 import { type CometLimits, DEFAULT_LIMITS } from "./server/comet.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
 import type { PkgHeaderSize } from "./transport/pkg.ts";
@@ -52,6 +53,12 @@ export interface CliConfig {
   writeBurst: number;
   /** Slow-consumer policy. */
   slow: SlowPolicy;
+  /** How long a socket may refuse writes, with a full queue waiting, before it is slow; in ms. */
+  writeTimeout: number;
+  /** Bytes all queues and room logs may hold; Infinity for no cap. */
+  maxBacklog: number;
+  /** Bytes one room's log may hold within one bucket; Infinity for no cap. */
+  roomBacklog: number;
   /** Log level. */
   log: LogLevel;
   /** Log line format. */
@@ -190,6 +197,21 @@ function _limit(text: string): number {
   return n === 0 ? Infinity : n;
 }
 
+const _SIZES: Record<string, number> = { "": 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
+
+/**
+ * A size in bytes: an integer with an optional binary unit (`512`, `64k`,
+ * `32MiB`, `1g`); 0 for no cap.
+ */
+function _size(text: string): number {
+  const m = /^(\d+)\s*(?:([kmg])(?:i?b)?|b)?$/i.exec(text.trim());
+  const n = m ? Number(m[1]) * _SIZES[(m[2] ?? "").toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new RangeError(`Must be a size in bytes such as 65536, 64KiB or 32MiB: ${text}`);
+  }
+  return n === 0 ? Infinity : n;
+}
+
 /** A non-empty value on one line: it ends up in an HTTP header or a log line. */
 function _line(text: string): string {
   if (text === "") throw new RangeError("Must not be empty");
@@ -292,7 +314,7 @@ const _FLAGS: _Flag[] = [
   {
     name: "queue",
     arg: "N",
-    help: "frames queued per connection before the slow policy applies (default 128)",
+    help: "frames pushed to one connection alone queued before the slow policy (default 128)",
     parse: (v, c) => void (c.queueSize = _int(v, 1)),
   },
   {
@@ -310,11 +332,29 @@ const _FLAGS: _Flag[] = [
   {
     name: "slow",
     arg: "close|drop",
-    help: "full queue: send op 6 and close (default), or drop the message",
+    help: "slow connection: send op 6 and close (default), or drop what passes its queue",
     parse: (v, c) => {
       if (v !== "close" && v !== "drop") throw new RangeError(`Must be close or drop: ${v}`);
       c.slow = v;
     },
+  },
+  {
+    name: "write-timeout",
+    arg: "D",
+    help: "a socket that refuses writes this long with a full queue waiting is slow (default 2s)",
+    parse: (v, c) => void (c.writeTimeout = parseDuration(v)),
+  },
+  {
+    name: "max-backlog",
+    arg: "BYTES",
+    help: "bytes all queues and room logs may hold; past it pushes get 429 (default 256MiB)",
+    parse: (v, c) => void (c.maxBacklog = _size(v)),
+  },
+  {
+    name: "room-backlog",
+    arg: "BYTES",
+    help: "bytes one room's log may hold per bucket; past it pushes get 429 (default 32MiB)",
+    parse: (v, c) => void (c.roomBacklog = _size(v)),
   },
   {
     name: "redis",
@@ -573,6 +613,9 @@ function _defaults(): CliConfig {
     writeConcurrency: 128,
     writeBurst: 8,
     slow: "close",
+    writeTimeout: DEFAULT_WRITE_TIMEOUT,
+    maxBacklog: DEFAULT_BACKLOG.maxBytes,
+    roomBacklog: DEFAULT_BACKLOG.maxRoomBytes,
     log: "info",
     logFormat: "text",
     traceMids: [],

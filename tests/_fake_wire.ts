@@ -56,8 +56,8 @@ export class FakeHooks implements ChannelHooks {
   dropCount = 0;
   slowCount = 0;
   closingCalls: { channel: Channel; grace: number; queued: number }[] = [];
-  dropped(_channel: Channel): void {
-    this.dropCount++;
+  dropped(_channel: Channel, count: number): void {
+    this.dropCount += count;
   }
   slow(channel: Channel): void {
     this.slowCount++;

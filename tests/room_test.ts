@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
+import { Backlog } from "../src/server/backlog.ts";
 import { Channel, type SlowPolicy } from "../src/server/channel.ts";
 import { Room } from "../src/server/room.ts";
+import { WriteScheduler } from "../src/server/write_scheduler.ts";
 import { FakeHooks, FakeWire } from "./_fake_wire.ts";
 import { mulberry32, randomInt } from "./_random.ts";
 
@@ -14,10 +16,25 @@ async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
-function member(room: Room, policy: SlowPolicy = "close", queueSize = 64) {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function member(
+  room: Room,
+  policy: SlowPolicy = "close",
+  queueSize = 64,
+  writeTimeout = 2_000,
+  writes?: WriteScheduler,
+) {
   const wire = new FakeWire();
   const hooks = new FakeHooks();
-  const channel = new Channel(wire, { queueSize, slow: policy, hooks, closeGrace: 250 });
+  const channel = new Channel(wire, {
+    queueSize,
+    slow: policy,
+    hooks,
+    closeGrace: 250,
+    writeTimeout,
+    writes,
+  });
   channel._open();
   room.add(channel);
   /** `[op, seq]` of every frame written so far, in order. */
@@ -127,71 +144,102 @@ Deno.test("room member that leaves still gets the frames pushed before, and no l
   assert.equal(a.got().length, 4);
 });
 
-Deno.test("room close policy closes a member at its queue size while the others go on", async () => {
+Deno.test("room closes a member whose socket refuses writes past the write timeout, no one else", async () => {
   const room = new Room("live://1");
-  const slow = member(room, "close", 4);
-  const fast = member(room, "close", 4);
-  slow.wire.gate = new Promise(() => {}); // never completes
+  const slow = member(room, "close", 4, 10);
+  const fast = member(room, "close", 4, 10);
+  slow.wire.gate = new Promise(() => {}); // the socket never takes the write
   room.push(frame(0));
-  await tick(); // the slow member's writer holds frame 0
-  for (let i = 1; i <= 4; i++) {
-    assert.equal(room.push(frame(i)), 2, `push ${i} fits both queues`);
+  await tick(); // the slow member's write of frame 0 is under way
+  for (let i = 1; i <= 8; i++) {
+    assert.equal(room.push(frame(i)), 2, `push ${i} reaches both`);
     await tick();
   }
-  assert.equal(slow.channel.queued, 4);
-  assert.equal(slow.hooks.slowCount, 0);
-  assert.equal(room.push(frame(5)), 1, "the full member does not get push 5");
-  assert.equal(slow.hooks.slowCount, 1);
+  assert.equal(slow.hooks.slowCount, 0, "a full backlog alone does not make a member slow");
+  await sleep(20);
+  let i = 9;
+  while (slow.channel.state === "open" && i < 13) room.push(frame(i++));
+  assert.equal(slow.hooks.slowCount, 1, "closed within a queue's worth of pushes");
   assert.equal(slow.channel.state, "closing");
-  assert.equal(slow.channel.queued, 5, "frames 1-4, then op 6");
-  assert.equal(room.push(frame(6)), 1, "a closing member is not counted");
-  assert.equal(slow.channel.queued, 5, "nor does it take later frames");
+  assert.equal(slow.channel.queued, 1, "what it could not take is let go of; op 6 is tried");
+  assert.equal(room.push(frame(i)), 1, "a closing member is not counted");
   await tick();
-  assert.deepEqual(fast.got(), [0, 1, 2, 3, 4, 5, 6].map((i) => [1000, i]));
+  assert.deepEqual(fast.got(), Array.from({ length: i + 1 }, (_, n) => [1000, n]));
+  assert.equal(fast.hooks.slowCount, 0);
   slow.channel.abort();
-  assert.equal(room.size, 2, "closing members stay listed until the hub removes them");
   room.remove(slow.channel);
   assert.equal(room.size, 1);
 });
 
-Deno.test("room drop policy skips new frames for a full member and keeps the older ones", async () => {
+Deno.test("room member waiting for the server's turn is never slow, however far behind", async () => {
+  // One write at a time: the first member's write holds the place, the second waits in line.
+  using writes = new WriteScheduler({ concurrency: 1 });
   const room = new Room("live://1");
-  const slow = member(room, "drop", 3);
-  const fast = member(room, "drop", 3);
+  const holder = member(room, "close", 4, 10, writes);
+  const waiting = member(room, "close", 4, 10, writes);
+  const release = hold(holder);
+  room.push(frame(0));
+  await tick();
+  for (let i = 1; i <= 20; i++) room.push(frame(i));
+  await sleep(20);
+  for (let i = 21; i <= 40; i++) room.push(frame(i));
+  assert.equal(holder.channel.state, "closing", "the member whose socket refuses is slow");
+  assert.equal(waiting.channel.state, "open", "the one behind it in line is not");
+  assert.equal(waiting.hooks.slowCount, 0);
+  assert.equal(waiting.channel.queued, 41);
+  release();
+  while (waiting.channel.queued > 0) await sleep(1);
+  assert.deepEqual(waiting.got(), Array.from({ length: 41 }, (_, n) => [1000, n]));
+});
+
+Deno.test("room drop policy keeps a queue's worth for a slow member and drops the rest", async () => {
+  const room = new Room("live://1");
+  const slow = member(room, "drop", 3, 10);
+  const fast = member(room, "drop", 3, 10);
   const release = hold(slow);
   room.push(frame(0));
   await tick();
-  for (let i = 1; i <= 3; i++) {
-    assert.equal(room.push(frame(i)), 2);
-    await tick();
-  }
-  for (let i = 4; i <= 6; i++) {
-    assert.equal(room.push(frame(i)), 1, `push ${i} is dropped for the full member`);
-    await tick();
-  }
-  assert.equal(slow.hooks.dropCount, 3);
-  assert.equal(slow.channel.queued, 3);
-  assert.ok(room.backlog <= 6, `the log holds at most two queues' worth: ${room.backlog}`);
+  for (let i = 1; i <= 6; i++) assert.equal(room.push(frame(i)), 2);
+  assert.equal(slow.hooks.dropCount, 0, "not slow before the write timeout");
+  await sleep(20);
+  let i = 7;
+  let reached = 2;
+  while (slow.hooks.dropCount === 0 && i < 12) reached = room.push(frame(i++));
+  const skipped = i - 1;
+  assert.equal(reached, 1, `push ${skipped} is dropped for the slow member`);
+  assert.equal(slow.hooks.dropCount, skipped - 3, "frames 4 to the last push");
+  assert.equal(slow.channel.queued, 3, "it keeps the oldest queue's worth");
   release();
-  while (slow.channel.queued > 0) await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.equal(room.push(frame(7)), 2, "room again once it drained");
+  assert.equal(room.push(frame(i)), 2, "and takes new pushes");
+  while (slow.channel.queued > 0) await sleep(1);
+  assert.deepEqual(slow.got(), [0, 1, 2, 3, i].map((n) => [1000, n]));
   await tick();
-  assert.deepEqual(slow.got(), [0, 1, 2, 3, 7].map((i) => [1000, i]));
-  assert.deepEqual(fast.got(), [0, 1, 2, 3, 4, 5, 6, 7].map((i) => [1000, i]));
-  assert.equal(room.backlog, 0);
+  assert.deepEqual(fast.got(), Array.from({ length: i + 1 }, (_, n) => [1000, n]));
 });
 
-Deno.test("room log stays within twice the queue size while a member lags", async () => {
-  const room = new Room("live://1");
-  const lagging = member(room, "drop", 8);
-  member(room, "drop", 8);
-  const release = hold(lagging);
-  for (let i = 0; i < 100; i++) {
-    room.push(frame(i));
-    await tick();
-    assert.ok(room.backlog <= 16, `push ${i}: ${room.backlog} frames held`);
+Deno.test("room log counts its bytes, refuses past its cap and frees what every member took", async () => {
+  const backlog = new Backlog({ maxRoomBytes: 1000 });
+  const room = new Room("live://1", backlog);
+  const a = member(room);
+  const b = member(room);
+  const release = hold(a);
+  let pushed = 0;
+  let bytes = 0;
+  while (room.admits(frame(pushed).length)) {
+    bytes += frame(pushed).length;
+    room.push(frame(pushed++));
   }
+  assert.ok(pushed > 10 && bytes <= 1000 && bytes + frame(pushed).length > 1000);
+  assert.equal(room.bytes, bytes);
+  assert.equal(backlog.roomBytes, room.bytes, "the hub's count is the room's");
+  assert.equal(a.channel.state, "open", "a member not yet slow keeps its place");
   release();
+  while (a.channel.queued > 0) await sleep(1);
+  await tick();
+  assert.equal(room.bytes, 0, "every member took every frame");
+  assert.equal(backlog.roomBytes, 0);
+  assert.ok(room.admits(frame(pushed).length));
+  assert.equal(b.got().length, pushed);
 });
 
 Deno.test("room member's close sends the room frames it has not taken before op 6", async () => {
@@ -275,49 +323,52 @@ Deno.test("room members get exactly their pushes, in order, under random interle
   }
 });
 
-Deno.test("room slow-consumer policies apply exactly to the members whose queue is full", async () => {
+Deno.test("room members meet the slow policy only for frames pushed to them alone while their sockets take writes", async () => {
   for (const policy of ["drop", "close"] as const) {
     let applied = 0;
     for (let seed = 1; seed <= 20; seed++) {
       const rand = mulberry32(seed);
       const room = new Room("live://1");
       const capacity = randomInt(rand, 2, 6);
-      const members = [0, 1, 2].map(() => member(room, policy, capacity));
+      // Held writes never count as refused here: the write timeout is never reached.
+      const members = [0, 1, 2].map(() => member(room, policy, capacity, Infinity));
       const want: number[][][] = members.map(() => []);
+      const accepted = members.map(() => 0);
       const closed = members.map(() => false);
       const writers = holds(members);
       const at = (s: number) => `${policy}, seed ${seed}, step ${s}`;
+      /** Frames pushed to member `j` alone that its writes have not taken yet. */
+      const alone = (j: number) =>
+        accepted[j]! - members[j]!.got().filter(([op]) => op === 2000).length;
       let seq = 0;
       for (let step = 0; step < 300; step++) {
         const i = randomInt(rand, 0, members.length - 1);
         const roll = rand();
         if (roll < 0.5) {
+          // Room frames wait for the server, not the client: every open member gets them.
           const s = seq++;
-          // The rule: a member whose queue holds its capacity does not get the push;
-          // under `close` it gets op 6 after what it holds, and nothing more.
-          const full = members.map((x, j) => !closed[j] && x.channel.queued >= capacity);
-          const gets = members.map((_, j) => !closed[j] && !full[j]);
-          assert.equal(room.push(frame(s)), gets.filter(Boolean).length, at(step));
-          members.forEach((_, j) => {
-            if (gets[j]) want[j]!.push([1000, s]);
-            else if (full[j] && policy === "close") {
-              want[j]!.push([Op.DisconnectReply, 0]);
-              closed[j] = true;
-            }
-          });
-        } else if (roll < 0.65) {
+          const open = members.filter((_, j) => !closed[j]).length;
+          assert.equal(room.push(frame(s)), open, at(step));
+          members.forEach((_, j) => !closed[j] && want[j]!.push([1000, s]));
+        } else if (roll < 0.7) {
+          // The rule: a member holding its capacity of frames pushed to it alone does not get
+          // another; under `close` it gets op 6 after what it holds, and nothing more.
           const s = seq++;
-          if (members[i]!.channel.push(frame(s, 2000))) want[i]!.push([2000, s]);
-          else if (!closed[i] && policy === "close") {
+          const full = alone(i) >= capacity;
+          const queued = members[i]!.channel.push(frame(s, 2000));
+          assert.equal(queued, !closed[i] && !full, at(step));
+          if (queued) {
+            want[i]!.push([2000, s]);
+            accepted[i]!++;
+          } else if (!closed[i] && policy === "close") {
             want[i]!.push([Op.DisconnectReply, 0]);
             closed[i] = true;
           }
-        } else if (roll < 0.8) {
+        } else if (roll < 0.85) {
           writers.toggle(i);
         } else {
           await tick();
         }
-        assert.ok(room.backlog <= 2 * capacity, `${at(step)}: the log holds ${room.backlog}`);
       }
       await writers.drain();
       members.forEach((m, j) =>

@@ -1,5 +1,5 @@
 import type { Cluster, ClusterState } from "../cluster/cluster.ts";
-import type { Comet, RoomCount } from "../server/comet.ts";
+import type { BacklogFigures, Comet, RoomCount } from "../server/comet.ts";
 import { TcpWire } from "../transport/tcp.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
 import { WsWire } from "../transport/websocket.ts";
@@ -20,6 +20,7 @@ const _STAT_HELP: Record<string, string> = {
   heartbeatTimeouts: "Connections closed for missing heartbeats.",
   protocolErrors: "Connections closed for breaking the protocol.",
   stalledWrites: "Writes still in flight after 50 ms that stopped holding a write place.",
+  pushesRefused: "Pushes refused whole (API 429) because a backlog cap was reached, by cap.",
 };
 
 /** Options for {@linkcode collectMetrics}. */
@@ -61,6 +62,8 @@ export interface MetricsSnapshot {
   queue: { depth: number; max: number };
   /** Connections waiting in the write line, and writes in flight holding a place. */
   writeLine: { waiting: number; inFlight: number };
+  /** Bytes waiting to be written, and their caps (see `Comet.backlog`). */
+  backlog: BacklogFigures;
   /**
    * Read buffers of this process's TCP and WebSocket wires: held (one per
    * connection with a read pending) and the shared slabs they are carved from.
@@ -131,6 +134,7 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     ips: comet.onlineTotal().ipCount,
     queue: { depth, max },
     writeLine: comet.writeLine,
+    backlog: comet.backlog,
     readBuffers: {
       used: TcpWire.readBuffers.used + WsWire.readBuffers.used,
       slabs: TcpWire.readBuffers.slabs + WsWire.readBuffers.slabs,
@@ -287,6 +291,18 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
       snapshot.readBuffers.slabs,
     ],
   ]);
+
+  const backlog = snapshot.backlog;
+  family(
+    "comet_backlog_bytes",
+    "gauge",
+    "Bytes waiting to be written: frames in connection queues (each reference) and room logs.",
+  ).sample(backlog.queueBytes, { kind: "queues" }).sample(backlog.roomBytes, { kind: "rooms" });
+  family(
+    "comet_backlog_limit_bytes",
+    "gauge",
+    "Caps on waiting bytes; a push past them is refused: the hub's, and one room log's.",
+  ).sample(backlog.maxBytes, { kind: "server" }).sample(backlog.maxRoomBytes, { kind: "room" });
 
   for (const [key, value] of Object.entries(snapshot.stats)) {
     const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;

@@ -1,5 +1,6 @@
 import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
 import { MemoryCluster } from "../cluster/memory_cluster.ts";
+import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
 import { collectMetrics, formatMetrics } from "./metrics.ts";
@@ -53,7 +54,11 @@ export interface ApiOptions {
 
 /** The goim response envelope. */
 export interface ApiEnvelope {
-  /** 0 when ok; -400 bad request; -401 unauthorized; -404 not found; -500 server error. */
+  /**
+   * 0 when ok; -400 bad request; -401 unauthorized; -404 not found; -429 the
+   * server's backlog is full (retry after `Retry-After` seconds); -500 server
+   * error; -503 shutting down.
+   */
   code: number;
   /** Empty when ok, else what went wrong. */
   message: string;
@@ -362,6 +367,12 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       return await route(path, url, request);
     } catch (err) {
       if (err instanceof _BadRequest) return _reply(err.status, err.code, err.message);
+      if (err instanceof BacklogFullError) {
+        // Nothing was queued: the sender may retry once the members have caught up.
+        const res = _reply(429, -429, err.message);
+        res.headers.set("retry-after", String(err.retryAfter));
+        return res;
+      }
       comet.logger.error("API request failed", { path: request.url, error: err });
       return _reply(500, -500, "Internal server error");
     }

@@ -1,5 +1,6 @@
 import type { ReconnectOptions } from "../client/backoff.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Channel } from "../server/channel.ts";
 import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
@@ -70,6 +71,8 @@ export interface RedisClusterStats {
 }
 
 const _ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Refused pushes from other nodes are logged at most this often, in ms. */
+const _REFUSED_LOG_MS = 10_000;
 const _text = new TextDecoder();
 /** Channels registered or renewed per round trip while catching up. */
 const _BATCH = 512;
@@ -183,6 +186,8 @@ export class RedisCluster implements Cluster {
   #everReady = false;
   #lastState: ClusterState = "connecting";
   #stats: RedisClusterStats = { sent: 0, received: 0, failed: 0, catchUps: 0 };
+  /** When a push from another node refused for a full backlog was last logged. */
+  #refusedLoggedAt = -Infinity;
   #signal: AbortSignal | undefined;
 
   /**
@@ -623,22 +628,36 @@ export class RedisCluster implements Cluster {
     // This node delivered its own broadcast when it sent it.
     if (envelope.from === this.nodeId) return;
     this.#stats.received++;
-    switch (envelope.kind) {
-      case "keys":
-        comet.pushKeys(envelope.keys, envelope.op, envelope.body);
-        break;
-      case "mids":
-        comet.pushMids(envelope.mids, envelope.op, envelope.body);
-        break;
-      case "room":
-        comet.pushRoom(envelope.room, envelope.op, envelope.body);
-        // A stale membership (its removal was lost with Redis): repair it.
-        if (comet.roomOnline(envelope.room) === 0 && this.#client.state === "ready") {
-          this.#fire(["SREM", this.#roomKey(envelope.room), this.nodeId]);
-        }
-        break;
-      case "all":
-        comet.pushAll(envelope.op, envelope.body, { speed: envelope.speed });
+    try {
+      switch (envelope.kind) {
+        case "keys":
+          comet.pushKeys(envelope.keys, envelope.op, envelope.body);
+          break;
+        case "mids":
+          comet.pushMids(envelope.mids, envelope.op, envelope.body);
+          break;
+        case "room":
+          comet.pushRoom(envelope.room, envelope.op, envelope.body);
+          // A stale membership (its removal was lost with Redis): repair it.
+          if (comet.roomOnline(envelope.room) === 0 && this.#client.state === "ready") {
+            this.#fire(["SREM", this.#roomKey(envelope.room), this.nodeId]);
+          }
+          break;
+        case "all":
+          comet.pushAll(envelope.op, envelope.body, { speed: envelope.speed });
+      }
+    } catch (err) {
+      if (!(err instanceof BacklogFullError)) throw err;
+      // The node that took the push answered it already; this node's members miss it. The hub
+      // counts each refusal (comet_pushes_refused_total); the log says so once in a while.
+      const now = Date.now();
+      if (now - this.#refusedLoggedAt >= _REFUSED_LOG_MS) {
+        this.#refusedLoggedAt = now;
+        this.#logger.warn("Refused pushes from other nodes: this node's backlog is full", {
+          from: envelope.from,
+          error: err.message,
+        });
+      }
     }
   };
 

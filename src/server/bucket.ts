@@ -1,3 +1,4 @@
+import type { Backlog } from "./backlog.ts";
 import type { Channel } from "./channel.ts";
 import { Room } from "./room.ts";
 
@@ -15,6 +16,16 @@ import { Room } from "./room.ts";
 export class Bucket {
   #channels = new Map<string, Channel>();
   #rooms = new Map<string, Room>();
+  #backlog: Backlog | undefined;
+
+  /**
+   * Creates an empty bucket.
+   *
+   * @param backlog Where its rooms count their logs' bytes, and their cap.
+   */
+  constructor(backlog?: Backlog) {
+    this.#backlog = backlog;
+  }
 
   /** Connections in this bucket. */
   get size(): number {
@@ -61,7 +72,7 @@ export class Bucket {
   /** Puts `channel` in room `id` of this bucket; it must be in no room. */
   join(channel: Channel, id: string): void {
     let room = this.#rooms.get(id);
-    if (!room) this.#rooms.set(id, room = new Room(id));
+    if (!room) this.#rooms.set(id, room = new Room(id, this.#backlog));
     room.add(channel);
   }
 

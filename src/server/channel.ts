@@ -1,15 +1,16 @@
 import { encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
-import { BoundedQueue } from "./queue.ts";
+import type { Backlog } from "./backlog.ts";
+import { FrameQueue } from "./frame_queue.ts";
 import type { Room } from "./room.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
 import { type SettledWriteTurn, WriteScheduler } from "./write_scheduler.ts";
 
 /**
- * What happens when a connection's queue is full: `close` tells the client
- * with op 6 and disconnects it; `drop` (goim's behaviour) drops the message
- * and counts it.
+ * What happens to a slow connection (see {@linkcode ChannelOptions.writeTimeout}):
+ * `close` tells the client with op 6 and disconnects it; `drop` (goim's
+ * behaviour) drops the messages past its queue and counts them.
  */
 export type SlowPolicy = "close" | "drop";
 
@@ -18,9 +19,9 @@ export type ChannelState = "handshake" | "open" | "closing" | "closed";
 
 /** Hooks a {@linkcode Channel} reports to; implemented by the hub. */
 export interface ChannelHooks {
-  /** A message was dropped because the queue was full (`drop` policy). */
-  dropped(channel: Channel): void;
-  /** The queue filled under the `close` policy; the channel is closing. */
+  /** `count` messages were dropped because the connection is slow (`drop` policy). */
+  dropped(channel: Channel, count: number): void;
+  /** The connection is slow under the `close` policy; the channel is closing. */
   slow(channel: Channel): void;
   /** The channel began a graceful close; `grace` bounds the final flush. */
   closing(channel: Channel, grace: number): void;
@@ -47,6 +48,16 @@ function _bytes(body: Uint8Array | string): Uint8Array {
 // Writers fill this between two awaits only, so every channel can share it.
 const _batch: Uint8Array[] = [];
 
+/**
+ * Bytes one write takes at most (a larger frame goes alone, uncopied). A
+ * write is one buffer made for one connection: unbounded, a slow reader's
+ * backlog became a private copy of every frame queued to it.
+ */
+export const MAX_WRITE_BYTES = 64 * 1024;
+
+/** Default of {@linkcode ChannelOptions.writeTimeout}. */
+export const DEFAULT_WRITE_TIMEOUT = 2_000;
+
 // For channels made without a hub: no stall timer, so nothing outlives a test.
 let _sharedScheduler: WriteScheduler | undefined;
 
@@ -55,8 +66,21 @@ let _sharedScheduler: WriteScheduler | undefined;
  * hands it to all its channels, so the settings cost a channel one field.
  */
 export interface ChannelOptions {
-  /** Frames queued at most before the slow policy applies; a positive integer. */
+  /**
+   * Frames pushed to one connection alone (its key, its user) queued at
+   * most; past it the slow policy applies. Also what a slow connection keeps
+   * under `drop`. A positive integer.
+   */
   readonly queueSize: number;
+  /**
+   * How long, in ms, a connection's socket may refuse what is written to it
+   * (one write pending, or consecutive writes the kernel took only part of)
+   * while a full queue's worth waits for it, before it counts as slow.
+   * Default 2 s.
+   */
+  readonly writeTimeout?: number;
+  /** Where queued bytes are counted; the hub shares one among its channels and rooms. */
+  readonly backlog?: Backlog | undefined;
   /** The slow-consumer policy. */
   readonly slow: SlowPolicy;
   /** Where drops and slow closes are reported. */
@@ -118,14 +142,19 @@ export class Channel implements SettledWriteTurn, FrameReader {
   _closeReason = "";
   /** @internal The write scheduler's place held by this channel; -1: none. */
   _slot = -1;
-  /** @internal When the current write turn began. */
-  _turnAt = 0;
+  /** @internal When the current write turn began, on the scheduler's clock; -1: none under way. */
+  _turnAt = -1;
+  /**
+   * @internal Milliseconds the socket has refused writes: the sum of the
+   * consecutive writes it took only part of at first; 0 after a write it took whole.
+   */
+  _refusedMs = 0;
 
   /**
-   * Frames queued to this channel alone. Made on the first one and let go of
-   * when the writer drains it: an idle connection has none.
+   * Frames queued to this channel (not its room's log). Made on the first
+   * one and let go of when the writer drains it: an idle connection has none.
    */
-  #queue: BoundedQueue<Uint8Array> | undefined;
+  #queue: FrameQueue | undefined;
   #options: ChannelOptions;
   /** The watched ops: none, one (the usual case, kept without a Set) or a Set of several. */
   #watch: number | Set<number> | undefined;
@@ -148,6 +177,8 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (!Number.isSafeInteger(size) || size < 1) {
       throw new RangeError(`Queue size must be a positive integer: ${size}`);
     }
+    const timeout = options.writeTimeout ?? DEFAULT_WRITE_TIMEOUT;
+    if (!(timeout > 0)) throw new RangeError(`Write timeout must be positive: ${timeout}`);
     this.wire = wire;
     this.#options = options;
   }
@@ -178,6 +209,15 @@ export class Channel implements SettledWriteTurn, FrameReader {
     return this.#queue?.length ?? 0;
   }
 
+  /**
+   * @internal Whether the connection is slow at time `now`: its socket has
+   * refused what is written to it for the write timeout. Waiting for the
+   * server's turn does not count, only time spent in writes.
+   */
+  _stuck(now: number): boolean {
+    const writing = this._turnAt < 0 ? 0 : now - this._turnAt;
+    return this._refusedMs + writing >= (this.#options.writeTimeout ?? DEFAULT_WRITE_TIMEOUT);
+  }
   /** @internal Frames queued at most before the slow policy applies. */
   get _capacity(): number {
     return this.#options.queueSize;
@@ -205,26 +245,38 @@ export class Channel implements SettledWriteTurn, FrameReader {
 
   /**
    * @internal Moves the room frames this channel has not taken into its own
-   * queue, so that whatever is queued next goes out after them.
+   * queue (at most `limit`), so that whatever is queued next goes out after
+   * them. Returns how many were left behind.
    */
-  _catchUp(): void {
+  _catchUp(limit = Infinity): number {
     const log = this._log;
-    if (log === undefined) return;
+    if (log === undefined) return 0;
     const end = log._end;
-    if (this._cursor === end) return;
+    const from = this._cursor;
+    if (from === end) return 0;
     const queue = this.#own();
-    for (let n = this._cursor; n < end; n++) queue.force(log._frame(n));
+    const to = Math.min(end, from + limit);
+    let bytes = 0;
+    for (let n = from; n < to; n++) {
+      const frame = log._frame(n);
+      queue.push(frame, false);
+      bytes += frame.length;
+    }
+    this.#count(bytes);
     this._cursor = end;
+    return end - to;
   }
 
   /**
-   * @internal The room is about to append frame `end` and this channel's
-   * queue is full: the slow policy applies, and the channel does not get it.
+   * @internal The room is about to append frame `end` and this slow channel
+   * holds a full queue: the slow policy applies. Under `drop` it keeps a
+   * queue's worth of the oldest frames and loses the rest, frame `end` too.
    */
   _full(end: number): void {
-    this._catchUp();
-    if (this.#options.slow === "drop") this._cursor = end + 1;
-    this.#overflow();
+    if (this.#options.slow === "close") return this.#overflow(1, true);
+    const lost = this._catchUp(Math.max(0, this.#options.queueSize - this._own));
+    this._cursor = end + 1;
+    this.#overflow(lost + 1, true);
   }
 
   /** @internal A frame from the listening wire, for the hub (see {@linkcode FrameReader}). */
@@ -286,23 +338,52 @@ export class Channel implements SettledWriteTurn, FrameReader {
   }
 
   /**
-   * Queues an already encoded frame. Never blocks. When the queue is full the
-   * slow-consumer policy applies.
+   * Queues an already encoded frame pushed to this connection alone (its
+   * key, its user). Never blocks. The slow-consumer policy applies when such
+   * frames fill its queue, or when the queue is full and the connection is
+   * slow (see {@linkcode ChannelOptions.writeTimeout}).
    *
    * @returns Whether the frame was queued.
    */
   push(frame: Uint8Array): boolean {
+    return this.#enqueue(frame, true);
+  }
+
+  /**
+   * Queues a frame shared with many connections (a broadcast's). It waits
+   * for the server's turn like a room's frames do, so it never fills the
+   * queue of a connection that reads: only a slow connection with a full
+   * queue meets the slow-consumer policy.
+   *
+   * @returns Whether the frame was queued.
+   */
+  pushShared(frame: Uint8Array): boolean {
+    return this.#enqueue(frame, false);
+  }
+
+  #enqueue(frame: Uint8Array, alone: boolean): boolean {
     if (!this._reads()) return false;
     this._catchUp();
     const queue = this.#own();
-    if (queue.offer(frame)) {
-      if (!this.#flushing) this.#startFlush();
-      if (this._traced) this.#options.hooks.pushed?.(this, frame);
-      this._log?._lower(this._cursor - queue.length);
-      return true;
+    const size = this.#options.queueSize;
+    if (queue.length >= size) {
+      const stuck = this._stuck(performance.now());
+      if (stuck || (alone && queue.alone >= size)) {
+        this.#overflow(1, stuck);
+        return false;
+      }
     }
-    this.#overflow();
-    return false;
+    queue.push(frame, alone);
+    this.#count(frame.length);
+    if (!this.#flushing) this.#startFlush();
+    if (this._traced) this.#options.hooks.pushed?.(this, frame);
+    return true;
+  }
+
+  /** Adds `bytes` queued to (or, negative, written from) the hub's backlog. */
+  #count(bytes: number): void {
+    const backlog = this.#options.backlog;
+    if (backlog !== undefined) backlog.queueBytes += bytes;
   }
 
   /**
@@ -328,19 +409,20 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (!this._reads()) return false;
     const bytes = _bytes(body);
     this._catchUp();
-    const queue = this.#own();
-    queue.force(encodeFrame(op, seq, bytes, ver));
+    const frame = encodeFrame(op, seq, bytes, ver);
+    this.#own().push(frame, false);
+    this.#count(frame.length);
     if (!this.#flushing) this.#startFlush();
-    this._log?._lower(this._cursor - queue.length);
     return true;
   }
 
   /**
-   * @internal Undefined while the queue has room; else a promise that
-   * settles once the writer has flushed it (or the channel closed).
+   * @internal Undefined while the channel's own queue has room; else a
+   * promise that settles once the writer has flushed it (or the channel
+   * closed). Room frames do not count: they wait for the server, not the client.
    */
   _writable(): Promise<void> | undefined {
-    if (this.queued < this.#options.queueSize || !this._reads()) return undefined;
+    if (this._own < this.#options.queueSize || !this._reads()) return undefined;
     return new Promise<void>((resolve) => (this.#flushed = resolve));
   }
 
@@ -360,12 +442,23 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * server's close grace; a peer that does not read is cut off after it.
    */
   close(reason = ""): void {
+    this.#close(reason, false);
+  }
+
+  /** `discard`: what is queued goes unsent (a slow peer would not take it anyway). */
+  #close(reason: string, discard: boolean): void {
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
     this._closeReason = reason;
-    this._catchUp();
+    if (discard) {
+      if (this.#queue !== undefined) this.#count(-this.#queue.clear());
+    } else {
+      this._catchUp();
+    }
     this._log?._detach(this);
-    this.#own().force(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)));
+    const goodbye = encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason));
+    this.#own().push(goodbye, false);
+    this.#count(goodbye.length);
     if (!this.#flushing) this.#startFlush();
     this.#options.hooks.closing(this, this.#options.closeGrace);
   }
@@ -374,6 +467,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
   abort(): void {
     this._log?._detach(this);
     this.#state = "closed";
+    if (this.#queue !== undefined) this.#count(-this.#queue.clear());
     this.#queue = undefined;
     this.wire.close();
     this.#wakeReader();
@@ -403,19 +497,23 @@ export class Channel implements SettledWriteTurn, FrameReader {
     }
   }
 
-  /** A frame found the queue full: the slow-consumer policy drops it (counted) or closes. */
-  #overflow(): void {
+  /**
+   * `count` frames found the queue full: the slow-consumer policy drops them
+   * (counted) or closes. `stuck`: the socket refuses writes, so what is
+   * queued goes unsent and only op 6 is tried.
+   */
+  #overflow(count: number, stuck: boolean): void {
     if (this.#options.slow === "drop") {
-      this.#options.hooks.dropped(this);
+      this.#options.hooks.dropped(this, count);
     } else {
       this.#options.hooks.slow(this);
-      this.close("slow consumer");
+      this.#close("slow consumer", stuck);
     }
   }
 
   /** The channel's own queue, made when first needed. */
-  #own(): BoundedQueue<Uint8Array> {
-    return this.#queue ??= new BoundedQueue(this.#options.queueSize);
+  #own(): FrameQueue {
+    return this.#queue ??= new FrameQueue();
   }
 
   #startFlush(): void {
@@ -456,10 +554,17 @@ export class Channel implements SettledWriteTurn, FrameReader {
     }
   }
 
-  /** @internal The turn's write completed (`ok`) or failed (the peer went away). */
-  _written(scheduler: WriteScheduler, ok: boolean): void {
+  /**
+   * @internal The turn's write completed (`ok`) or failed (the peer went
+   * away); `refused`: the socket took only part of it at first.
+   */
+  _written(scheduler: WriteScheduler, ok: boolean, refused = false): void {
     // Failed: the reader sees the close and cleans up.
     if (!ok) return this.#endTurn(scheduler, true);
+    // Only a run of refused writes adds up: one the socket took whole shows the peer reads.
+    if (refused) this._refusedMs += performance.now() - this._turnAt;
+    else this._refusedMs = 0;
+    this._turnAt = -1;
     this.#wakeReader();
     if (this.queued > 0 && !this.#isClosed()) {
       scheduler.done(this);
@@ -471,41 +576,54 @@ export class Channel implements SettledWriteTurn, FrameReader {
   }
 
   /**
-   * Everything queued, encoded as one write: its own queue first, then the
-   * room's frames from its cursor on (anything queued to it alone after a
-   * room frame caught the room frames up first). Undefined when nothing is
-   * queued, or the channel is closed.
+   * What is queued, up to {@linkcode MAX_WRITE_BYTES} (at least one frame),
+   * encoded as one write: its own queue first, then the room's frames from
+   * its cursor on (anything queued to it alone after a room frame caught the
+   * room frames up first). Undefined when nothing is queued, or the channel
+   * is closed.
    */
   #take(): Uint8Array | undefined {
     const queue = this.#queue;
-    const own = queue === undefined ? 0 : queue.length;
+    const queued = queue === undefined ? 0 : queue.length;
     const log = this._log;
     const from = this._cursor;
-    const to = log === undefined ? from : log._end;
-    if (own + to - from === 0 || this.#isClosed()) return undefined;
+    const end = log === undefined ? from : log._end;
+    if (queued + end - from === 0 || this.#isClosed()) return undefined;
     let data: Uint8Array | undefined;
+    let to = from;
     // Room frames alone, on a wire that shares its encoding: likely encoded already.
-    let key = own === 0 ? this.wire.sharedEncoding : undefined;
+    let key = queued === 0 ? this.wire.sharedEncoding : undefined;
     if (key !== undefined) {
-      if (frameOp(log!._frame(to - 1)) === Op.DisconnectReply) key = undefined;
-      else data = log!._run(key, from, to);
+      const run = log!._run(key, from, end);
+      if (run !== undefined) {
+        data = run.bytes;
+        to = run.to;
+      } else if (frameOp(log!._frame(end - 1)) === Op.DisconnectReply) key = undefined;
     }
     if (data === undefined) {
-      const count = own + to - from;
+      let count = 0;
       let bytes = 0;
-      for (let i = 0; i < own; i++) {
+      // Own frames within the budget; room frames only once they are all taken, as they come after.
+      while (
+        count < queued && (count === 0 || bytes + queue!.nextLength <= MAX_WRITE_BYTES)
+      ) {
         const chunk = queue!.shift()!;
-        _batch[i] = chunk;
+        _batch[count++] = chunk;
         bytes += chunk.length;
       }
-      if (to > from) bytes += log!._copy(from, to, _batch, own);
+      this.#count(-bytes);
+      if (count === queued && end > from) {
+        to = log!._span(from, end, MAX_WRITE_BYTES - bytes, count === 0);
+        bytes += log!._copy(from, to, _batch, count);
+        count += to - from;
+      }
       try {
         data = this.wire.encode(_batch, count, bytes);
       } finally {
         // A loop, not `fill`: a builtin call costs more than clearing a few slots.
         for (let i = 0; i < count; i++) _batch[i] = undefined as unknown as Uint8Array;
       }
-      if (key !== undefined) log!._keepRun(key, from, to, data);
+      if (key !== undefined) log!._keepRun(key, from, to, end, data);
     }
     this._cursor = to;
     return data;
@@ -517,6 +635,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
     // one that grew under pushes stays for the next round until the hub
     // trims it (`_trim`, at the client's heartbeat).
     if (this.#queue?.release(true)) this.#queue = undefined;
+    this._turnAt = -1;
     scheduler.done(this);
     this.#flushing = false;
     if (end || this.#isClosed()) this.abort();

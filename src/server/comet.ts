@@ -4,8 +4,16 @@ import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import { WebhookError } from "../auth/webhook_operator.ts";
 import { type LogFields, type Logger, silentLogger } from "../log.ts";
+import { Backlog, type BacklogLimits } from "./backlog.ts";
+import { BacklogFullError } from "./backlog_full_error.ts";
 import { Bucket } from "./bucket.ts";
-import { Channel, type ChannelHooks, type ChannelOptions, type SlowPolicy } from "./channel.ts";
+import {
+  Channel,
+  type ChannelHooks,
+  type ChannelOptions,
+  DEFAULT_WRITE_TIMEOUT,
+  type SlowPolicy,
+} from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type ReplyBody, type Session } from "./operator.ts";
 import { TimerHeap } from "./timer_heap.ts";
@@ -22,10 +30,28 @@ export interface CometOptions {
   handshakeTimeout?: number;
   /** A connection silent for this long after its last heartbeat is closed. Default 8 min. */
   heartbeatTimeout?: number;
-  /** Frames queued per connection before the slow policy applies. Default 128. */
+  /**
+   * Frames pushed to one connection alone (its key, its user) queued at most
+   * before the slow policy applies; also what a slow connection keeps under
+   * `drop`. Default 128.
+   */
   queueSize?: number;
-  /** What to do with a connection whose queue is full. Default `"close"`. */
+  /** What to do with a slow connection. Default `"close"`. */
   slow?: SlowPolicy;
+  /**
+   * A connection is slow when its socket refuses what is written to it
+   * (a write pending, or consecutive writes the kernel took only part of)
+   * for this long while a full queue's worth waits for it, or when frames
+   * pushed to it alone pass `queueSize`. Frames waiting only for the
+   * server's own turn never make it slow. Default 2 s.
+   */
+  writeTimeout?: number;
+  /**
+   * Caps in bytes on what waits to be written: past them a push is refused
+   * whole with {@linkcode BacklogFullError} (the push API answers 429).
+   * Default: 256 MiB for the hub, 32 MiB for a room's log in one bucket.
+   */
+  backlog?: BacklogLimits;
   /** Largest inbound frame body in bytes; transports enforce it. Default 4096. */
   maxBody?: number;
   /** How long a graceful close may spend flushing before the socket is cut. Default 1 s. */
@@ -159,6 +185,8 @@ export interface CometStats {
   deliveries: number;
   /** Messages dropped by the `drop` slow policy. */
   dropped: number;
+  /** Pushes refused whole because a cap on queued bytes was reached, by cap. */
+  pushesRefused: { room: number; server: number };
   /** Connections closed by the `close` slow policy. */
   slowClosed: number;
   /** Connections closed for not authenticating in time. */
@@ -178,6 +206,18 @@ export interface CometStats {
   stalledWrites: number;
   /** Connections refused or closed by a limit, by limit. */
   limitHits: LimitHits;
+}
+
+/** Bytes waiting to be written to a hub's connections; see {@linkcode Comet.backlog}. */
+export interface BacklogFigures {
+  /** Frames in connections' own queues, each reference at its frame's size. */
+  queueBytes: number;
+  /** Frames in room logs, each once. */
+  roomBytes: number;
+  /** The cap on both together; a push past it is refused. */
+  maxBytes: number;
+  /** The cap on one room's log within one bucket. */
+  maxRoomBytes: number;
 }
 
 /** Online figures as goim reports them. */
@@ -358,6 +398,8 @@ export class Comet implements AsyncDisposable {
   #handshakeTimeout: number;
   #heartbeatTimeout: number;
   #writes: WriteScheduler;
+  /** Bytes waiting to be written, and their caps. */
+  #backlog: Backlog;
   /** Shared by every channel of this hub. */
   #channels: ChannelOptions;
   #timers: TimerHeap<Channel>;
@@ -392,6 +434,7 @@ export class Comet implements AsyncDisposable {
     pushes: { keys: 0, mids: 0, room: 0, all: 0 },
     deliveries: 0,
     dropped: 0,
+    pushesRefused: { room: 0, server: 0 },
     slowClosed: 0,
     handshakeTimeouts: 0,
     heartbeatTimeouts: 0,
@@ -409,9 +452,9 @@ export class Comet implements AsyncDisposable {
     },
   };
   #hooks: ChannelHooks = {
-    dropped: (ch) => {
-      this.#stats.dropped++;
-      if (ch._traced) this.#trace(ch, "push dropped, queue full");
+    dropped: (ch, count) => {
+      this.#stats.dropped += count;
+      if (ch._traced) this.#trace(ch, "push dropped, slow consumer", { count });
     },
     slow: () => void this.#stats.slowClosed++,
     closing: (ch, grace) => {
@@ -432,7 +475,9 @@ export class Comet implements AsyncDisposable {
   constructor(options: CometOptions = {}) {
     this.#operator = options.operator ?? new DefaultOperator();
     const buckets = _positiveInt("Bucket count", options.buckets, 32);
-    this.#buckets = Array.from({ length: buckets }, () => new Bucket());
+    this.#backlog = new Backlog(options.backlog);
+    const backlog = this.#backlog;
+    this.#buckets = Array.from({ length: buckets }, () => new Bucket(backlog));
     this.#handshakeTimeout = _positive("Handshake timeout", options.handshakeTimeout, 5_000);
     this.#heartbeatTimeout = _positive("Heartbeat timeout", options.heartbeatTimeout, 480_000);
     const queueSize = _positiveInt("Queue size", options.queueSize, 128);
@@ -456,6 +501,8 @@ export class Comet implements AsyncDisposable {
       hooks: this.#hooks,
       closeGrace,
       writes: this.#writes,
+      writeTimeout: _positive("Write timeout", options.writeTimeout, DEFAULT_WRITE_TIMEOUT),
+      backlog,
     };
     this.logger = options.logger ?? silentLogger;
     this.#observer = options.observer;
@@ -502,6 +549,17 @@ export class Comet implements AsyncDisposable {
   /** Counters since start. The object is live; copy it to keep a snapshot. */
   get stats(): Readonly<CometStats> {
     return this.#stats;
+  }
+
+  /** Bytes waiting to be written to connections, and their caps. */
+  get backlog(): BacklogFigures {
+    const b = this.#backlog;
+    return {
+      queueBytes: b.queueBytes,
+      roomBytes: b.roomBytes,
+      maxBytes: b.maxBytes,
+      maxRoomBytes: b.maxRoomBytes,
+    };
   }
 
   /** Authenticated connections. */
@@ -612,11 +670,14 @@ export class Comet implements AsyncDisposable {
    */
   pushKeys(keys: Iterable<string>, op: number, body: Uint8Array): number {
     const frame = encodeFrame(op, 0, body);
-    let n = 0;
+    const targets: Channel[] = [];
     for (const key of keys) {
       const ch = this.bucket(key).channel(key);
-      if (ch !== undefined && ch.watches(op) && ch.push(frame)) n++;
+      if (ch !== undefined && ch.watches(op)) targets.push(ch);
     }
+    this.#fits(frame, targets.length);
+    let n = 0;
+    for (const ch of targets) if (ch.push(frame)) n++;
     this.#stats.pushes.keys++;
     this.#stats.deliveries += n;
     return n;
@@ -629,16 +690,19 @@ export class Comet implements AsyncDisposable {
    */
   pushMids(mids: Iterable<number>, op: number, body: Uint8Array): number {
     const frame = encodeFrame(op, 0, body);
-    let n = 0;
+    const targets: Channel[] = [];
     for (const mid of mids) {
       const entry = this.#mids.get(mid);
       if (entry === undefined) continue;
       if (entry instanceof Channel) {
-        if (entry.watches(op) && entry.push(frame)) n++;
+        if (entry.watches(op)) targets.push(entry);
       } else {
-        for (const ch of entry) if (ch.watches(op) && ch.push(frame)) n++;
+        for (const ch of entry) if (ch.watches(op)) targets.push(ch);
       }
     }
+    this.#fits(frame, targets.length);
+    let n = 0;
+    for (const ch of targets) if (ch.push(frame)) n++;
     this.#stats.pushes.mids++;
     this.#stats.deliveries += n;
     return n;
@@ -654,6 +718,20 @@ export class Comet implements AsyncDisposable {
     const frame = encodeFrame(op, 0, body);
     let n = 0;
     if (this.#roomCounts.has(room)) {
+      // Checked whole before any part queues it: a push is refused whole or reaches every member.
+      let parts = 0;
+      for (const bucket of this.#buckets) {
+        const part = bucket.rooms.get(room);
+        if (part === undefined) continue;
+        parts++;
+        if (!part.admits(frame.length)) {
+          this.#full(
+            "room",
+            `Room backlog is full: ${room} holds ${part.bytes} bytes in one bucket, the cap is ${this.#backlog.maxRoomBytes}`,
+          );
+        }
+      }
+      this.#fits(frame, parts);
       for (const bucket of this.#buckets) n += bucket.rooms.get(room)?.push(frame) ?? 0;
     }
     this.#stats.pushes.room++;
@@ -672,6 +750,8 @@ export class Comet implements AsyncDisposable {
     const frame = encodeFrame(op, 0, body);
     const speed = options.speed ?? 0;
     if (!(speed >= 0)) throw new RangeError(`Speed must be a non-negative number: ${speed}`);
+    // Every connection counts, watching or not: a bound that costs no walk over them.
+    this.#fits(frame, this.#live);
     this.#stats.pushes.all++;
     if (speed > 0) {
       this.#pushAllPaced(frame, op, speed).catch((err) => {
@@ -878,9 +958,31 @@ export class Comet implements AsyncDisposable {
     this.logger.info(`Trace: ${step}`, { mid: ch.mid, key: ch.key, ...fields });
   }
 
+  /**
+   * Checks that `copies` references to `frame` fit in the backlog.
+   *
+   * @throws {BacklogFullError} When they do not; counted.
+   */
+  #fits(frame: Uint8Array, copies: number): void {
+    const backlog = this.#backlog;
+    if (backlog.admits(frame.length, copies)) return;
+    this.#full(
+      "server",
+      `Backlog is full: ${backlog.bytes} bytes queued, ${
+        frame.length * copies
+      } more would pass the cap of ${backlog.maxBytes}`,
+    );
+  }
+
+  /** Counts a push refused by a backlog cap and throws its error. */
+  #full(scope: "room" | "server", message: string): never {
+    this.#stats.pushesRefused[scope]++;
+    throw new BacklogFullError(message, scope);
+  }
+
   #pushBucket(bucket: Bucket, frame: Uint8Array, op: number): number {
     let n = 0;
-    for (const ch of bucket.channels.values()) if (ch.watches(op) && ch.push(frame)) n++;
+    for (const ch of bucket.channels.values()) if (ch.watches(op) && ch.pushShared(frame)) n++;
     this.#stats.deliveries += n;
     return n;
   }

@@ -1,10 +1,17 @@
+import type { Backlog } from "./backlog.ts";
 import type { Channel } from "./channel.ts";
 
 /** A run of log frames encoded once, for every member whose wire shares the encoding. */
-interface _Run {
+export interface LogRun {
+  /** The shared encoding it was made in (see `Wire.sharedEncoding`). */
   key: object;
+  /** Number of its first frame. */
   from: number;
+  /** Number after its last frame. */
   to: number;
+  /** Whether it stopped short of the log's end for the write's byte budget. */
+  full: boolean;
+  /** The encoded bytes. */
   bytes: Uint8Array;
 }
 
@@ -16,12 +23,14 @@ interface _Run {
  * member's queue, and that per-member, per-frame work (a write into
  * thousands of scattered ring buffers) took more of the server's time than
  * the socket writes did. Now a push appends once; each member keeps a
- * cursor into the log and its writer takes everything from its cursor on in
- * its next write. A push only touches members that are idle (to put them in
- * the write line) and, once in a while, every member: when the oldest
- * frame some member may still hold comes close to the queue size, the room
- * checks each member's backlog (the slow-consumer policy) and drops the
- * frames everyone has taken.
+ * cursor into the log and its writer takes what follows its cursor in its
+ * next write. A push only touches members that are idle (to put them in the
+ * write line) and, once every queue size of frames or when the log passes
+ * its cap in bytes, every member: the room applies the slow-consumer policy
+ * to members whose sockets refuse what is written to them while a full
+ * queue waits for them, and lets go of the frames every member has taken.
+ * Frames waiting for the server's own turn never make a member slow: the
+ * room's cap, checked by the hub before a push, bounds them instead.
  *
  * Members live in a dense array (each channel remembers its slot) so a leave
  * is O(1).
@@ -43,23 +52,32 @@ export class Room {
   #idle: Channel[] = [];
   /** Members whose steps are traced; a push reports to them one by one. */
   #traced = 0;
-  /** `#log[i]` is frame number `#base + i`. */
-  #log: Uint8Array[] = [];
-  #base = 0;
   /**
-   * At most the lowest `_cursor - own queue length` of any reading member:
-   * no member holds frames from before it, so while `end - #floor` stays
-   * below the queue size no member can be full.
+   * `#log[i]` is frame number `#base + i`; the first `#dead` slots are
+   * frames every member has taken, already let go of.
    */
-  #floor = 0;
+  #log: (Uint8Array | undefined)[] = [];
+  #base = 0;
+  #dead = 0;
+  /** Bytes of the frames held. */
+  #bytes = 0;
+  /** Frame number at the last check of the members (see `#check`). */
+  #checked = 0;
   /** The smallest queue size of any member that joined. */
   #capacity = Infinity;
   /** The last run of frames encoded, per shared encoding; see {@linkcode Room._run}. */
-  #runs: _Run[] = [];
+  #runs: LogRun[] = [];
+  #backlog: Backlog | undefined;
 
-  /** Creates an empty room. */
-  constructor(id: string) {
+  /**
+   * Creates an empty room.
+   *
+   * @param id The room id.
+   * @param backlog Where the log's bytes are counted, and its cap. Default: uncounted, no cap.
+   */
+  constructor(id: string, backlog?: Backlog) {
     this.id = id;
+    this.#backlog = backlog;
   }
 
   /** Number of members. */
@@ -74,7 +92,12 @@ export class Room {
 
   /** Frames held for members that have not taken them yet. */
   get backlog(): number {
-    return this.#log.length;
+    return this.#log.length - this.#dead;
+  }
+
+  /** Bytes of the frames held for members that have not taken them yet. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** @internal The number the next frame pushed gets. */
@@ -93,7 +116,6 @@ export class Room {
     this.#reading++;
     channel._log = this;
     channel._cursor = this._end;
-    this._lower(channel._cursor - channel.queued);
     if (!channel._busy()) this._park(channel);
   }
 
@@ -120,16 +142,31 @@ export class Room {
   }
 
   /**
+   * Whether a frame of `bytes` fits under the log's cap. When it does not,
+   * the members are checked first: slow ones meet the slow-consumer policy
+   * and the frames everyone has taken go.
+   */
+  admits(bytes: number): boolean {
+    const cap = this.#backlog?.maxRoomBytes ?? Infinity;
+    if (this.#bytes + bytes <= cap) return true;
+    this.#check(this._end, false);
+    return this.#bytes + bytes <= cap;
+  }
+
+  /**
    * Queues one encoded frame to every member; the bytes are shared, not
-   * copied. A member whose queue is full meets the slow-consumer policy.
+   * copied. Slow members with a full queue meet the slow-consumer policy.
+   * The caller checks {@linkcode Room.admits} first: the log holds what it is given.
    *
    * @returns How many members queued it.
    */
   push(frame: Uint8Array): number {
     const end = this._end;
     let refused = 0;
-    if (end + 1 - this.#floor > this.#capacity) refused = this.#check(end);
+    if (end - this.#checked >= this.#capacity) refused = this.#check(end, true);
     this.#log.push(frame);
+    this.#bytes += frame.length;
+    if (this.#backlog !== undefined) this.#backlog.roomBytes += frame.length;
     const idle = this.#idle;
     if (idle.length > 0) {
       for (let i = 0; i < idle.length; i++) {
@@ -150,57 +187,95 @@ export class Room {
   }
 
   /**
-   * Applies the slow-consumer policy to each member that holds a full queue
-   * before frame `end` is appended, then moves the floor up and drops the
-   * frames every member has taken.
+   * Applies the slow-consumer policy to each member whose socket has
+   * refused writes for the write timeout while a full queue's worth waits
+   * for it, then lets go of the frames every member has taken. `due`: the
+   * regular check every queue size of frames, whose count starts anew.
    *
    * @returns How many members will not get frame `end`.
    */
-  #check(end: number): number {
+  #check(end: number, due: boolean): number {
     let refused = 0;
-    let floor = end + 1;
     // Not past `end`: frame `end` is still to come, and a member that dropped it is at end + 1.
     let taken = end;
     const capacity = this.#capacity;
+    const now = performance.now();
     // A member closed here leaves the log but not the array, so the array is stable.
     for (const channel of this.#members) {
       if (channel._log !== this) continue;
-      if (end - channel._cursor + channel._own >= capacity) {
+      if (end - channel._cursor + channel._own >= capacity && channel._stuck(now)) {
         channel._full(end);
         // Closed: it no longer reads, and `#reading` already counts it out.
         if (channel._log !== this) continue;
         refused++;
       }
-      const start = channel._cursor - channel._own;
-      if (start < floor) floor = start;
       if (channel._cursor < taken) taken = channel._cursor;
     }
-    this.#floor = floor;
+    if (due) this.#checked = end;
     this.#trim(taken);
     return refused;
   }
 
-  /** Forgets frames before number `taken`; copies the rest only once it is half the log. */
+  /**
+   * Lets go of frames before number `taken` at once; the array is copied
+   * only once they are half of it.
+   */
   #trim(taken: number): void {
-    const dead = taken - this.#base;
-    if (dead <= 0) return;
     const log = this.#log;
-    if (dead >= log.length) log.length = 0;
-    else if (dead * 2 >= log.length) this.#log = log.slice(dead);
-    else return;
-    this.#base = taken;
+    const dead = Math.min(taken - this.#base, log.length);
+    if (dead <= this.#dead) return;
+    let bytes = 0;
+    for (let i = this.#dead; i < dead; i++) {
+      bytes += log[i]!.length;
+      log[i] = undefined;
+    }
+    this.#dead = dead;
+    this.#forget(bytes);
+    if (dead === log.length) {
+      log.length = 0;
+    } else if (dead * 2 >= log.length) {
+      this.#log = log.slice(dead);
+    } else {
+      return;
+    }
+    this.#base += dead;
+    this.#dead = 0;
   }
 
-  /**
-   * Every reader has taken every frame (or there are none): the log can go.
-   * The floor stays: a reader may still hold frames of its own queue.
-   */
+  /** Takes `bytes` off the log's count and the hub's. */
+  #forget(bytes: number): void {
+    this.#bytes -= bytes;
+    if (this.#backlog !== undefined) this.#backlog.roomBytes -= bytes;
+  }
+
+  /** Every reader has taken every frame (or there are none): the log can go. */
   #drop(): void {
     // Allocates only if something is held: members pushed to alone go idle here often.
     if (this.#runs.length > 0) this.#runs = [];
     if (this.#log.length === 0) return;
+    this.#forget(this.#bytes);
     this.#base = this._end;
     this.#log = [];
+    this.#dead = 0;
+  }
+
+  /**
+   * @internal The number after the last of the frames from `from` (before
+   * `end`) that fit in `budget` bytes. With `one`, the first frame is taken
+   * even if it alone is larger.
+   */
+  _span(from: number, end: number, budget: number, one = true): number {
+    const log = this.#log;
+    const base = this.#base;
+    let n = from;
+    let bytes = 0;
+    if (one && n < end) bytes = log[n++ - base]!.length;
+    while (n < end) {
+      bytes += log[n - base]!.length;
+      if (bytes > budget) break;
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -219,39 +294,42 @@ export class Room {
   }
 
   /**
-   * @internal The bytes of frames `from` to `to` as wires with shared
-   * encoding `key` write them, if the last member of that encoding to write
-   * a run wrote this one. In a round of writes after a burst of pushes most
-   * members take the same run, so one encoding serves them all.
+   * @internal The run a member at `from` takes next (the log ends at `end`)
+   * as wires with shared encoding `key` write it, if the last member of that
+   * encoding to write a run wrote this one. In a round of writes after a
+   * burst of pushes most members take the same run, so one encoding serves
+   * them all.
    */
-  _run(key: object, from: number, to: number): Uint8Array | undefined {
+  _run(key: object, from: number, end: number): LogRun | undefined {
     for (const run of this.#runs) {
-      if (run.key === key) return run.from === from && run.to === to ? run.bytes : undefined;
+      if (run.key !== key) continue;
+      // A run cut short by the byte budget is what any member at `from` takes, however long the log.
+      return run.from === from && (run.full || run.to === end) ? run : undefined;
     }
     return undefined;
   }
 
-  /** @internal Remembers `bytes` as the run of frames `from` to `to` in encoding `key`. */
-  _keepRun(key: object, from: number, to: number, bytes: Uint8Array): void {
+  /**
+   * @internal Remembers `bytes` as the run of frames `from` to `to` in
+   * encoding `key`, taken when the log ended at `end`.
+   */
+  _keepRun(key: object, from: number, to: number, end: number, bytes: Uint8Array): void {
+    const full = to < end;
     for (const run of this.#runs) {
       if (run.key === key) {
         run.from = from;
         run.to = to;
+        run.full = full;
         run.bytes = bytes;
         return;
       }
     }
-    this.#runs.push({ key, from, to, bytes });
+    this.#runs.push({ key, from, to, full, bytes });
   }
 
   /** @internal Frame number `n`; the caller makes sure the log holds it. */
   _frame(n: number): Uint8Array {
     return this.#log[n - this.#base]!;
-  }
-
-  /** @internal A member's frames now start at `start`: keeps the floor at or below it. */
-  _lower(start: number): void {
-    if (start < this.#floor) this.#floor = start;
   }
 
   /** @internal `channel`'s writer went idle with nothing left: the next push wakes it. */

@@ -79,8 +79,13 @@ export interface Wire {
    * the hub's waiting on it. Frames already buffered go first.
    */
   _listen?(reader: FrameReader): void;
-  /** Writes all of `data`; rejects when the connection is gone. */
-  write(data: Uint8Array): Promise<void>;
+  /**
+   * Writes all of `data`; rejects when the connection is gone. Resolves
+   * `true` when the socket did not take it all at once (the peer reads
+   * slower than it is written to), which the hub's slow-consumer rule
+   * counts; anything else reads as taken at once.
+   */
+  write(data: Uint8Array): Promise<boolean | void>;
   /** Closes the connection at once. Idempotent. */
   close(): void;
 }

@@ -38,20 +38,28 @@ export interface WriteTurn {
   _turn(scheduler: WriteScheduler): void;
   /** @internal The scheduler's slot for this writer while it holds a place; -1 otherwise. */
   _slot: number;
-  /** @internal The scheduler's stall epoch when the current turn began. */
+  /**
+   * @internal When the current turn began, in `performance.now()`
+   * milliseconds read once per visit of the line; the writer may set it to
+   * -1 once its write has ended.
+   */
   _turnAt: number;
 }
 
 /** A {@linkcode WriteTurn} that hands its write to {@linkcode WriteScheduler.settle}. */
 export interface SettledWriteTurn extends WriteTurn {
-  /** Called once the write given to `settle` has completed (`ok`) or failed. Never throws. */
-  _written(scheduler: WriteScheduler, ok: boolean): void;
+  /**
+   * Called once the write given to `settle` has completed (`ok`) or failed;
+   * `refused`: the write resolved `true`, the socket took only part of it at
+   * first. Never throws.
+   */
+  _written(scheduler: WriteScheduler, ok: boolean, refused: boolean): void;
 }
 
 /** Carries one write's end back to its writer; reused, so a write makes no closures. */
 interface _Ticket {
   writer: SettledWriteTurn | undefined;
-  readonly ok: () => void;
+  readonly ok: (refused: unknown) => void;
   readonly fail: () => void;
 }
 
@@ -111,13 +119,8 @@ export class WriteScheduler implements Disposable {
   /** Set while the pump starts turns: a turn that ends at once must not pump again inside. */
   #pumping = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  /**
-   * Moves on each time the stall timer is armed. A turn is stamped with it
-   * rather than with the time: when the timer fires, the turns that began
-   * before it was armed (an older epoch) are exactly those older than the
-   * stall limit, and a turn costs no clock read.
-   */
-  #epoch = 0;
+  /** The clock, read once per visit of the line: turns started together share it. */
+  #now = 0;
   #closed = false;
   #detached = 0;
   /** Tickets of writes that have ended, for the next writes (at most `concurrency` kept). */
@@ -203,18 +206,18 @@ export class WriteScheduler implements Disposable {
   #ticket(): _Ticket {
     const ticket: _Ticket = {
       writer: undefined,
-      ok: () => this.#settled(ticket, true),
-      fail: () => this.#settled(ticket, false),
+      ok: (refused) => this.#settled(ticket, true, refused === true),
+      fail: () => this.#settled(ticket, false, false),
     };
     return ticket;
   }
 
-  #settled(ticket: _Ticket, ok: boolean): void {
+  #settled(ticket: _Ticket, ok: boolean, refused: boolean): void {
     const writer = ticket.writer!;
     ticket.writer = undefined;
     // Stalled writes may hold many tickets for a while; only a line's worth is kept.
     if (this.#tickets.length < this.#concurrency) this.#tickets.push(ticket);
-    writer._written(this, ok);
+    writer._written(this, ok, refused);
   }
 
   /** Stops the stall timer. Writers still in line are still run as places free up. */
@@ -232,6 +235,7 @@ export class WriteScheduler implements Disposable {
     this.#pumpQueued = false;
     this.#pumping = true;
     const slots = this.#slots;
+    if (this.#size > 0) this.#now = performance.now();
     // A write to a socket with room completes at once, and its continuation
     // starts the next turn: unchecked, the event loop would spend a long
     // time per turn, and Deno polls for I/O only every 61 turns while busy
@@ -248,7 +252,7 @@ export class WriteScheduler implements Disposable {
       this.#head = (this.#head + 1) % this.#ring.length;
       this.#size--;
       writer._slot = slots.length;
-      writer._turnAt = this.#epoch;
+      writer._turnAt = this.#now;
       slots.push(writer);
       try {
         writer._turn(this);
@@ -278,7 +282,6 @@ export class WriteScheduler implements Disposable {
   /** Every place is taken and writers wait: check for stalled writes in a while. */
   #arm(): void {
     if (this.#timer !== undefined || this.#closed || this.#stallMs === Infinity) return;
-    this.#epoch++;
     this.#timer = setTimeout(this.#checkStalls, this.#stallMs);
   }
 
@@ -290,13 +293,12 @@ export class WriteScheduler implements Disposable {
 
   #checkStalls = (): void => {
     this.#timer = undefined;
-    // The epoch only moves when the timer is armed: it is the one this check is for.
-    const armed = this.#epoch;
+    const now = performance.now();
     const slots = this.#slots;
     for (let i = slots.length - 1; i >= 0; i--) {
       const writer = slots[i]!;
-      // Began after the timer was armed: not yet writing for the whole limit.
-      if (writer._turnAt >= armed) continue;
+      // Not yet writing for the whole limit.
+      if (now - writer._turnAt < this.#stallMs) continue;
       // Still writing, but no longer holding a place; `done` will ignore it.
       writer._slot = -1;
       const last = slots.pop()!;

@@ -385,8 +385,8 @@ export class PkgWire implements Wire {
     return at;
   }
 
-  /** Writes all of `data`, looping over partial writes. */
-  write(data: Uint8Array): Promise<void> {
+  /** Writes all of `data`, looping over partial writes; `true`: the socket took part at first. */
+  write(data: Uint8Array): Promise<boolean> {
     return writeAll(this.#conn, data, this.#traffic);
   }
 

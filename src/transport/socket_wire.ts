@@ -122,7 +122,7 @@ export class SocketWire implements Wire {
   #pending: Frame[] = [];
   #readResolve: ((frame: Frame | null) => void) | undefined;
   #readReject: ((err: unknown) => void) | undefined;
-  #drainResolve: (() => void) | undefined;
+  #drainResolve: ((refused: boolean) => void) | undefined;
   #drainReject: ((err: unknown) => void) | undefined;
   #error: WebSocketError | undefined;
   /** The peer is gone: its close arrived, or the socket failed. */
@@ -231,7 +231,7 @@ export class SocketWire implements Wire {
    *
    * @throws {Deno.errors.BadResource} When the wire was closed or the peer is gone.
    */
-  write(data: Uint8Array): Promise<void> {
+  write(data: Uint8Array): Promise<boolean | void> {
     const socket = this.#socket;
     if (this.#closed || this.#ended) return Promise.reject(_closed());
     if (socket.readyState === WebSocket.CONNECTING) return _DONE;
@@ -249,7 +249,8 @@ export class SocketWire implements Wire {
     const goodbye = data.length > 0 && _int32(data, last + 8) === Op.DisconnectReply;
     if (socket.bufferedAmount <= (goodbye ? 0 : this.#high)) return _DONE;
     this.#drainTo = goodbye ? 0 : this.#low;
-    return new Promise((resolve, reject) => {
+    // Resolves `true`: the socket held more than it should, so the peer reads slower than it is sent to.
+    return new Promise<boolean>((resolve, reject) => {
       this.#drainResolve = resolve;
       this.#drainReject = reject;
       SocketWire.#watch(this);
@@ -388,7 +389,7 @@ export class SocketWire implements Wire {
       SocketWire.#congested.delete(wire);
       const resolve = wire.#drainResolve;
       wire.#drainResolve = wire.#drainReject = undefined;
-      resolve?.();
+      resolve?.(true);
     }
     if (SocketWire.#congested.size > 0) SocketWire.#arm();
   };

@@ -128,8 +128,8 @@ export class TcpWire extends StreamWire implements Wire {
     return _SHARED_ENCODING;
   }
 
-  /** Writes all of `data`, looping over partial writes. */
-  write(data: Uint8Array): Promise<void> {
+  /** Writes all of `data`, looping over partial writes; `true`: the socket took part at first. */
+  write(data: Uint8Array): Promise<boolean> {
     return writeAll(this._conn, data, this.#profile.traffic);
   }
 

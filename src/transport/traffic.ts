@@ -52,7 +52,9 @@ export function traffic(): ReadonlyMap<string, Readonly<TrafficCounter>> {
 
 /**
  * Writes all of `data` to `conn`, looping over partial writes, and counts the
- * bytes on `counter`. Every socket wire writes through it.
+ * bytes on `counter`. Every socket wire writes through it. Resolves `true`
+ * when the socket took only part of `data` at first (its buffer was full:
+ * the peer reads slower than it is written to), else `false`.
  *
  * @example
  * ```ts ignore
@@ -65,14 +67,14 @@ export function writeAll(
   conn: Deno.Conn,
   data: Uint8Array,
   counter: TrafficCounter,
-): Promise<void> {
+): Promise<boolean> {
   // An empty write costs no syscall.
-  if (data.length === 0) return Promise.resolve();
+  if (data.length === 0) return Promise.resolve(false);
   // Not an async function: nearly every write is whole at the first call,
   // and this way it costs one continuation instead of a suspended function.
   return conn.write(data).then((n) => {
     counter.bytesOut += n;
-    if (n < data.length) return _writeRest(conn, data.subarray(n), counter);
+    return n < data.length ? _writeRest(conn, data.subarray(n), counter) : false;
   });
 }
 
@@ -81,13 +83,14 @@ async function _writeRest(
   conn: Deno.Conn,
   data: Uint8Array,
   counter: TrafficCounter,
-): Promise<void> {
+): Promise<true> {
   let at = 0;
   while (at < data.length) {
     const n = await conn.write(data.subarray(at));
     counter.bytesOut += n;
     at += n;
   }
+  return true;
 }
 
 /**

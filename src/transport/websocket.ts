@@ -299,9 +299,11 @@ export class WsWire extends StreamWire implements Wire {
    * Writes all of `data`, after any control frame being written. Before the
    * upgrade, and after a close frame, data is dropped: it has nowhere to go.
    *
+   * Resolves `true` when the socket took only part of it at first.
+   *
    * @throws {Deno.errors.BadResource} When the wire was closed.
    */
-  write(data: Uint8Array): Promise<void> {
+  write(data: Uint8Array): Promise<boolean | void> {
     if (this.#state === "closed") {
       return Promise.reject(new Deno.errors.BadResource("WebSocket wire is closed"));
     }
@@ -390,14 +392,14 @@ export class WsWire extends StreamWire implements Wire {
   }
 
   /** One writer at a time: the hub's writer and the reader's control frames never interleave. */
-  async #send(data: Uint8Array): Promise<void> {
+  async #send(data: Uint8Array): Promise<boolean> {
     while (this.#writing) {
       await new Promise<void>((resolve) => (this.#waiters ??= []).push(resolve));
       if (this.#state === "closed") throw new Deno.errors.BadResource("WebSocket wire is closed");
     }
     this.#writing = true;
     try {
-      await writeAll(this._conn, data, this.#traffic);
+      return await writeAll(this._conn, data, this.#traffic);
     } finally {
       this.#writing = false;
       const waiting = this.#waiters;
