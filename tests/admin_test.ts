@@ -124,6 +124,12 @@ Deno.test("admin: stats, assets, push, and the answers to wrong paths and method
   // Parameters are checked as on the push API.
   const bad = await get(server, "/admin/push/room?operation=x", { method: "POST", headers });
   assert.equal(bad.status, 400);
+  const reserved = await get(server, "/admin/push/all?operation=6", { method: "POST", headers });
+  assert.equal(reserved.status, 400);
+  assert.equal(
+    JSON.parse(reserved.body).message,
+    "Invalid parameter operation: 6 is reserved by the protocol (0 to 17)",
+  );
 
   // A cross-site page cannot push through the cookie.
   const foreign = await get(server, "/admin/push/all?operation=1000", {

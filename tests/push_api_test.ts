@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import type { LogFields, Logger } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
 import { api, startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
+import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 
 const BIZ = 1000;
 const OK = { code: 0, message: "", data: null };
@@ -342,6 +344,127 @@ Deno.test("a push body over maxPushBody answers 413 / -400 and reaches nobody", 
     assert.equal(chunked.status, 413);
     assert.equal(chunked.body.code, -400);
     assert.ok(await a.silent(150), "an oversized push was delivered");
+  });
+});
+
+// ---------------------------------------------------------------- reserved operations
+
+/** The four push paths, to key `key`, user 1, room live://1 and everyone, wanting an operation. */
+const pushPaths = (key: string) =>
+  [`keys?keys=${key}`, "mids?mids=1", "room?type=live&room=1", "all?"] as const;
+
+Deno.test("a push with one of the protocol's own ops answers 400 / -400 on every push path", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    // Watching them, so that nothing but the API stands between these ops and the client.
+    const a = await clients.add({
+      key: "a",
+      mid: 1,
+      room_id: "live://1",
+      accepts: [BIZ, 0, 3, 6, 9, 17],
+    });
+    for (const path of pushPaths("a")) {
+      for (const [given, op] of [["0", 0], ["-0", 0], ["3", 3], ["06", 6], ["9", 9], ["17", 17]]) {
+        const res = await push(server, `/goim/push/${path}&operation=${given}`, "reserved");
+        assert.equal(res.status, 400, `${path} op ${given}`);
+        assert.deepEqual(res.body, {
+          code: -400,
+          message: `Invalid parameter operation: ${op} is reserved by the protocol (0 to 17)`,
+          data: null,
+        }, `${path} op ${given}`);
+      }
+    }
+    assert.equal(server.comet.stats.deliveries, 0, "a reserved op was queued");
+    assert.ok(await a.silent(100), "a reserved op was delivered");
+    // The client stays connected and is still served.
+    await a.send(Op.Heartbeat);
+    assert.equal((await a.next()).op, Op.HeartbeatReply);
+    assert.deepEqual(
+      (await push(server, `/goim/push/room?operation=${BIZ}&type=live&room=1`, "ok")).body,
+      OK,
+    );
+    await expectBody(a, BIZ, "ok");
+  });
+});
+
+Deno.test("an op 6 push does not close a WebSocket member that stays counted", async () => {
+  await withServer({}, async (server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addrs.ws!.port });
+    await using ws = await WsClient.connect(conn);
+    const auth = { mid: 1, key: "w", room_id: "live://1", accepts: [BIZ, Op.DisconnectReply] };
+    await ws.send(encodeFrame(Op.Auth, 1, utf8.encode(JSON.stringify(auth))));
+    assert.deepEqual(goimMessages((await ws.next())!.payload).map((f) => f.op), [Op.AuthReply]);
+
+    for (const path of pushPaths("w")) {
+      const res = await push(server, `/goim/push/${path}&operation=6`, "bye");
+      assert.equal(res.status, 400, path);
+    }
+    // Had op 6 gone out, the next message would be the goodbye and a close frame.
+    await ws.send(encodeFrame(Op.Heartbeat, 2));
+    const beat = await ws.next();
+    assert.equal(beat?.opcode, Opcode.Binary);
+    assert.deepEqual(goimMessages(beat!.payload).map((f) => f.op), [Op.HeartbeatReply]);
+    assert.deepEqual(
+      (await push(server, `/goim/push/keys?operation=${BIZ}&keys=w`, "later")).body,
+      OK,
+    );
+    const later = goimMessages((await ws.next())!.payload);
+    assert.deepEqual(later.map((f) => [f.op, text(f.body)]), [[BIZ, "later"]]);
+    assert.equal(server.comet.connections, 1);
+  });
+});
+
+Deno.test("an op 9 push whose body is not frames is refused and a pkg member stays", async () => {
+  await withServer({ pkg: { hostname: "127.0.0.1", port: 0, headerSize: 2 } }, async (server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addrs.pkg!.port });
+    try {
+      const pkg = (payload: string) => {
+        const bytes = utf8.encode(payload);
+        const out = new Uint8Array(2 + bytes.length);
+        new DataView(out.buffer).setUint16(0, bytes.length);
+        out.set(bytes, 2);
+        return out;
+      };
+      await conn.write(
+        pkg(JSON.stringify({ mid: 2, key: "p", room_id: "live://2", accepts: [BIZ] })),
+      );
+      assert.ok(await until(() => server.comet.channel("p") !== undefined));
+
+      const res = await push(server, "/goim/push/room?operation=9&type=live&room=2", "not frames");
+      assert.equal(res.status, 400);
+      assert.match(res.body.message, /^Invalid parameter operation: 9 is reserved/);
+      assert.deepEqual(
+        (await push(server, `/goim/push/room?operation=${BIZ}&type=live&room=2`, "still")).body,
+        OK,
+      );
+      // The first package back is that push: the refused one never reached the wire.
+      const buf = new Uint8Array(64);
+      let got = 0;
+      while (got < 2 + 5) {
+        const n = await conn.read(buf.subarray(got));
+        assert.notEqual(n, null, "the server closed the pkg connection");
+        got += n!;
+      }
+      assert.deepEqual(buf.subarray(0, got), pkg("still"));
+      assert.ok(server.comet.channel("p") !== undefined);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+Deno.test("ops outside 0 to 17 still push: 18, 999, negative and the int32 ends", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const ops = [18, 999, -1, 0x7fffffff, -0x80000000];
+    const a = await clients.add({ key: "a", accepts: ops });
+    for (const op of ops) {
+      assert.deepEqual(
+        (await push(server, `/goim/push/keys?operation=${op}&keys=a`, `op ${op}`)).body,
+        OK,
+      );
+      await expectBody(a, op, `op ${op}`);
+    }
   });
 });
 

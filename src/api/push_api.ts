@@ -1,5 +1,6 @@
 import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
 import { MemoryCluster } from "../cluster/memory_cluster.ts";
+import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
 import { collectMetrics, formatMetrics } from "./metrics.ts";
@@ -115,8 +116,20 @@ function _int(name: string, text: string, min: number, max: number): number {
   return n;
 }
 
+/**
+ * A push's op: a 32-bit integer outside the protocol's own ops, which every
+ * client and transport would take for protocol traffic (see
+ * {@linkcode RESERVED_OPS}).
+ */
 function _operation(params: URLSearchParams): number {
-  return _int("operation", _required(params, "operation"), -0x80000000, 0x7fffffff);
+  const op = _int("operation", _required(params, "operation"), -0x80000000, 0x7fffffff);
+  if (isReservedOp(op)) {
+    const { min, max } = RESERVED_OPS;
+    throw new _BadRequest(
+      `Invalid parameter operation: ${op} is reserved by the protocol (${min} to ${max})`,
+    );
+  }
+  return op;
 }
 
 function _list(params: URLSearchParams, name: string): string[] {
@@ -198,6 +211,8 @@ function _target(request: Request): URL {
  * {@linkcode formatMetrics}); and the admin page under `/admin`. Every
  * response but `/metrics` and the admin page's assets is goim's
  * `{code, message, data}` envelope.
+ *
+ * A push's `operation` may not be one of the protocol's own (0 to 17: 400).
  *
  * @example
  * ```ts ignore
