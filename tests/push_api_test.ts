@@ -4,6 +4,7 @@ import type { LogFields, Logger } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
+import { Chromium, findChromium } from "./_chromium.ts";
 import { api, startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 
@@ -523,6 +524,163 @@ Deno.test("without apiToken no Authorization is needed", async () => {
     });
     assert.equal(res.status, 200);
   });
+});
+
+// ---------------------------------------------------------------- cross-origin
+
+/** Headers a browser sends with a request from a page that is not this server's. */
+const FOREIGN: Record<string, string>[] = [
+  { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+  { origin: "https://evil.example" }, // a browser without Fetch Metadata
+  { "sec-fetch-site": "cross-site" },
+  { origin: "http://admin.comet.example", "sec-fetch-site": "same-site" }, // another subdomain
+  { origin: "null" }, // a sandboxed frame, a file: or data: page
+  { origin: "null", "sec-fetch-site": "cross-site" },
+  { origin: "http://127.0.0.1:1" }, // another port is another origin
+  { origin: "file://" },
+];
+
+Deno.test("a cross-origin push is refused with 403 on every state-changing path", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", mid: 1, room_id: "live://1", accepts: [BIZ] });
+    const paths = [
+      ...pushPaths("a").map((p) => `/goim/push/${p}&operation=${BIZ}`),
+      "/goim/online/total", // a GET route: 405 to others, 403 to a foreign page
+      "/nowhere",
+    ];
+    for (const headers of FOREIGN) {
+      for (const path of paths) {
+        for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+          const res = await request(server, path, { method, headers, body: "cross" });
+          const what = `${method} ${path} ${JSON.stringify(headers)}`;
+          assert.equal(res.status, 403, what);
+          const shown = headers.origin ?? `Sec-Fetch-Site ${headers["sec-fetch-site"]}`;
+          assert.deepEqual(res.body, {
+            code: -403,
+            message: `Forbidden: cross-origin request: ${shown}`,
+            data: null,
+          }, what);
+        }
+      }
+    }
+    assert.equal(server.comet.stats.deliveries, 0);
+    assert.ok(await a.silent(100), "a cross-origin push was delivered");
+  });
+});
+
+Deno.test("a cross-origin push is refused with a valid token too", async () => {
+  await withServer({ apiToken: "s3cret" }, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", accepts: [BIZ] });
+    const path = `/goim/push/keys?operation=${BIZ}&keys=a`;
+    for (const headers of FOREIGN) {
+      for (const authorization of ["Bearer s3cret", "Bearer wrong"]) {
+        const res = await push(server, path, "x", { ...headers, authorization });
+        assert.equal(res.status, 403, JSON.stringify(headers));
+        assert.equal(res.body.code, -403);
+      }
+    }
+    assert.ok(await a.silent(100), "a cross-origin push was delivered");
+    assert.deepEqual(
+      (await push(server, path, "mine", { authorization: "Bearer s3cret" })).body,
+      OK,
+    );
+    await expectBody(a, BIZ, "mine");
+  });
+});
+
+Deno.test("pushes without Origin, from this origin or same-origin per Sec-Fetch-Site go through", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", accepts: [BIZ] });
+    const own = `127.0.0.1:${server.addrs.api!.port}`;
+    const allowed: Record<string, string>[] = [
+      {}, // curl, goim's tools, another server
+      { "user-agent": "Go-http-client/1.1", "content-type": "application/octet-stream" },
+      { origin: `http://${own}` },
+      { origin: `http://${own}`, "sec-fetch-site": "same-origin" },
+      // Behind a proxy that ends TLS the page is https; the host is what counts.
+      { origin: `https://${own}` },
+      { origin: `HTTP://${own.toUpperCase()}` },
+      // The browser says same-origin even where a proxy rewrote Host.
+      { origin: "https://comet.example", "sec-fetch-site": "same-origin" },
+      { "sec-fetch-site": "none" },
+    ];
+    for (const headers of allowed) {
+      const body = JSON.stringify(headers);
+      const res = await push(server, `/goim/push/keys?operation=${BIZ}&keys=a`, body, headers);
+      assert.equal(res.status, 200, body);
+      assert.deepEqual(res.body, OK, body);
+      await expectBody(a, BIZ, body);
+    }
+    // Reads are not refused: a foreign page cannot read the answer without CORS anyway.
+    for (const headers of FOREIGN) {
+      const res = await request(server, "/goim/online/total", { headers });
+      assert.equal(res.status, 200, JSON.stringify(headers));
+    }
+  });
+});
+
+Deno.test("the Origin is checked against the Host the request names", async () => {
+  await withServer({}, async (server) => {
+    const post = (host: string, origin: string) =>
+      rawHttp(
+        server,
+        `POST /goim/push/all?operation=${BIZ} HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}\r\n` +
+          "Content-Length: 0\r\n\r\n",
+      );
+    assert.match(await post("comet.example", "https://comet.example"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("comet.example:443", "https://comet.example"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("Comet.Example:8080", "http://comet.example:8080"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("comet.example", "https://comet.example.evil"), /^HTTP\/1\.1 403 /);
+    assert.match(await post("comet.example:8080", "http://comet.example"), /^HTTP\/1\.1 403 /);
+    assert.match(await post("a b", "http://a b"), /^HTTP\/1\.1 403 /);
+  });
+});
+
+Deno.test({
+  name: "in chromium, another origin's page cannot push through a no-cors fetch or a form",
+  ignore: findChromium() === undefined,
+  async fn() {
+    await withServer({}, async (server, port) => {
+      await using clients = new Clients(port);
+      const a = await clients.add({ key: "a", accepts: [BIZ] });
+      const apiOrigin = `http://127.0.0.1:${server.addrs.api!.port}`;
+      const target = `${apiOrigin}/goim/push/keys?operation=${BIZ}&keys=a`;
+      const post = (init: string) => `fetch(${JSON.stringify(target)}, ${init})`;
+      const page = `<!doctype html><meta charset="utf-8">
+<form method="post" action="${target}" target="sink"><input name="m" value="form"></form>
+<iframe name="sink" onload="window.loads = (window.loads ?? 0) + 1"></iframe>`;
+      const other = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
+      );
+      try {
+        await using browser = await Chromium.launch();
+        const tab = await browser.newPage(`http://127.0.0.1:${other.addr.port}/`);
+        const type = await tab.evaluate<string>(
+          post(`{ method: "POST", mode: "no-cors", body: "fetch" }`) + ".then((r) => r.type)",
+        );
+        assert.equal(type, "opaque", "the request was sent");
+        await tab.evaluate("window.loads = 0; document.forms[0].submit()");
+        // The answer, refused or not, loads into the frame.
+        await tab.waitFor("window.loads >= 1");
+        assert.ok(await a.silent(300), "a cross-origin page pushed");
+        assert.equal(server.comet.stats.pushes.keys, 0);
+
+        // The control: the same fetch from a page of the API's own origin goes through.
+        const own = await browser.newPage(`${apiOrigin}/admin`);
+        const status = await own.evaluate<number>(
+          post(`{ method: "POST", body: "same" }`) + ".then((r) => r.status)",
+        );
+        assert.equal(status, 200);
+        await expectBody(a, BIZ, "same");
+      } finally {
+        await other.shutdown();
+      }
+    });
+  },
 });
 
 // ---------------------------------------------------------------- online figures

@@ -4,6 +4,7 @@ import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
 import { collectMetrics, formatMetrics } from "./metrics.ts";
+import { crossOriginRefusal } from "./origin.ts";
 import { hasBearer } from "./token.ts";
 
 /** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
@@ -54,7 +55,10 @@ export interface ApiOptions {
 
 /** The goim response envelope. */
 export interface ApiEnvelope {
-  /** 0 when ok; -400 bad request; -401 unauthorized; -404 not found; -500 server error. */
+  /**
+   * 0 when ok; -400 bad request; -401 unauthorized; -403 a browser's
+   * cross-origin request; -404 not found; -500 server error.
+   */
   code: number;
   /** Empty when ok, else what went wrong. */
   message: string;
@@ -213,6 +217,10 @@ function _target(request: Request): URL {
  * `{code, message, data}` envelope.
  *
  * A push's `operation` may not be one of the protocol's own (0 to 17: 400).
+ * A browser's request from another origin is refused with 403 on every
+ * method but GET and HEAD, token or not, so that a web page cannot push
+ * through a visitor's browser; requests without `Origin` and
+ * `Sec-Fetch-Site` (curl, goim's tools, other servers) are not browsers'.
  *
  * @example
  * ```ts ignore
@@ -369,6 +377,8 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       if (admin && (path === "/admin" || path.startsWith("/admin/"))) {
         return await admin(request, url);
       }
+      const refusal = crossOriginRefusal(request, url);
+      if (refusal !== undefined) return _reply(403, -403, refusal);
       if (token !== undefined && !hasBearer(request, token)) {
         const res = _reply(401, -401, "Unauthorized: a bearer token is required");
         res.headers.set("www-authenticate", "Bearer");
