@@ -124,6 +124,12 @@ Deno.test("admin: stats, assets, push, and the answers to wrong paths and method
   // Parameters are checked as on the push API.
   const bad = await get(server, "/admin/push/room?operation=x", { method: "POST", headers });
   assert.equal(bad.status, 400);
+  const reserved = await get(server, "/admin/push/all?operation=6", { method: "POST", headers });
+  assert.equal(reserved.status, 400);
+  assert.equal(
+    JSON.parse(reserved.body).message,
+    "Invalid parameter operation: 6 is reserved by the protocol (0 to 17)",
+  );
 
   // A cross-site page cannot push through the cookie.
   const foreign = await get(server, "/admin/push/all?operation=1000", {
@@ -132,6 +138,11 @@ Deno.test("admin: stats, assets, push, and the answers to wrong paths and method
     body: "no",
   });
   assert.equal(foreign.status, 403);
+  assert.deepEqual(JSON.parse(foreign.body), {
+    code: -403,
+    message: "Forbidden: cross-origin request: http://evil.example",
+    data: null,
+  });
   const same = await get(server, "/admin/push/all?operation=1000", {
     method: "POST",
     headers: { cookie, origin: url(server, "") },
@@ -161,6 +172,37 @@ Deno.test("admin: without an API token the page is open, and admin: false turns 
   const res = await handle(new Request("http://localhost/admin"));
   await res.body?.cancel();
   assert.equal(res.status, 404);
+});
+
+Deno.test("admin: without an API token a cross-origin push is still refused with 403", async () => {
+  await using open = startServer();
+  // No cookie to withhold: a page of another origin is refused for what it is.
+  for (
+    const headers of [
+      { origin: "http://evil.example", "sec-fetch-site": "cross-site" },
+      { origin: "http://evil.example" },
+      { "sec-fetch-site": "same-site" },
+      { origin: "null" },
+    ]
+  ) {
+    const res = await get(open, "/admin/push/all?operation=1000", {
+      method: "POST",
+      headers,
+      body: "no",
+    });
+    assert.equal(res.status, 403, JSON.stringify(headers));
+    assert.match(JSON.parse(res.body).message, /^Forbidden: cross-origin request: /);
+  }
+  assert.equal(open.comet.stats.pushes.all, 0);
+  for (const headers of [{}, { "sec-fetch-site": "same-origin" }, { origin: url(open, "") }]) {
+    const res = await get(open, "/admin/push/all?operation=1000", {
+      method: "POST",
+      headers,
+      body: "yes",
+    });
+    assert.equal(res.status, 200, JSON.stringify(headers));
+  }
+  assert.equal(open.comet.stats.pushes.all, 3);
 });
 
 Deno.test({

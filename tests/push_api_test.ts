@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import type { LogFields, Logger } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
+import { Chromium, findChromium } from "./_chromium.ts";
 import { api, startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
+import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
 
 const BIZ = 1000;
 const OK = { code: 0, message: "", data: null };
@@ -345,6 +348,127 @@ Deno.test("a push body over maxPushBody answers 413 / -400 and reaches nobody", 
   });
 });
 
+// ---------------------------------------------------------------- reserved operations
+
+/** The four push paths, to key `key`, user 1, room live://1 and everyone, wanting an operation. */
+const pushPaths = (key: string) =>
+  [`keys?keys=${key}`, "mids?mids=1", "room?type=live&room=1", "all?"] as const;
+
+Deno.test("a push with one of the protocol's own ops answers 400 / -400 on every push path", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    // Watching them, so that nothing but the API stands between these ops and the client.
+    const a = await clients.add({
+      key: "a",
+      mid: 1,
+      room_id: "live://1",
+      accepts: [BIZ, 0, 3, 6, 9, 17],
+    });
+    for (const path of pushPaths("a")) {
+      for (const [given, op] of [["0", 0], ["-0", 0], ["3", 3], ["06", 6], ["9", 9], ["17", 17]]) {
+        const res = await push(server, `/goim/push/${path}&operation=${given}`, "reserved");
+        assert.equal(res.status, 400, `${path} op ${given}`);
+        assert.deepEqual(res.body, {
+          code: -400,
+          message: `Invalid parameter operation: ${op} is reserved by the protocol (0 to 17)`,
+          data: null,
+        }, `${path} op ${given}`);
+      }
+    }
+    assert.equal(server.comet.stats.deliveries, 0, "a reserved op was queued");
+    assert.ok(await a.silent(100), "a reserved op was delivered");
+    // The client stays connected and is still served.
+    await a.send(Op.Heartbeat);
+    assert.equal((await a.next()).op, Op.HeartbeatReply);
+    assert.deepEqual(
+      (await push(server, `/goim/push/room?operation=${BIZ}&type=live&room=1`, "ok")).body,
+      OK,
+    );
+    await expectBody(a, BIZ, "ok");
+  });
+});
+
+Deno.test("an op 6 push does not close a WebSocket member that stays counted", async () => {
+  await withServer({}, async (server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addrs.ws!.port });
+    await using ws = await WsClient.connect(conn);
+    const auth = { mid: 1, key: "w", room_id: "live://1", accepts: [BIZ, Op.DisconnectReply] };
+    await ws.send(encodeFrame(Op.Auth, 1, utf8.encode(JSON.stringify(auth))));
+    assert.deepEqual(goimMessages((await ws.next())!.payload).map((f) => f.op), [Op.AuthReply]);
+
+    for (const path of pushPaths("w")) {
+      const res = await push(server, `/goim/push/${path}&operation=6`, "bye");
+      assert.equal(res.status, 400, path);
+    }
+    // Had op 6 gone out, the next message would be the goodbye and a close frame.
+    await ws.send(encodeFrame(Op.Heartbeat, 2));
+    const beat = await ws.next();
+    assert.equal(beat?.opcode, Opcode.Binary);
+    assert.deepEqual(goimMessages(beat!.payload).map((f) => f.op), [Op.HeartbeatReply]);
+    assert.deepEqual(
+      (await push(server, `/goim/push/keys?operation=${BIZ}&keys=w`, "later")).body,
+      OK,
+    );
+    const later = goimMessages((await ws.next())!.payload);
+    assert.deepEqual(later.map((f) => [f.op, text(f.body)]), [[BIZ, "later"]]);
+    assert.equal(server.comet.connections, 1);
+  });
+});
+
+Deno.test("an op 9 push whose body is not frames is refused and a pkg member stays", async () => {
+  await withServer({ pkg: { hostname: "127.0.0.1", port: 0, headerSize: 2 } }, async (server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addrs.pkg!.port });
+    try {
+      const pkg = (payload: string) => {
+        const bytes = utf8.encode(payload);
+        const out = new Uint8Array(2 + bytes.length);
+        new DataView(out.buffer).setUint16(0, bytes.length);
+        out.set(bytes, 2);
+        return out;
+      };
+      await conn.write(
+        pkg(JSON.stringify({ mid: 2, key: "p", room_id: "live://2", accepts: [BIZ] })),
+      );
+      assert.ok(await until(() => server.comet.channel("p") !== undefined));
+
+      const res = await push(server, "/goim/push/room?operation=9&type=live&room=2", "not frames");
+      assert.equal(res.status, 400);
+      assert.match(res.body.message, /^Invalid parameter operation: 9 is reserved/);
+      assert.deepEqual(
+        (await push(server, `/goim/push/room?operation=${BIZ}&type=live&room=2`, "still")).body,
+        OK,
+      );
+      // The first package back is that push: the refused one never reached the wire.
+      const buf = new Uint8Array(64);
+      let got = 0;
+      while (got < 2 + 5) {
+        const n = await conn.read(buf.subarray(got));
+        assert.notEqual(n, null, "the server closed the pkg connection");
+        got += n!;
+      }
+      assert.deepEqual(buf.subarray(0, got), pkg("still"));
+      assert.ok(server.comet.channel("p") !== undefined);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+Deno.test("ops outside 0 to 17 still push: 18, 999, negative and the int32 ends", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const ops = [18, 999, -1, 0x7fffffff, -0x80000000];
+    const a = await clients.add({ key: "a", accepts: ops });
+    for (const op of ops) {
+      assert.deepEqual(
+        (await push(server, `/goim/push/keys?operation=${op}&keys=a`, `op ${op}`)).body,
+        OK,
+      );
+      await expectBody(a, op, `op ${op}`);
+    }
+  });
+});
+
 // ---------------------------------------------------------------- token
 
 Deno.test("with apiToken every path needs the exact bearer token", async () => {
@@ -400,6 +524,163 @@ Deno.test("without apiToken no Authorization is needed", async () => {
     });
     assert.equal(res.status, 200);
   });
+});
+
+// ---------------------------------------------------------------- cross-origin
+
+/** Headers a browser sends with a request from a page that is not this server's. */
+const FOREIGN: Record<string, string>[] = [
+  { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+  { origin: "https://evil.example" }, // a browser without Fetch Metadata
+  { "sec-fetch-site": "cross-site" },
+  { origin: "http://admin.comet.example", "sec-fetch-site": "same-site" }, // another subdomain
+  { origin: "null" }, // a sandboxed frame, a file: or data: page
+  { origin: "null", "sec-fetch-site": "cross-site" },
+  { origin: "http://127.0.0.1:1" }, // another port is another origin
+  { origin: "file://" },
+];
+
+Deno.test("a cross-origin push is refused with 403 on every state-changing path", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", mid: 1, room_id: "live://1", accepts: [BIZ] });
+    const paths = [
+      ...pushPaths("a").map((p) => `/goim/push/${p}&operation=${BIZ}`),
+      "/goim/online/total", // a GET route: 405 to others, 403 to a foreign page
+      "/nowhere",
+    ];
+    for (const headers of FOREIGN) {
+      for (const path of paths) {
+        for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+          const res = await request(server, path, { method, headers, body: "cross" });
+          const what = `${method} ${path} ${JSON.stringify(headers)}`;
+          assert.equal(res.status, 403, what);
+          const shown = headers.origin ?? `Sec-Fetch-Site ${headers["sec-fetch-site"]}`;
+          assert.deepEqual(res.body, {
+            code: -403,
+            message: `Forbidden: cross-origin request: ${shown}`,
+            data: null,
+          }, what);
+        }
+      }
+    }
+    assert.equal(server.comet.stats.deliveries, 0);
+    assert.ok(await a.silent(100), "a cross-origin push was delivered");
+  });
+});
+
+Deno.test("a cross-origin push is refused with a valid token too", async () => {
+  await withServer({ apiToken: "s3cret" }, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", accepts: [BIZ] });
+    const path = `/goim/push/keys?operation=${BIZ}&keys=a`;
+    for (const headers of FOREIGN) {
+      for (const authorization of ["Bearer s3cret", "Bearer wrong"]) {
+        const res = await push(server, path, "x", { ...headers, authorization });
+        assert.equal(res.status, 403, JSON.stringify(headers));
+        assert.equal(res.body.code, -403);
+      }
+    }
+    assert.ok(await a.silent(100), "a cross-origin push was delivered");
+    assert.deepEqual(
+      (await push(server, path, "mine", { authorization: "Bearer s3cret" })).body,
+      OK,
+    );
+    await expectBody(a, BIZ, "mine");
+  });
+});
+
+Deno.test("pushes without Origin, from this origin or same-origin per Sec-Fetch-Site go through", async () => {
+  await withServer({}, async (server, port) => {
+    await using clients = new Clients(port);
+    const a = await clients.add({ key: "a", accepts: [BIZ] });
+    const own = `127.0.0.1:${server.addrs.api!.port}`;
+    const allowed: Record<string, string>[] = [
+      {}, // curl, goim's tools, another server
+      { "user-agent": "Go-http-client/1.1", "content-type": "application/octet-stream" },
+      { origin: `http://${own}` },
+      { origin: `http://${own}`, "sec-fetch-site": "same-origin" },
+      // Behind a proxy that ends TLS the page is https; the host is what counts.
+      { origin: `https://${own}` },
+      { origin: `HTTP://${own.toUpperCase()}` },
+      // The browser says same-origin even where a proxy rewrote Host.
+      { origin: "https://comet.example", "sec-fetch-site": "same-origin" },
+      { "sec-fetch-site": "none" },
+    ];
+    for (const headers of allowed) {
+      const body = JSON.stringify(headers);
+      const res = await push(server, `/goim/push/keys?operation=${BIZ}&keys=a`, body, headers);
+      assert.equal(res.status, 200, body);
+      assert.deepEqual(res.body, OK, body);
+      await expectBody(a, BIZ, body);
+    }
+    // Reads are not refused: a foreign page cannot read the answer without CORS anyway.
+    for (const headers of FOREIGN) {
+      const res = await request(server, "/goim/online/total", { headers });
+      assert.equal(res.status, 200, JSON.stringify(headers));
+    }
+  });
+});
+
+Deno.test("the Origin is checked against the Host the request names", async () => {
+  await withServer({}, async (server) => {
+    const post = (host: string, origin: string) =>
+      rawHttp(
+        server,
+        `POST /goim/push/all?operation=${BIZ} HTTP/1.1\r\nHost: ${host}\r\nOrigin: ${origin}\r\n` +
+          "Content-Length: 0\r\n\r\n",
+      );
+    assert.match(await post("comet.example", "https://comet.example"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("comet.example:443", "https://comet.example"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("Comet.Example:8080", "http://comet.example:8080"), /^HTTP\/1\.1 200 /);
+    assert.match(await post("comet.example", "https://comet.example.evil"), /^HTTP\/1\.1 403 /);
+    assert.match(await post("comet.example:8080", "http://comet.example"), /^HTTP\/1\.1 403 /);
+    assert.match(await post("a b", "http://a b"), /^HTTP\/1\.1 403 /);
+  });
+});
+
+Deno.test({
+  name: "in chromium, another origin's page cannot push through a no-cors fetch or a form",
+  ignore: findChromium() === undefined,
+  async fn() {
+    await withServer({}, async (server, port) => {
+      await using clients = new Clients(port);
+      const a = await clients.add({ key: "a", accepts: [BIZ] });
+      const apiOrigin = `http://127.0.0.1:${server.addrs.api!.port}`;
+      const target = `${apiOrigin}/goim/push/keys?operation=${BIZ}&keys=a`;
+      const post = (init: string) => `fetch(${JSON.stringify(target)}, ${init})`;
+      const page = `<!doctype html><meta charset="utf-8">
+<form method="post" action="${target}" target="sink"><input name="m" value="form"></form>
+<iframe name="sink" onload="window.loads = (window.loads ?? 0) + 1"></iframe>`;
+      const other = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
+      );
+      try {
+        await using browser = await Chromium.launch();
+        const tab = await browser.newPage(`http://127.0.0.1:${other.addr.port}/`);
+        const type = await tab.evaluate<string>(
+          post(`{ method: "POST", mode: "no-cors", body: "fetch" }`) + ".then((r) => r.type)",
+        );
+        assert.equal(type, "opaque", "the request was sent");
+        await tab.evaluate("window.loads = 0; document.forms[0].submit()");
+        // The answer, refused or not, loads into the frame.
+        await tab.waitFor("window.loads >= 1");
+        assert.ok(await a.silent(300), "a cross-origin page pushed");
+        assert.equal(server.comet.stats.pushes.keys, 0);
+
+        // The control: the same fetch from a page of the API's own origin goes through.
+        const own = await browser.newPage(`${apiOrigin}/admin`);
+        const status = await own.evaluate<number>(
+          post(`{ method: "POST", body: "same" }`) + ".then((r) => r.status)",
+        );
+        assert.equal(status, 200);
+        await expectBody(a, BIZ, "same");
+      } finally {
+        await other.shutdown();
+      }
+    });
+  },
 });
 
 // ---------------------------------------------------------------- online figures

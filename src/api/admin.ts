@@ -2,6 +2,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import type { Comet } from "../server/comet.ts";
 import { ADMIN_CSS, ADMIN_HTML, ADMIN_JS } from "./admin_page.ts";
 import { collectMetrics } from "./metrics.ts";
+import { crossOriginRefusal } from "./origin.ts";
 import { constantTimeEqual, hasBearer } from "./token.ts";
 
 /** The push kinds the admin page's form may post. */
@@ -72,21 +73,6 @@ async function _session(token: string): Promise<string> {
 }
 
 /**
- * A cross-site form or script cannot push through the cookie: it is
- * SameSite=Strict, and a browser's Origin, when it sends one, must name this
- * host.
- */
-function _sameOrigin(request: Request): boolean {
-  const origin = request.headers.get("origin");
-  if (origin === null) return true;
-  try {
-    return new URL(origin).host === request.headers.get("host");
-  } catch {
-    return false;
-  }
-}
-
-/**
  * The admin page of the push API, served under `/admin`: live figures and
  * charts from `GET /admin/stats` and a push form posting to
  * `POST /admin/push/<kind>`.
@@ -119,6 +105,10 @@ export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHa
 
   return async (request, url) => {
     const path = url.pathname;
+    // The cookie is SameSite=Strict, yet without a token there is no cookie to
+    // withhold: a cross-site page is refused on what it is, as on the push API.
+    const refusal = crossOriginRefusal(request, url);
+    if (refusal !== undefined) return _json(403, -403, refusal);
     const method = request.method === "HEAD" ? "GET" : request.method;
     if (path === "/admin/") {
       return new Response(null, { status: 308, headers: { location: "/admin" } });
@@ -145,7 +135,6 @@ export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHa
       const kind = path.slice("/admin/push/".length);
       if (!_KINDS.has(kind)) return _json(404, -404, `Not found: ${path}`);
       if (request.method !== "POST") return _notAllowed(request.method, "POST");
-      if (!_sameOrigin(request)) return _json(403, -403, "Forbidden: cross-origin push");
       return await push(kind as AdminPushKind, url, request);
     }
     const route = _PAGES[path];

@@ -1,9 +1,11 @@
 import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
 import { MemoryCluster } from "../cluster/memory_cluster.ts";
+import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
 import { collectMetrics, formatMetrics } from "./metrics.ts";
+import { crossOriginRefusal } from "./origin.ts";
 import { hasBearer } from "./token.ts";
 
 /** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
@@ -55,9 +57,9 @@ export interface ApiOptions {
 /** The goim response envelope. */
 export interface ApiEnvelope {
   /**
-   * 0 when ok; -400 bad request; -401 unauthorized; -404 not found; -429 the
-   * server's backlog is full (retry after `Retry-After` seconds); -500 server
-   * error; -503 shutting down.
+   * 0 when ok; -400 bad request; -401 unauthorized; -403 a browser's
+   * cross-origin request; -404 not found; -429 the server's backlog is full
+   * (retry after `Retry-After` seconds); -500 server error; -503 shutting down.
    */
   code: number;
   /** Empty when ok, else what went wrong. */
@@ -120,8 +122,20 @@ function _int(name: string, text: string, min: number, max: number): number {
   return n;
 }
 
+/**
+ * A push's op: a 32-bit integer outside the protocol's own ops, which every
+ * client and transport would take for protocol traffic (see
+ * {@linkcode RESERVED_OPS}).
+ */
 function _operation(params: URLSearchParams): number {
-  return _int("operation", _required(params, "operation"), -0x80000000, 0x7fffffff);
+  const op = _int("operation", _required(params, "operation"), -0x80000000, 0x7fffffff);
+  if (isReservedOp(op)) {
+    const { min, max } = RESERVED_OPS;
+    throw new _BadRequest(
+      `Invalid parameter operation: ${op} is reserved by the protocol (${min} to ${max})`,
+    );
+  }
+  return op;
 }
 
 function _list(params: URLSearchParams, name: string): string[] {
@@ -203,6 +217,12 @@ function _target(request: Request): URL {
  * {@linkcode formatMetrics}); and the admin page under `/admin`. Every
  * response but `/metrics` and the admin page's assets is goim's
  * `{code, message, data}` envelope.
+ *
+ * A push's `operation` may not be one of the protocol's own (0 to 17: 400).
+ * A browser's request from another origin is refused with 403 on every
+ * method but GET and HEAD, token or not, so that a web page cannot push
+ * through a visitor's browser; requests without `Origin` and
+ * `Sec-Fetch-Site` (curl, goim's tools, other servers) are not browsers'.
  *
  * @example
  * ```ts ignore
@@ -359,6 +379,8 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       if (admin && (path === "/admin" || path.startsWith("/admin/"))) {
         return await admin(request, url);
       }
+      const refusal = crossOriginRefusal(request, url);
+      if (refusal !== undefined) return _reply(403, -403, refusal);
       if (token !== undefined && !hasBearer(request, token)) {
         const res = _reply(401, -401, "Unauthorized: a bearer token is required");
         res.headers.set("www-authenticate", "Bearer");

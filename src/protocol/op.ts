@@ -58,3 +58,35 @@ export function isReplyOp(op: number): boolean {
       return false;
   }
 }
+
+/**
+ * The operations the protocol keeps for itself, an inclusive range: goim's 0
+ * (Handshake) to 17 (UnsubReply). Clients and transports read these as
+ * protocol traffic whatever their body, so a push must not carry one: a
+ * WebSocket wire answers op 6 with a close frame, op 9's body is walked as
+ * frames, op 3 is taken as a heartbeat reply. Business ops start at 1000;
+ * any other 32-bit op, negative ones included, is the application's.
+ *
+ * @example
+ * ```ts
+ * import { RESERVED_OPS } from "./op.ts";
+ * console.log(`${RESERVED_OPS.min} to ${RESERVED_OPS.max}`); // "0 to 17"
+ * ```
+ */
+export const RESERVED_OPS = { min: Op.Handshake, max: Op.UnsubReply } as const;
+
+/**
+ * Whether `op` lies in {@linkcode RESERVED_OPS}, the operations the protocol
+ * keeps for itself: whoever takes an op for a push (the push API, the hub, a
+ * cluster) refuses these. That `op` is a 32-bit integer is checked apart.
+ *
+ * @example
+ * ```ts
+ * import { isReservedOp, Op } from "./op.ts";
+ * console.log(isReservedOp(Op.DisconnectReply), isReservedOp(Op.Raw)); // true true
+ * console.log(isReservedOp(18), isReservedOp(1000), isReservedOp(-1)); // false false false
+ * ```
+ */
+export function isReservedOp(op: number): boolean {
+  return op >= RESERVED_OPS.min && op <= RESERVED_OPS.max;
+}
