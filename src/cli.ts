@@ -11,6 +11,7 @@ import type { Cluster } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { RedisCluster } from "./cluster/redis_cluster.ts";
 import { checkExposure, type CliConfig, ConfigError, parseConfig, usage } from "./config.ts";
+import { denoEnv } from "./config_names.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { serve } from "./serve.ts";
 import type { Operator } from "./server/operator.ts";
@@ -84,8 +85,10 @@ async function _operator(
  */
 export async function main(args: readonly string[]): Promise<number> {
   let cfg;
+  // Every flag has a variable: a prompt for each would be no way to start.
+  const unreadable: string[] = [];
   try {
-    cfg = parseConfig(args, { env: (name) => Deno.env.get(name) });
+    cfg = parseConfig(args, { env: denoEnv((name) => unreadable.push(name)) });
     if (!cfg.help) checkExposure(cfg);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -97,6 +100,11 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: cfg.log, format: cfg.logFormat });
+  if (unreadable.length > 0) {
+    logger.warn("COMET_* variables the process may not read count as unset: pass --allow-env", {
+      unreadable: unreadable.length,
+    });
+  }
   // Ends webhook calls still in flight once the server has stopped.
   const stopped = new AbortController();
   let operator;
