@@ -5,72 +5,17 @@
  *
  * @module
  */
-import { JwtOperator } from "./auth/jwt_operator.ts";
-import { WebhookOperator } from "./auth/webhook_operator.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { RedisCluster } from "./cluster/redis_cluster.ts";
-import { checkExposure, type CliConfig, ConfigError, parseConfig, usage } from "./config.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { cometOptionsFromConfig } from "./comet_options.ts";
+import { checkExposure, ConfigError, parseConfig, usage } from "./config.ts";
+import { denoEnv } from "./config_names.ts";
+import { createLogger } from "./log.ts";
 import { serve } from "./serve.ts";
-import type { Operator } from "./server/operator.ts";
 
 /** Longest a signal-triggered shutdown may take before the process exits anyway. */
 const _HARD_EXIT_MS = 10_000;
-
-/**
- * The operator `--auth` asks for, ready to serve: a JWT key is imported (and
- * so checked) before anything listens.
- *
- * @throws {ConfigError} When a key file cannot be read or a key cannot be used.
- */
-async function _operator(
-  cfg: CliConfig,
-  logger: Logger,
-  signal: AbortSignal,
-): Promise<Operator | undefined> {
-  if (cfg.auth === "jwt") {
-    let publicKey: string | undefined;
-    if (cfg.jwtPublicKey !== undefined) {
-      try {
-        publicKey = Deno.readTextFileSync(cfg.jwtPublicKey);
-      } catch (err) {
-        throw new ConfigError(
-          `Cannot read --jwt-public-key ${cfg.jwtPublicKey}: ${(err as Error).message}`,
-        );
-      }
-    }
-    try {
-      const operator = new JwtOperator({
-        algorithm: cfg.jwtAlg ?? "HS256",
-        ...(cfg.jwtSecret !== undefined && { secret: cfg.jwtSecret }),
-        ...(publicKey !== undefined && { publicKey }),
-        ...(cfg.jwtIssuer !== undefined && { issuer: cfg.jwtIssuer }),
-        ...(cfg.jwtAudience !== undefined && { audience: cfg.jwtAudience }),
-      });
-      await operator.ready();
-      return operator;
-    } catch (err) {
-      const from = cfg.jwtPublicKey !== undefined ? ` in ${cfg.jwtPublicKey}` : "";
-      throw new ConfigError(`Unusable JWT key${from}: ${(err as Error).message}`);
-    }
-  }
-  if (cfg.auth === "webhook") {
-    try {
-      return new WebhookOperator({
-        url: cfg.webhookUrl!,
-        logger,
-        signal,
-        ...(cfg.webhookTimeout !== undefined && { timeout: cfg.webhookTimeout }),
-        ...(cfg.webhookSecret !== undefined && { secret: cfg.webhookSecret }),
-        ...(cfg.webhookConcurrency !== undefined && { concurrency: cfg.webhookConcurrency }),
-      });
-    } catch (err) {
-      throw new ConfigError(`Unusable webhook settings: ${(err as Error).message}`);
-    }
-  }
-  return undefined;
-}
 
 /**
  * Runs the CLI with `args`; resolves with the exit status once the server
@@ -84,8 +29,10 @@ async function _operator(
  */
 export async function main(args: readonly string[]): Promise<number> {
   let cfg;
+  // Every flag has a variable: a prompt for each would be no way to start.
+  const unreadable: string[] = [];
   try {
-    cfg = parseConfig(args, { env: (name) => Deno.env.get(name) });
+    cfg = parseConfig(args, { env: denoEnv((name) => unreadable.push(name)) });
     if (!cfg.help) checkExposure(cfg);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -97,11 +44,16 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: cfg.log, format: cfg.logFormat });
+  if (unreadable.length > 0) {
+    logger.warn("COMET_* variables the process may not read count as unset: pass --allow-env", {
+      unreadable: unreadable.length,
+    });
+  }
   // Ends webhook calls still in flight once the server has stopped.
   const stopped = new AbortController();
-  let operator;
+  let hub;
   try {
-    operator = await _operator(cfg, logger, stopped.signal);
+    hub = await cometOptionsFromConfig(cfg, { logger, signal: stopped.signal });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`comet: ${err.message}`);
@@ -143,20 +95,7 @@ export async function main(args: readonly string[]): Promise<number> {
       pkg: cfg.pkg && { ...cfg.pkg, headerSize: cfg.pkgHeader },
       api: cfg.api,
       ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),
-      handshakeTimeout: cfg.handshakeTimeout,
-      heartbeatTimeout: cfg.heartbeatTimeout,
-      maxBody: cfg.maxBody,
-      buckets: cfg.buckets,
-      queueSize: cfg.queueSize,
-      writeConcurrency: cfg.writeConcurrency,
-      writeBurst: cfg.writeBurst,
-      slow: cfg.slow,
-      writeTimeout: cfg.writeTimeout,
-      backlog: { maxBytes: cfg.maxBacklog, maxRoomBytes: cfg.roomBacklog },
-      limits: cfg.limits,
-      traceMids: cfg.traceMids,
-      logger,
-      ...(operator !== undefined && { operator }),
+      ...hub,
       ...(cluster !== undefined && { cluster }),
       ...(cfg.advertise !== undefined && { domain: cfg.advertise }),
     });

@@ -1,12 +1,18 @@
 import type { JwtAlgorithm } from "./auth/jwt.ts";
-import { isLoopback } from "./auth/open_guard.ts";
 import { parseRedisUrl } from "./cluster/redis_client.ts";
+import { AUTH_FLAGS, checkCombinations } from "./config_checks.ts";
+import { ConfigError } from "./config_error.ts";
+import { envName, SettingNames } from "./config_names.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
 import { DEFAULT_BACKLOG } from "./server/backlog.ts";
 import { DEFAULT_WRITE_TIMEOUT, type SlowPolicy } from "./server/channel.ts";
 import { type CometLimits, DEFAULT_LIMITS } from "./server/comet.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
 import type { PkgHeaderSize } from "./transport/pkg.ts";
+
+export { checkExposure } from "./config_checks.ts";
+export { ConfigError } from "./config_error.ts";
+export { envName } from "./config_names.ts";
 
 /**
  * How the `comet` command authenticates clients: `open` trusts the auth JSON
@@ -15,7 +21,10 @@ import type { PkgHeaderSize } from "./transport/pkg.ts";
  */
 export type AuthMode = "open" | "jwt" | "webhook";
 
-/** Settings of the `comet` command, after parsing flags, config file and environment. */
+/**
+ * Settings of the `comet` command, after parsing flags, config file and
+ * environment; the edge entry reads the same from the environment alone.
+ */
 export interface CliConfig {
   /** TCP listen address, or false when off. */
   tcp: ListenOptions | false;
@@ -101,29 +110,6 @@ export interface CliConfig {
   reportInterval?: number;
   /** Whether `--help` was asked for. */
   help: boolean;
-}
-
-/**
- * Thrown for a bad flag, value or config file; the CLI prints its message on
- * one line and exits with status 2.
- *
- * @example
- * ```ts
- * import { ConfigError, parseDuration } from "./config.ts";
- * try {
- *   parseDuration("5 parsecs");
- * } catch (err) {
- *   console.log(err instanceof RangeError); // true
- * }
- * console.log(new ConfigError("x").name); // "ConfigError"
- * ```
- */
-export class ConfigError extends Error {
-  /** Creates the error; the message names the flag. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
 }
 
 interface _Flag {
@@ -583,7 +569,10 @@ export function usage(): string {
     "Usage: comet [flags]",
     "",
     "Comet: a goim-compatible push server. Flags may also come from a JSON file",
-    "given with --config FILE (keys are the flag names without dashes).",
+    "given with --config FILE (keys are the flag names without dashes), and from",
+    "the environment: COMET_ and the name in capitals, dashes as underscores",
+    "(--max-body is COMET_MAX_BODY; a switch reads 1 or 0). Flags win over the",
+    "file, which wins over the environment.",
     "",
   ];
   const rows = [
@@ -595,6 +584,39 @@ export function usage(): string {
   for (const [flag, help] of rows) lines.push(`  ${flag!.padEnd(width)}${help}`);
   lines.push("", "Durations read 250ms, 5s, 8m or 1h.");
   return lines.join("\n");
+}
+
+/** A setting of the `comet` command, as {@linkcode listSettings} lists it. */
+export interface SettingInfo {
+  /** The flag, e.g. `--jwt-secret`. */
+  flag: string;
+  /** Its environment variable, e.g. `COMET_JWT_SECRET`. */
+  variable: string;
+  /** The value's placeholder in the help, e.g. `SECRET`; empty for a switch. */
+  arg: string;
+  /** What it does, as `--help` says. */
+  help: string;
+}
+
+/**
+ * Every setting of the `comet` command, in the order of `--help`, with its
+ * environment variable (see {@linkcode envName}). `--config` and `--help`
+ * are not settings and have no variable.
+ *
+ * @example
+ * ```ts
+ * import { listSettings } from "./config.ts";
+ * const jwt = listSettings().find((s) => s.flag === "--jwt-secret");
+ * console.log(jwt?.variable); // "COMET_JWT_SECRET"
+ * ```
+ */
+export function listSettings(): SettingInfo[] {
+  return _FLAGS.map((f) => ({
+    flag: `--${f.name}`,
+    variable: envName(f.name),
+    arg: f.arg,
+    help: f.help,
+  }));
 }
 
 function _defaults(): CliConfig {
@@ -626,130 +648,123 @@ function _defaults(): CliConfig {
   };
 }
 
-function _apply(cfg: CliConfig, name: string, value: string, origin: string): void {
-  const flag = _FLAGS.find((f) => f.name === name);
-  if (!flag) throw new ConfigError(`Unknown ${origin}: ${name}`);
-  try {
-    flag.parse(value, cfg);
-  } catch (err) {
-    throw new ConfigError(`Invalid value for --${name}: ${(err as Error).message}`);
+/** What one source gave for one flag, and how messages name it there. */
+interface _Given {
+  flag: _Flag;
+  values: string[];
+  /** `--name` for a flag or a config key, the variable for the environment. */
+  label: string;
+}
+
+/** Applies one source's settings; a repeatable flag's list replaces the sources' below. */
+function _applyGiven(cfg: CliConfig, given: readonly _Given[], names: SettingNames): void {
+  const reset = new Set<_Flag>();
+  for (const { flag, values, label } of given) {
+    if (flag.reset && !reset.has(flag)) {
+      reset.add(flag);
+      flag.reset(cfg);
+    }
+    for (const value of values) {
+      try {
+        flag.parse(value, cfg);
+      } catch (err) {
+        throw new ConfigError(`Invalid value for ${label}: ${(err as Error).message}`);
+      }
+    }
+    names.given(flag.name, label);
   }
 }
 
-/** The flags that only mean something with one auth mode, in the order they are reported. */
-const _AUTH_FLAGS: [keyof CliConfig, string, AuthMode][] = [
-  ["jwtSecret", "jwt-secret", "jwt"],
-  ["jwtPublicKey", "jwt-public-key", "jwt"],
-  ["jwtAlg", "jwt-alg", "jwt"],
-  ["jwtIssuer", "jwt-issuer", "jwt"],
-  ["jwtAudience", "jwt-audience", "jwt"],
-  ["webhookUrl", "webhook-url", "webhook"],
-  ["webhookTimeout", "webhook-timeout", "webhook"],
-  ["webhookSecret", "webhook-secret", "webhook"],
-  ["webhookConcurrency", "webhook-concurrency", "webhook"],
-];
+/** How a command looks a variable up: its value, or `undefined` when unset. */
+export type EnvLookup = (name: string) => string | undefined;
 
-/** Refuses auth settings that do not go together; fills in what the environment gives. */
-function _checkAuth(cfg: CliConfig, env: ((name: string) => string | undefined) | undefined) {
-  for (const [field, flag, mode] of _AUTH_FLAGS) {
-    if (cfg[field] !== undefined && cfg.auth !== mode) {
-      throw new ConfigError(`--${flag} needs --auth ${mode}`);
+/** Every flag's variable that is set; empty or blank reads as unset. */
+function _fromEnv(env: EnvLookup): _Given[] {
+  const given: _Given[] = [];
+  for (const flag of _FLAGS) {
+    const label = envName(flag.name);
+    const raw = env(label);
+    if (raw === undefined || raw.trim() === "") continue;
+    let value = raw;
+    if (flag.arg === "") {
+      // A switch: `1` is what shells and platform dashboards usually set.
+      const word = raw.trim().toLowerCase();
+      if (word === "1" || word === "true") value = "true";
+      else if (word === "0" || word === "false") value = "false";
+      else throw new ConfigError(`Invalid value for ${label}: Must be 1, 0, true or false: ${raw}`);
     }
+    given.push({ flag, values: [value], label });
   }
-  if (cfg.insecureOpenAuth && cfg.auth !== "open") {
-    throw new ConfigError(`--insecure-open-auth is for --auth open, not --auth ${cfg.auth}`);
-  }
-  if (cfg.auth === "jwt") {
-    // Secrets come from the environment only where they are used, and below an explicit key.
-    const secret = env?.("COMET_JWT_SECRET");
-    if (secret && cfg.jwtSecret === undefined && cfg.jwtPublicKey === undefined) {
-      _apply(cfg, "jwt-secret", secret, "variable");
-    }
-    if (cfg.jwtSecret !== undefined && cfg.jwtPublicKey !== undefined) {
-      throw new ConfigError("--jwt-secret and --jwt-public-key exclude each other: give one");
-    }
-    if (cfg.jwtSecret === undefined && cfg.jwtPublicKey === undefined) {
-      throw new ConfigError(
-        "--auth jwt needs a key: --jwt-secret (or COMET_JWT_SECRET) or --jwt-public-key FILE",
-      );
-    }
-    cfg.jwtAlg ??= cfg.jwtSecret !== undefined ? "HS256" : "RS256";
-    if (cfg.jwtAlg === "HS256" && cfg.jwtSecret === undefined) {
-      throw new ConfigError("--jwt-alg HS256 needs --jwt-secret, not a public key");
-    }
-    if (cfg.jwtAlg !== "HS256" && cfg.jwtPublicKey === undefined) {
-      throw new ConfigError(`--jwt-alg ${cfg.jwtAlg} needs --jwt-public-key, not a secret`);
-    }
-  }
-  if (cfg.auth === "webhook") {
-    const secret = env?.("COMET_WEBHOOK_SECRET");
-    if (secret && cfg.webhookSecret === undefined) {
-      _apply(cfg, "webhook-secret", secret, "variable");
-    }
-    if (cfg.webhookUrl === undefined) throw new ConfigError("--auth webhook needs --webhook-url");
-  }
+  return given;
 }
 
-/** `host:port`, with brackets around an IPv6 literal. */
-function _hostPort(addr: ListenOptions): string {
-  const host = addr.hostname ?? "127.0.0.1";
-  return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+/** The auth mode a flag belongs to; open auth's switch counts as one. */
+const _MODE_OF = new Map<string, AuthMode>([
+  ...AUTH_FLAGS.map(([, flag, mode]) => [flag, mode] as const),
+  ["insecure-open-auth", "open"],
+]);
+
+const _JWT_KEYS = ["jwt-secret", "jwt-public-key"];
+
+/**
+ * Applies the sources from the lowest, the environment, to the highest,
+ * the flags, then checks the whole.
+ */
+function _resolve(
+  env: readonly _Given[],
+  file: readonly _Given[],
+  flags: readonly _Given[],
+  names: SettingNames,
+): CliConfig {
+  const cfg = _defaults();
+  // A variable of one auth mode counts only under that mode, so that one
+  // environment may hold every mode's secrets: it waits until the file and
+  // the flags have settled the mode.
+  const scoped = env.filter((g) => _MODE_OF.has(g.flag.name));
+  _applyGiven(cfg, env.filter((g) => !_MODE_OF.has(g.flag.name)), names);
+  _applyGiven(cfg, file, names);
+  _applyGiven(cfg, flags, names);
+  const keyAbove = _JWT_KEYS.some((k) => names.givenAbove(k));
+  _applyGiven(
+    cfg,
+    scoped.filter((g) =>
+      _MODE_OF.get(g.flag.name) === cfg.auth && !names.givenAbove(g.flag.name) &&
+      // A key given above replaces the environment's, of either kind.
+      !(keyAbove && _JWT_KEYS.includes(g.flag.name))
+    ),
+    names,
+  );
+  checkCombinations(cfg, names);
+  return cfg;
 }
 
 /**
- * Refuses a configuration that would expose what must not be exposed: open
- * auth (any client may claim any user) on a client listener other hosts
- * can reach, unless `--insecure-open-auth`; and the push API without a
- * token on such an address. The `comet` command runs it after
- * {@linkcode parseConfig}.
+ * Reads the settings of the `comet` command from the environment alone,
+ * through the same table and checks as {@linkcode parseConfig}: every
+ * flag's variable (see {@linkcode envName}), a switch as `1` or `0`, an
+ * empty variable as unset. Messages name the variables. The edge entry
+ * (`src/edge.ts`) reads its settings with it.
  *
- * @throws {ConfigError} Naming the address and the way out.
+ * @throws {ConfigError} Naming the variable whose value is invalid, or the
+ * variables that do not go together.
  *
  * @example
  * ```ts
- * import { checkExposure, ConfigError, parseConfig } from "./config.ts";
+ * import { parseEnvConfig } from "./config.ts";
  *
- * checkExposure(parseConfig(["--tcp", "127.0.0.1:3101"])); // loopback: fine
- * try {
- *   checkExposure(parseConfig(["--tcp", ":3101"]));
- * } catch (err) {
- *   console.log(err instanceof ConfigError); // true
- * }
+ * const env: Record<string, string> = { COMET_QUEUE: "16", COMET_UPSTREAM_RATE: "0" };
+ * const cfg = parseEnvConfig((name) => env[name]);
+ * console.log(cfg.queueSize, cfg.limits.upstreamRate); // 16 Infinity
  * ```
  */
-export function checkExposure(cfg: CliConfig): void {
-  if (cfg.auth === "open" && !cfg.insecureOpenAuth) {
-    const tls = cfg.tlsCert !== undefined;
-    const listeners = [
-      cfg.tcp,
-      cfg.ws,
-      tls && cfg.tcpTls,
-      tls && (cfg.wss ?? { hostname: "127.0.0.1", port: 3103 }),
-      cfg.pkg,
-    ];
-    for (const addr of listeners) {
-      if (addr && !isLoopback(addr.hostname ?? "127.0.0.1")) {
-        throw new ConfigError(
-          `Open auth lets any client claim any user; refusing to listen on ${
-            _hostPort(addr)
-          }: use --auth jwt or --auth webhook, or pass --insecure-open-auth`,
-        );
-      }
-    }
-  }
-  if (cfg.api && cfg.apiToken === undefined && !isLoopback(cfg.api.hostname ?? "127.0.0.1")) {
-    throw new ConfigError(
-      `A push API without a token lets anyone push to every client; refusing to listen on ${
-        _hostPort(cfg.api)
-      }: set --api-token (or COMET_API_TOKEN)`,
-    );
-  }
+export function parseEnvConfig(env: EnvLookup): CliConfig {
+  return _resolve(_fromEnv(env), [], [], new SettingNames("env"));
 }
 
 /** Options for {@linkcode parseConfig}. */
 export interface ParseConfigOptions {
-  /** Environment lookup. Default: none. */
-  env?: (name: string) => string | undefined;
+  /** Environment lookup for every flag's variable (see {@linkcode envName}). Default: none. */
+  env?: EnvLookup;
   /** Reads a `--config` file. Default: `Deno.readTextFileSync`. */
   readFile?: (path: string) => string;
 }
@@ -758,12 +773,14 @@ export interface ParseConfigOptions {
  * Parses command-line flags (`--name value` or `--name=value`; a flag without
  * a value such as `--insecure-open-auth` stands alone), an optional
  * `--config FILE` of the same names without dashes (such a flag is `true`
- * there, a repeatable one may be an array), and the environment:
- * `COMET_API_TOKEN`, `COMET_REDIS`, and with the matching `--auth`,
- * `COMET_JWT_SECRET` and `COMET_WEBHOOK_SECRET`.
- * Precedence: flags, then the file, then the environment, then defaults.
+ * there, a repeatable one may be an array), and the environment as
+ * {@linkcode parseEnvConfig} reads it. Precedence: flags, then the file,
+ * then the environment, then defaults. A variable that belongs to an auth
+ * mode other than the one chosen is ignored (`COMET_JWT_SECRET` under
+ * `--auth webhook`), as is the environment's JWT key when the file or a
+ * flag gives one.
  *
- * @throws {ConfigError} Naming the bad flag, value or file.
+ * @throws {ConfigError} Naming the bad flag, variable, value or file.
  *
  * @example
  * ```ts
@@ -773,83 +790,66 @@ export interface ParseConfigOptions {
  * ```
  */
 export function parseConfig(args: readonly string[], options: ParseConfigOptions = {}): CliConfig {
-  const cfg = _defaults();
-  const flags: [string, string][] = [];
+  const flags: _Given[] = [];
+  let help = false;
   let file: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--help" || arg === "-h") {
-      cfg.help = true;
+      help = true;
       continue;
     }
     const m = /^--([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new ConfigError(`Unexpected argument: ${arg}`);
     const name = m[1]!;
-    if (name !== "config" && !_FLAGS.some((f) => f.name === name)) {
-      throw new ConfigError(`Unknown flag: --${name}`);
-    }
+    const flag = _FLAGS.find((f) => f.name === name);
+    if (name !== "config" && !flag) throw new ConfigError(`Unknown flag: --${name}`);
     let value = m[2];
     if (value === undefined) {
-      if (_FLAGS.some((f) => f.name === name && f.arg === "")) value = "true";
+      if (flag?.arg === "") value = "true";
       else if (i + 1 >= args.length) throw new ConfigError(`Missing value for --${name}`);
       else value = args[++i]!;
     }
-    if (name === "config") file = value;
-    else flags.push([name, value]);
+    if (!flag) file = value;
+    else flags.push({ flag, values: [value], label: `--${name}` });
   }
-  const token = options.env?.("COMET_API_TOKEN");
-  if (token) _apply(cfg, "api-token", token, "variable");
-  // The URL may carry a password, which a flag would show to anyone listing processes.
-  const redis = options.env?.("COMET_REDIS");
-  if (redis) _apply(cfg, "redis", redis, "variable");
-  if (file !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse((options.readFile ?? Deno.readTextFileSync)(file));
-    } catch (err) {
-      throw new ConfigError(`Cannot read config file ${file}: ${(err as Error).message}`);
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      throw new ConfigError(`Config file ${file} is not a JSON object`);
-    }
-    for (const [key, value] of Object.entries(parsed)) {
-      const flag = _FLAGS.find((f) => f.name === key);
-      if (!flag) throw new ConfigError(`Unknown config key in ${file}: ${key}`);
-      if (typeof value === "boolean" && flag.arg === "") {
-        _apply(cfg, key, String(value), `config key in ${file}`);
-        continue;
-      }
-      const values = Array.isArray(value) && flag.reset ? value : [value];
-      for (const v of values) {
+  const env = options.env ? _fromEnv(options.env) : [];
+  const fromFile = file === undefined ? [] : _fromFile(file, options.readFile);
+  const cfg = _resolve(env, fromFile, flags, new SettingNames("flag"));
+  cfg.help = help;
+  return cfg;
+}
+
+/** The settings of a `--config` file. */
+function _fromFile(
+  file: string,
+  readFile: (path: string) => string = Deno.readTextFileSync,
+): _Given[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFile(file));
+  } catch (err) {
+    throw new ConfigError(`Cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`Config file ${file} is not a JSON object`);
+  }
+  const given: _Given[] = [];
+  for (const [key, value] of Object.entries(parsed)) {
+    const flag = _FLAGS.find((f) => f.name === key);
+    if (!flag) throw new ConfigError(`Unknown config key in ${file}: ${key}`);
+    const values: unknown[] = Array.isArray(value) && flag.reset ? value : [value];
+    given.push({
+      flag,
+      label: `--${key}`,
+      values: values.map((v) => {
+        if (typeof v === "boolean" && flag.arg === "") return String(v);
         if (typeof v !== "string" && typeof v !== "number") {
           throw new ConfigError(`Config key ${key} must be a string or number`);
         }
-        _apply(cfg, key, String(v), `config key in ${file}`);
-      }
-    }
+        return String(v);
+      }),
+    });
   }
-  const replaced = new Set<string>();
-  for (const [name, value] of flags) {
-    const flag = _FLAGS.find((f) => f.name === name);
-    if (flag?.reset && !replaced.has(name)) {
-      replaced.add(name);
-      flag.reset(cfg);
-    }
-    _apply(cfg, name, value, "flag");
-  }
-  _checkAuth(cfg, options.env);
-  if (cfg.traceMids.length > 0 && (cfg.log === "warn" || cfg.log === "error")) {
-    throw new ConfigError(`--trace-mid logs at info: it needs --log info or debug, not ${cfg.log}`);
-  }
-  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined)) {
-    throw new ConfigError("TLS needs both --tls-cert and --tls-key");
-  }
-  if (cfg.tlsCert === undefined && (cfg.tcpTls || cfg.wss)) {
-    throw new ConfigError(`--${cfg.tcpTls ? "tcp-tls" : "wss"} needs --tls-cert and --tls-key`);
-  }
-  if (cfg.redis === undefined) {
-    if (cfg.sessionTtl !== undefined) throw new ConfigError("--session-ttl needs --redis");
-    if (cfg.reportInterval !== undefined) throw new ConfigError("--report-interval needs --redis");
-  }
-  return cfg;
+  return given;
 }

@@ -6,25 +6,50 @@
  * module's default `fetch`:
  *
  * ```sh
- * COMET_API_TOKEN=secret deno serve --allow-env --allow-net src/edge.ts
+ * COMET_API_TOKEN=secret COMET_AUTH=jwt COMET_JWT_SECRET=... \
+ *   deno serve --allow-env --allow-net src/edge.ts
  * ```
  *
- * Settings come from environment variables, read on the first request. A
- * missing `--allow-env` permission reads as every variable unset.
+ * Settings come from environment variables, read on the first request
+ * through the `comet` command's own table: every flag of `comet --help` that
+ * means something here is a variable, `COMET_` and the flag's name in
+ * capitals with dashes as underscores (`--max-connections-per-ip` is
+ * `COMET_MAX_CONNECTIONS_PER_IP`), with the same values and defaults. A
+ * switch reads `1` or `0`; an empty variable is an unset one. A variable the
+ * process may not read (no `--allow-env`) reads as unset, and a warning
+ * says so.
  *
- * | variable | meaning | default |
- * |----------|---------|---------|
+ * | variables | meaning | default |
+ * |-----------|---------|---------|
  * | `COMET_API_TOKEN` | bearer token the push API requires | none: the API answers 503 |
- * | `COMET_HANDSHAKE_TIMEOUT` | time to authenticate, e.g. `5s` | `5s` |
- * | `COMET_HEARTBEAT_TIMEOUT` | silence allowed after a heartbeat, e.g. `8m` | `8m` |
- * | `COMET_MAX_BODY` | largest inbound frame body in bytes | `4096` |
- * | `COMET_QUEUE` | frames queued per connection before the slow policy | `128` |
- * | `COMET_SLOW` | full queue: `close` (op 6 and close) or `drop` | `close` |
- * | `COMET_LOG` | `debug`, `info`, `warn` or `error` | `info` |
+ * | `COMET_AUTH` | client auth: `jwt`, `webhook` or `open` | `open`, refused unless `COMET_INSECURE_OPEN_AUTH=1` |
+ * | `COMET_INSECURE_OPEN_AUTH` | `1`: serve open auth, where any client may claim any user | `0` |
+ * | `COMET_JWT_SECRET`, `COMET_JWT_PUBLIC_KEY`, `COMET_JWT_ALG`, `COMET_JWT_ISSUER`, `COMET_JWT_AUDIENCE` | the JWT key (a secret, or a PEM file, which needs `--allow-read`) and claims, with `COMET_AUTH=jwt` | |
+ * | `COMET_WEBHOOK_URL`, `COMET_WEBHOOK_SECRET`, `COMET_WEBHOOK_TIMEOUT`, `COMET_WEBHOOK_CONCURRENCY` | the auth webhook, with `COMET_AUTH=webhook` | `3s`, `64` |
+ * | `COMET_MAX_CONNECTIONS`, `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE`, `COMET_MAX_AUTH_ATTEMPTS`, `COMET_UPSTREAM_RATE`, `COMET_MAX_ROOMS` | limits, `0` for none | the command's: `100000`, `1000`, `200`, `20`, `100`, `100000` |
+ * | `COMET_HANDSHAKE_TIMEOUT`, `COMET_HEARTBEAT_TIMEOUT` | time to authenticate; silence allowed after a heartbeat | `5s`, `8m` |
+ * | `COMET_MAX_BODY`, `COMET_QUEUE`, `COMET_SLOW` | largest inbound body; frames queued per connection; a full queue's policy | `4096`, `128`, `close` |
+ * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit | `32`, `128`, `8` |
+ * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace | `info`, `text` |
  *
- * The push API is public at an edge, so it needs `COMET_API_TOKEN`: without
- * it every API request gets 503 and a warning is logged once. An invalid
- * value fails every request with 500 and logs the variable at fault once.
+ * Refused here, since `deno serve` or the platform owns the listener and
+ * its TLS, and one edge hub is no cluster node: `COMET_TCP`, `COMET_WS`,
+ * `COMET_TCP_TLS`, `COMET_WSS`, `COMET_PKG`, `COMET_PKG_HEADER`,
+ * `COMET_API`, `COMET_TLS_CERT`, `COMET_TLS_KEY`, `COMET_REDIS`,
+ * `COMET_NODE_ID`, `COMET_ADVERTISE`, `COMET_SESSION_TTL`,
+ * `COMET_REPORT_INTERVAL`.
+ *
+ * An edge origin is public, so what the command refuses beyond loopback is
+ * refused here always. Open auth (goim's: the auth JSON says who the client
+ * is) needs `COMET_INSECURE_OPEN_AUTH=1`. Without `COMET_API_TOKEN` every API
+ * request gets 503 and a warning is logged once. A refused setting, an
+ * invalid value or an unusable key fails every request with 500 and logs
+ * the reason, naming the variable, once.
+ *
+ * The limits count per client IP as `deno serve` sees it: behind a proxy
+ * every client has the proxy's address, so raise or turn off
+ * `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE` and
+ * `COMET_MAX_AUTH_ATTEMPTS` there.
  *
  * One process (or isolate) is one hub: a push reaches the clients connected
  * to the same one. Do not run it with `deno serve --parallel`, and on a
@@ -42,151 +67,119 @@
  *
  * @module
  */
-import { ConfigError, parseDuration } from "./config.ts";
+import { cometOptionsFromConfig } from "./comet_options.ts";
+import { type CliConfig, ConfigError, type EnvLookup, envName, parseEnvConfig } from "./config.ts";
+import { denoEnv } from "./config_names.ts";
 import { type CometHandler, createCometHandler } from "./handler.ts";
-import { createLogger, type Logger, type LogLevel } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { Comet } from "./server/comet.ts";
-import type { SlowPolicy } from "./server/channel.ts";
 
-/** Settings of the edge entry, from environment variables. Durations are in milliseconds. */
-export interface EdgeConfig {
-  /** Bearer token the push API requires; without one the API is off. */
-  apiToken?: string;
-  /** Time a connection has to authenticate. */
-  handshakeTimeout: number;
-  /** Silence allowed after a heartbeat. */
-  heartbeatTimeout: number;
-  /** Largest inbound frame body in bytes. */
-  maxBody: number;
-  /** Frames queued per connection before the slow policy applies. */
-  queueSize: number;
-  /** What a full queue does. */
-  slow: SlowPolicy;
-  /** Log level. */
-  log: LogLevel;
-}
-
-/** How the edge entry looks a variable up: its value, or `undefined` when unset. */
-export type EnvLookup = (name: string) => string | undefined;
-
-const _LEVELS: readonly string[] = ["debug", "info", "warn", "error"];
-
-function _int(name: string, text: string, min: number): number {
-  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw new ConfigError(`Invalid ${name}: must be an integer of at least ${min}: ${text}`);
-  }
-  return n;
-}
-
-function _duration(name: string, text: string): number {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    throw new ConfigError(`Invalid ${name}: ${(err as Error).message}`);
-  }
-}
+export type { EnvLookup } from "./config.ts";
 
 /**
- * Reads the edge settings (see the module doc) through `env`.
+ * Settings of the edge entry: the `comet` command's, read from the
+ * environment; the listener and cluster ones stay at their defaults.
+ */
+export type EdgeConfig = CliConfig;
+
+const _LISTENER = "deno serve or the platform owns the listener";
+
+/** The command's flags that have no meaning at the edge, and why. */
+const _NOT_HERE: Readonly<Record<string, string>> = {
+  tcp: _LISTENER,
+  ws: _LISTENER,
+  "tcp-tls": _LISTENER,
+  wss: _LISTENER,
+  pkg: _LISTENER,
+  "pkg-header": _LISTENER,
+  api: _LISTENER,
+  "tls-cert": "deno serve (--cert, --key) or the platform terminates TLS",
+  "tls-key": "deno serve (--cert, --key) or the platform terminates TLS",
+  redis: "an edge hub is not a cluster node",
+  "node-id": "an edge hub is not a cluster node",
+  advertise: "an edge hub is not a cluster node",
+  "session-ttl": "an edge hub is not a cluster node",
+  "report-interval": "an edge hub is not a cluster node",
+};
+
+/**
+ * Reads the edge settings (see the module doc) through `env`: the `comet`
+ * command's settings from their variables, less those that mean nothing
+ * here, with open auth refused unless `COMET_INSECURE_OPEN_AUTH` allows it.
  *
- * @throws {ConfigError} Naming the variable whose value is invalid.
+ * @throws {ConfigError} Naming the variable that is refused or invalid, or
+ * the variables that do not go together.
  *
  * @example
  * ```ts
  * import { readEdgeConfig } from "./edge.ts";
  *
- * const env: Record<string, string> = { COMET_API_TOKEN: "secret", COMET_QUEUE: "16" };
+ * const env: Record<string, string> = {
+ *   COMET_API_TOKEN: "secret",
+ *   COMET_AUTH: "jwt",
+ *   COMET_JWT_SECRET: "a shared secret of at least 32 bytes",
+ *   COMET_QUEUE: "16",
+ * };
  * const config = readEdgeConfig((name) => env[name]);
- * console.log(config.queueSize, config.heartbeatTimeout); // 16 480000
+ * console.log(config.queueSize, config.jwtAlg); // 16 HS256
  * ```
  */
 export function readEdgeConfig(env: EnvLookup): EdgeConfig {
-  const get = (name: string) => {
-    const v = env(name);
-    return v === undefined || v.trim() === "" ? undefined : v;
-  };
-  const config: EdgeConfig = {
-    handshakeTimeout: 5_000,
-    heartbeatTimeout: 480_000,
-    maxBody: 4096,
-    queueSize: 128,
-    slow: "close",
-    log: "info",
-  };
-  const token = get("COMET_API_TOKEN");
-  if (token !== undefined) config.apiToken = token;
-  let v: string | undefined;
-  if ((v = get("COMET_HANDSHAKE_TIMEOUT")) !== undefined) {
-    config.handshakeTimeout = _duration("COMET_HANDSHAKE_TIMEOUT", v);
+  for (const [flag, why] of Object.entries(_NOT_HERE)) {
+    const name = envName(flag);
+    if (env(name)?.trim()) throw new ConfigError(`${name} is not for the edge: ${why}`);
   }
-  if ((v = get("COMET_HEARTBEAT_TIMEOUT")) !== undefined) {
-    config.heartbeatTimeout = _duration("COMET_HEARTBEAT_TIMEOUT", v);
-  }
-  if ((v = get("COMET_MAX_BODY")) !== undefined) config.maxBody = _int("COMET_MAX_BODY", v, 0);
-  if ((v = get("COMET_QUEUE")) !== undefined) config.queueSize = _int("COMET_QUEUE", v, 1);
-  if ((v = get("COMET_SLOW")) !== undefined) {
-    if (v !== "close" && v !== "drop") {
-      throw new ConfigError(`Invalid COMET_SLOW: must be close or drop: ${v}`);
-    }
-    config.slow = v;
-  }
-  if ((v = get("COMET_LOG")) !== undefined) {
-    if (!_LEVELS.includes(v)) {
-      throw new ConfigError(`Invalid COMET_LOG: must be debug, info, warn or error: ${v}`);
-    }
-    config.log = v as LogLevel;
+  const config = parseEnvConfig(env);
+  if (config.auth === "open" && !config.insecureOpenAuth) {
+    throw new ConfigError(
+      "Open auth lets any client claim any user; refusing to serve: set COMET_AUTH=jwt or COMET_AUTH=webhook, or COMET_INSECURE_OPEN_AUTH=1",
+    );
   }
   return config;
-}
-
-/**
- * `Deno.env.get` that never prompts and never throws: without the env
- * permission (or where the platform refuses it) a variable reads as unset.
- */
-function _denoEnv(name: string): string | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
 }
 
 function _envelope(status: number, message: string): Response {
   return Response.json({ code: -status, message, data: null }, { status });
 }
 
-/** The handler of the one hub, made on the first request; or why it could not be. */
-let _edge: CometHandler | ConfigError | undefined;
-
-function _start(): CometHandler | ConfigError {
-  const log: Logger = createLogger({
-    level: "info",
+/** Lines go through the console: some edge platforms give a module no stderr. */
+function _logger(config?: EdgeConfig): Logger {
+  return createLogger({
+    level: config?.log ?? "info",
+    format: config?.logFormat ?? "text",
     write: (line) => console.error(line),
   });
-  let config: EdgeConfig;
+}
+
+/** The handler of the one hub, made on the first request; or why it could not be. */
+let _edge: Promise<CometHandler | ConfigError> | undefined;
+
+async function _start(): Promise<CometHandler | ConfigError> {
+  const unreadable: string[] = [];
+  const warnUnreadable = (logger: Logger) => {
+    if (unreadable.length === 0) return;
+    logger.warn("COMET_* variables the process may not read count as unset: pass --allow-env", {
+      unreadable: unreadable.length,
+    });
+  };
+  let config: EdgeConfig | undefined;
+  let logger = _logger();
   try {
-    config = readEdgeConfig(_denoEnv);
+    config = readEdgeConfig(denoEnv((name) => unreadable.push(name)));
+    logger = _logger(config);
+    warnUnreadable(logger);
+    const comet = new Comet(await cometOptionsFromConfig(config, { logger, name: envName }));
+    return _handler(comet, config.apiToken, logger);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    log.error("Comet is misconfigured; every request fails until it is fixed", { error: err });
+    if (config === undefined) warnUnreadable(logger);
+    logger.error("Comet is misconfigured; every request fails until it is fixed", { error: err });
     return err;
   }
-  const logger = createLogger({ level: config.log, write: (line) => console.error(line) });
-  const comet = new Comet({
-    handshakeTimeout: config.handshakeTimeout,
-    heartbeatTimeout: config.heartbeatTimeout,
-    maxBody: config.maxBody,
-    queueSize: config.queueSize,
-    slow: config.slow,
-    logger,
-  });
-  if (config.apiToken !== undefined) {
-    return createCometHandler(comet, { api: { token: config.apiToken } });
-  }
+}
+
+function _handler(comet: Comet, token: string | undefined, logger: Logger): CometHandler {
+  if (token !== undefined) return createCometHandler(comet, { api: { token } });
   // A public origin must not take pushes from anyone: no token, no API.
   logger.warn("COMET_API_TOKEN is not set; the push API answers 503 until it is");
   const sub = createCometHandler(comet, { api: false });
@@ -201,8 +194,8 @@ function _start(): CometHandler | ConfigError {
  * first request from the environment (see the module doc).
  */
 const _entry: Deno.ServeDefaultExport = {
-  fetch(request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
-    const edge = _edge ??= _start();
+  async fetch(request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+    const edge = await (_edge ??= _start());
     if (edge instanceof ConfigError) {
       return _envelope(500, "Comet is misconfigured; see the server log");
     }

@@ -21,6 +21,16 @@ Deno.test("cli exits 2 with a one-line message naming a bad flag or value", asyn
   }
 });
 
+Deno.test("cli reads every flag's variable and names a bad one", async () => {
+  const out = await cli(["--tcp", "127.0.0.1:0"], { COMET_UPSTREAM_RATE: "fast" }).output();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 2, stderr);
+  assert.equal(
+    stderr,
+    "comet: Invalid value for COMET_UPSTREAM_RATE: Must be an integer of at least 0: fast",
+  );
+});
+
 Deno.test("cli prints help and exits 0", async () => {
   const out = await cli(["--help"]).output();
   assert.equal(out.code, 0);

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseAddr, parseConfig, parseDuration, usage } from "../src/config.ts";
+import {
+  checkExposure,
+  ConfigError,
+  envName,
+  listSettings,
+  parseAddr,
+  parseConfig,
+  parseDuration,
+  parseEnvConfig,
+  usage,
+} from "../src/config.ts";
 
 Deno.test("parseDuration reads milliseconds, seconds, minutes and hours", () => {
   assert.equal(parseDuration("250ms"), 250);
@@ -142,6 +152,96 @@ Deno.test("parseConfig takes the API token from COMET_API_TOKEN below the flag",
   const env = (name: string) => (name === "COMET_API_TOKEN" ? "from-env" : undefined);
   assert.equal(parseConfig([], { env }).apiToken, "from-env");
   assert.equal(parseConfig(["--api-token", "flag"], { env }).apiToken, "flag");
+});
+
+Deno.test("every flag has a variable: COMET_ and its name in capitals, dashes as underscores", () => {
+  assert.equal(envName("jwt-secret"), "COMET_JWT_SECRET");
+  assert.equal(envName("--max-connections-per-ip"), "COMET_MAX_CONNECTIONS_PER_IP");
+  const settings = listSettings();
+  const text = usage();
+  for (const { flag, variable } of settings) {
+    assert.ok(text.includes(flag), flag);
+    assert.equal(variable, envName(flag));
+  }
+  assert.ok(settings.some((s) => s.variable === "COMET_WRITE_BURST"));
+  assert.match(text, /COMET_MAX_BODY/);
+});
+
+Deno.test("parseConfig reads every flag's variable, below the config file and the flags", () => {
+  const vars: Record<string, string> = {
+    COMET_BUCKETS: "8",
+    COMET_QUEUE: "16",
+    COMET_SLOW: "drop",
+    COMET_UPSTREAM_RATE: "0",
+    COMET_TRACE_MID: "1,2",
+    COMET_TCP: "127.0.0.1:4000",
+  };
+  const env = (name: string) => vars[name];
+  const readFile = () => JSON.stringify({ buckets: 4, "trace-mid": [3] });
+  const cfg = parseConfig(["--config", "c.json", "--slow", "close"], { env, readFile });
+  assert.equal(cfg.buckets, 4);
+  assert.equal(cfg.queueSize, 16);
+  assert.equal(cfg.slow, "close");
+  assert.equal(cfg.limits.upstreamRate, Infinity);
+  // A list from a higher source replaces the environment's.
+  assert.deepEqual(cfg.traceMids, [3]);
+  assert.deepEqual(parseConfig([], { env }).traceMids, [1, 2]);
+  assert.deepEqual(cfg.tcp, { hostname: "127.0.0.1", port: 4000 });
+  // Without an env lookup, nothing is read.
+  assert.equal(parseConfig([]).queueSize, 128);
+});
+
+Deno.test("parseConfig: a switch variable reads 1 or 0, and a bad variable is named", () => {
+  const on = parseConfig(["--tcp", ":1"], {
+    env: (name) => (name === "COMET_INSECURE_OPEN_AUTH" ? "1" : undefined),
+  });
+  assert.equal(on.insecureOpenAuth, true);
+  checkExposure(on);
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ COMET_SLOW: "sometimes" }, /^ConfigError: Invalid value for COMET_SLOW: Must be close/],
+    [{ COMET_INSECURE_OPEN_AUTH: "on" }, /^ConfigError: Invalid value for COMET_INSECURE_OPEN/],
+    [{ COMET_TRACE_MID: "7", COMET_LOG: "warn" }, /^ConfigError: COMET_TRACE_MID logs at info/],
+  ];
+  // Each source is checked, even where a higher one then sets the same flag.
+  for (const [vars, message] of cases) {
+    assert.throws(() => parseConfig(["--slow", "drop"], { env: (name) => vars[name] }), message);
+  }
+  // A flag is named as a flag, whatever the environment holds.
+  assert.throws(
+    () => parseConfig(["--trace-mid", "7"], { env: (name) => ({ COMET_LOG: "error" })[name] }),
+    /^ConfigError: --trace-mid logs at info: it needs COMET_LOG=info or debug, not error$/,
+  );
+});
+
+Deno.test("parseConfig: auth variables count under their own mode only", () => {
+  const vars: Record<string, string> = {
+    COMET_JWT_ISSUER: "https://app",
+    COMET_WEBHOOK_URL: "https://app/auth",
+    COMET_WEBHOOK_TIMEOUT: "1s",
+  };
+  const env = (name: string) => vars[name];
+  const open = parseConfig([], { env });
+  assert.deepEqual([open.jwtIssuer, open.webhookUrl], [undefined, undefined]);
+  const hook = parseConfig(["--auth", "webhook"], { env });
+  assert.deepEqual([hook.webhookUrl, hook.webhookTimeout, hook.jwtIssuer], [
+    "https://app/auth",
+    1_000,
+    undefined,
+  ]);
+  // A flag wins over the variable of the same setting.
+  const flag = parseConfig(["--auth", "webhook", "--webhook-timeout", "2s"], { env });
+  assert.equal(flag.webhookTimeout, 2_000);
+  // The mode itself may come from the environment.
+  const jwt = parseEnvConfig((name) =>
+    ({ COMET_AUTH: "jwt", COMET_JWT_PUBLIC_KEY: "k.pem", ...vars })[name]
+  );
+  assert.deepEqual([jwt.auth, jwt.jwtPublicKey, jwt.jwtAlg, jwt.jwtIssuer], [
+    "jwt",
+    "k.pem",
+    "RS256",
+    "https://app",
+  ]);
+  assert.equal(jwt.webhookUrl, undefined);
 });
 
 Deno.test("usage lists every flag", () => {
