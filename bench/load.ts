@@ -9,10 +9,11 @@
 //   --no-micro           skip the Deno.bench micro benchmarks
 //   --phases=a,b         only these phases: baseline (= baseline-mem + baseline-fan),
 //                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws, fanout-pairs,
-//                        cluster (push-keys runs inside fanout-tcp)
+//                        burst (= burst-tcp + burst-ws), cluster (push-keys runs inside
+//                        fanout-tcp); `--phases=burst --no-micro` runs the burst alone
 //   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
-//                        fanout-ws, mem-tcp, mem-ws; cluster-1x-n1, cluster-3x-n1,
-//                        cluster-3x-n2, cluster-3x-n3 for one cluster node), or the
+//                        fanout-ws, mem-tcp, mem-ws, burst-tcp, burst-ws; cluster-1x-n1,
+//                        cluster-3x-n1, cluster-3x-n2, cluster-3x-n3 for one cluster node), or the
 //                        plain-Deno server (baseline-mem, baseline-fan); fanout-pairs
 //                        profiles both;
 //                        profiles go to bench/out/prof/
@@ -23,6 +24,9 @@
 //                        round trip, not the server, set the top rate; Comet sat 20-30% idle)
 //   --cluster-members=M  room members of the cluster phase (default 3000)
 //   --cluster-duration=MS  push run length of the cluster phase (default 5000)
+//   --burst-members=M    room members of the burst phase, per transport (default 10000,
+//                        2000 with --quick)
+//   --burst-pushes=N     room pushes of the burst phase (default 400, 100 with --quick)
 //   --client-buf=BYTES   read buffer of every fan-out client (default 65536; see CLIENT_BUF)
 //   --pairs=N            Comet/plain-Deno pairs of the fanout-pairs phase over TCP (default 5,
 //                        2 with --quick)
@@ -57,7 +61,7 @@ for (const a of Deno.args) {
 const QUICK = argv.has("quick");
 const PHASES = new Set(
   (argv.get("phases") ??
-    "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,cluster")
+    "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,burst,cluster")
     .split(","),
 );
 const PROFILE = argv.get("profile") ?? "";
@@ -87,6 +91,35 @@ const STREAM_RATES = [120, 60, 30, LOW_RATE];
 /** Cluster phase: room members, spread evenly over the nodes, and the push run length. */
 const CLUSTER_MEMBERS = Number(argv.get("cluster-members") ?? (QUICK ? 900 : 3_000));
 const CLUSTER_MS = Number(argv.get("cluster-duration") ?? (QUICK ? 2_000 : 5_000));
+/**
+ * Burst phase (issue 17, case 1): one Comet with its default flags (per-IP
+ * limits off, as every load connection comes from 127.0.0.1), `BURST_MEMBERS`
+ * members in one room, reading promptly, and `BURST_PUSHES` room pushes sent
+ * through the API from `PUSHERS` keep-alive connections as fast as it
+ * answers; once over TCP, then over WebSocket, each on a fresh server. Every
+ * accepted push must reach every member and no member may be closed as slow:
+ * a member is slow when its socket refuses writes, not when room frames wait
+ * for the server's turn.
+ */
+const BURST_MEMBERS = Number(argv.get("burst-members") ?? (QUICK ? 2_000 : 10_000));
+if (!Number.isInteger(BURST_MEMBERS) || BURST_MEMBERS < 1) {
+  throw new Error(`--burst-members wants a positive integer`);
+}
+const BURST_PUSHES = Number(argv.get("burst-pushes") ?? (QUICK ? 100 : 400));
+if (!Number.isInteger(BURST_PUSHES) || BURST_PUSHES < 1) {
+  throw new Error(`--burst-pushes wants a positive integer`);
+}
+const BURST_KINDS = (["tcp", "ws"] as const).filter((k) =>
+  PHASES.has("burst") || PHASES.has(`burst-${k}`)
+);
+/**
+ * Deliveries have stopped when none arrived for this long: longer than the
+ * default --write-timeout (2 s), so a member whose socket stalls is either
+ * closed or written to again before the count is read.
+ */
+const BURST_IDLE_MS = 3_000;
+/** The most one burst run waits for its deliveries after the last push is answered. */
+const BURST_MAX_MS = 120_000;
 /**
  * Load-generator processes. One process reading 10k sockets lags on some of
  * them by seconds at higher rates (Deno's op scheduling), which shows up as
@@ -139,7 +172,8 @@ const BASE_INFLIGHT = Number(argv.get("baseline-inflight") ?? 128);
 if (!Number.isInteger(BASE_INFLIGHT) || BASE_INFLIGHT < 1) {
   throw new Error(`--baseline-inflight wants a positive integer`);
 }
-const HARD_DEADLINE = performance.now() + 460_000; // the whole run stays under ~8 min
+// The whole run stays under ~8 min, and a minute more for the burst phase's two servers.
+const HARD_DEADLINE = performance.now() + 460_000 + (BURST_KINDS.length ? 60_000 : 0);
 
 const ROOT = new URL("../", import.meta.url);
 const OUT = new URL("bench/out/", ROOT);
@@ -570,6 +604,16 @@ async function cometLimitFlags(): Promise<string[]> {
   return limitFlags;
 }
 
+/** {@linkcode cometLimitFlags} less --max-connections: the per-IP limits alone. */
+async function cometPerIpLimitFlags(): Promise<string[]> {
+  const all = await cometLimitFlags();
+  const out: string[] = [];
+  for (let i = 0; i + 1 < all.length; i += 2) {
+    if (all[i] !== "--max-connections") out.push(all[i]!, all[i + 1]!);
+  }
+  return out;
+}
+
 /** The commit and how many files under src/ differ from it. */
 async function sourceState() {
   const git = async (...args: string[]) => {
@@ -595,21 +639,32 @@ interface CometProc {
   tcp: number;
   ws: number;
   api: number;
+  /** The command's flags after its listen addresses and log level. */
+  flags: string[];
 }
 
 /**
  * Starts the real Comet CLI. With `gcHook` it runs through bench/comet_gc.ts,
  * which calls the same `main` and adds a SIGUSR2 handler that runs a full GC
- * (only with --expose-gc) so memory can be sampled after a collection.
+ * (only with --expose-gc) so memory can be sampled after a collection. With
+ * `defaults`, the command keeps its own heartbeat timeout, queue and
+ * connection cap, and only the per-IP limits are lifted.
  */
 async function spawnComet(
   phase: string,
   gcHook: boolean,
   extra: string[] = [],
+  defaults = false,
 ): Promise<CometProc> {
   const prof = PROFILE === phase
     ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=comet-${phase}.cpuprofile`]
     : [];
+  const flags = [
+    ...(defaults ? [] : ["--heartbeat-timeout", "10m", "--queue", String(QUEUE)]),
+    ...(defaults ? await cometPerIpLimitFlags() : await cometLimitFlags()),
+    ...COMET_FLAGS,
+    ...extra,
+  ];
   const args = [
     ...RUN,
     ...v8flags(gcHook && EXPOSE_GC, TRACE_GC === phase),
@@ -623,19 +678,13 @@ async function spawnComet(
     "127.0.0.1:0",
     "--log",
     "info", // warn would hide the one "Comet listening" line the ports come from
-    "--heartbeat-timeout",
-    "10m",
-    "--queue",
-    String(QUEUE),
-    ...(await cometLimitFlags()),
-    ...COMET_FLAGS,
-    ...extra,
+    ...flags,
   ];
   const child = new Child(`comet(${phase})`, args);
   const m = await child.waitFor((l, s) =>
     s === "err" ? /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+) api=[^ ]*:(\d+)/.exec(l) : null
   );
-  return { child, tcp: Number(m[1]), ws: Number(m[2]), api: Number(m[3]) };
+  return { child, tcp: Number(m[1]), ws: Number(m[2]), api: Number(m[3]), flags };
 }
 
 async function stopComet(c: CometProc, phase: string): Promise<void> {
@@ -1532,6 +1581,9 @@ const results: Record<string, any> = {
     gens: GENS,
     clientBuf: CLIENT_BUF,
     baselineInflight: BASE_INFLIGHT,
+    burstMembers: BURST_MEMBERS,
+    burstPushes: BURST_PUSHES,
+    burstIdleMs: BURST_IDLE_MS,
   },
   micro: null,
   baseline: {},
@@ -2204,6 +2256,264 @@ async function clusterPhase(gen: LoadGens): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------------- burst --
+
+/** The room of the burst phase: live://burst. */
+const BURST_ROOM = "burst";
+
+/**
+ * GET /metrics on `api`: every sample, `name{labels}` to its value; `{}`
+ * when the page cannot be read.
+ */
+async function cometMetrics(api: number): Promise<Record<string, number>> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${api}/metrics`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    const text = await r.text();
+    const out: Record<string, number> = {};
+    for (const l of text.split("\n")) {
+      const m = /^([a-z_:][a-z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)/i.exec(l);
+      if (m) out[m[1]!] = Number(m[2]);
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** What one push burst got back from the API. */
+interface BurstPush {
+  /** Answered with code 0. */
+  accepted: number;
+  /** Answered 429 (a backlog cap: retry after Retry-After). */
+  refused429: number;
+  /** Answered 503 (shutting down, or a cluster not ready). */
+  refused503: number;
+  /** Any other answer. */
+  otherFailed: number;
+  /** No answer: the connection failed; the next push goes on a fresh one. */
+  errors: number;
+  /** The first answer other than code 0, its status and body (cut), or the first error. */
+  firstRefusal: string | null;
+  elapsedMs: number;
+  startAt: number;
+}
+
+/**
+ * `total` room pushes of 64-byte stamped bodies into live://burst, from
+ * `concurrency` keep-alive connections each sending its next push as soon as
+ * the last one is answered. Nothing is retried: a refused push is counted.
+ */
+async function pushBurst(apiPort: number, total: number, concurrency: number): Promise<BurstPush> {
+  const target = `/goim/push/room?operation=1000&type=live&room=${BURST_ROOM}`;
+  const clients = await Promise.all(
+    Array.from({ length: concurrency }, () => HttpClient.connect(apiPort)),
+  );
+  const r: BurstPush = {
+    accepted: 0,
+    refused429: 0,
+    refused503: 0,
+    otherFailed: 0,
+    errors: 0,
+    firstRefusal: null,
+    elapsedMs: 0,
+    startAt: nowMs(),
+  };
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(clients.map(async (first) => {
+    let c: HttpClient | undefined = first;
+    while (next < total) {
+      const id = next++;
+      try {
+        c ??= await HttpClient.connect(apiPort);
+        const res = await c.post(target, pushBody(id));
+        if (ok(res)) {
+          r.accepted++;
+          continue;
+        }
+        if (res.status === 429) r.refused429++;
+        else if (res.status === 503) r.refused503++;
+        else r.otherFailed++;
+        r.firstRefusal ??= `${res.status} ${new TextDecoder().decode(res.body).slice(0, 200)}`;
+      } catch (err) {
+        r.errors++;
+        r.firstRefusal ??= String((err as Error).message ?? err).slice(0, 200);
+        c?.close();
+        c = undefined;
+      }
+    }
+    c?.close();
+  }));
+  r.elapsedMs = performance.now() - start;
+  return r;
+}
+
+interface BurstRun extends Omit<BurstPush, "startAt"> {
+  kind: "tcp" | "ws";
+  /** Flags Comet ran with, besides its listen addresses and log level. */
+  flags: string[];
+  members: number;
+  /** Members the generators still held once deliveries stopped. */
+  membersAfter: number;
+  failedToOpen: number;
+  pushes: number;
+  /** Accepted pushes times members. */
+  expected: number;
+  received: number;
+  /** `expected` - `received`: must be 0. */
+  lost: number;
+  /** comet_slow_closed_total over the run (null where /metrics lacks it). */
+  slowClosed: number | null;
+  /** comet_pushes_refused_total by cap over the run (null where /metrics lacks it). */
+  refusedByCap: Record<string, number> | null;
+  /** comet_dropped_total over the run (the drop policy; null where /metrics lacks it). */
+  dropped: number | null;
+  /** op-6 frames the members got, and connections the generators saw closed. */
+  disconnects: number;
+  closed: number;
+  /** From the first push sent to the last push answered. */
+  pushMs: number;
+  /** From the first push sent to the last delivery (or the last answer, if later). */
+  durationMs: number;
+  /** Pushes the API answered per second, and those it accepted. */
+  pushesPerSec: number;
+  acceptedPerSec: number;
+  deliveriesPerSec: number;
+  latency: Record<string, number | null>;
+  serverCpu: number;
+  genCpu: number;
+  pusherCpu: number;
+  machine: { busy: number; softirq: number; system: number; steal: number };
+  foreignCores: number;
+  net: Record<string, number>;
+  timeline: { at: number; n: number; mean: number | null; max: number | null }[];
+}
+
+/** The difference of the samples named `name` (no labels) between two /metrics reads. */
+function metricDelta(a: Record<string, number>, b: Record<string, number>, name: string) {
+  return name in b ? b[name]! - (a[name] ?? 0) : null;
+}
+
+/** One burst over `kind` on a fresh Comet with its default flags (per-IP limits off). */
+async function burstRun(gen: LoadGens, kind: "tcp" | "ws"): Promise<BurstRun> {
+  const phase = `burst-${kind}`;
+  checkDeadline(`${kind} burst`);
+  const comet = await spawnComet(phase, false, [], true);
+  try {
+    const opened = await gen.open({
+      cmd: "open",
+      kind,
+      port: kind === "tcp" ? comet.tcp : comet.ws,
+      count: BURST_MEMBERS,
+      room: `live://${BURST_ROOM}`,
+      keyPrefix: `burst${kind}`,
+      concurrency: CONCURRENCY,
+      bufSize: CLIENT_BUF,
+    }, 120_000);
+    if (opened.failed > 0) {
+      log(`  ${opened.failed} connections failed: ${opened.errors.join("; ")}`);
+    }
+    await quietGate();
+    const m0 = await cometMetrics(comet.api);
+    await gen.reset();
+    const members = (await gen.stats()).live as number;
+    const measure = measureFrom([comet.child.pid], gen);
+    const d0 = cpuSeconds(Deno.pid);
+    const push = await pushBurst(comet.api, BURST_PUSHES, PUSHERS);
+    const d1 = cpuSeconds(Deno.pid);
+    const expected = push.accepted * members;
+    const s = await gen.quiet(
+      { idleMs: BURST_IDLE_MS, maxMs: BURST_MAX_MS, perMember: push.accepted },
+      BURST_MAX_MS + 30_000,
+    );
+    const durationMs = Math.max(push.elapsedMs, (s.lastDeliveryAt as number) - push.startAt);
+    const m = measure(durationMs);
+    const m1 = await cometMetrics(comet.api);
+    const caps = Object.keys(m1).filter((k) => k.startsWith("comet_pushes_refused_total{"));
+    const { startAt: _, ...answers } = push;
+    return {
+      kind,
+      flags: comet.flags,
+      members,
+      membersAfter: s.live,
+      failedToOpen: opened.failed,
+      pushes: BURST_PUSHES,
+      ...answers,
+      expected,
+      received: s.deliveries,
+      lost: expected - s.deliveries,
+      slowClosed: metricDelta(m0, m1, "comet_slow_closed_total"),
+      refusedByCap: caps.length
+        ? Object.fromEntries(
+          caps.map((k) => [/kind="([^"]*)"/.exec(k)?.[1] ?? k, m1[k]! - (m0[k] ?? 0)]),
+        )
+        : null,
+      dropped: metricDelta(m0, m1, "comet_dropped_total"),
+      disconnects: s.disconnects,
+      closed: s.closed,
+      pushMs: push.elapsedMs,
+      durationMs,
+      pushesPerSec: ((BURST_PUSHES - push.errors) / push.elapsedMs) * 1000,
+      acceptedPerSec: (push.accepted / push.elapsedMs) * 1000,
+      deliveriesPerSec: (s.deliveries / durationMs) * 1000,
+      latency: s.latency,
+      serverCpu: m.cpu[0]!,
+      genCpu: m.genCpu,
+      pusherCpu: (d1 - d0) / (push.elapsedMs / 1000),
+      machine: m.machine,
+      foreignCores: m.foreignCores,
+      net: m.net,
+      timeline: s.timeline,
+    };
+  } finally {
+    await gen.closeAll().catch(() => {});
+    await stopComet(comet, phase);
+  }
+}
+
+/**
+ * Issue 17, case 1: a burst of room pushes into a large room whose members
+ * all read promptly. Not measured again when disturbed: what it holds to a
+ * target are counts (lost deliveries, members closed), and a disturbed run
+ * only makes the test harder.
+ */
+async function burstPhase(gen: LoadGens): Promise<void> {
+  log(
+    `comet burst: ${BURST_PUSHES} room pushes from ${PUSHERS} keep-alive connections as fast ` +
+      `as answered, ${BURST_MEMBERS} members (${BURST_KINDS.join(", then ")}), default flags`,
+  );
+  let failure: unknown;
+  for (const kind of BURST_KINDS) {
+    try {
+      const r = await burstRun(gen, kind);
+      results.comet[`burst_${kind}`] = r;
+      const refused = r.refused429 + r.refused503 + r.otherFailed + r.errors;
+      log(
+        `  ${kind}: ${r.members} members; ${r.accepted} of ${r.pushes} pushes accepted` +
+          (refused
+            ? ` (${r.refused429} refused 429, ${r.refused503} 503, ${r.otherFailed} other, ` +
+              `${r.errors} errors; first: ${r.firstRefusal})`
+            : "") +
+          `; ${r.received} of ${r.expected} delivered, lost ${r.lost}; ` +
+          `${r.slowClosed ?? "n/a"} closed as slow (${r.disconnects} op 6 seen, ` +
+          `${r.closed} connections closed); ${(r.durationMs / 1000).toFixed(2)} s to the ` +
+          `last delivery, ${r.pushesPerSec.toFixed(0)} pushes/s answered in ` +
+          `${r.pushMs.toFixed(0)} ms; p50 ${r.latency.p50} p99 ${r.latency.p99} ms; ` +
+          `pusher cpu ${r.pusherCpu.toFixed(2)}, ${cpuNote(r)}`,
+      );
+    } catch (err) {
+      log(`  ${kind} burst failed: ${(err as Error).message.slice(0, 500)}`);
+      results.comet[`burst_${kind}`] = {
+        error: String((err as Error).message ?? err).slice(0, 2000),
+      };
+      failure ??= err;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
 // ------------------------------------------------------------------ output --
 
 function fmtNum(n: number | null | undefined, digits = 0): string {
@@ -2445,6 +2755,50 @@ function buildTable(): Row[] {
     target: "(report)",
     met: "-",
   });
+  for (const kind of BURST_KINDS) {
+    const r = c[`burst_${kind}`] as (BurstRun & { error?: string }) | undefined;
+    const head = `Room burst, ${fmtNum(r?.members ?? BURST_MEMBERS)} ${kind.toUpperCase()} ` +
+      `members, ${fmtNum(BURST_PUSHES)} pushes (${PUSHERS} conns, default flags)`;
+    if (!r || r.error !== undefined) {
+      rows.push({
+        figure: `${head}: deliveries lost`,
+        comet: r ? "error" : "n/a",
+        baseline: "-",
+        ratio: "-",
+        target: "0",
+        met: "?",
+      });
+      continue;
+    }
+    rows.push({
+      figure: `${head}: deliveries lost (accepted pushes x members)`,
+      comet: `${fmtNum(Math.max(0, r.lost))} of ${fmtNum(r.expected)}`,
+      baseline: "-",
+      ratio: "-",
+      target: "0",
+      met: r.lost <= 0 ? "yes" : "NO",
+    });
+    const slow = r.slowClosed ?? r.disconnects;
+    rows.push({
+      figure: "  same, members closed as slow (/metrics) / op 6 seen by members",
+      comet: `${r.slowClosed === null ? "n/a" : fmtNum(r.slowClosed)} / ${fmtNum(r.disconnects)}`,
+      baseline: "-",
+      ratio: "-",
+      target: "0",
+      met: slow === 0 && r.disconnects === 0 ? "yes" : "NO",
+    });
+    rows.push({
+      figure: `  same, pushes accepted / refused 429 / 503 / failed otherwise ` +
+        `[API ${fmtNum(r.pushesPerSec)} pushes/s, ${fmtNum(r.durationMs / 1000, 2)} s to the ` +
+        `last delivery]`,
+      comet: `${fmtNum(r.accepted)} / ${fmtNum(r.refused429)} / ${fmtNum(r.refused503)} / ` +
+        fmtNum(r.otherFailed + r.errors),
+      baseline: "-",
+      ratio: "-",
+      target: "(report)",
+      met: "-",
+    });
+  }
   const cl = c.cluster as { members: number; one?: ClusterRun; three?: ClusterRun } | undefined;
   if (cl) {
     const one = cl.one, three = cl.three;
@@ -2631,6 +2985,7 @@ try {
   if (PHASES.has("fanout-ws")) await fanPhase(gen, "ws", "fanout-ws");
   if (PHASES.has("baseline") || PHASES.has("baseline-fan")) await baselineFanPhase(gen);
   if (PHASES.has("fanout-pairs")) await pairedFanPhase(gen);
+  if (BURST_KINDS.length) await burstPhase(gen);
   if (PHASES.has("cluster")) await clusterPhase(gen);
 } catch (err) {
   log(`run aborted: ${(err as Error).stack ?? err}`);
@@ -2671,6 +3026,11 @@ console.log(
       : "") +
     (results.settings.cometLimitFlags?.length
       ? `; Comet run with ${results.settings.cometLimitFlags.join(" ")}`
+      : "") +
+    (BURST_KINDS.some((k) => results.comet[`burst_${k}`]?.flags)
+      ? ` (the burst phase with only ${
+        BURST_KINDS.map((k) => results.comet[`burst_${k}`]?.flags).find((f) => f).join(" ")
+      })`
       : "") +
     (SERVER_V8_FLAGS.length ? `; every server with V8 flags ${SERVER_V8_FLAGS.join(",")}` : ""),
 );

@@ -18,8 +18,15 @@ export class FakeWire implements Wire {
   /** When set, `write` rejects with it. */
   failWith: Error | undefined;
 
+  /** When set, `read` hands these out, then waits until the wire is closed. */
+  inbound: Frame[] | undefined;
+  #closed: (() => void) | undefined;
+
   read(): Promise<Frame | null> {
-    return Promise.resolve(null);
+    const next = this.inbound?.shift();
+    if (next !== undefined) return Promise.resolve(next);
+    if (this.inbound === undefined || this.closes > 0) return Promise.resolve(null);
+    return new Promise((resolve) => (this.#closed = () => resolve(null)));
   }
 
   encode(chunks: readonly Uint8Array[], count: number, bytes: number): Uint8Array {
@@ -43,6 +50,7 @@ export class FakeWire implements Wire {
 
   close(): void {
     this.closes++;
+    this.#closed?.();
   }
 
   /** Every frame written so far, decoded, per write call. */

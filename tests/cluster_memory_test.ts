@@ -113,8 +113,8 @@ Deno.test("MemoryCluster refuses misuse with TypeError and RangeError", async ()
   await using comet = new Comet();
   cluster.attach(comet, _address);
   assert.throws(() => cluster.attach(comet, _address), /already attached/);
-  await assert.rejects(cluster.pushAll(1, new Uint8Array(), { speed: -1 }), RangeError);
-  assert.deepEqual(await cluster.pushKeys(["nobody"], 1, new Uint8Array()), {
+  await assert.rejects(cluster.pushAll(1000, new Uint8Array(), { speed: -1 }), RangeError);
+  assert.deepEqual(await cluster.pushKeys(["nobody"], 1000, new Uint8Array()), {
     local: 0,
     remote: 0,
     degraded: false,

@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer } from "../src/serve.ts";
+import { Comet } from "../src/server/comet.ts";
+import { silentLogger } from "../src/log.ts";
 import { api, startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 
 function sleep(ms: number): Promise<void> {
@@ -442,4 +444,15 @@ Deno.test("pushes reach a hundred concurrent clients", async () => {
     await Promise.all(clients.map((c) => c.close()));
   }
   assert.ok(await until(() => comet.connections === 0 && comet.rooms.size === 0));
+});
+
+Deno.test("the hub refuses to push the protocol's own operations", async () => {
+  await using comet = new Comet({ logger: silentLogger });
+  for (const op of [0, 6, 9, 17]) {
+    assert.throws(() => comet.pushRoom("live://1", op, new Uint8Array()), RangeError);
+    assert.throws(() => comet.pushKeys(["k"], op, new Uint8Array()), RangeError);
+    assert.throws(() => comet.pushMids([1], op, new Uint8Array()), RangeError);
+    assert.throws(() => comet.pushAll(op, new Uint8Array()), /reserved by the protocol/);
+  }
+  assert.equal(comet.pushRoom("live://1", 18, new Uint8Array()), 0);
 });

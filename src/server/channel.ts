@@ -274,7 +274,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
    */
   _full(end: number): void {
     if (this.#options.slow === "close") return this.#overflow(1, true);
-    const lost = this._catchUp(Math.max(0, this.#options.queueSize - this._own));
+    const lost = this.#keep() + this._catchUp(Math.max(0, this.#options.queueSize - this._own));
     this._cursor = end + 1;
     this.#overflow(lost + 1, true);
   }
@@ -369,7 +369,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (queue.length >= size) {
       const stuck = this._stuck(performance.now());
       if (stuck || (alone && queue.alone >= size)) {
-        this.#overflow(1, stuck);
+        this.#overflow(1 + (stuck && this.#options.slow === "drop" ? this.#keep() : 0), stuck);
         return false;
       }
     }
@@ -378,6 +378,20 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (!this.#flushing) this.#startFlush();
     if (this._traced) this.#options.hooks.pushed?.(this, frame);
     return true;
+  }
+
+  /**
+   * A slow connection under `drop` keeps its oldest queue's worth, as a
+   * goim ring would; what it had queued past that before it counted as slow
+   * goes. Returns how many frames went.
+   */
+  #keep(): number {
+    const queue = this.#queue;
+    if (queue === undefined) return 0;
+    const bytes = queue.bytes;
+    const cut = queue.truncate(this.#options.queueSize);
+    this.#count(queue.bytes - bytes);
+    return cut;
   }
 
   /** Adds `bytes` queued to (or, negative, written from) the hub's backlog. */

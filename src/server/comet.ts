@@ -1,6 +1,6 @@
 import { _putInt32 } from "../protocol/_int.ts";
 import { DEFAULT_MAX_BODY, encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
-import { Op } from "../protocol/op.ts";
+import { isReservedOp, Op, RESERVED_OPS } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import { WebhookError } from "../auth/webhook_operator.ts";
 import { type LogFields, type Logger, silentLogger } from "../log.ts";
@@ -386,6 +386,20 @@ function _parseOps(body: Uint8Array): number[] {
  * comet.pushRoom("live://1000", 1000, body); // 0: nobody is connected yet
  * ```
  */
+/**
+ * The frame of a push of `op`. The protocol's own operations are refused: op 6
+ * would close a client's session while the hub still counts it, op 9 with a
+ * body that is not frames would break its reader.
+ */
+function _pushFrame(op: number, body: Uint8Array): Uint8Array {
+  if (isReservedOp(op)) {
+    throw new RangeError(
+      `Operation is reserved by the protocol (${RESERVED_OPS.min} to ${RESERVED_OPS.max}): ${op}`,
+    );
+  }
+  return encodeFrame(op, 0, body);
+}
+
 export class Comet implements AsyncDisposable {
   /** Largest inbound body, for transports' decoders. */
   readonly maxBody: number;
@@ -669,7 +683,7 @@ export class Comet implements AsyncDisposable {
    * @returns How many connections it was queued to.
    */
   pushKeys(keys: Iterable<string>, op: number, body: Uint8Array): number {
-    const frame = encodeFrame(op, 0, body);
+    const frame = _pushFrame(op, body);
     const targets: Channel[] = [];
     for (const key of keys) {
       const ch = this.bucket(key).channel(key);
@@ -689,7 +703,7 @@ export class Comet implements AsyncDisposable {
    * @returns How many connections it was queued to.
    */
   pushMids(mids: Iterable<number>, op: number, body: Uint8Array): number {
-    const frame = encodeFrame(op, 0, body);
+    const frame = _pushFrame(op, body);
     const targets: Channel[] = [];
     for (const mid of mids) {
       const entry = this.#mids.get(mid);
@@ -715,7 +729,7 @@ export class Comet implements AsyncDisposable {
    * @returns How many connections it was queued to.
    */
   pushRoom(room: string, op: number, body: Uint8Array): number {
-    const frame = encodeFrame(op, 0, body);
+    const frame = _pushFrame(op, body);
     let n = 0;
     if (this.#roomCounts.has(room)) {
       // Checked whole before any part queues it: a push is refused whole or reaches every member.
@@ -747,7 +761,7 @@ export class Comet implements AsyncDisposable {
    * @returns How many connections it was queued to (so far, when paced).
    */
   pushAll(op: number, body: Uint8Array, options: PushAllOptions = {}): number {
-    const frame = encodeFrame(op, 0, body);
+    const frame = _pushFrame(op, body);
     const speed = options.speed ?? 0;
     if (!(speed >= 0)) throw new RangeError(`Speed must be a non-negative number: ${speed}`);
     // Every connection counts, watching or not: a bound that costs no walk over them.

@@ -84,6 +84,22 @@ export class FrameQueue {
     return frame;
   }
 
+  /** Drops the newest frames past the first `length`; returns how many. */
+  truncate(length: number): number {
+    const ring = this.#ring;
+    if (ring === undefined || this.#length <= length) return 0;
+    const cut = this.#length - length;
+    const mask = ring.length - 1;
+    for (let i = length; i < this.#length; i++) {
+      const at = (this.#head + i) & mask;
+      this.#bytes -= ring[at]!.length;
+      if (this.#alone![at] === 1) this.#aloneCount--;
+      ring[at] = undefined;
+    }
+    this.#length = length;
+    return cut;
+  }
+
   /** Drops every frame; returns their bytes. */
   clear(): number {
     const bytes = this.#bytes;
