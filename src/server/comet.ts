@@ -373,20 +373,6 @@ function _parseOps(body: Uint8Array): number[] {
 }
 
 /**
- * The comet hub: owns the buckets, rooms and the one timer heap, runs each
- * connection's protocol session, and fans pushes out to keys, users, rooms
- * or everyone. Transports hand it a {@linkcode Wire} per connection.
- *
- * @example
- * ```ts
- * import { Comet } from "./comet.ts";
- *
- * await using comet = new Comet({ heartbeatTimeout: 60_000 });
- * const body = new TextEncoder().encode("hello");
- * comet.pushRoom("live://1000", 1000, body); // 0: nobody is connected yet
- * ```
- */
-/**
  * The frame of a push of `op`. The protocol's own operations are refused: op 6
  * would close a client's session while the hub still counts it, op 9 with a
  * body that is not frames would break its reader.
@@ -400,6 +386,20 @@ function _pushFrame(op: number, body: Uint8Array): Uint8Array {
   return encodeFrame(op, 0, body);
 }
 
+/**
+ * The comet hub: owns the buckets, rooms and the one timer heap, runs each
+ * connection's protocol session, and fans pushes out to keys, users, rooms
+ * or everyone. Transports hand it a {@linkcode Wire} per connection.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ *
+ * await using comet = new Comet({ heartbeatTimeout: 60_000 });
+ * const body = new TextEncoder().encode("hello");
+ * comet.pushRoom("live://1000", 1000, body); // 0: nobody is connected yet
+ * ```
+ */
 export class Comet implements AsyncDisposable {
   /** Largest inbound body, for transports' decoders. */
   readonly maxBody: number;
