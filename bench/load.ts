@@ -2350,7 +2350,7 @@ async function pushBurst(apiPort: number, total: number, concurrency: number): P
   return r;
 }
 
-interface BurstRun extends Omit<BurstPush, "startAt"> {
+interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs"> {
   kind: "tcp" | "ws";
   /** Flags Comet ran with, besides its listen addresses and log level. */
   flags: string[];
@@ -2432,7 +2432,7 @@ async function burstRun(gen: LoadGens, kind: "tcp" | "ws"): Promise<BurstRun> {
     const m = measure(durationMs);
     const m1 = await cometMetrics(comet.api);
     const caps = Object.keys(m1).filter((k) => k.startsWith("comet_pushes_refused_total{"));
-    const { startAt: _, ...answers } = push;
+    const { startAt: _s, elapsedMs: _e, ...answers } = push;
     return {
       kind,
       flags: comet.flags,
@@ -2482,7 +2482,8 @@ async function burstRun(gen: LoadGens, kind: "tcp" | "ws"): Promise<BurstRun> {
 async function burstPhase(gen: LoadGens): Promise<void> {
   log(
     `comet burst: ${BURST_PUSHES} room pushes from ${PUSHERS} keep-alive connections as fast ` +
-      `as answered, ${BURST_MEMBERS} members (${BURST_KINDS.join(", then ")}), default flags`,
+      `as answered, ${BURST_MEMBERS} members (${BURST_KINDS.join(", then ")}), default flags` +
+      (COMET_FLAGS.length ? ` + ${COMET_FLAGS.join(" ")}` : ""),
   );
   let failure: unknown;
   for (const kind of BURST_KINDS) {
@@ -2758,7 +2759,8 @@ function buildTable(): Row[] {
   for (const kind of BURST_KINDS) {
     const r = c[`burst_${kind}`] as (BurstRun & { error?: string }) | undefined;
     const head = `Room burst, ${fmtNum(r?.members ?? BURST_MEMBERS)} ${kind.toUpperCase()} ` +
-      `members, ${fmtNum(BURST_PUSHES)} pushes (${PUSHERS} conns, default flags)`;
+      `members, ${fmtNum(BURST_PUSHES)} pushes (${PUSHERS} conns, default flags` +
+      (COMET_FLAGS.length ? ` + ${COMET_FLAGS.join(" ")})` : ")");
     if (!r || r.error !== undefined) {
       rows.push({
         figure: `${head}: deliveries lost`,

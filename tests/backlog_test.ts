@@ -6,7 +6,7 @@ import { silentLogger } from "../src/log.ts";
 import { Backlog } from "../src/server/backlog.ts";
 import { BacklogFullError } from "../src/server/backlog_full_error.ts";
 import { Comet } from "../src/server/comet.ts";
-import { FrameQueue } from "../src/server/frame_queue.ts";
+import { FrameQueue, SharedFrame } from "../src/server/frame_queue.ts";
 import { FakeWire } from "./_fake_wire.ts";
 import { utf8 } from "./_helpers.ts";
 
@@ -35,17 +35,36 @@ Deno.test("backlog caps must be positive integers or Infinity", () => {
   assert.equal(new Backlog({ maxRoomBytes: Infinity }).maxRoomBytes, Infinity);
 });
 
-Deno.test("frame queue counts frames pushed alone apart from shared ones, and their bytes", () => {
-  const queue = new FrameQueue();
-  for (let i = 0; i < 10; i++) queue.push(new Uint8Array(i + 1), i % 2 === 0);
-  assert.deepEqual([queue.length, queue.alone, queue.bytes], [10, 5, 55]);
+Deno.test("frame queue counts frames pushed alone apart from the others, and their bytes", () => {
+  const backlog = new Backlog();
+  const queue = new FrameQueue(backlog);
+  for (let i = 0; i < 10; i++) queue.push(new Uint8Array(i + 1), i % 2 === 0 ? "alone" : "reply");
+  assert.deepEqual([queue.length, queue.alone, queue.bytes, backlog.queueBytes], [10, 5, 55, 55]);
   assert.equal(queue.shift()!.length, 1);
-  assert.deepEqual([queue.length, queue.alone, queue.bytes], [9, 4, 54]);
+  assert.deepEqual([queue.length, queue.alone, queue.bytes, backlog.queueBytes], [9, 4, 54, 54]);
   assert.equal(queue.truncate(4), 5, "the five newest go");
-  assert.deepEqual([queue.length, queue.alone, queue.bytes], [4, 2, 14]);
+  assert.deepEqual([queue.length, queue.alone, queue.bytes, backlog.queueBytes], [4, 2, 14, 14]);
   assert.equal(queue.nextLength, 2);
-  assert.equal(queue.clear(), 14);
+  queue.push(new Uint8Array(100), "room");
+  assert.equal(backlog.queueBytes, 14, "a room frame is counted by its room's log");
+  queue.clear();
+  assert.deepEqual([queue.length, queue.bytes, backlog.queueBytes], [0, 0, 0]);
   assert.ok(queue.release());
+});
+
+Deno.test("a shared frame counts once while any queue holds it", () => {
+  const backlog = new Backlog();
+  const frame = new Uint8Array(500);
+  const shared = new SharedFrame(frame.length);
+  const queues = [0, 1, 2].map(() => new FrameQueue(backlog));
+  for (const q of queues) q.push(frame, shared);
+  assert.equal(backlog.queueBytes, 500);
+  queues[0]!.shift();
+  queues[1]!.clear();
+  assert.equal(backlog.queueBytes, 500, "one queue still holds it");
+  queues[2]!.truncate(0);
+  assert.equal(backlog.queueBytes, 0);
+  assert.equal(shared.refs, 0);
 });
 
 Deno.test("a room push past the room's cap is refused whole and counted", async () => {
@@ -75,15 +94,19 @@ Deno.test("a room push past the room's cap is refused whole and counted", async 
 Deno.test("a push past the hub's cap is refused whole, for every kind of push", async () => {
   await using comet = new Comet({ logger: silentLogger, backlog: { maxBytes: 10_000 } });
   await stalledRoom(comet, 4);
+  const replies = comet.backlog.queueBytes;
   const body = new Uint8Array(3000);
-  // 4 connections × 3016 bytes does not fit in 10,000: refused before anyone has it.
-  assert.throws(() => comet.pushAll(1000, body), BacklogFullError);
+  // Four copies of 3016 bytes do not fit in 10,000: refused before anyone has it.
   assert.throws(() => comet.pushKeys(["k0", "k1", "k2", "k3"], 1000, body), BacklogFullError);
   assert.equal(comet.pushKeys(["k0", "k1"], 1000, body), 2, "two copies fit");
-  assert.equal(comet.backlog.queueBytes, 2 * 3016);
+  assert.equal(comet.backlog.queueBytes, replies + 2 * 3016);
+  // A broadcast is one allocation shared by every queue: it counts once.
+  assert.equal(comet.pushAll(1000, body), 4);
+  assert.equal(comet.backlog.queueBytes, replies + 3 * 3016);
+  assert.throws(() => comet.pushAll(1000, body), BacklogFullError);
   assert.throws(() => comet.pushRoom("live://1", 1000, body), BacklogFullError);
   assert.deepEqual(comet.stats.pushesRefused, { room: 0, server: 3 });
-  assert.equal(comet.stats.deliveries, 2);
+  assert.equal(comet.stats.deliveries, 6);
   comet.close(0);
 });
 

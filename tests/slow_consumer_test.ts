@@ -255,3 +255,23 @@ Deno.test("slow readers under drop hold at most their queues, and give it back w
   assert.ok(await until(() => server.comet.connections === 0));
   assert.equal(server.comet.backlog.queueBytes, 0, "nothing stays counted once they left");
 });
+
+Deno.test("readers that stop do not make the server refuse broadcasts to the one that reads", async () => {
+  // A backlog cap of 8 MiB against 10 stopped readers that would hold 300 broadcasts of 64 KiB.
+  await using server = new Server("tcp", {
+    slow: "drop",
+    queueSize: 8,
+    writeTimeout: 100,
+    backlog: { maxBytes: 8 << 20 },
+  });
+  for (let i = 0; i < 10; i++) await server.member(`s${i}`, false);
+  const reader = await server.member("reader");
+  const body = new Uint8Array(64 * 1024).fill(2);
+  for (let i = 1; i <= 300; i++) {
+    server.comet.pushAll(1000, body); // throws BacklogFullError if refused
+    if (i % 10 === 0) await until(() => reader.pushes === i, 10_000);
+  }
+  assert.ok(await until(() => reader.pushes === 300, 10_000), `${reader.pushes} of 300`);
+  assert.deepEqual(server.comet.stats.pushesRefused, { room: 0, server: 0 });
+  assert.ok(server.comet.stats.dropped > 0);
+});

@@ -296,7 +296,7 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   family(
     "comet_backlog_bytes",
     "gauge",
-    "Bytes waiting to be written: frames in connection queues (each reference) and room logs.",
+    "Bytes waiting to be written: frames in connection queues and in room logs, each once.",
   ).sample(backlog.queueBytes, { kind: "queues" }).sample(backlog.roomBytes, { kind: "rooms" });
   family(
     "comet_backlog_limit_bytes",

@@ -24,10 +24,10 @@ function _cap(name: string, value: number | undefined, fallback: number): number
  * Bytes waiting to be written to one hub's connections, and the caps that
  * keep them bounded when the whole server falls behind.
  *
- * Channels and rooms add and subtract as frames are queued and written: a
- * room's log counts each frame once however many members will take it; a
- * connection's own queue counts each frame it holds at the frame's size,
- * though a broadcast's frame is one allocation shared by every queue. The
+ * Queues and rooms add and subtract as frames are queued and written, each
+ * allocation once: a room's log counts each frame once however many members
+ * will take it, a broadcast's frame counts once while any queue holds it, a
+ * frame pushed to one connection counts in its queue. The
  * hub asks {@linkcode Backlog.admits} before it queues a push, so a push is
  * either refused whole, before anyone has it, or queued to every member.
  *

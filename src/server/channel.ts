@@ -1,7 +1,7 @@
 import { encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import type { Backlog } from "./backlog.ts";
-import { FrameQueue } from "./frame_queue.ts";
+import { FrameQueue, type SharedFrame } from "./frame_queue.ts";
 import type { Room } from "./room.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
@@ -256,13 +256,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (from === end) return 0;
     const queue = this.#own();
     const to = Math.min(end, from + limit);
-    let bytes = 0;
-    for (let n = from; n < to; n++) {
-      const frame = log._frame(n);
-      queue.push(frame, false);
-      bytes += frame.length;
-    }
-    this.#count(bytes);
+    for (let n = from; n < to; n++) queue.push(log._frame(n), "room");
     this._cursor = end;
     return end - to;
   }
@@ -346,35 +340,35 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * @returns Whether the frame was queued.
    */
   push(frame: Uint8Array): boolean {
-    return this.#enqueue(frame, true);
+    return this.#enqueue(frame, "alone");
   }
 
   /**
    * Queues a frame shared with many connections (a broadcast's). It waits
    * for the server's turn like a room's frames do, so it never fills the
    * queue of a connection that reads: only a slow connection with a full
-   * queue meets the slow-consumer policy.
+   * queue meets the slow-consumer policy. `shared` is the one description of
+   * the frame every receiver is handed, so that its bytes count once.
    *
    * @returns Whether the frame was queued.
    */
-  pushShared(frame: Uint8Array): boolean {
-    return this.#enqueue(frame, false);
+  pushShared(frame: Uint8Array, shared: SharedFrame): boolean {
+    return this.#enqueue(frame, shared);
   }
 
-  #enqueue(frame: Uint8Array, alone: boolean): boolean {
+  #enqueue(frame: Uint8Array, kind: "alone" | SharedFrame): boolean {
     if (!this._reads()) return false;
     this._catchUp();
     const queue = this.#own();
     const size = this.#options.queueSize;
     if (queue.length >= size) {
       const stuck = this._stuck(performance.now());
-      if (stuck || (alone && queue.alone >= size)) {
+      if (stuck || (kind === "alone" && queue.alone >= size)) {
         this.#overflow(1 + (stuck && this.#options.slow === "drop" ? this.#keep() : 0), stuck);
         return false;
       }
     }
-    queue.push(frame, alone);
-    this.#count(frame.length);
+    queue.push(frame, kind);
     if (!this.#flushing) this.#startFlush();
     if (this._traced) this.#options.hooks.pushed?.(this, frame);
     return true;
@@ -386,18 +380,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * goes. Returns how many frames went.
    */
   #keep(): number {
-    const queue = this.#queue;
-    if (queue === undefined) return 0;
-    const bytes = queue.bytes;
-    const cut = queue.truncate(this.#options.queueSize);
-    this.#count(queue.bytes - bytes);
-    return cut;
-  }
-
-  /** Adds `bytes` queued to (or, negative, written from) the hub's backlog. */
-  #count(bytes: number): void {
-    const backlog = this.#options.backlog;
-    if (backlog !== undefined) backlog.queueBytes += bytes;
+    return this.#queue?.truncate(this.#options.queueSize) ?? 0;
   }
 
   /**
@@ -423,9 +406,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (!this._reads()) return false;
     const bytes = _bytes(body);
     this._catchUp();
-    const frame = encodeFrame(op, seq, bytes, ver);
-    this.#own().push(frame, false);
-    this.#count(frame.length);
+    this.#own().push(encodeFrame(op, seq, bytes, ver), "reply");
     if (!this.#flushing) this.#startFlush();
     return true;
   }
@@ -465,14 +446,12 @@ export class Channel implements SettledWriteTurn, FrameReader {
     this.#state = "closing";
     this._closeReason = reason;
     if (discard) {
-      if (this.#queue !== undefined) this.#count(-this.#queue.clear());
+      this.#queue?.clear();
     } else {
       this._catchUp();
     }
     this._log?._detach(this);
-    const goodbye = encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason));
-    this.#own().push(goodbye, false);
-    this.#count(goodbye.length);
+    this.#own().push(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)), "reply");
     if (!this.#flushing) this.#startFlush();
     this.#options.hooks.closing(this, this.#options.closeGrace);
   }
@@ -481,7 +460,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
   abort(): void {
     this._log?._detach(this);
     this.#state = "closed";
-    if (this.#queue !== undefined) this.#count(-this.#queue.clear());
+    this.#queue?.clear();
     this.#queue = undefined;
     this.wire.close();
     this.#wakeReader();
@@ -527,7 +506,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
 
   /** The channel's own queue, made when first needed. */
   #own(): FrameQueue {
-    return this.#queue ??= new FrameQueue();
+    return this.#queue ??= new FrameQueue(this.#options.backlog);
   }
 
   #startFlush(): void {
@@ -625,7 +604,6 @@ export class Channel implements SettledWriteTurn, FrameReader {
         _batch[count++] = chunk;
         bytes += chunk.length;
       }
-      this.#count(-bytes);
       if (count === queued && end > from) {
         to = log!._span(from, end, MAX_WRITE_BYTES - bytes, count === 0);
         bytes += log!._copy(from, to, _batch, count);

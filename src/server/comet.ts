@@ -16,6 +16,7 @@ import {
 } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import { DefaultOperator, type Operator, type ReplyBody, type Session } from "./operator.ts";
+import { SharedFrame } from "./frame_queue.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import { WriteScheduler } from "./write_scheduler.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
@@ -210,7 +211,7 @@ export interface CometStats {
 
 /** Bytes waiting to be written to a hub's connections; see {@linkcode Comet.backlog}. */
 export interface BacklogFigures {
-  /** Frames in connections' own queues, each reference at its frame's size. */
+  /** Frames in connections' own queues; a broadcast's frame once. */
   queueBytes: number;
   /** Frames in room logs, each once. */
   roomBytes: number;
@@ -764,17 +765,18 @@ export class Comet implements AsyncDisposable {
     const frame = _pushFrame(op, body);
     const speed = options.speed ?? 0;
     if (!(speed >= 0)) throw new RangeError(`Speed must be a non-negative number: ${speed}`);
-    // Every connection counts, watching or not: a bound that costs no walk over them.
-    this.#fits(frame, this.#live);
+    // One allocation shared by every queue: its bytes count once.
+    this.#fits(frame, 1);
+    const shared = new SharedFrame(frame.length);
     this.#stats.pushes.all++;
     if (speed > 0) {
-      this.#pushAllPaced(frame, op, speed).catch((err) => {
+      this.#pushAllPaced(frame, shared, op, speed).catch((err) => {
         this.logger.warn("Paced broadcast failed", { error: err });
       });
       return 0;
     }
     let n = 0;
-    for (const bucket of this.#buckets) n += this.#pushBucket(bucket, frame, op);
+    for (const bucket of this.#buckets) n += this.#pushBucket(bucket, frame, shared, op);
     return n;
   }
 
@@ -994,19 +996,26 @@ export class Comet implements AsyncDisposable {
     throw new BacklogFullError(message, scope);
   }
 
-  #pushBucket(bucket: Bucket, frame: Uint8Array, op: number): number {
+  #pushBucket(bucket: Bucket, frame: Uint8Array, shared: SharedFrame, op: number): number {
     let n = 0;
-    for (const ch of bucket.channels.values()) if (ch.watches(op) && ch.pushShared(frame)) n++;
+    for (const ch of bucket.channels.values()) {
+      if (ch.watches(op) && ch.pushShared(frame, shared)) n++;
+    }
     this.#stats.deliveries += n;
     return n;
   }
 
-  async #pushAllPaced(frame: Uint8Array, op: number, speed: number): Promise<void> {
+  async #pushAllPaced(
+    frame: Uint8Array,
+    shared: SharedFrame,
+    op: number,
+    speed: number,
+  ): Promise<void> {
     const signal = this.#pacing.signal;
     for (const bucket of this.#buckets) {
       if (signal.aborted) return;
       const size = bucket.size;
-      this.#pushBucket(bucket, frame, op);
+      this.#pushBucket(bucket, frame, shared, op);
       const pause = (size / speed) * 1000;
       if (pause >= 1) await _sleep(pause, signal);
     }
