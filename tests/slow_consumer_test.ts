@@ -78,29 +78,27 @@ class Server implements AsyncDisposable {
   }
 }
 
-/** Counts goim frames in a byte stream: op 1000 and op 6. */
-function _goimMember(conn: Deno.TcpConn, auth: Uint8Array, reads: boolean): Member {
+/**
+ * A member over a byte stream: reads `reads` times at most (Infinity: until it closes) and
+ * hands what it has to `take`, which counts the whole units at its start and returns the
+ * bytes they fill; the rest waits for the next read.
+ */
+function _streamMember(
+  conn: Deno.TcpConn,
+  reads: number,
+  take: (bytes: Uint8Array, view: DataView, member: Member) => number,
+): Member {
   const member: Member = { pushes: 0, goodbyes: 0, close: () => Promise.resolve() };
-  void conn.write(encodeFrame(Op.Auth, 1, auth));
   let buf = new Uint8Array(0);
   const loop = (async () => {
     const chunk = new Uint8Array(64 * 1024);
-    // A member that does not read still takes its auth reply, then stops.
-    for (let first = true; reads || first; first = false) {
+    for (let i = 0; i < reads; i++) {
       const n = await conn.read(chunk).catch(() => null);
       if (n === null) return;
       const joined = new Uint8Array(buf.length + n);
       joined.set(buf);
       joined.set(chunk.subarray(0, n), buf.length);
-      let at = 0;
-      const view = new DataView(joined.buffer);
-      while (joined.length - at >= 16 && joined.length - at >= view.getInt32(at)) {
-        const op = view.getInt32(at + 8);
-        if (op === 1000) member.pushes++;
-        else if (op === Op.DisconnectReply) member.goodbyes++;
-        at += view.getInt32(at);
-      }
-      buf = joined.slice(at);
+      buf = joined.slice(take(joined, new DataView(joined.buffer), member));
     }
   })();
   member.close = async () => {
@@ -112,38 +110,36 @@ function _goimMember(conn: Deno.TcpConn, auth: Uint8Array, reads: boolean): Memb
   return member;
 }
 
-/** Counts pkg packages after the first (the hub answers nothing to the auth package). */
+/** Counts goim frames in a byte stream: op 1000 and op 6. */
+function _goimMember(conn: Deno.TcpConn, auth: Uint8Array, reads: boolean): Member {
+  void conn.write(encodeFrame(Op.Auth, 1, auth));
+  // A member that does not read still takes its auth reply, then stops.
+  return _streamMember(conn, reads ? Infinity : 1, (bytes, view, member) => {
+    let at = 0;
+    while (bytes.length - at >= 16 && bytes.length - at >= view.getInt32(at)) {
+      const op = view.getInt32(at + 8);
+      if (op === 1000) member.pushes++;
+      else if (op === Op.DisconnectReply) member.goodbyes++;
+      at += view.getInt32(at);
+    }
+    return at;
+  });
+}
+
+/** Counts pkg packages (the hub answers nothing to the auth package). */
 function _pkgMember(conn: Deno.TcpConn, auth: Uint8Array, reads: boolean): Member {
-  const member: Member = { pushes: 0, goodbyes: 0, close: () => Promise.resolve() };
   const out = new Uint8Array(2 + auth.length);
   new DataView(out.buffer).setUint16(0, auth.length);
   out.set(auth, 2);
   void conn.write(out);
-  let buf = new Uint8Array(0);
-  const loop = (async () => {
-    const chunk = new Uint8Array(64 * 1024);
-    while (reads) {
-      const n = await conn.read(chunk).catch(() => null);
-      if (n === null) return;
-      const joined = new Uint8Array(buf.length + n);
-      joined.set(buf);
-      joined.set(chunk.subarray(0, n), buf.length);
-      let at = 0;
-      const view = new DataView(joined.buffer);
-      while (joined.length - at >= 2 && joined.length - at >= 2 + view.getUint16(at)) {
-        member.pushes++;
-        at += 2 + view.getUint16(at);
-      }
-      buf = joined.slice(at);
+  return _streamMember(conn, reads ? Infinity : 0, (bytes, view, member) => {
+    let at = 0;
+    while (bytes.length - at >= 2 && bytes.length - at >= 2 + view.getUint16(at)) {
+      member.pushes++;
+      at += 2 + view.getUint16(at);
     }
-  })();
-  member.close = async () => {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-    await loop;
-  };
-  return member;
+    return at;
+  });
 }
 
 /** Counts goim frames in WebSocket messages, op-9 batches opened. */
