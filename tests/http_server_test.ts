@@ -442,3 +442,43 @@ Deno.test("out of file descriptors, the API logs it once, counts it, keeps its c
     await stopChild(child, stderr, stdout);
   }
 });
+
+Deno.test("out of file descriptors because of clients, the API still lets one connection in at a time", async () => {
+  const child = cliUnderUlimit(96, ["--allow-net", "--allow-env", "--allow-read"], [
+    "--tcp",
+    "127.0.0.1:0",
+    "--ws",
+    "off",
+    "--api",
+    "127.0.0.1:0",
+    "--handshake-timeout",
+    "30s",
+  ]).spawn();
+  const stderr = new LineReader(child.stderr);
+  const stdout = new LineReader(child.stdout);
+  const held: Deno.Conn[] = [];
+  try {
+    const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/);
+    const [tcp, api] = [Number(m[1]), Number(m[2])];
+    // Clients that have not authenticated yet hold their descriptors until the handshake timeout.
+    for (let i = 0; i < 120; i++) {
+      held.push(await Deno.connect({ hostname: "127.0.0.1", port: tcp }));
+    }
+    await stderr.line(/WARN Accept failed: out of file descriptors.*listener=tcp/);
+    for (let i = 0; i < 3; i++) {
+      // Well before any client's descriptor frees up.
+      const res = await fetch(`http://127.0.0.1:${api}/metrics`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(2_000),
+      });
+      assert.equal(res.status, 200);
+      const failed = /comet_accept_errors_total\{listener="tcp",error="emfile"\} (\d+)/.exec(
+        await res.text(),
+      );
+      assert.ok(failed && Number(failed[1]) > 0);
+    }
+  } finally {
+    for (const conn of held) conn.close();
+    await stopChild(child, stderr, stdout);
+  }
+});

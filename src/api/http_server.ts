@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from "../log.ts";
-import { AcceptErrorLog } from "../transport/accept_errors.ts";
+import { acceptErrorKind, AcceptErrorLog } from "../transport/accept_errors.ts";
 import { closeQuietly } from "../transport/traffic.ts";
 import { HttpConnection, type HttpContext, refusal, writeAll } from "./http_connection.ts";
 
@@ -89,7 +89,9 @@ async function _shed(conn: Deno.Conn): Promise<void> {
  * header or body deadlines, idle timeout or connection cap, so one client
  * holding sockets could silence the API or kill the process. This one
  * backs off and keeps accepting when the process is out of descriptors
- * (logged once per interval, counted in `acceptErrors()`), answers 503
+ * (logged once per interval, counted in `acceptErrors()`), letting one
+ * connection in at a time on a descriptor it holds back (an open
+ * `/dev/null`, with read permission for it), answers 503
  * beyond `maxConnections`, 408 to a request whose headers or body come
  * late, 400 to a malformed one, 431 to oversize headers, and closes
  * kept-alive connections left idle. Request bodies, `Content-Length` or
@@ -121,6 +123,14 @@ export class HttpServer implements AsyncDisposable {
   readonly #tick: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /**
+   * A descriptor held back for the API: out of descriptors, it is given up
+   * to accept one connection, so that `/healthz`, `/metrics` and pushes still
+   * get through one at a time (the clients took the rest); taken again as
+   * soon as a connection closes.
+   */
+  #spare: Deno.FsFile | undefined;
+  #mayKeepSpare = false;
 
   /**
    * Starts serving on `listener`, which it owns from then on.
@@ -161,6 +171,14 @@ export class HttpServer implements AsyncDisposable {
       options.name ?? "api",
       options.logger ?? createLogger({ level: "info" }),
     );
+    try {
+      // Asked, not tried: a read without the permission may prompt for it.
+      this.#mayKeepSpare =
+        Deno.permissions.querySync({ name: "read", path: "/dev/null" }).state === "granted";
+    } catch {
+      // No permissions API: no spare.
+    }
+    this.#keepSpare();
     this.finished = this.#accept().then(() => this.#drained());
   }
 
@@ -182,8 +200,14 @@ export class HttpServer implements AsyncDisposable {
       } catch (err) {
         if (this.#closed || err instanceof Deno.errors.BadResource) return;
         // Out of descriptors, say: the connections already open are served all the while,
-        // the new ones wait in the backlog until some close.
+        // the new ones wait in the backlog until some close, but for one the spare lets in.
         this.#errors.failed(err);
+        const kind = acceptErrorKind(err);
+        if (this.#spare && (kind === "emfile" || kind === "enfile")) {
+          this.#spare.close();
+          this.#spare = undefined;
+          continue;
+        }
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
@@ -208,14 +232,25 @@ export class HttpServer implements AsyncDisposable {
       this.#sweeper ??= setInterval(() => {
         const now = performance.now();
         for (const c of this.#conns) c.check(now);
+        this.#keepSpare();
       }, this.#tick);
       void connection.done.then(() => {
         this.#conns.delete(connection);
+        this.#keepSpare();
         if (this.#conns.size === 0) {
           clearInterval(this.#sweeper);
           this.#sweeper = undefined;
         }
       });
+    }
+  }
+
+  #keepSpare(): void {
+    if (this.#spare || !this.#mayKeepSpare || this.#closed) return;
+    try {
+      this.#spare = Deno.openSync("/dev/null");
+    } catch {
+      // Out of descriptors still: the next closed connection frees one.
     }
   }
 
@@ -229,6 +264,8 @@ export class HttpServer implements AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#spare?.close();
+    this.#spare = undefined;
     try {
       this.#listener.close();
     } catch {
