@@ -51,6 +51,7 @@ export * from "./src/transport/pkg.ts";
 export * from "./src/transport/socket_wire.ts";
 export * from "./src/transport/traffic.ts";
 export * from "./src/transport/accept_errors.ts";
+export * from "./src/transport/fd_limit.ts";
 export * from "./src/api/http_server.ts";
 export * from "./src/api/push_api.ts";
 export * from "./src/api/metrics.ts";

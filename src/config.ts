@@ -532,7 +532,7 @@ const _FLAGS: _Flag[] = [
     name: "max-connections",
     arg: "N",
     help:
-      `connections at once; more are refused at accept (default ${DEFAULT_LIMITS.maxConnections}; 0 = no limit)`,
+      `connections at once; more are refused at accept (default ${DEFAULT_LIMITS.maxConnections}, lowered to fit ulimit -n; 0 = no limit)`,
     parse: (v, c) => void (c.limits.maxConnections = _limit(v)),
   },
   {
