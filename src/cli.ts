@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DEFAULT_HTTP_LIMITS } from "./api/http_server.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { RedisCluster } from "./cluster/redis_cluster.ts";
@@ -13,9 +14,61 @@ import { checkExposure, ConfigError, parseConfig, usage } from "./config.ts";
 import { denoEnv } from "./config_names.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./serve.ts";
+import { DEFAULT_LIMITS } from "./server/comet.ts";
+import { DESCRIPTOR_RESERVE, fitConnections, readDescriptorLimit } from "./transport/fd_limit.ts";
 
 /** Longest a signal-triggered shutdown may take before the process exits anyway. */
 const _HARD_EXIT_MS = 10_000;
+
+/**
+ * Holds the connection limits to the descriptor limit (`ulimit -n`), which
+ * is often far below the default `--max-connections`: past it, `accept()`
+ * fails with EMFILE for clients and API alike. Limits left at their
+ * defaults are lowered to fit; limits given explicitly are kept, with a
+ * warning. Nothing happens where the limit cannot be read.
+ */
+function _fitDescriptors(cfg: CliConfig, logger: Logger): void {
+  const fds = readDescriptorLimit();
+  if (fds === undefined) {
+    logger.debug(
+      "Descriptor limit unknown: reading it takes --allow-all or --allow-run=sh; keep ulimit -n above the connection limits",
+    );
+  }
+  if (fds === undefined || fds.soft === Infinity) return;
+  const wanted = {
+    connections: cfg.limits.maxConnections,
+    api: cfg.api ? cfg.apiMaxConnections : 0,
+  };
+  // Each webhook call in flight holds a socket too.
+  const reserve = DESCRIPTOR_RESERVE + (cfg.auth === "webhook" ? cfg.webhookConcurrency ?? 64 : 0);
+  if (wanted.connections + wanted.api + reserve <= fds.soft) return;
+  const fit = fitConnections(fds.soft, wanted, {
+    reserve,
+    lower: {
+      connections: wanted.connections === DEFAULT_LIMITS.maxConnections,
+      api: cfg.apiMaxConnections === DEFAULT_HTTP_LIMITS.maxConnections,
+    },
+  });
+  cfg.limits.maxConnections = fit.connections;
+  if (cfg.api) cfg.apiMaxConnections = fit.api;
+  const fields = {
+    limit: fds.soft,
+    hard: String(fds.hard),
+    maxConnections: String(fit.connections),
+    apiMaxConnections: String(fit.api),
+  };
+  if (fit.connections + fit.api + reserve <= fds.soft) {
+    logger.warn(
+      "Descriptor limit below the default connection limits: lowered them to fit; raise ulimit -n to serve more",
+      fields,
+    );
+  } else {
+    logger.warn(
+      "Descriptor limit below the connection limits: past it, connections wait or are refused; raise ulimit -n or lower --max-connections and --api-max-connections",
+      fields,
+    );
+  }
+}
 
 /**
  * Runs the CLI with `args`; resolves with the exit status once the server
@@ -49,6 +102,7 @@ export async function main(args: readonly string[]): Promise<number> {
       unreadable: unreadable.length,
     });
   }
+  _fitDescriptors(cfg, logger);
   // Ends webhook calls still in flight once the server has stopped.
   const stopped = new AbortController();
   let hub;
@@ -95,6 +149,10 @@ export async function main(args: readonly string[]): Promise<number> {
       pkg: cfg.pkg && { ...cfg.pkg, headerSize: cfg.pkgHeader },
       api: cfg.api,
       ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),
+      apiHeaderTimeout: cfg.apiHeaderTimeout,
+      apiBodyTimeout: cfg.apiBodyTimeout,
+      apiIdleTimeout: cfg.apiIdleTimeout,
+      apiMaxConnections: cfg.apiMaxConnections,
       ...hub,
       ...(cluster !== undefined && { cluster }),
       ...(cfg.advertise !== undefined && { domain: cfg.advertise }),

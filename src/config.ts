@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_LIMITS } from "./api/http_server.ts";
 import type { JwtAlgorithm } from "./auth/jwt.ts";
 import { parseRedisUrl } from "./cluster/redis_client.ts";
 import { AUTH_FLAGS, checkCombinations } from "./config_checks.ts";
@@ -46,6 +47,14 @@ export interface CliConfig {
   api: ListenOptions | false;
   /** Bearer token the push API requires, if any. */
   apiToken?: string;
+  /** How long the push API waits for a request's line and headers, in ms. */
+  apiHeaderTimeout: number;
+  /** How long the push API waits for a request's body once its headers are in, in ms. */
+  apiBodyTimeout: number;
+  /** How long a kept-alive push API connection may wait for its next request, in ms. */
+  apiIdleTimeout: number;
+  /** Push API connections at once; `Infinity` for no limit. */
+  apiMaxConnections: number;
   /** Handshake timeout in ms. */
   handshakeTimeout: number;
   /** Heartbeat timeout in ms. */
@@ -272,6 +281,31 @@ const _FLAGS: _Flag[] = [
       if (v === "") throw new RangeError("Token must not be empty");
       c.apiToken = v;
     },
+  },
+  {
+    name: "api-header-timeout",
+    arg: "D",
+    help: "push API: answer 408 and close when a request's headers take longer (default 10s)",
+    parse: (v, c) => void (c.apiHeaderTimeout = parseDuration(v)),
+  },
+  {
+    name: "api-body-timeout",
+    arg: "D",
+    help: "push API: answer 408 and close when a request's body takes longer (default 30s)",
+    parse: (v, c) => void (c.apiBodyTimeout = parseDuration(v)),
+  },
+  {
+    name: "api-idle-timeout",
+    arg: "D",
+    help: "push API: close a kept-alive connection idle this long (default 60s)",
+    parse: (v, c) => void (c.apiIdleTimeout = parseDuration(v)),
+  },
+  {
+    name: "api-max-connections",
+    arg: "N",
+    help:
+      `push API connections at once; more get 503 (default ${DEFAULT_HTTP_LIMITS.maxConnections}; 0 = no limit)`,
+    parse: (v, c) => void (c.apiMaxConnections = _limit(v)),
   },
   {
     name: "handshake-timeout",
@@ -524,7 +558,7 @@ const _FLAGS: _Flag[] = [
     name: "max-connections",
     arg: "N",
     help:
-      `connections at once; more are refused at accept (default ${DEFAULT_LIMITS.maxConnections}; 0 = no limit)`,
+      `connections at once; more are refused at accept (default ${DEFAULT_LIMITS.maxConnections}, lowered to fit ulimit -n; 0 = no limit)`,
     parse: (v, c) => void (c.limits.maxConnections = _limit(v)),
   },
   {
@@ -627,6 +661,10 @@ function _defaults(): CliConfig {
     pkg: false,
     pkgHeader: 2,
     api: { hostname: "127.0.0.1", port: 3111 },
+    apiHeaderTimeout: DEFAULT_HTTP_LIMITS.headerTimeout,
+    apiBodyTimeout: DEFAULT_HTTP_LIMITS.bodyTimeout,
+    apiIdleTimeout: DEFAULT_HTTP_LIMITS.idleTimeout,
+    apiMaxConnections: DEFAULT_HTTP_LIMITS.maxConnections,
     handshakeTimeout: 5_000,
     heartbeatTimeout: 480_000,
     maxBody: 4096,

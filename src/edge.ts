@@ -28,14 +28,17 @@
  * | `COMET_WEBHOOK_URL`, `COMET_WEBHOOK_SECRET`, `COMET_WEBHOOK_TIMEOUT`, `COMET_WEBHOOK_CONCURRENCY` | the auth webhook, with `COMET_AUTH=webhook` | `3s`, `64` |
  * | `COMET_MAX_CONNECTIONS`, `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE`, `COMET_MAX_AUTH_ATTEMPTS`, `COMET_UPSTREAM_RATE`, `COMET_MAX_ROOMS` | limits, `0` for none | the command's: `100000`, `1000`, `200`, `20`, `100`, `100000` |
  * | `COMET_HANDSHAKE_TIMEOUT`, `COMET_HEARTBEAT_TIMEOUT` | time to authenticate; silence allowed after a heartbeat | `5s`, `8m` |
- * | `COMET_MAX_BODY`, `COMET_QUEUE`, `COMET_SLOW` | largest inbound body; frames queued per connection; a full queue's policy | `4096`, `128`, `close` |
+ * | `COMET_MAX_BODY`, `COMET_QUEUE`, `COMET_SLOW` | largest inbound body; frames pushed to one connection alone queued; a slow connection's policy | `4096`, `128`, `close` |
+ * | `COMET_WRITE_TIMEOUT`, `COMET_MAX_BACKLOG`, `COMET_ROOM_BACKLOG` | how long a socket may refuse writes before it is slow; bytes all queues, and one room's log, may hold | `2s`, `256MiB`, `32MiB` |
  * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit | `32`, `128`, `8` |
  * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace | `info`, `text` |
  *
  * Refused here, since `deno serve` or the platform owns the listener and
  * its TLS, and one edge hub is no cluster node: `COMET_TCP`, `COMET_WS`,
  * `COMET_TCP_TLS`, `COMET_WSS`, `COMET_PKG`, `COMET_PKG_HEADER`,
- * `COMET_API`, `COMET_TLS_CERT`, `COMET_TLS_KEY`, `COMET_REDIS`,
+ * `COMET_API`, `COMET_API_HEADER_TIMEOUT`, `COMET_API_BODY_TIMEOUT`,
+ * `COMET_API_IDLE_TIMEOUT`, `COMET_API_MAX_CONNECTIONS`, `COMET_TLS_CERT`,
+ * `COMET_TLS_KEY`, `COMET_REDIS`,
  * `COMET_NODE_ID`, `COMET_ADVERTISE`, `COMET_SESSION_TTL`,
  * `COMET_REPORT_INTERVAL`.
  *
@@ -93,6 +96,10 @@ const _NOT_HERE: Readonly<Record<string, string>> = {
   pkg: _LISTENER,
   "pkg-header": _LISTENER,
   api: _LISTENER,
+  "api-header-timeout": _LISTENER,
+  "api-body-timeout": _LISTENER,
+  "api-idle-timeout": _LISTENER,
+  "api-max-connections": _LISTENER,
   "tls-cert": "deno serve (--cert, --key) or the platform terminates TLS",
   "tls-key": "deno serve (--cert, --key) or the platform terminates TLS",
   redis: "an edge hub is not a cluster node",

@@ -1,3 +1,4 @@
+import { HttpServer } from "./api/http_server.ts";
 import { createApiHandler, type NodesInfo } from "./api/push_api.ts";
 import { isLoopback } from "./auth/open_guard.ts";
 import type { Cluster, NodeAddress } from "./cluster/cluster.ts";
@@ -5,7 +6,12 @@ import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
 import { DefaultOperator } from "./server/operator.ts";
-import type { Acceptor, ListenOptions, TlsCertificate } from "./transport/acceptor.ts";
+import {
+  type Acceptor,
+  bindListener,
+  type ListenOptions,
+  type TlsCertificate,
+} from "./transport/acceptor.ts";
 import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
 import { listenTcp } from "./transport/tcp.ts";
 import { listenWs } from "./transport/websocket.ts";
@@ -39,6 +45,14 @@ export interface ServeOptions extends CometOptions {
   apiToken?: string;
   /** Largest push body the API accepts, in bytes. Default 1 MiB. */
   maxPushBody?: number;
+  /** How long the API waits for a request's line and headers. Default 10 s. */
+  apiHeaderTimeout?: number;
+  /** How long the API waits for a request's body once its headers are in. Default 30 s. */
+  apiBodyTimeout?: number;
+  /** How long a kept-alive API connection may wait for its next request. Default 60 s. */
+  apiIdleTimeout?: number;
+  /** API connections at once; more are answered 503 and closed. Default 1024. */
+  apiMaxConnections?: number;
   /**
    * Host name or address clients should use for this node: what
    * `/goim/nodes/weighted` and `/goim/nodes/instances` report, here and on
@@ -91,7 +105,7 @@ export class CometServer implements AsyncDisposable {
   /** Settles once the server has shut down. */
   readonly finished: Promise<void>;
   #acceptors: Acceptor[];
-  #api: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #api: HttpServer | undefined;
   #apiStopping: AbortController | undefined;
   #shutdownTimeout: number;
   #done!: () => void;
@@ -101,7 +115,7 @@ export class CometServer implements AsyncDisposable {
   constructor(
     comet: Comet,
     acceptors: Acceptors,
-    api: Deno.HttpServer<Deno.NetAddr> | undefined,
+    api: HttpServer | undefined,
     shutdownTimeout: number,
     apiStopping?: AbortController,
     cluster?: Cluster,
@@ -149,29 +163,17 @@ export class CometServer implements AsyncDisposable {
   }
 
   /**
-   * Stops the push API within `timeout` ms. Deno's HTTP shutdown waits for every
-   * connection with a request in flight, and for one whose client stalls
-   * mid-body it would wait forever: pushes still reading a body are failed
-   * with 503, and a connection still open after `timeout` is left behind
-   * (unref'd, so it no longer keeps the process alive).
+   * Stops the push API within `timeout` ms: idle connections close at once,
+   * pushes still reading a body are failed with 503 (a client that stalls
+   * mid-upload would otherwise hold shutdown up), other requests in flight
+   * are answered, and a connection still open after `timeout` is cut off.
    */
   async #stopApi(timeout: number): Promise<void> {
     const api = this.#api;
     if (!api) return;
     this.#apiStopping?.abort();
-    const stopped = api.shutdown().then(() => false);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), timeout);
-    });
-    try {
-      if (await Promise.race([stopped, late])) {
-        this.comet.logger.warn("API shutdown timed out; leaving its last connections behind");
-        api.unref();
-        stopped.catch(() => {});
-      }
-    } finally {
-      clearTimeout(timer);
+    if (!await api.shutdown(timeout)) {
+      this.comet.logger.warn("API shutdown timed out; cutting its last connections off");
     }
   }
 
@@ -237,7 +239,7 @@ export function serve(options: ServeOptions = {}): CometServer {
     throw err;
   }
   const acceptors: Acceptors = {};
-  let api: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let api: HttpServer | undefined;
   const apiStopping = new AbortController();
   try {
     const local = (port: number) => ({ hostname: "127.0.0.1", port });
@@ -265,28 +267,29 @@ export function serve(options: ServeOptions = {}): CometServer {
     }
     cluster.attach(comet, _address(acceptors, options.domain));
     if (apiAt) {
-      const at = apiAt;
-      api = Deno.serve(
-        {
-          hostname: at.hostname ?? "127.0.0.1",
-          port: at.port,
-          onListen() {},
-          onError(err) {
-            logger.error("API handler failed", { error: err });
-            // Every API response is the goim envelope, this one too.
-            return Response.json({ code: -500, message: "Internal server error", data: null }, {
-              status: 500,
-            });
-          },
+      const handler = createApiHandler(comet, {
+        cluster,
+        nodes: _nodes(comet, cluster, acceptors, options.domain),
+        signal: apiStopping.signal,
+        ...(options.apiToken !== undefined && { token: options.apiToken }),
+        ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
+      });
+      api = new HttpServer(bindListener(apiAt), handler, {
+        name: "api",
+        logger,
+        onError(err) {
+          logger.error("API handler failed", { error: err });
+          // Every API response is the goim envelope, this one too.
+          return Response.json({ code: -500, message: "Internal server error", data: null }, {
+            status: 500,
+          });
         },
-        createApiHandler(comet, {
-          cluster,
-          nodes: _nodes(comet, cluster, acceptors, options.domain),
-          signal: apiStopping.signal,
-          ...(options.apiToken !== undefined && { token: options.apiToken }),
-          ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
-        }),
-      );
+        ...(options.apiHeaderTimeout !== undefined && { headerTimeout: options.apiHeaderTimeout }),
+        ...(options.apiBodyTimeout !== undefined && { bodyTimeout: options.apiBodyTimeout }),
+        ...(options.apiIdleTimeout !== undefined && { idleTimeout: options.apiIdleTimeout }),
+        ...(options.apiMaxConnections !== undefined &&
+          { maxConnections: options.apiMaxConnections }),
+      });
     }
   } catch (err) {
     for (const acceptor of Object.values(acceptors)) acceptor.close();

@@ -32,6 +32,25 @@ export function cli(args: string[], env: Record<string, string> = {}): Deno.Comm
   });
 }
 
+/** The `comet` command with `permissions` under `ulimit -n limit` (through bash), with piped output. */
+export function cliUnderUlimit(limit: number, permissions: string[], args: string[]): Deno.Command {
+  return new Deno.Command("bash", {
+    args: [
+      "-c",
+      `ulimit -n ${limit} && exec "$0" "$@"`,
+      Deno.execPath(),
+      "run",
+      ...permissions,
+      "src/cli.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** Reads lines from a byte stream; `line(pred)` resolves with the first match. */
 export class LineReader {
   #lines: string[] = [];

@@ -49,7 +49,29 @@ Deno.test("parseConfig gives the documented defaults", () => {
   assert.equal(cfg.slow, "close");
   assert.equal(cfg.log, "info");
   assert.equal(cfg.apiToken, undefined);
+  assert.equal(cfg.apiHeaderTimeout, 10_000);
+  assert.equal(cfg.apiBodyTimeout, 30_000);
+  assert.equal(cfg.apiIdleTimeout, 60_000);
+  assert.equal(cfg.apiMaxConnections, 1024);
   assert.equal(cfg.help, false);
+});
+
+Deno.test("parseConfig reads the push API's deadlines and connection cap", () => {
+  const cfg = parseConfig([
+    "--api-header-timeout=2s",
+    "--api-body-timeout",
+    "500ms",
+    "--api-idle-timeout=1m",
+    "--api-max-connections",
+    "64",
+  ]);
+  assert.equal(cfg.apiHeaderTimeout, 2_000);
+  assert.equal(cfg.apiBodyTimeout, 500);
+  assert.equal(cfg.apiIdleTimeout, 60_000);
+  assert.equal(cfg.apiMaxConnections, 64);
+  assert.equal(parseConfig(["--api-max-connections", "0"]).apiMaxConnections, Infinity);
+  assert.throws(() => parseConfig(["--api-header-timeout", "0s"]), /--api-header-timeout/);
+  assert.throws(() => parseConfig(["--api-max-connections", "-1"]), /--api-max-connections/);
 });
 
 Deno.test("parseConfig reads every flag in both spellings", () => {
@@ -258,6 +280,10 @@ Deno.test("usage lists every flag", () => {
       "--pkg-header",
       "--api",
       "--api-token",
+      "--api-header-timeout",
+      "--api-body-timeout",
+      "--api-idle-timeout",
+      "--api-max-connections",
       "--handshake-timeout",
       "--heartbeat-timeout",
       "--max-body",

@@ -1,5 +1,6 @@
 import type { Cluster, ClusterState } from "../cluster/cluster.ts";
 import type { BacklogFigures, Comet, RoomCount } from "../server/comet.ts";
+import { acceptErrors } from "../transport/accept_errors.ts";
 import { TcpWire } from "../transport/tcp.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
 import { WsWire } from "../transport/websocket.ts";
@@ -73,6 +74,12 @@ export interface MetricsSnapshot {
   stats: Record<string, unknown>;
   /** Bytes moved per transport by this process's wires. */
   traffic: Record<string, TrafficCounter>;
+  /**
+   * Failed `accept()` calls of this process's listeners, by listener
+   * (`api`, `tcp`, `ws` ...) then kind (`emfile`: out of descriptors,
+   * `enfile`, `other`).
+   */
+  acceptErrors: Record<string, Record<string, number>>;
   /** The process's memory, in bytes (`Deno.memoryUsage()`). */
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
   /** When the process started, in seconds since the epoch. */
@@ -141,6 +148,7 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     },
     stats: _numbers(comet.stats),
     traffic: moved,
+    acceptErrors: Object.fromEntries([...acceptErrors()].map(([l, kinds]) => [l, { ...kinds }])),
     memory: { rss, heapUsed, heapTotal, external },
     startTime: performance.timeOrigin / 1000,
     uptime: performance.now() / 1000,
@@ -328,6 +336,15 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   for (const [transport, counter] of Object.entries(snapshot.traffic)) {
     bytesIn.sample(counter.bytesIn, { transport });
     bytesOut.sample(counter.bytesOut, { transport });
+  }
+
+  const acceptFailed = family(
+    "comet_accept_errors_total",
+    "counter",
+    "Failed accepts by listener and error (emfile: out of file descriptors).",
+  );
+  for (const [listener, kinds] of Object.entries(snapshot.acceptErrors)) {
+    for (const [error, n] of Object.entries(kinds)) acceptFailed.sample(n, { listener, error });
   }
 
   const state = family(

@@ -1,5 +1,6 @@
 import type { Comet } from "../server/comet.ts";
 import type { Wire } from "../server/wire.ts";
+import { AcceptErrorLog } from "./accept_errors.ts";
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -79,6 +80,7 @@ export class Acceptor implements AsyncDisposable {
   }
 
   async #accept(comet: Comet, wire: WireFactory): Promise<void> {
+    const errors = new AcceptErrorLog(this.transport, comet.logger);
     while (!this.#closed) {
       let conn: Deno.Conn;
       try {
@@ -86,7 +88,7 @@ export class Acceptor implements AsyncDisposable {
       } catch (err) {
         if (this.#closed || err instanceof Deno.errors.BadResource) return;
         // Out of file descriptors and the like: back off briefly, keep serving.
-        comet.logger.warn("Accept failed", { transport: this.transport, error: err });
+        errors.failed(err);
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
