@@ -32,9 +32,17 @@ export function cli(args: string[], env: Record<string, string> = {}): Deno.Comm
   });
 }
 
-/** The `comet` command with `permissions` under `ulimit -n limit` (through bash), with piped output. */
-export function cliUnderUlimit(limit: number, permissions: string[], args: string[]): Deno.Command {
-  return new Deno.Command("bash", {
+/**
+ * Starts the `comet` command with `permissions` under `ulimit -n limit` (through bash),
+ * on loopback TCP and API ports of its choosing, without WebSocket, plus `args`; returns
+ * it with line readers on its output.
+ */
+export function spawnCliUnderUlimit(
+  limit: number,
+  permissions: string[],
+  args: string[] = [],
+): { child: Deno.ChildProcess; stderr: LineReader; stdout: LineReader } {
+  const child = new Deno.Command("bash", {
     args: [
       "-c",
       `ulimit -n ${limit} && exec "$0" "$@"`,
@@ -42,13 +50,15 @@ export function cliUnderUlimit(limit: number, permissions: string[], args: strin
       "run",
       ...permissions,
       "src/cli.ts",
+      ...["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "127.0.0.1:0"],
       ...args,
     ],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  });
+  }).spawn();
+  return { child, stderr: new LineReader(child.stderr), stdout: new LineReader(child.stdout) };
 }
 
 /** Reads lines from a byte stream; `line(pred)` resolves with the first match. */

@@ -5,7 +5,7 @@ import {
   parseDescriptorLimit,
   readDescriptorLimit,
 } from "../src/transport/fd_limit.ts";
-import { cliUnderUlimit, LineReader, stopChild } from "./_process.ts";
+import { spawnCliUnderUlimit, stopChild } from "./_process.ts";
 
 Deno.test("the descriptor limit is read from a limits file, unlimited as Infinity", () => {
   const text = [
@@ -53,16 +53,7 @@ Deno.test("connection limits that fit are kept; defaults that do not are lowered
 
 Deno.test("under a low ulimit the comet command lowers its default connection limits and says so", async () => {
   // --allow-all is what it takes to read /proc/self/limits in Deno 2.
-  const child = cliUnderUlimit(128, ["--allow-all"], [
-    "--tcp",
-    "127.0.0.1:0",
-    "--ws",
-    "off",
-    "--api",
-    "127.0.0.1:0",
-  ]).spawn();
-  const stderr = new LineReader(child.stderr);
-  const stdout = new LineReader(child.stdout);
+  const { child, stderr, stdout } = spawnCliUnderUlimit(128, ["--allow-all"]);
   try {
     const m = await stderr.line(
       /WARN Descriptor limit below the default connection limits: lowered them to fit.* limit=128 .*maxConnections=(\d+) apiMaxConnections=(\d+)/,

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { type HttpHandler, HttpServer, type HttpServerOptions } from "../src/api/http_server.ts";
 import { silentLogger } from "../src/log.ts";
 import { startServer, text, utf8 } from "./_helpers.ts";
-import { cliUnderUlimit, LineReader, stopChild, terminate } from "./_process.ts";
+import { spawnCliUnderUlimit, stopChild, terminate } from "./_process.ts";
 
 /** Echoes the request: method, path, and the body it read, as JSON. */
 const echo: HttpHandler = async (request) => {
@@ -386,16 +386,11 @@ Deno.test("limits must be positive", () => {
 
 Deno.test("out of file descriptors, the API logs it once, counts it, keeps its clients and recovers", async () => {
   // Without --allow-all the limit cannot be read, so nothing is lowered to fit: the API runs out.
-  const child = cliUnderUlimit(96, ["--allow-net", "--allow-env", "--allow-read"], [
-    "--tcp",
-    "127.0.0.1:0",
-    "--ws",
-    "off",
-    "--api",
-    "127.0.0.1:0",
-  ]).spawn();
-  const stderr = new LineReader(child.stderr);
-  const stdout = new LineReader(child.stdout);
+  const { child, stderr, stdout } = spawnCliUnderUlimit(96, [
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+  ]);
   const held: Deno.Conn[] = [];
   try {
     const port = Number((await stderr.line(/Comet listening .*api=127\.0\.0\.1:(\d+)/))[1]);
@@ -444,18 +439,11 @@ Deno.test("out of file descriptors, the API logs it once, counts it, keeps its c
 });
 
 Deno.test("out of file descriptors because of clients, the API still lets one connection in at a time", async () => {
-  const child = cliUnderUlimit(96, ["--allow-net", "--allow-env", "--allow-read"], [
-    "--tcp",
-    "127.0.0.1:0",
-    "--ws",
-    "off",
-    "--api",
-    "127.0.0.1:0",
-    "--handshake-timeout",
-    "30s",
-  ]).spawn();
-  const stderr = new LineReader(child.stderr);
-  const stdout = new LineReader(child.stdout);
+  const { child, stderr, stdout } = spawnCliUnderUlimit(96, [
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+  ], ["--handshake-timeout", "30s"]);
   const held: Deno.Conn[] = [];
   try {
     const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/);
