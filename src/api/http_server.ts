@@ -1,3 +1,4 @@
+import { DEFAULTS } from "../defaults.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { acceptErrorKind, AcceptErrorLog } from "../transport/accept_errors.ts";
 import { closeQuietly } from "../transport/traffic.ts";
@@ -22,11 +23,11 @@ export interface HttpLimits {
 
 /** What the `comet` command's push API listens with. */
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
-  headerTimeout: 10_000,
-  bodyTimeout: 30_000,
-  idleTimeout: 60_000,
-  maxConnections: 1024,
-  maxHeaderBytes: 16 * 1024,
+  headerTimeout: DEFAULTS.apiHeaderTimeout,
+  bodyTimeout: DEFAULTS.apiBodyTimeout,
+  idleTimeout: DEFAULTS.apiIdleTimeout,
+  maxConnections: DEFAULTS.apiMaxConnections,
+  maxHeaderBytes: DEFAULTS.apiMaxHeaderBytes,
 });
 
 /** Options for {@linkcode HttpServer}. */

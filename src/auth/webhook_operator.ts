@@ -12,6 +12,27 @@ export {
   type WebhookUnavailableReason,
 } from "./webhook_error.ts";
 
+/**
+ * The bounds of a {@linkcode WebhookOperator}'s calls when its options do
+ * not say; the `comet` command's `--webhook-*` flags start from these.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_WEBHOOK } from "./webhook_operator.ts";
+ * console.log(DEFAULT_WEBHOOK.timeout); // 3000
+ * ```
+ */
+export const DEFAULT_WEBHOOK: Readonly<{
+  /** How long one auth call may take, waiting for a slot included, in ms. */
+  timeout: number;
+  /** Calls in flight at most. */
+  concurrency: number;
+  /** Auth attempts that may wait for a slot. */
+  queue: number;
+  /** Largest answer accepted, in bytes. */
+  maxResponseBytes: number;
+}> = Object.freeze({ timeout: 3_000, concurrency: 64, queue: 1024, maxResponseBytes: 16_384 });
+
 /** How the webhook call proves it comes from Comet. */
 export type WebhookAuthScheme = "bearer" | "hmac";
 
@@ -159,14 +180,24 @@ export class WebhookOperator implements Operator {
       throw new TypeError("Webhook URL must not carry credentials: use the secret option");
     }
     this.url = url;
-    const timeout = options.timeout ?? 3_000;
+    const timeout = options.timeout ?? DEFAULT_WEBHOOK.timeout;
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new RangeError(`Webhook timeout must be a positive number: ${timeout}`);
     }
     this.#timeout = timeout;
-    this.#concurrency = _count("Webhook concurrency", options.concurrency, 64, 1);
-    this.#queueLimit = _count("Webhook queue", options.queue, 1024, 0);
-    this.#maxResponse = _count("Webhook response limit", options.maxResponseBytes, 16_384, 16);
+    this.#concurrency = _count(
+      "Webhook concurrency",
+      options.concurrency,
+      DEFAULT_WEBHOOK.concurrency,
+      1,
+    );
+    this.#queueLimit = _count("Webhook queue", options.queue, DEFAULT_WEBHOOK.queue, 0);
+    this.#maxResponse = _count(
+      "Webhook response limit",
+      options.maxResponseBytes,
+      DEFAULT_WEBHOOK.maxResponseBytes,
+      16,
+    );
     const scheme = options.authScheme ?? "bearer";
     if (scheme !== "bearer" && scheme !== "hmac") {
       throw new TypeError(`Webhook auth scheme must be bearer or hmac: ${scheme}`);
