@@ -8,7 +8,7 @@
 import { closeQuietly } from "../transport/traffic.ts";
 import { HttpRequestError } from "./http_request_error.ts";
 import { latin1Text, parseRequestHead, type RequestHead } from "./http_request_head.ts";
-import type { HttpHandler, HttpLimits, HttpServerStats } from "./http_server.ts";
+import type { HttpContext } from "./http_context.ts";
 
 /** Reason phrases of the statuses the API answers; others go without one, which HTTP allows. */
 const _REASONS = new Map(
@@ -76,22 +76,6 @@ export function refusal(status: number, message: string): Uint8Array {
 /** Writes all of `data`, over as many writes as the socket takes. */
 export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at));
-}
-
-/** What an `HttpServer` shares with its connections. */
-export interface HttpContext {
-  /** Deadlines and sizes. */
-  limits: HttpLimits;
-  /** Makes the answer to each request. */
-  handler: HttpHandler;
-  /** The answer when the handler throws. */
-  onError: (err: unknown) => Response;
-  /** The server's counters, which connections add to. */
-  stats: HttpServerStats;
-  /** The listener's address: the URL's authority when a request's Host will not do. */
-  addr: Deno.NetAddr;
-  /** Once true, connections close after their request in flight. */
-  stopping: boolean;
 }
 
 /** What a connection waits for, and so which deadline runs. */
