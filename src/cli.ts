@@ -5,16 +5,15 @@
  *
  * @module
  */
-import { DEFAULT_HTTP_LIMITS } from "./api/http_server.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { RedisCluster } from "./cluster/redis_cluster.ts";
 import { cometOptionsFromConfig } from "./comet_options.ts";
 import { checkExposure, type CliConfig, ConfigError, parseConfig, usage } from "./config.ts";
 import { denoEnv } from "./config_names.ts";
+import { DEFAULTS } from "./defaults.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { serve } from "./serve.ts";
-import { DEFAULT_LIMITS } from "./server/comet.ts";
 import { DESCRIPTOR_RESERVE, fitConnections, readDescriptorLimit } from "./transport/fd_limit.ts";
 
 /** Longest a signal-triggered shutdown may take before the process exits anyway. */
@@ -40,13 +39,14 @@ function _fitDescriptors(cfg: CliConfig, logger: Logger): void {
     api: cfg.api ? cfg.apiMaxConnections : 0,
   };
   // Each webhook call in flight holds a socket too.
-  const reserve = DESCRIPTOR_RESERVE + (cfg.auth === "webhook" ? cfg.webhookConcurrency ?? 64 : 0);
+  const reserve = DESCRIPTOR_RESERVE +
+    (cfg.auth === "webhook" ? cfg.webhookConcurrency ?? DEFAULTS.webhookConcurrency : 0);
   if (wanted.connections + wanted.api + reserve <= fds.soft) return;
   const fit = fitConnections(fds.soft, wanted, {
     reserve,
     lower: {
-      connections: wanted.connections === DEFAULT_LIMITS.maxConnections,
-      api: cfg.apiMaxConnections === DEFAULT_HTTP_LIMITS.maxConnections,
+      connections: wanted.connections === DEFAULTS.limits.maxConnections,
+      api: cfg.apiMaxConnections === DEFAULTS.apiMaxConnections,
     },
   });
   cfg.limits.maxConnections = fit.connections;
@@ -145,7 +145,7 @@ export async function main(args: readonly string[]): Promise<number> {
       tcp: cfg.tcp,
       ws: cfg.ws,
       ...(tls &&
-        { tls, tcpTls: cfg.tcpTls, wss: cfg.wss ?? { hostname: "127.0.0.1", port: 3103 } }),
+        { tls, tcpTls: cfg.tcpTls, wss: cfg.wss ?? { ...DEFAULTS.wss } }),
       pkg: cfg.pkg && { ...cfg.pkg, headerSize: cfg.pkgHeader },
       api: cfg.api,
       ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),

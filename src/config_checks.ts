@@ -6,10 +6,11 @@
  * @module
  */
 import { isLoopback } from "./auth/open_guard.ts";
-import type { AuthMode, CliConfig } from "./config.ts";
+import type { AuthMode, CliConfig } from "./cli_config.ts";
 import { ConfigError } from "./config_error.ts";
+import { formatAddr } from "./config_values.ts";
+import { DEFAULTS } from "./defaults.ts";
 import type { SettingNames } from "./config_names.ts";
-import type { ListenOptions } from "./transport/acceptor.ts";
 
 /** @internal The flags that only mean something with one auth mode, in the order they are reported. */
 export const AUTH_FLAGS: readonly (readonly [keyof CliConfig, string, AuthMode])[] = [
@@ -105,12 +106,6 @@ function _checkAuth(cfg: CliConfig, names: SettingNames): void {
   }
 }
 
-/** `host:port`, with brackets around an IPv6 literal. */
-function _hostPort(addr: ListenOptions): string {
-  const host = addr.hostname ?? "127.0.0.1";
-  return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
-}
-
 /**
  * Refuses a configuration that would expose what must not be exposed: open
  * auth (any client may claim any user) on a client listener other hosts
@@ -139,23 +134,23 @@ export function checkExposure(cfg: CliConfig): void {
       cfg.tcp,
       cfg.ws,
       tls && cfg.tcpTls,
-      tls && (cfg.wss ?? { hostname: "127.0.0.1", port: 3103 }),
+      tls && (cfg.wss ?? DEFAULTS.wss),
       cfg.pkg,
     ];
     for (const addr of listeners) {
-      if (addr && !isLoopback(addr.hostname ?? "127.0.0.1")) {
+      if (addr && !isLoopback(addr.hostname ?? DEFAULTS.hostname)) {
         throw new ConfigError(
           `Open auth lets any client claim any user; refusing to listen on ${
-            _hostPort(addr)
+            formatAddr({ hostname: addr.hostname ?? DEFAULTS.hostname, port: addr.port })
           }: use --auth jwt or --auth webhook, or pass --insecure-open-auth`,
         );
       }
     }
   }
-  if (cfg.api && cfg.apiToken === undefined && !isLoopback(cfg.api.hostname ?? "127.0.0.1")) {
+  if (cfg.api && cfg.apiToken === undefined && !isLoopback(cfg.api.hostname ?? DEFAULTS.hostname)) {
     throw new ConfigError(
       `A push API without a token lets anyone push to every client; refusing to listen on ${
-        _hostPort(cfg.api)
+        formatAddr({ hostname: cfg.api.hostname ?? DEFAULTS.hostname, port: cfg.api.port })
       }: set --api-token (or COMET_API_TOKEN)`,
     );
   }

@@ -19,19 +19,22 @@
  * process may not read (no `--allow-env`) reads as unset, and a warning
  * says so.
  *
- * | variables | meaning | default |
- * |-----------|---------|---------|
- * | `COMET_API_TOKEN` | bearer token the push API requires | none: the API answers 503 |
- * | `COMET_AUTH` | client auth: `jwt`, `webhook` or `open` | `open`, refused unless `COMET_INSECURE_OPEN_AUTH=1` |
- * | `COMET_INSECURE_OPEN_AUTH` | `1`: serve open auth, where any client may claim any user | `0` |
- * | `COMET_JWT_SECRET`, `COMET_JWT_PUBLIC_KEY`, `COMET_JWT_ALG`, `COMET_JWT_ISSUER`, `COMET_JWT_AUDIENCE` | the JWT key (a secret, or a PEM file, which needs `--allow-read`) and claims, with `COMET_AUTH=jwt` | |
- * | `COMET_WEBHOOK_URL`, `COMET_WEBHOOK_SECRET`, `COMET_WEBHOOK_TIMEOUT`, `COMET_WEBHOOK_CONCURRENCY` | the auth webhook, with `COMET_AUTH=webhook` | `3s`, `64` |
- * | `COMET_MAX_CONNECTIONS`, `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE`, `COMET_MAX_AUTH_ATTEMPTS`, `COMET_UPSTREAM_RATE`, `COMET_MAX_ROOMS` | limits, `0` for none | the command's: `100000`, `1000`, `200`, `20`, `100`, `100000` |
- * | `COMET_HANDSHAKE_TIMEOUT`, `COMET_HEARTBEAT_TIMEOUT` | time to authenticate; silence allowed after a heartbeat | `5s`, `8m` |
- * | `COMET_MAX_BODY`, `COMET_QUEUE`, `COMET_SLOW` | largest inbound body; frames pushed to one connection alone queued; a slow connection's policy | `4096`, `128`, `close` |
- * | `COMET_WRITE_TIMEOUT`, `COMET_MAX_BACKLOG`, `COMET_ROOM_BACKLOG` | how long a socket may refuse writes before it is slow; bytes all queues, and one room's log, may hold | `2s`, `256MiB`, `32MiB` |
- * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit | `32`, `128`, `8` |
- * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace | `info`, `text` |
+ * | variables | meaning |
+ * |-----------|---------|
+ * | `COMET_API_TOKEN` | bearer token the push API requires; unset, the API answers 503 |
+ * | `COMET_AUTH` | client auth: `jwt`, `webhook` or `open`; `open` is refused unless `COMET_INSECURE_OPEN_AUTH=1` |
+ * | `COMET_INSECURE_OPEN_AUTH` | `1`: serve open auth, where any client may claim any user |
+ * | `COMET_JWT_SECRET`, `COMET_JWT_PUBLIC_KEY`, `COMET_JWT_ALG`, `COMET_JWT_ISSUER`, `COMET_JWT_AUDIENCE` | the JWT key (a secret, or a PEM file, which needs `--allow-read`) and claims, with `COMET_AUTH=jwt` |
+ * | `COMET_WEBHOOK_URL`, `COMET_WEBHOOK_SECRET`, `COMET_WEBHOOK_TIMEOUT`, `COMET_WEBHOOK_CONCURRENCY` | the auth webhook, with `COMET_AUTH=webhook` |
+ * | `COMET_MAX_CONNECTIONS`, `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE`, `COMET_MAX_AUTH_ATTEMPTS`, `COMET_UPSTREAM_RATE`, `COMET_MAX_ROOMS` | limits, `0` for none |
+ * | `COMET_HANDSHAKE_TIMEOUT`, `COMET_HEARTBEAT_TIMEOUT` | time to authenticate; silence allowed after a heartbeat |
+ * | `COMET_MAX_BODY`, `COMET_QUEUE`, `COMET_SLOW` | largest inbound body; frames pushed to one connection alone queued; a slow connection's policy |
+ * | `COMET_WRITE_TIMEOUT`, `COMET_MAX_BACKLOG`, `COMET_ROOM_BACKLOG` | how long a socket may refuse writes before it is slow; bytes all queues, and one room's log, may hold |
+ * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit |
+ * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace |
+ *
+ * Each defaults to the command's default, as `comet --help` and the
+ * README's flag table state it, from the one table in `src/defaults.ts`.
  *
  * Refused here, since `deno serve` or the platform owns the listener and
  * its TLS, and one edge hub is no cluster node: `COMET_TCP`, `COMET_WS`,
@@ -73,6 +76,7 @@
 import { cometOptionsFromConfig } from "./comet_options.ts";
 import { type CliConfig, ConfigError, type EnvLookup, envName, parseEnvConfig } from "./config.ts";
 import { denoEnv } from "./config_names.ts";
+import { DEFAULTS } from "./defaults.ts";
 import { type CometHandler, createCometHandler } from "./handler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Comet } from "./server/comet.ts";
@@ -152,8 +156,8 @@ function _envelope(status: number, message: string): Response {
 /** Lines go through the console: some edge platforms give a module no stderr. */
 function _logger(config?: EdgeConfig): Logger {
   return createLogger({
-    level: config?.log ?? "info",
-    format: config?.logFormat ?? "text",
+    level: config?.log ?? DEFAULTS.log,
+    format: config?.logFormat ?? DEFAULTS.logFormat,
     write: (line) => console.error(line),
   });
 }

@@ -3,6 +3,7 @@ import { createApiHandler, type NodesInfo } from "./api/push_api.ts";
 import { isLoopback } from "./auth/open_guard.ts";
 import type { Cluster, NodeAddress } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
+import { DEFAULTS } from "./defaults.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
 import { DefaultOperator } from "./server/operator.ts";
@@ -24,34 +25,34 @@ export interface WsServeOptions extends ListenOptions {
 
 /** Options for {@linkcode serve}. Durations are in milliseconds. */
 export interface ServeOptions extends CometOptions {
-  /** goim binary protocol over TCP; `false` for none. Default 127.0.0.1:3101. */
+  /** goim binary protocol over TCP; `false` for none. Default {@linkcode DEFAULTS}`.tcp`. */
   tcp?: ListenOptions | false;
-  /** goim over WebSocket; `false` for none. Default 127.0.0.1:3102, path `/sub`. */
+  /** goim over WebSocket; `false` for none. Default {@linkcode DEFAULTS}`.ws`, path `/sub`. */
   ws?: WsServeOptions | false;
   /** Certificate and key for the TLS listeners `tcpTls` and `wss`. */
   tls?: TlsCertificate;
   /** goim binary protocol over TLS; needs `tls`. Default: none. */
   tcpTls?: ListenOptions | false;
-  /** goim over secure WebSocket; needs `tls`. Default with `tls`: 127.0.0.1:3103. */
+  /** goim over secure WebSocket; needs `tls`. Default with `tls`: {@linkcode DEFAULTS}`.wss`. */
   wss?: WsServeOptions | false;
   /** gf gtcp "pkg" framing; `false` for none. Default: none. */
   pkg?: PkgListenOptions | false;
   /**
-   * Where the push API listens; `false` to not listen. Default 127.0.0.1:3111.
+   * Where the push API listens; `false` to not listen. Default {@linkcode DEFAULTS}`.api`.
    * Without `apiToken` it must be a loopback address.
    */
   api?: ListenOptions | false;
   /** Bearer token the push API requires; needed to listen beyond loopback. */
   apiToken?: string;
-  /** Largest push body the API accepts, in bytes. Default 1 MiB. */
+  /** Largest push body the API accepts, in bytes. Default {@linkcode DEFAULTS}`.maxPushBody`. */
   maxPushBody?: number;
-  /** How long the API waits for a request's line and headers. Default 10 s. */
+  /** How long the API waits for a request's line and headers. Default {@linkcode DEFAULTS}`.apiHeaderTimeout`. */
   apiHeaderTimeout?: number;
-  /** How long the API waits for a request's body once its headers are in. Default 30 s. */
+  /** How long the API waits for a request's body once its headers are in. Default {@linkcode DEFAULTS}`.apiBodyTimeout`. */
   apiBodyTimeout?: number;
-  /** How long a kept-alive API connection may wait for its next request. Default 60 s. */
+  /** How long a kept-alive API connection may wait for its next request. Default {@linkcode DEFAULTS}`.apiIdleTimeout`. */
   apiIdleTimeout?: number;
-  /** API connections at once; more are answered 503 and closed. Default 1024. */
+  /** API connections at once; more are answered 503 and closed. Default {@linkcode DEFAULTS}`.apiMaxConnections`. */
   apiMaxConnections?: number;
   /**
    * Host name or address clients should use for this node: what
@@ -68,7 +69,7 @@ export interface ServeOptions extends CometOptions {
    * {@linkcode MemoryCluster}, a single node.
    */
   cluster?: Cluster;
-  /** How long a shutdown may take before connections are cut off. Default 5 s. */
+  /** How long a shutdown may take before connections are cut off. Default {@linkcode DEFAULTS}`.shutdownTimeout`. */
   shutdownTimeout?: number;
 }
 
@@ -215,13 +216,13 @@ export class CometServer implements AsyncDisposable {
  */
 export function serve(options: ServeOptions = {}): CometServer {
   const { signal, ...rest } = options;
-  const apiAt = options.api === false ? undefined : options.api ?? { port: 3111 };
+  const apiAt = options.api === false ? undefined : options.api ?? DEFAULTS.api;
   let refusal: string | undefined;
   if ((options.tcpTls || options.wss) && !options.tls) {
     refusal = "TLS listeners need a certificate: pass tls with cert and key";
-  } else if (apiAt && !options.apiToken && !isLoopback(apiAt.hostname ?? "127.0.0.1")) {
+  } else if (apiAt && !options.apiToken && !isLoopback(apiAt.hostname ?? DEFAULTS.hostname)) {
     refusal = `Push API without a token lets anyone push to every client; refusing to listen on ${
-      _hostPort(apiAt.hostname ?? "127.0.0.1", apiAt.port)
+      _hostPort(apiAt.hostname ?? DEFAULTS.hostname, apiAt.port)
     }: pass apiToken`;
   }
   if (refusal !== undefined) {
@@ -229,7 +230,7 @@ export function serve(options: ServeOptions = {}): CometServer {
     void options.cluster?.close();
     throw new TypeError(refusal);
   }
-  const logger = options.logger ?? createLogger({ level: "info" });
+  const logger = options.logger ?? createLogger({ level: DEFAULTS.log });
   const cluster = options.cluster ?? new MemoryCluster();
   let comet: Comet;
   try {
@@ -242,14 +243,13 @@ export function serve(options: ServeOptions = {}): CometServer {
   let api: HttpServer | undefined;
   const apiStopping = new AbortController();
   try {
-    const local = (port: number) => ({ hostname: "127.0.0.1", port });
-    if (options.tcp !== false) acceptors.tcp = listenTcp(comet, options.tcp ?? local(3101));
-    if (options.ws !== false) acceptors.ws = listenWs(comet, options.ws ?? local(3102));
+    if (options.tcp !== false) acceptors.tcp = listenTcp(comet, options.tcp ?? { ...DEFAULTS.tcp });
+    if (options.ws !== false) acceptors.ws = listenWs(comet, options.ws ?? { ...DEFAULTS.ws });
     if (options.tls) {
       const tls = options.tls;
       if (options.tcpTls) acceptors.tcpTls = listenTcp(comet, { ...options.tcpTls, tls });
       if (options.wss !== false) {
-        acceptors.wss = listenWs(comet, { ...options.wss ?? local(3103), tls });
+        acceptors.wss = listenWs(comet, { ...options.wss ?? DEFAULTS.wss, tls });
       }
     }
     if (options.pkg) acceptors.pkg = listenPkg(comet, options.pkg);
@@ -300,7 +300,7 @@ export function serve(options: ServeOptions = {}): CometServer {
     comet,
     acceptors,
     api,
-    options.shutdownTimeout ?? 5_000,
+    options.shutdownTimeout ?? DEFAULTS.shutdownTimeout,
     apiStopping,
     cluster,
   );
@@ -312,7 +312,7 @@ export function serve(options: ServeOptions = {}): CometServer {
 /** Where clients reach this node, as the cluster advertises it. */
 function _address(acceptors: Acceptors, domain?: string): NodeAddress {
   const host = domain ?? acceptors.tcp?.addr.hostname ?? acceptors.ws?.addr.hostname ??
-    "127.0.0.1";
+    DEFAULTS.hostname;
   return {
     host,
     tcpPort: acceptors.tcp?.addr.port ?? 0,

@@ -1,9 +1,14 @@
 // The webhook operator against a fake application on loopback: accept, refuse,
 // failures, timeout, bounded concurrency and queue, response cap, signing.
 import assert from "node:assert/strict";
-import { WebhookError, WebhookOperator } from "../src/auth/webhook_operator.ts";
+import {
+  WebhookError,
+  WebhookOperator,
+  WebhookUnavailableError,
+} from "../src/auth/webhook_operator.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { ConnectRequest } from "../src/server/operator.ts";
+import { OperatorUnavailableError } from "../src/server/operator_unavailable_error.ts";
 import { startServer, TestClient, text, utf8 } from "./_helpers.ts";
 
 /** Resolves after `ms`, or early when `signal` aborts (a client that gave up). */
@@ -81,9 +86,25 @@ function request(body: string | Uint8Array, headers?: Headers): ConnectRequest {
   };
 }
 
+/**
+ * Expects the operator's failure with `reason` and `message`: a refusal is a
+ * WebhookError, which the hub counts against the client's IP; any other
+ * reason is a WebhookUnavailableError, an OperatorUnavailableError, which it
+ * does not.
+ */
 async function refusedWith(promise: Promise<unknown>, reason: string, message: string | RegExp) {
   await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof WebhookError, `expected WebhookError, got ${err}`);
+    if (reason === "refused") {
+      assert.ok(err instanceof WebhookError, `expected WebhookError, got ${err}`);
+      assert.ok(!(err instanceof OperatorUnavailableError), "a refusal is not unavailability");
+    } else {
+      assert.ok(
+        err instanceof WebhookUnavailableError,
+        `expected WebhookUnavailableError, got ${err}`,
+      );
+      assert.ok(err instanceof OperatorUnavailableError, "unavailability is not a refusal");
+      assert.ok(!(err instanceof WebhookError), "unavailability is not a WebhookError");
+    }
     assert.equal(err.reason, reason);
     if (typeof message === "string") assert.equal(err.message, message);
     else assert.match(err.message, message);

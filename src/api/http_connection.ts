@@ -6,14 +6,9 @@
  * @module
  */
 import { closeQuietly } from "../transport/traffic.ts";
-import type { HttpHandler, HttpLimits, HttpServerStats } from "./http_server.ts";
-
-/** A request the server refuses itself, with the status it answers. */
-class _HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+import { HttpRequestError } from "./http_request_error.ts";
+import { latin1Text, parseRequestHead, type RequestHead } from "./http_request_head.ts";
+import type { HttpContext } from "./http_context.ts";
 
 /** Reason phrases of the statuses the API answers; others go without one, which HTTP allows. */
 const _REASONS = new Map(
@@ -23,16 +18,8 @@ const _REASONS = new Map(
     "500 Internal Server Error|501 Not Implemented|503 Service Unavailable|" +
     "505 HTTP Version Not Supported").split("|").map((r) => [Number(r.slice(0, 3)), r.slice(4)]),
 );
-const _TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const _REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/;
-const _HOST = /^[A-Za-z0-9._~!$&'()*+,;=%:\[\]-]+$/;
-const _OWS = /^[ \t]+|[ \t]+$/g;
-/** Control characters but tab have no place in a field value (RFC 9110 section 5.5). */
-// deno-lint-ignore no-control-regex
-const _CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** Managed here: a handler's own would contradict the framing. */
 const _HOP = new Set(["connection", "content-length", "keep-alive", "transfer-encoding"]);
-const _MAX_HEADERS = 100;
 const _CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 /** An unread body up to this size is read and dropped after the answer, to keep the connection. */
 const _DRAIN = 64 * 1024;
@@ -40,7 +27,6 @@ const _DRAIN = 64 * 1024;
 const _LINGER = 1_000;
 
 const _encoder = new TextEncoder();
-const _decoder = new TextDecoder();
 
 /**
  * `text` as bytes, one per character (HTTP heads are Latin-1), followed by
@@ -55,18 +41,6 @@ function _latin1(text: string, tail?: Uint8Array): Uint8Array {
   }
   if (tail) out.set(tail, text.length);
   return out;
-}
-
-/** Bytes as Latin-1 text; the decoder's UTF-8 is the same while they are ASCII, and much faster. */
-function _text(bytes: Uint8Array): string {
-  let high = 0;
-  for (let i = 0; i < bytes.length; i++) high |= bytes[i]!;
-  if (high < 0x80) return _decoder.decode(bytes);
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 4096) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
-  }
-  return s;
 }
 
 let _date = "";
@@ -102,33 +76,6 @@ export function refusal(status: number, message: string): Uint8Array {
 /** Writes all of `data`, over as many writes as the socket takes. */
 export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at));
-}
-
-/** What an `HttpServer` shares with its connections. */
-export interface HttpContext {
-  /** Deadlines and sizes. */
-  limits: HttpLimits;
-  /** Makes the answer to each request. */
-  handler: HttpHandler;
-  /** The answer when the handler throws. */
-  onError: (err: unknown) => Response;
-  /** The server's counters, which connections add to. */
-  stats: HttpServerStats;
-  /** The listener's address: the URL's authority when a request's Host will not do. */
-  addr: Deno.NetAddr;
-  /** Once true, connections close after their request in flight. */
-  stopping: boolean;
-}
-
-/** A parsed request head. */
-interface _Head {
-  method: string;
-  url: string;
-  headers: [string, string][];
-  /** Body bytes declared; -1 for chunked. */
-  length: number;
-  keepAlive: boolean;
-  expectContinue: boolean;
 }
 
 /** What a connection waits for, and so which deadline runs. */
@@ -196,7 +143,7 @@ export class HttpConnection {
     if (phase === "head" || phase === "body") {
       this.#server.stats[phase === "head" ? "headerTimeouts" : "bodyTimeouts"]++;
       const what = phase === "head" ? "headers" : "body";
-      void this.#refuse(new _HttpError(408, `Request ${what} not received in time`));
+      void this.#refuse(new HttpRequestError(408, `Request ${what} not received in time`));
     } else {
       this.#server.stats.idleTimeouts++;
       this.abort();
@@ -220,7 +167,7 @@ export class HttpConnection {
    * Answers the request at hand with the server's own error, unless already
    * answered, and closes; `linger` when no read is pending.
    */
-  async #refuse(err: _HttpError, linger = false): Promise<void> {
+  async #refuse(err: HttpRequestError, linger = false): Promise<void> {
     if (this.#closed) return;
     if (!this.#answered) {
       this.#answered = true;
@@ -243,7 +190,7 @@ export class HttpConnection {
         if (head === null || !await this.#exchange(head)) break;
       }
     } catch (err) {
-      if (err instanceof _HttpError) await this.#refuse(err, true);
+      if (err instanceof HttpRequestError) await this.#refuse(err, true);
       // Anything else is the socket: reset, or closed by a deadline. Nothing to tell.
     } finally {
       this.abort();
@@ -260,7 +207,7 @@ export class HttpConnection {
         this.#start = 0;
       } else {
         const size = Math.min(this.#buf.length * 2, limit + 4096);
-        if (size <= this.#buf.length) throw new _HttpError(431, "Request headers too large");
+        if (size <= this.#buf.length) throw new HttpRequestError(431, "Request headers too large");
         const grown = new Uint8Array(size);
         grown.set(this.#buf);
         this.#buf = grown;
@@ -273,18 +220,22 @@ export class HttpConnection {
   }
 
   /** The next request's head; null when the client is done. */
-  async #readHead(): Promise<_Head | null> {
+  async #readHead(): Promise<RequestHead | null> {
     const max = this.#server.limits.maxHeaderBytes;
     this.#scanned = this.#lineAt = 0;
     for (;;) {
       if (this.#phase === "idle" && this.#end > this.#start) this.#arm("head");
       const at = this.#headEnd();
       const size = at >= 0 ? at - this.#start : this.#end - this.#start;
-      if (size > max) throw new _HttpError(431, "Request headers too large");
-      if (at >= 0) return this.#parse(at);
+      if (size > max) throw new HttpRequestError(431, "Request headers too large");
+      if (at >= 0) {
+        const head = parseRequestHead(this.#buf.subarray(this.#start, at), this.#server.addr);
+        this.#start = at;
+        return head;
+      }
       if (!await this.#fill(max)) {
         if (this.#end === this.#start) return null;
-        throw new _HttpError(400, "Request ended within its headers");
+        throw new HttpRequestError(400, "Request ended within its headers");
       }
     }
   }
@@ -308,103 +259,8 @@ export class HttpConnection {
     return -1;
   }
 
-  #parse(end: number): _Head {
-    const lines = _text(this.#buf.subarray(this.#start, end)).split("\n");
-    this.#start = end;
-    lines.length -= 2;
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (!line.endsWith("\r")) throw new _HttpError(400, "Lines must end with CRLF");
-      lines[i] = line.slice(0, -1);
-    }
-    const m = _REQUEST_LINE.exec(lines[0]!);
-    if (!m) throw new _HttpError(400, "Malformed request line");
-    if (m[3] !== "1") throw new _HttpError(505, `HTTP version not supported: ${m[3]}.${m[4]}`);
-    const http10 = m[4] === "0";
-    if (lines.length - 1 > _MAX_HEADERS) throw new _HttpError(431, "Too many request headers");
-    const headers: [string, string][] = [];
-    // The framing headers, read here once: the Request's own Headers are built from the list.
-    let host: string | null = null;
-    let hosts = 0;
-    let te: string | null = null;
-    let cl: string | null = null;
-    let connection = "";
-    let expect: string | null = null;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(":");
-      const name = line.slice(0, colon);
-      if (colon <= 0 || !_TOKEN.test(name)) throw new _HttpError(400, "Malformed header line");
-      const value = line.slice(colon + 1).replace(_OWS, "");
-      if (_CTL.test(value)) throw new _HttpError(400, `Malformed header value: ${name}`);
-      headers.push([name, value]);
-      switch (name.toLowerCase()) {
-        case "host":
-          host = value;
-          hosts++;
-          break;
-        case "transfer-encoding":
-          te = te === null ? value : `${te}, ${value}`;
-          break;
-        case "content-length":
-          cl = cl === null ? value : `${cl}, ${value}`;
-          break;
-        case "connection":
-          connection += `,${value.toLowerCase()}`;
-          break;
-        case "expect":
-          expect = value.toLowerCase();
-      }
-    }
-    if (hosts > 1 || (hosts === 0 && !http10)) {
-      throw new _HttpError(400, "Request must carry one Host header");
-    }
-    let length = 0;
-    if (te !== null) {
-      if (http10 || cl !== null) throw new _HttpError(400, "Ambiguous request body length");
-      if (te.toLowerCase() !== "chunked") {
-        throw new _HttpError(501, `Transfer coding not supported: ${te.slice(0, 64)}`);
-      }
-      length = -1;
-    } else if (cl !== null) {
-      const values = new Set(cl.split(",").map((v) => v.trim()));
-      const [value] = values;
-      if (values.size !== 1 || !/^\d{1,15}$/.test(value!)) {
-        throw new _HttpError(400, "Malformed Content-Length");
-      }
-      length = Number(value);
-    }
-    if (expect !== null && expect !== "100-continue") {
-      throw new _HttpError(417, "Only Expect: 100-continue is supported");
-    }
-    return {
-      method: m[1]!,
-      url: this.#url(m[2]!, host),
-      headers,
-      length,
-      keepAlive: !http10 && !connection.split(",").some((t) => t.trim() === "close"),
-      expectContinue: expect !== null && !http10,
-    };
-  }
-
-  /** The absolute URL of a request target; a Host the URL parser would refuse gives way to the listener's address. */
-  #url(target: string, host: string | null): string {
-    if (!target.startsWith("/")) {
-      const url = URL.parse(target);
-      if (url?.protocol !== "http:" && url?.protocol !== "https:") {
-        throw new _HttpError(400, "Malformed request target");
-      }
-      return url.href;
-    }
-    if (host !== null && _HOST.test(host) && URL.canParse(`http://${host}/`)) {
-      return `http://${host}${target}`;
-    }
-    const { hostname, port } = this.#server.addr;
-    return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}${target}`;
-  }
-
   /** Runs the handler on one request and writes its answer; true to read the next one. */
-  async #exchange(head: _Head): Promise<boolean> {
+  async #exchange(head: RequestHead): Promise<boolean> {
     const server = this.#server;
     if (this.#closed) return false;
     this.#inFlight = true;
@@ -431,7 +287,7 @@ export class HttpConnection {
     try {
       request = new Request(head.url, { method: head.method, headers: head.headers, body });
     } catch (err) {
-      throw new _HttpError(400, `Malformed request: ${(err as Error).message}`);
+      throw new HttpRequestError(400, `Malformed request: ${(err as Error).message}`);
     }
     let response: Response;
     let payload: Uint8Array;
@@ -522,26 +378,28 @@ export class HttpConnection {
         return null;
       }
       const size = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;.*)?$/.exec(await this.#line(4096));
-      if (!size) throw new _HttpError(400, "Malformed chunk size");
+      if (!size) throw new HttpRequestError(400, "Malformed chunk size");
       this.#left = parseInt(size[1]!, 16);
       if (this.#left === 0) {
         for (let bytes = 0;;) {
           const trailer = await this.#line(max);
           if (trailer === "") break;
-          if ((bytes += trailer.length) > max) throw new _HttpError(431, "Trailers too large");
+          if ((bytes += trailer.length) > max) {
+            throw new HttpRequestError(431, "Trailers too large");
+          }
         }
         this.#bodyEnd();
         return null;
       }
     }
     if (this.#start === this.#end && !await this.#fill(max)) {
-      throw new _HttpError(400, "Request body ended early");
+      throw new HttpRequestError(400, "Request body ended early");
     }
     const n = Math.min(this.#left, this.#end - this.#start);
     const chunk = this.#buf.slice(this.#start, this.#start += n);
     this.#left -= n;
     if (this.#left === 0 && this.#chunked && await this.#line(2) !== "") {
-      throw new _HttpError(400, "Chunk data must end with CRLF");
+      throw new HttpRequestError(400, "Chunk data must end with CRLF");
     }
     if (this.#left === 0 && !this.#chunked) this.#bodyEnd();
     return chunk;
@@ -559,14 +417,14 @@ export class HttpConnection {
       if (at >= 0) {
         const end = this.#start + at;
         if (at === 0 || this.#buf[end - 1] !== 13) {
-          throw new _HttpError(400, "Lines must end with CRLF");
+          throw new HttpRequestError(400, "Lines must end with CRLF");
         }
-        const line = _text(this.#buf.subarray(this.#start, end - 1));
+        const line = latin1Text(this.#buf.subarray(this.#start, end - 1));
         this.#start = end + 1;
         return line;
       }
-      if (this.#end - this.#start > limit) throw new _HttpError(400, "Chunk line too long");
-      if (!await this.#fill(limit)) throw new _HttpError(400, "Request body ended early");
+      if (this.#end - this.#start > limit) throw new HttpRequestError(400, "Chunk line too long");
+      if (!await this.#fill(limit)) throw new HttpRequestError(400, "Request body ended early");
     }
   }
 }

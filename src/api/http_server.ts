@@ -1,32 +1,19 @@
+import { DEFAULTS } from "../defaults.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { acceptErrorKind, AcceptErrorLog } from "../transport/accept_errors.ts";
 import { closeQuietly } from "../transport/traffic.ts";
-import { HttpConnection, type HttpContext, refusal, writeAll } from "./http_connection.ts";
+import { HttpConnection, refusal, writeAll } from "./http_connection.ts";
+import type { HttpContext, HttpHandler, HttpLimits, HttpServerStats } from "./http_context.ts";
 
-/** A request handler, as `Deno.serve` takes and `createApiHandler` makes. */
-export type HttpHandler = (request: Request) => Promise<Response>;
-
-/** Limits of an {@linkcode HttpServer}. Durations are in milliseconds. */
-export interface HttpLimits {
-  /** A request's line and headers must arrive within this of its first byte (of the accept, for a connection's first request). */
-  headerTimeout: number;
-  /** A request's body must arrive within this of the end of its headers. */
-  bodyTimeout: number;
-  /** A kept-alive connection may wait this long for its next request; a response may take this long to write. */
-  idleTimeout: number;
-  /** Connections at once; more are answered 503 and closed. */
-  maxConnections: number;
-  /** Largest request line and headers together, in bytes; more is answered 431. */
-  maxHeaderBytes: number;
-}
+export type { HttpHandler, HttpLimits, HttpServerStats } from "./http_context.ts";
 
 /** What the `comet` command's push API listens with. */
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
-  headerTimeout: 10_000,
-  bodyTimeout: 30_000,
-  idleTimeout: 60_000,
-  maxConnections: 1024,
-  maxHeaderBytes: 16 * 1024,
+  headerTimeout: DEFAULTS.apiHeaderTimeout,
+  bodyTimeout: DEFAULTS.apiBodyTimeout,
+  idleTimeout: DEFAULTS.apiIdleTimeout,
+  maxConnections: DEFAULTS.apiMaxConnections,
+  maxHeaderBytes: DEFAULTS.apiMaxHeaderBytes,
 });
 
 /** Options for {@linkcode HttpServer}. */
@@ -37,22 +24,6 @@ export interface HttpServerOptions extends Partial<HttpLimits> {
   logger?: Logger;
   /** The response when the handler throws. Default: a bare 500. */
   onError?: (err: unknown) => Response;
-}
-
-/** Counters of an {@linkcode HttpServer} since it started. */
-export interface HttpServerStats {
-  /** Connections accepted and served. */
-  accepted: number;
-  /** Connections answered 503 at `maxConnections`. */
-  refused: number;
-  /** Requests answered 408: headers late. */
-  headerTimeouts: number;
-  /** Requests answered 408: body late. */
-  bodyTimeouts: number;
-  /** Connections closed for waiting too long for their next request, or for not taking their answer. */
-  idleTimeouts: number;
-  /** Requests the server refused itself (400, 413, 417, 431, 501, 505), before any handler. */
-  badRequests: number;
 }
 
 /** Refusals being written at once; past it, connections beyond the cap are closed unanswered. */

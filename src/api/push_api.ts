@@ -1,6 +1,7 @@
 import type { Cluster, ClusterPushResult } from "../cluster/cluster.ts";
 import { MemoryCluster } from "../cluster/memory_cluster.ts";
 import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
+import { DEFAULTS } from "../defaults.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
@@ -32,7 +33,7 @@ export interface NodesInfo {
 export interface ApiOptions {
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
-  /** Largest push body accepted, in bytes. Default 1 MiB. */
+  /** Largest push body accepted, in bytes. Default {@linkcode DEFAULTS}`.maxPushBody`. */
   maxBody?: number;
   /** What `/goim/nodes/weighted` reports. */
   nodes?: () => NodesInfo;
@@ -236,7 +237,7 @@ function _target(request: Request): URL {
 export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHandler {
   const cluster = options.cluster ?? _alone(comet);
   const token = options.token;
-  const maxBody = options.maxBody ?? 1 << 20;
+  const maxBody = options.maxBody ?? DEFAULTS.maxPushBody;
   const signal = options.signal;
   const routes: Record<string, [string, (p: URLSearchParams, r: Request) => Promise<Response>]> = {
     "/goim/push/keys": ["POST", async (p, r) => {

@@ -1,6 +1,37 @@
 import { type Logger, silentLogger } from "../log.ts";
 import type { ConnectRequest, Operator } from "../server/operator.ts";
 import type { ExpiringSession } from "./jwt_operator.ts";
+import { readAnswer, sessionOfAnswer } from "./webhook_answer.ts";
+import { WebhookUnavailableError } from "./webhook_error.ts";
+
+export {
+  WebhookError,
+  type WebhookErrorReason,
+  type WebhookFailure,
+  WebhookUnavailableError,
+  type WebhookUnavailableReason,
+} from "./webhook_error.ts";
+
+/**
+ * The bounds of a {@linkcode WebhookOperator}'s calls when its options do
+ * not say; the `comet` command's `--webhook-*` flags start from these.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_WEBHOOK } from "./webhook_operator.ts";
+ * console.log(DEFAULT_WEBHOOK.timeout); // 3000
+ * ```
+ */
+export const DEFAULT_WEBHOOK: Readonly<{
+  /** How long one auth call may take, waiting for a slot included, in ms. */
+  timeout: number;
+  /** Calls in flight at most. */
+  concurrency: number;
+  /** Auth attempts that may wait for a slot. */
+  queue: number;
+  /** Largest answer accepted, in bytes. */
+  maxResponseBytes: number;
+}> = Object.freeze({ timeout: 3_000, concurrency: 64, queue: 1024, maxResponseBytes: 16_384 });
 
 /** How the webhook call proves it comes from Comet. */
 export type WebhookAuthScheme = "bearer" | "hmac";
@@ -39,39 +70,6 @@ export interface WebhookOperatorOptions {
   signal?: AbortSignal;
 }
 
-/** Why a {@linkcode WebhookOperator} refused a connection. */
-export type WebhookErrorReason =
-  | "refused"
-  | "busy"
-  | "timeout"
-  | "unavailable"
-  | "bad_answer"
-  | "closed";
-
-/**
- * Thrown by {@linkcode WebhookOperator.connect}: the application refused the
- * connection, or could not be asked. The message is what the client sees
- * after `auth failed: `; `reason` says which case it is.
- *
- * @example
- * ```ts
- * import { WebhookError } from "./webhook_operator.ts";
- * const err = new WebhookError("busy", "auth service busy");
- * console.log(err.reason); // "busy"
- * ```
- */
-export class WebhookError extends Error {
-  /** Which case refused the connection. */
-  readonly reason: WebhookErrorReason;
-
-  /** Creates the error with its reason code and the client-facing message. */
-  constructor(reason: WebhookErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "WebhookError";
-    this.reason = reason;
-  }
-}
-
 /** A {@linkcode ConnectRequest} from a hub that tells when the connection is gone. */
 interface _SignalledRequest extends ConnectRequest {
   signal?: AbortSignal;
@@ -80,8 +78,6 @@ interface _SignalledRequest extends ConnectRequest {
 const _encoder = new TextEncoder();
 const _utf8 = new TextDecoder("utf-8", { fatal: true });
 const _DEFAULT_HEADERS = ["cookie", "origin", "user-agent", "x-forwarded-for", "x-real-ip"];
-const _MAX_REASON = 200;
-const _MAX_ID_LENGTH = 256;
 
 function _count(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -101,117 +97,6 @@ function _base64(bytes: Uint8Array): string {
 
 function _hex(bytes: ArrayBuffer): string {
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The application's refusal reason as the client may see it: short, printable. */
-function _reason(text: string): string {
-  // deno-lint-ignore no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
-  return clean.length > _MAX_REASON ? clean.slice(0, _MAX_REASON) : clean;
-}
-
-function _isInt32(n: unknown): n is number {
-  return typeof n === "number" && Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
-}
-
-/**
- * Reads at most `cap` bytes of a response body; cancels the rest.
- *
- * @throws {WebhookError} `bad_answer` when the body is larger.
- */
-async function _readCapped(res: Response, cap: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > cap) {
-    await res.body?.cancel();
-    throw new WebhookError("bad_answer", "auth service answer too large");
-  }
-  if (res.body === null) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > cap) throw new WebhookError("bad_answer", "auth service answer too large");
-      chunks.push(value);
-    }
-  } catch (err) {
-    await reader.cancel().catch(() => {});
-    throw err;
-  } finally {
-    reader.releaseLock();
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-function _parseJson(bytes: Uint8Array): Record<string, unknown> | null {
-  try {
-    const value = JSON.parse(_utf8.decode(bytes));
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : null;
-  } catch {
-    return null;
-  }
-}
-
-function _bad(detail: string): WebhookError {
-  return new WebhookError("bad_answer", `auth service answer is invalid: ${detail}`);
-}
-
-/**
- * The session in a 2xx answer. `mid` must be present (0 for anonymous): an
- * answer that says neither who nor why not is a broken application, and
- * refusing is the safe reading of it.
- */
-function _session(o: Record<string, unknown>): ExpiringSession {
-  const session: ExpiringSession = {};
-  const mid = o.mid;
-  if (typeof mid === "number" && Number.isSafeInteger(mid) && mid >= 0) session.mid = mid;
-  else if (typeof mid === "string" && /^(?:0|[1-9][0-9]{0,15})$/.test(mid)) {
-    session.mid = Number(mid);
-    if (!Number.isSafeInteger(session.mid)) throw _bad("mid is out of range");
-  } else throw _bad("mid is not a non-negative integer");
-  for (const name of ["key", "room", "platform"] as const) {
-    const v = o[name];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== "string" || v.length > _MAX_ID_LENGTH) throw _bad(`${name} is not a string`);
-    session[name] = v;
-  }
-  if (o.accepts !== undefined && o.accepts !== null) {
-    if (!Array.isArray(o.accepts) || o.accepts.length > 1024 || !o.accepts.every(_isInt32)) {
-      throw _bad("accepts is not an array of 32-bit integers");
-    }
-    session.accepts = o.accepts;
-  }
-  if (o.heartbeat !== undefined && o.heartbeat !== null) {
-    const s = o.heartbeat;
-    if (typeof s !== "number" || !(s > 0) || s > 86_400) {
-      throw _bad("heartbeat is not a number of seconds up to a day");
-    }
-    session.heartbeat = s * 1000;
-  }
-  if (o.rooms !== undefined && o.rooms !== null) {
-    if (
-      !Array.isArray(o.rooms) || o.rooms.length > 1024 ||
-      !o.rooms.every((r) => typeof r === "string")
-    ) {
-      throw _bad("rooms is not an array of room ids");
-    }
-    session.rooms = o.rooms as string[];
-  }
-  if (o.expires_at !== undefined && o.expires_at !== null) {
-    const s = o.expires_at;
-    if (typeof s !== "number" || !Number.isFinite(s)) throw _bad("expires_at is not a number");
-    session.expiresAt = s * 1000;
-  }
-  return session;
 }
 
 /**
@@ -295,14 +180,24 @@ export class WebhookOperator implements Operator {
       throw new TypeError("Webhook URL must not carry credentials: use the secret option");
     }
     this.url = url;
-    const timeout = options.timeout ?? 3_000;
+    const timeout = options.timeout ?? DEFAULT_WEBHOOK.timeout;
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new RangeError(`Webhook timeout must be a positive number: ${timeout}`);
     }
     this.#timeout = timeout;
-    this.#concurrency = _count("Webhook concurrency", options.concurrency, 64, 1);
-    this.#queueLimit = _count("Webhook queue", options.queue, 1024, 0);
-    this.#maxResponse = _count("Webhook response limit", options.maxResponseBytes, 16_384, 16);
+    this.#concurrency = _count(
+      "Webhook concurrency",
+      options.concurrency,
+      DEFAULT_WEBHOOK.concurrency,
+      1,
+    );
+    this.#queueLimit = _count("Webhook queue", options.queue, DEFAULT_WEBHOOK.queue, 0);
+    this.#maxResponse = _count(
+      "Webhook response limit",
+      options.maxResponseBytes,
+      DEFAULT_WEBHOOK.maxResponseBytes,
+      16,
+    );
     const scheme = options.authScheme ?? "bearer";
     if (scheme !== "bearer" && scheme !== "hmac") {
       throw new TypeError(`Webhook auth scheme must be bearer or hmac: ${scheme}`);
@@ -351,10 +246,14 @@ export class WebhookOperator implements Operator {
   /**
    * Asks the application about this connection.
    *
-   * @throws {WebhookError} When it refuses, or cannot be asked in time.
+   * @throws {WebhookError} When the application refuses.
+   * @throws {WebhookUnavailableError} When it cannot be asked in time, or
+   * gives no answer that can be read (an `OperatorUnavailableError`).
    */
   async connect(request: ConnectRequest): Promise<ExpiringSession> {
-    if (this.#signal?.aborted) throw new WebhookError("closed", "auth service unavailable");
+    if (this.#signal?.aborted) {
+      throw new WebhookUnavailableError("closed", "auth service unavailable");
+    }
     const call = new AbortController();
     const timer = setTimeout(() => call.abort(), this.#timeout);
     const gone = (request as _SignalledRequest).signal;
@@ -362,7 +261,7 @@ export class WebhookOperator implements Operator {
     gone?.addEventListener("abort", onGone, { once: true });
     this.#calls.add(call);
     try {
-      if (gone?.aborted) throw new WebhookError("closed", "connection closed");
+      if (gone?.aborted) throw new WebhookUnavailableError("closed", "connection closed");
       await this.#acquire(call.signal);
       try {
         return await this.#call(request, call.signal);
@@ -372,7 +271,7 @@ export class WebhookOperator implements Operator {
     } catch (err) {
       // Nobody is left to tell; say so rather than blame the application.
       if (gone?.aborted && !this.#signal?.aborted) {
-        throw new WebhookError("closed", "connection closed", { cause: err });
+        throw new WebhookUnavailableError("closed", "connection closed", { cause: err });
       }
       throw err;
     } finally {
@@ -388,15 +287,15 @@ export class WebhookOperator implements Operator {
       return;
     }
     if (this.#waiting.size >= this.#queueLimit) {
-      throw new WebhookError("busy", "auth service busy");
+      throw new WebhookUnavailableError("busy", "auth service busy");
     }
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         this.#waiting.delete(granted);
         reject(
           this.#signal?.aborted
-            ? new WebhookError("closed", "auth service unavailable")
-            : new WebhookError("busy", "auth service busy"),
+            ? new WebhookUnavailableError("closed", "auth service unavailable")
+            : new WebhookUnavailableError("busy", "auth service busy"),
         );
       };
       // #release hands its slot straight over, so #inflight stays counted.
@@ -485,30 +384,25 @@ export class WebhookOperator implements Operator {
       if (res.status >= 500 || (res.status < 400 && !res.ok)) {
         await res.body?.cancel();
         this.#logger.warn("Auth service failed", { url: this.url.href, status: res.status });
-        throw new WebhookError("unavailable", `auth service failed: ${res.status}`);
+        throw new WebhookUnavailableError("unavailable", `auth service failed: ${res.status}`);
       }
-      bytes = await _readCapped(res, this.#maxResponse);
+      bytes = await readAnswer(res, this.#maxResponse);
     } catch (err) {
-      if (err instanceof WebhookError) throw err;
+      if (err instanceof WebhookUnavailableError) throw err;
       throw this.#failure(err, signal);
     }
-    const answer = _parseJson(bytes);
-    if (typeof answer?.error === "string") {
-      throw new WebhookError("refused", _reason(answer.error) || "refused");
-    }
-    if (!res.ok) throw new WebhookError("refused", `auth service refused: ${res.status}`);
-    if (answer === null) throw _bad("not a JSON object");
-    if (answer.error !== undefined && answer.error !== null) throw _bad("error is not a string");
-    return _session(answer);
+    return sessionOfAnswer(res, bytes);
   }
 
-  #failure(err: unknown, signal: AbortSignal): WebhookError {
-    if (this.#signal?.aborted) return new WebhookError("closed", "auth service unavailable");
+  #failure(err: unknown, signal: AbortSignal): WebhookUnavailableError {
+    if (this.#signal?.aborted) {
+      return new WebhookUnavailableError("closed", "auth service unavailable");
+    }
     if (signal.aborted) {
       this.#logger.warn("Auth service timed out", { url: this.url.href });
-      return new WebhookError("timeout", "auth service timed out", { cause: err });
+      return new WebhookUnavailableError("timeout", "auth service timed out", { cause: err });
     }
     this.#logger.warn("Auth service unreachable", { url: this.url.href, error: err });
-    return new WebhookError("unavailable", "auth service unavailable", { cause: err });
+    return new WebhookUnavailableError("unavailable", "auth service unavailable", { cause: err });
   }
 }
