@@ -2,7 +2,7 @@
 // accept (no frame, no channel, no timer) or closes with op 6 and a reason, and
 // is counted in stats.limitHits; well-behaved clients are not touched.
 import assert from "node:assert/strict";
-import { WebhookError } from "../src/auth/webhook_operator.ts";
+import { OperatorUnavailableError } from "../src/server/operator_unavailable_error.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { Comet, DEFAULT_LIMITS } from "../src/server/comet.ts";
@@ -186,7 +186,7 @@ Deno.test("limits: refused authentications bar the address for one window", asyn
 Deno.test("limits: an auth service that fails does not bar its clients", async () => {
   const operator: Operator = {
     connect() {
-      throw new WebhookError("unavailable", "auth service unavailable");
+      throw new OperatorUnavailableError("auth service unavailable");
     },
   };
   await using server = startServer({ operator, limits: { maxAuthAttempts: 1 } });
