@@ -7,9 +7,8 @@
  */
 import { DEFAULT_MAX_BODY } from "../protocol/frame.ts";
 import { DEFAULT_BACKLOG } from "./backlog.ts";
-import { DEFAULT_LIMITS } from "./limits.ts";
 
-export { DEFAULT_BACKLOG, DEFAULT_LIMITS, DEFAULT_MAX_BODY };
+export { DEFAULT_BACKLOG, DEFAULT_MAX_BODY };
 
 /** Buckets the connections are sharded into. */
 export const DEFAULT_BUCKETS = 32;
@@ -34,3 +33,40 @@ export const DEFAULT_SHUTDOWN_TIMEOUT = 5_000;
 export const MAX_ID_LENGTH = 256;
 /** Most ops one connection may watch, and most rooms a session may list; not a setting. */
 export const MAX_WATCH = 1024;
+
+/**
+ * The limits the `comet` command applies unless told otherwise (see
+ * `CometLimits` for what each means): generous for well-behaved clients,
+ * including many behind one NAT address, and small enough that one host
+ * cannot take a node down.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS } from "./defaults.ts";
+ * console.log(DEFAULT_LIMITS.upstreamRate); // 100
+ * ```
+ */
+export const DEFAULT_LIMITS: Readonly<{
+  /** Connections at once. */
+  maxConnections: number;
+  /** Connections at once from one IP address. */
+  maxConnectionsPerIp: number;
+  /** New connections per second from one IP address. */
+  connectRate: number;
+  /** Refused authentications from one IP address within `authWindow`. */
+  maxAuthAttempts: number;
+  /** The window of `maxAuthAttempts`, in milliseconds. */
+  authWindow: number;
+  /** Upstream messages per second per connection. */
+  upstreamRate: number;
+  /** Rooms with members on this node. */
+  maxRooms: number;
+}> = Object.freeze({
+  maxConnections: 100_000,
+  maxConnectionsPerIp: 1_000,
+  connectRate: 200,
+  maxAuthAttempts: 20,
+  authWindow: 60_000,
+  upstreamRate: 100,
+  maxRooms: 100_000,
+});

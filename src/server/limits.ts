@@ -7,9 +7,12 @@
  */
 import type { Logger } from "../log.ts";
 import { positive } from "./_util.ts";
+import { DEFAULT_LIMITS } from "./defaults.ts";
 import type { Channel } from "./channel.ts";
 // deno-lint-ignore no-unused-vars
 import type { OperatorUnavailableError } from "./operator_unavailable_error.ts";
+
+export { DEFAULT_LIMITS } from "./defaults.ts";
 
 /**
  * Limits a `Comet` hub enforces. Connection limits refuse a new
@@ -40,7 +43,7 @@ export interface CometLimits {
    * or busy) does not count; any other error from `connect` does.
    */
   maxAuthAttempts?: number;
-  /** The window of `maxAuthAttempts`, in milliseconds. Default 60 s. */
+  /** The window of `maxAuthAttempts`, in milliseconds. Default 60 s (see `DEFAULT_LIMITS`). */
   authWindow?: number;
   /**
    * Upstream messages (op 4) per second per connection; bursts of as many
@@ -56,27 +59,6 @@ export interface CometLimits {
    */
   maxRooms?: number;
 }
-
-/**
- * The limits the `comet` command applies unless told otherwise: generous for
- * well-behaved clients, including many behind one NAT address, and small
- * enough that one host cannot take a node down.
- *
- * @example
- * ```ts
- * import { DEFAULT_LIMITS } from "./comet.ts";
- * console.log(DEFAULT_LIMITS.upstreamRate); // 100
- * ```
- */
-export const DEFAULT_LIMITS: Readonly<Required<CometLimits>> = Object.freeze({
-  maxConnections: 100_000,
-  maxConnectionsPerIp: 1_000,
-  connectRate: 200,
-  maxAuthAttempts: 20,
-  authWindow: 60_000,
-  upstreamRate: 100,
-  maxRooms: 100_000,
-});
 
 /** How many times each limit of {@linkcode CometLimits} was hit. */
 export interface LimitHits {
