@@ -123,9 +123,17 @@ export interface PushAllOptions {
 }
 
 /**
- * The comet hub: owns the buckets, rooms and the one timer heap, runs each
- * connection's protocol session, and fans pushes out to keys, users, rooms
- * or everyone. Transports hand it a {@linkcode Wire} per connection.
+ * The comet hub: runs each connection's protocol session, and fans pushes
+ * out to keys, users, rooms or everyone. Transports hand it a
+ * {@linkcode Wire} per connection; pushes reach it through
+ * {@linkcode Comet.deliver} or the push methods.
+ *
+ * A facade over its parts: `sessions.ts` (accept, auth, cleanup) and
+ * `client_ops.ts` (heartbeat, room change, watch, upstream via
+ * `upstream.ts`) on the way in; `fan_out.ts`, then `room.ts` or
+ * `channel.ts`, then `write_scheduler.ts` on the way out; `registry.ts`
+ * (keys, users, rooms, online figures), `limits.ts`, `deadlines.ts` and
+ * `hub_events.ts` beside them.
  *
  * @example
  * ```ts
