@@ -60,7 +60,7 @@ export class FakeWire implements Wire {
 }
 
 /** ChannelHooks that record what they are told. */
-export class FakeHooks implements ChannelHooks {
+export class FakeHooks implements ChannelHooks<Channel> {
   dropCount = 0;
   slowCount = 0;
   closingCalls: { channel: Channel; grace: number; queued: number }[] = [];

@@ -456,3 +456,15 @@ Deno.test("the hub refuses to push the protocol's own operations", async () => {
   }
   assert.equal(comet.pushRoom("live://1", 18, new Uint8Array()), 0);
 });
+
+Deno.test("push: deliver takes each kind of push as the method of its kind does", async () => {
+  await using comet = new Comet({ logger: silentLogger });
+  const body = utf8.encode("x");
+  assert.equal(comet.deliver({ kind: "keys", op: 1000, keys: ["k"], body }), 0);
+  assert.equal(comet.deliver({ kind: "mids", op: 1000, mids: [7], body }), 0);
+  assert.equal(comet.deliver({ kind: "room", op: 1000, room: "live://1", body }), 0);
+  assert.equal(comet.deliver({ kind: "all", op: 1000, speed: 0, body }), 0);
+  assert.deepEqual(comet.stats.pushes, { keys: 1, mids: 1, room: 1, all: 1 });
+  assert.throws(() => comet.deliver({ kind: "room", op: Op.Auth, room: "r", body }), RangeError);
+  assert.throws(() => comet.deliver({ kind: "all", op: 1000, speed: -1, body }), RangeError);
+});

@@ -2,10 +2,12 @@
 // accept (no frame, no channel, no timer) or closes with op 6 and a reason, and
 // is counted in stats.limitHits; well-behaved clients are not touched.
 import assert from "node:assert/strict";
-import { WebhookError } from "../src/auth/webhook_operator.ts";
+import { OperatorUnavailableError } from "../src/server/operator_unavailable_error.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
+import { silentLogger } from "../src/log.ts";
 import { Comet, DEFAULT_LIMITS } from "../src/server/comet.ts";
+import { Limits } from "../src/server/limits.ts";
 import type { Operator } from "../src/server/operator.ts";
 import type { CometServer } from "../src/serve.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
@@ -186,7 +188,7 @@ Deno.test("limits: refused authentications bar the address for one window", asyn
 Deno.test("limits: an auth service that fails does not bar its clients", async () => {
   const operator: Operator = {
     connect() {
-      throw new WebhookError("unavailable", "auth service unavailable");
+      throw new OperatorUnavailableError("auth service unavailable");
     },
   };
   await using server = startServer({ operator, limits: { maxAuthAttempts: 1 } });
@@ -299,4 +301,35 @@ Deno.test("limits: joining a new room beyond max rooms closes with op 6", async 
   // The server itself may still place clients anywhere.
   comet.changeRoom(comet.channel("e")!, "live://6");
   assert.equal(comet.rooms.size, 3);
+});
+
+Deno.test("limits: the connect-rate bucket refills with time, and a bar lasts one window", () => {
+  let now = 0;
+  const hits = {
+    connections: 0,
+    connectionsPerIp: 0,
+    connectRate: 0,
+    authAttempts: 0,
+    upstreamRate: 0,
+    rooms: 0,
+  };
+  const clock = { now: () => now };
+  const limits = new Limits(
+    { connectRate: 2, maxAuthAttempts: 2, authWindow: 1_000 },
+    hits,
+    silentLogger,
+    clock,
+  );
+  assert.equal(limits.admit("10.0.0.1", 0), true);
+  assert.equal(limits.admit("10.0.0.1", 1), true);
+  assert.equal(limits.admit("10.0.0.1", 2), false, "a burst of two, then refused");
+  now += 500;
+  assert.equal(limits.admit("10.0.0.1", 2), true, "half a second brings one token back");
+  limits.authFailed("10.0.0.1");
+  limits.authFailed("10.0.0.1");
+  now += 999;
+  assert.equal(limits.admit("10.0.0.1", 3), false, "barred for one window");
+  now += 1;
+  assert.equal(limits.admit("10.0.0.1", 3), true);
+  assert.deepEqual(hits, { ...hits, connectRate: 1, authAttempts: 1 });
 });

@@ -1,9 +1,8 @@
 import type { Cluster, ClusterState } from "../cluster/cluster.ts";
 import type { BacklogFigures, Comet, RoomCount } from "../server/comet.ts";
 import { acceptErrors } from "../transport/accept_errors.ts";
-import { TcpWire } from "../transport/tcp.ts";
+import { readBufferFigures } from "../transport/read_buffers.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
-import { WsWire } from "../transport/websocket.ts";
 
 /** Every state a cluster can be in, so that the state gauge lists all of them. */
 const _CLUSTER_STATES: readonly ClusterState[] = ["connecting", "ready", "reconnecting", "closed"];
@@ -92,9 +91,9 @@ export interface MetricsSnapshot {
 
 /**
  * Takes a {@linkcode MetricsSnapshot} of `comet`. Connections by transport
- * and queue depths are counted here, by walking every connection once, so
- * that the push path pays nothing for them; a scrape costs time in
- * proportion to the connections.
+ * and queue depths are counted when asked (`Comet.connectionFigures` walks
+ * every connection once), so that the push path pays nothing for them; a
+ * scrape costs time in proportion to the connections.
  *
  * @example
  * ```ts
@@ -113,16 +112,9 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     moved[transport] = { bytesIn, bytesOut };
     connections[transport] = 0;
   }
-  let depth = 0;
-  let max = 0;
-  for (const bucket of comet.buckets) {
-    for (const ch of bucket.channels.values()) {
-      const transport = ch.info.transport;
-      connections[transport] = (connections[transport] ?? 0) + 1;
-      const queued = ch.queued;
-      depth += queued;
-      if (queued > max) max = queued;
-    }
+  const { transports, queue } = comet.connectionFigures();
+  for (const [transport, n] of transports) {
+    connections[transport] = (connections[transport] ?? 0) + n;
   }
   const cluster = options.cluster;
   const state = cluster?.state ?? "ready";
@@ -139,13 +131,10 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     timers: comet.timers,
     rooms: comet.rooms.size,
     ips: comet.onlineTotal().ipCount,
-    queue: { depth, max },
+    queue,
     writeLine: comet.writeLine,
     backlog: comet.backlog,
-    readBuffers: {
-      used: TcpWire.readBuffers.used + WsWire.readBuffers.used,
-      slabs: TcpWire.readBuffers.slabs + WsWire.readBuffers.slabs,
-    },
+    readBuffers: readBufferFigures(),
     stats: _numbers(comet.stats),
     traffic: moved,
     acceptErrors: Object.fromEntries([...acceptErrors()].map(([l, kinds]) => [l, { ...kinds }])),

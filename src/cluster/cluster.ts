@@ -1,4 +1,9 @@
-import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
+import type { Logger } from "../log.ts";
+import type { Channel } from "../server/channel.ts";
+// deno-lint-ignore no-unused-vars
+import type { Comet, PushAllOptions } from "../server/comet.ts";
+import type { CometObserver } from "../server/comet_observer.ts";
+import type { OnlineTotal, PushTarget, RoomCount } from "../server/push.ts";
 
 /**
  * Where a cluster stands: `connecting` until its broker first answers,
@@ -7,6 +12,47 @@ import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/co
  * for good.
  */
 export type ClusterState = "connecting" | "ready" | "reconnecting" | "closed";
+
+/**
+ * What a cluster needs of the hub it serves: it delivers pushes to it and
+ * asks its online figures ({@linkcode PushTarget}), hooks into its sessions
+ * as its observer, and registers its open sessions anew after losing its
+ * broker. A {@linkcode Comet} is one.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import type { ClusterHub } from "./cluster.ts";
+ *
+ * await using comet = new Comet();
+ * const hub: ClusterHub = comet;
+ * console.log(hub.connections); // 0
+ * ```
+ */
+export interface ClusterHub extends PushTarget {
+  /** Who hears of the hub's sessions and rooms; the cluster may set itself. */
+  observer: CometObserver | undefined;
+  /** The hub's heartbeat deadline in milliseconds: session entries must outlive it. */
+  readonly heartbeatTimeout: number;
+  /** Where the hub logs; a cluster without a logger of its own logs there too. */
+  readonly logger: Logger;
+  /** True once the hub is closing: pushes from other nodes are no longer delivered. */
+  readonly closing: boolean;
+  /** Authenticated connections. */
+  readonly connections: number;
+  /** The authenticated connection with `key`, if any. */
+  channel(key: string): Channel | undefined;
+  /** The open authenticated connections, to register anew. */
+  openSessions(): Iterable<Channel>;
+  /** As `deliver` with a push to keys (see {@linkcode Comet.pushKeys}). */
+  pushKeys(keys: Iterable<string>, op: number, body: Uint8Array): number;
+  /** As `deliver` with a push to users (see {@linkcode Comet.pushMids}). */
+  pushMids(mids: Iterable<number>, op: number, body: Uint8Array): number;
+  /** As `deliver` with a push to a room (see {@linkcode Comet.pushRoom}). */
+  pushRoom(room: string, op: number, body: Uint8Array): number;
+  /** As `deliver` with a push to everyone (see {@linkcode Comet.pushAll}). */
+  pushAll(op: number, body: Uint8Array, options?: PushAllOptions): number;
+}
 
 /** Where clients reach one node: what it advertises and its listening ports. */
 export interface NodeAddress {
@@ -91,7 +137,7 @@ export interface Cluster extends AsyncDisposable {
    *
    * @throws {TypeError} When already attached or closed.
    */
-  attach(comet: Comet, address: NodeAddress): void;
+  attach(comet: ClusterHub, address: NodeAddress): void;
   /** Pushes to the connections with these keys that watch `op`, wherever they are. */
   pushKeys(keys: readonly string[], op: number, body: Uint8Array): Promise<ClusterPushResult>;
   /** Pushes to every connection of these users that watches `op`, wherever they are. */

@@ -11,13 +11,16 @@
  * @module
  */
 import { ProtocolError } from "../protocol/protocol_error.ts";
+import type { Push } from "../server/push.ts";
 
-/** A push between nodes; see the module documentation for its bytes. */
-export type Envelope =
-  | { kind: "keys"; from: string; op: number; keys: readonly string[]; body: Uint8Array }
-  | { kind: "mids"; from: string; op: number; mids: readonly number[]; body: Uint8Array }
-  | { kind: "room"; from: string; op: number; room: string; body: Uint8Array }
-  | { kind: "all"; from: string; op: number; speed: number; body: Uint8Array };
+/**
+ * A push between nodes: the {@linkcode Push} a hub delivers, and the id of
+ * the node that sent it. See the module documentation for its bytes.
+ */
+export type Envelope = Push & {
+  /** The id of the node that sent it. */
+  from: string;
+};
 
 const _VERSION = 1;
 const _KINDS = ["keys", "mids", "room", "all"] as const;

@@ -1,7 +1,10 @@
-import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
+// deno-lint-ignore no-unused-vars
+import type { Comet, PushAllOptions } from "../server/comet.ts";
+import type { OnlineTotal, Push, RoomCount } from "../server/push.ts";
 import type {
   Cluster,
   ClusterHealth,
+  ClusterHub,
   ClusterNode,
   ClusterPushResult,
   ClusterState,
@@ -35,7 +38,7 @@ const _HEALTHY: ClusterHealth = Object.freeze({ ok: true, detail: Object.freeze(
 export class MemoryCluster implements Cluster {
   /** This node's id. */
   readonly nodeId: string;
-  #comet: Comet | undefined;
+  #comet: ClusterHub | undefined;
   #address: NodeAddress | undefined;
   #closed = false;
 
@@ -60,7 +63,7 @@ export class MemoryCluster implements Cluster {
    *
    * @throws {TypeError} When already attached or closed.
    */
-  attach(comet: Comet, address: NodeAddress): void {
+  attach(comet: ClusterHub, address: NodeAddress): void {
     if (this.#closed) throw new TypeError("Cluster is closed");
     if (this.#comet !== undefined) throw new TypeError("Cluster is already attached to a hub");
     this.#comet = comet;
@@ -69,17 +72,17 @@ export class MemoryCluster implements Cluster {
 
   /** As {@linkcode Comet.pushKeys}. */
   pushKeys(keys: readonly string[], op: number, body: Uint8Array): Promise<ClusterPushResult> {
-    return this.#push((comet) => comet.pushKeys(keys, op, body));
+    return this.#push({ kind: "keys", op, keys, body });
   }
 
   /** As {@linkcode Comet.pushMids}. */
   pushMids(mids: readonly number[], op: number, body: Uint8Array): Promise<ClusterPushResult> {
-    return this.#push((comet) => comet.pushMids(mids, op, body));
+    return this.#push({ kind: "mids", op, mids, body });
   }
 
   /** As {@linkcode Comet.pushRoom}. */
   pushRoom(room: string, op: number, body: Uint8Array): Promise<ClusterPushResult> {
-    return this.#push((comet) => comet.pushRoom(room, op, body));
+    return this.#push({ kind: "room", op, room, body });
   }
 
   /**
@@ -88,7 +91,7 @@ export class MemoryCluster implements Cluster {
    * @throws {RangeError} When `speed` is negative.
    */
   pushAll(op: number, body: Uint8Array, options?: PushAllOptions): Promise<ClusterPushResult> {
-    return this.#push((comet) => comet.pushAll(op, body, options));
+    return this.#push({ kind: "all", op, speed: options?.speed ?? 0, body });
   }
 
   /** As {@linkcode Comet.roomOnline}. */
@@ -130,16 +133,16 @@ export class MemoryCluster implements Cluster {
     return this.close();
   }
 
-  /** Runs a local push; what it throws rejects, as from any cluster. */
-  #push(push: (comet: Comet) => number): Promise<ClusterPushResult> {
+  /** Delivers a push locally; what it throws rejects, as from any cluster. */
+  #push(push: Push): Promise<ClusterPushResult> {
     try {
-      return Promise.resolve({ local: push(this.#hub()), remote: 0, degraded: false });
+      return Promise.resolve({ local: this.#hub().deliver(push), remote: 0, degraded: false });
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  #hub(): Comet {
+  #hub(): ClusterHub {
     if (this.#comet === undefined) throw new TypeError("Cluster is not attached to a hub yet");
     return this.#comet;
   }

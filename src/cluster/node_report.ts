@@ -10,7 +10,7 @@ import type { ClusterNode } from "./cluster.ts";
 /** One node's report: where clients reach it, and what it holds. */
 export interface NodeReport extends ClusterNode {
   /** Members per room on the node. */
-  rooms: Map<string, number>;
+  rooms: ReadonlyMap<string, number>;
 }
 
 /**

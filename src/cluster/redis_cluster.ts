@@ -2,11 +2,13 @@ import type { ReconnectOptions } from "../client/backoff.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Channel } from "../server/channel.ts";
-import type { Comet, OnlineTotal, PushAllOptions, RoomCount } from "../server/comet.ts";
+import type { PushAllOptions } from "../server/comet.ts";
+import type { OnlineTotal, RoomCount } from "../server/push.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type {
   Cluster,
   ClusterHealth,
+  ClusterHub,
   ClusterNode,
   ClusterPushResult,
   ClusterState,
@@ -169,7 +171,7 @@ export class RedisCluster implements Cluster {
   #reportInterval: number;
   #logger: Logger;
   #ownLogger: boolean;
-  #comet: Comet | undefined;
+  #comet: ClusterHub | undefined;
   #node: NodeAddress | undefined;
   #renewed = new Map<Channel, number>();
   #others = new Map<string, NodeReport>();
@@ -312,7 +314,7 @@ export class RedisCluster implements Cluster {
    *
    * @throws {TypeError} When already attached or closed.
    */
-  attach(comet: Comet, address: NodeAddress): void {
+  attach(comet: ClusterHub, address: NodeAddress): void {
     if (this.#closing !== undefined) throw new TypeError("Cluster is closed");
     if (this.#comet !== undefined) throw new TypeError("Cluster is already attached to a hub");
     if (comet.observer !== undefined) {
@@ -629,22 +631,13 @@ export class RedisCluster implements Cluster {
     if (envelope.from === this.nodeId) return;
     this.#stats.received++;
     try {
-      switch (envelope.kind) {
-        case "keys":
-          comet.pushKeys(envelope.keys, envelope.op, envelope.body);
-          break;
-        case "mids":
-          comet.pushMids(envelope.mids, envelope.op, envelope.body);
-          break;
-        case "room":
-          comet.pushRoom(envelope.room, envelope.op, envelope.body);
-          // A stale membership (its removal was lost with Redis): repair it.
-          if (comet.roomOnline(envelope.room) === 0 && this.#client.state === "ready") {
-            this.#fire(["SREM", this.#roomKey(envelope.room), this.nodeId]);
-          }
-          break;
-        case "all":
-          comet.pushAll(envelope.op, envelope.body, { speed: envelope.speed });
+      comet.deliver(envelope);
+      // A stale membership (its removal was lost with Redis): repair it.
+      if (
+        envelope.kind === "room" && comet.roomOnline(envelope.room) === 0 &&
+        this.#client.state === "ready"
+      ) {
+        this.#fire(["SREM", this.#roomKey(envelope.room), this.nodeId]);
       }
     } catch (err) {
       if (!(err instanceof BacklogFullError)) throw err;
@@ -693,7 +686,7 @@ export class RedisCluster implements Cluster {
       connections: connCount,
       ipCount,
       updated: Date.now(),
-      rooms: comet.rooms as Map<string, number>,
+      rooms: comet.rooms,
     };
   }
 
@@ -832,12 +825,9 @@ export class RedisCluster implements Cluster {
       last = this.#fire(["SADD", this.#roomKey(room), this.nodeId]);
       if (!(await step())) return;
     }
-    for (const bucket of comet.buckets) {
-      for (const ch of bucket.channels.values()) {
-        if (ch.state !== "open") continue;
-        last = this.#renew(ch) ?? last;
-        if (!(await step())) return;
-      }
+    for (const ch of comet.openSessions()) {
+      last = this.#renew(ch) ?? last;
+      if (!(await step())) return;
     }
     await last;
     const fields = { node: this.nodeId, connections: comet.connections, rooms: comet.rooms.size };
@@ -885,7 +875,7 @@ export class RedisCluster implements Cluster {
     return `${this.#prefix}room:${room}`;
   }
 
-  #hub(): Comet {
+  #hub(): ClusterHub {
     if (this.#comet === undefined) throw new TypeError("Cluster is not attached to a hub yet");
     return this.#comet;
   }

@@ -1,41 +1,18 @@
-import { encodeFrame, type Frame, frameOp } from "../protocol/frame.ts";
+import { encodeFrame, type Frame } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
-import type { Backlog } from "./backlog.ts";
+import type { ChannelOptions, ChannelState } from "./channel_options.ts";
+import { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
 import { FrameQueue, type SharedFrame } from "./frame_queue.ts";
-import type { Room } from "./room.ts";
+import { type OpSet, opSetAdd, opSetList, opSetRemove, opSetSize } from "./op_set.ts";
+import type { RoomLog, RoomMember } from "./room_member.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
+import { takeWrite } from "./write_batch.ts";
 import { type SettledWriteTurn, WriteScheduler } from "./write_scheduler.ts";
 
-/**
- * What happens to a slow connection (see {@linkcode ChannelOptions.writeTimeout}):
- * `close` tells the client with op 6 and disconnects it; `drop` (goim's
- * behaviour) drops the messages past its queue and counts them.
- */
-export type SlowPolicy = "close" | "drop";
-
-/** Lifecycle of a {@linkcode Channel}. */
-export type ChannelState = "handshake" | "open" | "closing" | "closed";
-
-/** Hooks a {@linkcode Channel} reports to; implemented by the hub. */
-export interface ChannelHooks {
-  /** `count` messages were dropped because the connection is slow (`drop` policy). */
-  dropped(channel: Channel, count: number): void;
-  /** The connection is slow under the `close` policy; the channel is closing. */
-  slow(channel: Channel): void;
-  /** The channel began a graceful close; `grace` bounds the final flush. */
-  closing(channel: Channel, grace: number): void;
-  /** A push was queued to a channel whose `_traced` is set; never called for others. */
-  pushed?(channel: Channel, frame: Uint8Array): void;
-  /**
-   * A frame from a wire the channel listens to (see
-   * {@linkcode FrameReader._frame}). The hub implements it; a channel whose
-   * hooks lack it is never handed to `Wire._listen`.
-   */
-  frame?(channel: Channel, frame: Frame): boolean | Promise<boolean>;
-  /** The listening wire's stream ended (see {@linkcode FrameReader._ended}). */
-  ended?(channel: Channel, err?: unknown): void;
-}
+export { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
+export { MAX_WRITE_BYTES } from "./write_batch.ts";
+export type { ChannelHooks, ChannelOptions, ChannelState, SlowPolicy } from "./channel_options.ts";
 
 const _encoder = new TextEncoder();
 const _EMPTY = new Uint8Array(0);
@@ -45,66 +22,20 @@ function _bytes(body: Uint8Array | string): Uint8Array {
   return typeof body !== "string" ? body : body === "" ? _EMPTY : _encoder.encode(body);
 }
 
-// Writers fill this between two awaits only, so every channel can share it.
-const _batch: Uint8Array[] = [];
-
-/**
- * Bytes one write takes at most (a larger frame goes alone, uncopied). A
- * write is one buffer made for one connection: unbounded, a slow reader's
- * backlog became a private copy of every frame queued to it.
- */
-export const MAX_WRITE_BYTES = 64 * 1024;
-
-/** Default of {@linkcode ChannelOptions.writeTimeout}. */
-export const DEFAULT_WRITE_TIMEOUT = 2_000;
-
 // For channels made without a hub: no stall timer, so nothing outlives a test.
 let _sharedScheduler: WriteScheduler | undefined;
 
 /**
- * What every channel of one hub shares. The hub makes one such object and
- * hands it to all its channels, so the settings cost a channel one field.
- */
-export interface ChannelOptions {
-  /**
-   * Frames pushed to one connection alone (its key, its user) queued at
-   * most; past it the slow policy applies. Also what a slow connection keeps
-   * under `drop`. A positive integer.
-   */
-  readonly queueSize: number;
-  /**
-   * How long, in ms, a connection's socket may refuse what is written to it
-   * (one write pending, or consecutive writes the kernel took only part of)
-   * while a full queue's worth waits for it, before it counts as slow.
-   * Default 2 s.
-   */
-  readonly writeTimeout?: number;
-  /** Where queued bytes are counted; the hub shares one among its channels and rooms. */
-  readonly backlog?: Backlog | undefined;
-  /** The slow-consumer policy. */
-  readonly slow: SlowPolicy;
-  /** Where drops and slow closes are reported. */
-  readonly hooks: ChannelHooks;
-  /** How long a graceful close may take to flush, in ms. */
-  readonly closeGrace: number;
-  /**
-   * The line writes wait in; the hub shares one among all its channels.
-   * Default: one shared by every channel made without one, with no stall limit.
-   */
-  readonly writes?: WriteScheduler | undefined;
-}
-
-/**
  * One client connection: its identity (key, user, room, watched ops), its
  * outbound queue and its writer. The hub pushes encoded frames in; room
- * pushes stay in the room's log (see {@linkcode Room}) and the channel keeps
+ * pushes stay in the room's log (see `Room`) and the channel keeps
  * its place in it. While something is queued the channel waits in its
  * {@linkcode WriteScheduler}'s line, and on its turn drains everything queued
  * (its own queue, then the room's frames from its place on) into one `write`.
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel implements SettledWriteTurn, FrameReader {
+export class Channel implements SettledWriteTurn, FrameReader, RoomMember {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */
@@ -119,7 +50,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
   /** @internal Slot in the room's member array, for O(1) removal. */
   _roomSlot = -1;
   /** @internal The room part whose log this channel reads; undefined when in none, or closing. */
-  _log: Room | undefined;
+  _log: RoomLog | undefined;
   /** @internal Number of the next frame of `_log` this channel takes. */
   _cursor = 0;
   /** @internal Slot in the room's list of idle members; -1: not in it. */
@@ -155,9 +86,9 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * one and let go of when the writer drains it: an idle connection has none.
    */
   #queue: FrameQueue | undefined;
-  #options: ChannelOptions;
+  #options: ChannelOptions<Channel>;
   /** The watched ops: none, one (the usual case, kept without a Set) or a Set of several. */
-  #watch: number | Set<number> | undefined;
+  #watch: OpSet;
   #state: ChannelState = "handshake";
   #flushed: (() => void) | undefined;
   /** Whether the channel is in the write line or writing; an idle channel is neither. */
@@ -172,7 +103,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * @param options The settings it shares with the hub's other channels.
    * @throws {RangeError} When `options.queueSize` is not a positive integer.
    */
-  constructor(wire: Wire, options: ChannelOptions) {
+  constructor(wire: Wire, options: ChannelOptions<Channel>) {
     const size = options.queueSize;
     if (!Number.isSafeInteger(size) || size < 1) {
       throw new RangeError(`Queue size must be a positive integer: ${size}`);
@@ -218,6 +149,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
     const writing = this._turnAt < 0 ? 0 : now - this._turnAt;
     return this._refusedMs + writing >= (this.#options.writeTimeout ?? DEFAULT_WRITE_TIMEOUT);
   }
+
   /** @internal Frames queued at most before the slow policy applies. */
   get _capacity(): number {
     return this.#options.queueSize;
@@ -290,45 +222,29 @@ export class Channel implements SettledWriteTurn, FrameReader {
 
   /** Whether a push of business op `op` to keys, mids or all reaches this connection. */
   watches(op: number): boolean {
+    // Inline rather than through op_set.ts: every push to keys, mids or all asks it.
     const w = this.#watch;
     return w === op || (typeof w === "object" && w.has(op));
   }
 
   /** Adds ops to the watched set. */
   watch(ops: Iterable<number>): void {
-    for (const op of ops) {
-      const w = this.#watch;
-      if (w === undefined) this.#watch = op;
-      else if (typeof w === "number") {
-        if (w !== op) this.#watch = new Set([w, op]);
-      } else w.add(op);
-    }
+    this.#watch = opSetAdd(this.#watch, ops);
   }
 
   /** Removes ops from the watched set. */
   unwatch(ops: Iterable<number>): void {
-    for (const op of ops) {
-      const w = this.#watch;
-      if (w === undefined) return;
-      if (typeof w === "number") {
-        if (w === op) this.#watch = undefined;
-      } else {
-        w.delete(op);
-        if (w.size === 1) this.#watch = w.values().next().value!;
-      }
-    }
+    this.#watch = opSetRemove(this.#watch, ops);
   }
 
   /** The watched ops, in no particular order. */
   watched(): number[] {
-    const w = this.#watch;
-    return w === undefined ? [] : typeof w === "number" ? [w] : [...w];
+    return opSetList(this.#watch);
   }
 
   /** Number of watched ops. */
   get watchCount(): number {
-    const w = this.#watch;
-    return w === undefined ? 0 : typeof w === "number" ? 1 : w.size;
+    return opSetSize(this.#watch);
   }
 
   /**
@@ -389,8 +305,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
    * @returns Whether the frame was queued.
    */
   send(op: number, body: Uint8Array | string = "", seq = 0, ver = 1): boolean {
-    const bytes = _bytes(body);
-    return this.push(encodeFrame(op, seq, bytes, ver));
+    return this.push(encodeFrame(op, seq, _bytes(body), ver));
   }
 
   /**
@@ -445,11 +360,8 @@ export class Channel implements SettledWriteTurn, FrameReader {
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
     this._closeReason = reason;
-    if (discard) {
-      this.#queue?.clear();
-    } else {
-      this._catchUp();
-    }
+    if (discard) this.#queue?.clear();
+    else this._catchUp();
     this._log?._detach(this);
     this.#own().push(encodeFrame(Op.DisconnectReply, 0, _encoder.encode(reason)), "reply");
     if (!this.#flushing) this.#startFlush();
@@ -525,7 +437,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
 
   /**
    * @internal One turn in the write line: drains everything queued into one
-   * buffer and writes it with one call; then back to the end of the line if
+   * buffer ({@linkcode takeWrite}) and writes it with one call; then back to the end of the line if
    * more was queued meanwhile. Writes never overlap. When the queue is closed
    * and drained, or the connection fails, it closes the wire.
    *
@@ -536,7 +448,7 @@ export class Channel implements SettledWriteTurn, FrameReader {
   _turn(scheduler: WriteScheduler): void {
     let data: Uint8Array | undefined;
     try {
-      data = this.#take();
+      data = this.#isClosed() ? undefined : takeWrite(this, this.#queue);
       if (data === undefined) return this.#endTurn(scheduler, !this._reads());
       // A flush of frames the transport does not carry (pkg drops op 8) writes nothing.
       if (data.length === 0) return this._written(scheduler, true);
@@ -566,59 +478,6 @@ export class Channel implements SettledWriteTurn, FrameReader {
     }
     // Drained while closing: op 6 went out, and the wire closes.
     this.#endTurn(scheduler, !this._reads());
-  }
-
-  /**
-   * What is queued, up to {@linkcode MAX_WRITE_BYTES} (at least one frame),
-   * encoded as one write: its own queue first, then the room's frames from
-   * its cursor on (anything queued to it alone after a room frame caught the
-   * room frames up first). Undefined when nothing is queued, or the channel
-   * is closed.
-   */
-  #take(): Uint8Array | undefined {
-    const queue = this.#queue;
-    const queued = queue === undefined ? 0 : queue.length;
-    const log = this._log;
-    const from = this._cursor;
-    const end = log === undefined ? from : log._end;
-    if (queued + end - from === 0 || this.#isClosed()) return undefined;
-    let data: Uint8Array | undefined;
-    let to = from;
-    // Room frames alone, on a wire that shares its encoding: likely encoded already.
-    let key = queued === 0 ? this.wire.sharedEncoding : undefined;
-    if (key !== undefined) {
-      const run = log!._run(key, from, end);
-      if (run !== undefined) {
-        data = run.bytes;
-        to = run.to;
-      } else if (frameOp(log!._frame(end - 1)) === Op.DisconnectReply) key = undefined;
-    }
-    if (data === undefined) {
-      let count = 0;
-      let bytes = 0;
-      // Own frames within the budget; room frames only once they are all taken, as they come after.
-      while (
-        count < queued && (count === 0 || bytes + queue!.nextLength <= MAX_WRITE_BYTES)
-      ) {
-        const chunk = queue!.shift()!;
-        _batch[count++] = chunk;
-        bytes += chunk.length;
-      }
-      if (count === queued && end > from) {
-        to = log!._span(from, end, MAX_WRITE_BYTES - bytes, count === 0);
-        bytes += log!._copy(from, to, _batch, count);
-        count += to - from;
-      }
-      try {
-        data = this.wire.encode(_batch, count, bytes);
-      } finally {
-        // A loop, not `fill`: a builtin call costs more than clearing a few slots.
-        for (let i = 0; i < count; i++) _batch[i] = undefined as unknown as Uint8Array;
-      }
-      if (key !== undefined) log!._keepRun(key, from, to, end, data);
-    }
-    this._cursor = to;
-    return data;
   }
 
   /** The turn is over; `end`: the wire closes (drained while closing, or failed). */

@@ -1,19 +1,7 @@
 import type { Backlog } from "./backlog.ts";
-import type { Channel } from "./channel.ts";
+import type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
 
-/** A run of log frames encoded once, for every member whose wire shares the encoding. */
-export interface LogRun {
-  /** The shared encoding it was made in (see `Wire.sharedEncoding`). */
-  key: object;
-  /** Number of its first frame. */
-  from: number;
-  /** Number after its last frame. */
-  to: number;
-  /** Whether it stopped short of the log's end for the write's byte budget. */
-  full: boolean;
-  /** The encoded bytes. */
-  bytes: Uint8Array;
-}
+export type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
 
 /**
  * The members of one room within one bucket, and the room's log: the frames
@@ -32,7 +20,7 @@ export interface LogRun {
  * Frames waiting for the server's own turn never make a member slow: the
  * room's cap, checked by the hub before a push, bounds them instead.
  *
- * Members live in a dense array (each channel remembers its slot) so a leave
+ * Members live in a dense array (each member remembers its slot) so a leave
  * is O(1).
  *
  * @example
@@ -42,14 +30,14 @@ export interface LogRun {
  * console.log(room.size); // 0
  * ```
  */
-export class Room {
+export class Room implements RoomLog {
   /** The room id, e.g. `live://1000`. */
   readonly id: string;
-  #members: Channel[] = [];
+  #members: RoomMember[] = [];
   /** Members still reading the log; the rest are closing and wait to be removed. */
   #reading = 0;
   /** Members whose writers are idle: the next push puts them in the write line. */
-  #idle: Channel[] = [];
+  #idle: RoomMember[] = [];
   /** Members whose steps are traced; a push reports to them one by one. */
   #traced = 0;
   /**
@@ -86,7 +74,7 @@ export class Room {
   }
 
   /** The members, for iteration; do not mutate. */
-  get members(): readonly Channel[] {
+  get members(): readonly RoomMember[] {
     return this.#members;
   }
 
@@ -105,39 +93,39 @@ export class Room {
     return this.#base + this.#log.length;
   }
 
-  /** Adds `channel`; it must not be in a room already. */
-  add(channel: Channel): void {
-    channel._room = this.id;
-    channel._roomSlot = this.#members.length;
-    this.#members.push(channel);
-    if (channel._capacity < this.#capacity) this.#capacity = channel._capacity;
-    if (channel._traced) this.#traced++;
-    if (!channel._reads()) return;
+  /** Adds `member`; it must not be in a room already. */
+  add(member: RoomMember): void {
+    member._room = this.id;
+    member._roomSlot = this.#members.length;
+    this.#members.push(member);
+    if (member._capacity < this.#capacity) this.#capacity = member._capacity;
+    if (member._traced) this.#traced++;
+    if (!member._reads()) return;
     this.#reading++;
-    channel._log = this;
-    channel._cursor = this._end;
-    if (!channel._busy()) this._park(channel);
+    member._log = this;
+    member._cursor = this._end;
+    if (!member._busy()) this._park(member);
   }
 
   /**
-   * Removes `channel` if it is a member. Room frames it has not taken yet
+   * Removes `member` if it is a member. Room frames it has not taken yet
    * stay queued to it, ahead of anything pushed to it later.
    */
-  remove(channel: Channel): void {
-    const slot = channel._roomSlot;
-    if (slot < 0 || this.#members[slot] !== channel) return;
-    if (channel._log === this) {
-      channel._catchUp();
-      this._detach(channel);
+  remove(member: RoomMember): void {
+    const slot = member._roomSlot;
+    if (slot < 0 || this.#members[slot] !== member) return;
+    if (member._log === this) {
+      member._catchUp();
+      this._detach(member);
     }
     const last = this.#members.pop()!;
-    if (last !== channel) {
+    if (last !== member) {
       this.#members[slot] = last;
       last._roomSlot = slot;
     }
-    if (channel._traced) this.#traced--;
-    channel._room = "";
-    channel._roomSlot = -1;
+    if (member._traced) this.#traced--;
+    member._room = "";
+    member._roomSlot = -1;
     if (this.#reading === 0) this.#drop();
   }
 
@@ -170,16 +158,16 @@ export class Room {
     const idle = this.#idle;
     if (idle.length > 0) {
       for (let i = 0; i < idle.length; i++) {
-        const channel = idle[i]!;
-        channel._idleSlot = -1;
-        channel._kick();
+        const member = idle[i]!;
+        member._idleSlot = -1;
+        member._kick();
       }
       idle.length = 0;
     }
     if (this.#traced > 0) {
-      for (const channel of this.#members) {
-        if (channel._traced && channel._log === this && channel._cursor <= end) {
-          channel._roomPushed(frame);
+      for (const member of this.#members) {
+        if (member._traced && member._log === this && member._cursor <= end) {
+          member._roomPushed(frame);
         }
       }
     }
@@ -201,15 +189,15 @@ export class Room {
     const capacity = this.#capacity;
     const now = performance.now();
     // A member closed here leaves the log but not the array, so the array is stable.
-    for (const channel of this.#members) {
-      if (channel._log !== this) continue;
-      if (end - channel._cursor + channel._own >= capacity && channel._stuck(now)) {
-        channel._full(end);
+    for (const member of this.#members) {
+      if (member._log !== this) continue;
+      if (end - member._cursor + member._own >= capacity && member._stuck(now)) {
+        member._full(end);
         // Closed: it no longer reads, and `#reading` already counts it out.
-        if (channel._log !== this) continue;
+        if (member._log !== this) continue;
         refused++;
       }
-      if (channel._cursor < taken) taken = channel._cursor;
+      if (member._cursor < taken) taken = member._cursor;
     }
     if (due) this.#checked = end;
     this.#trim(taken);
@@ -332,27 +320,27 @@ export class Room {
     return this.#log[n - this.#base]!;
   }
 
-  /** @internal `channel`'s writer went idle with nothing left: the next push wakes it. */
-  _park(channel: Channel): void {
-    if (channel._idleSlot >= 0) return;
-    channel._idleSlot = this.#idle.length;
-    this.#idle.push(channel);
+  /** @internal `member`'s writer went idle with nothing left: the next push wakes it. */
+  _park(member: RoomMember): void {
+    if (member._idleSlot >= 0) return;
+    member._idleSlot = this.#idle.length;
+    this.#idle.push(member);
     // Every reader idle means every frame taken: let go of them now rather than at a check.
     if (this.#idle.length === this.#reading) this.#drop();
   }
 
-  /** @internal `channel` stops reading the log: it is closing or leaving. */
-  _detach(channel: Channel): void {
-    const slot = channel._idleSlot;
+  /** @internal `member` stops reading the log: it is closing or leaving. */
+  _detach(member: RoomMember): void {
+    const slot = member._idleSlot;
     if (slot >= 0) {
       const last = this.#idle.pop()!;
-      if (last !== channel) {
+      if (last !== member) {
         this.#idle[slot] = last;
         last._idleSlot = slot;
       }
-      channel._idleSlot = -1;
+      member._idleSlot = -1;
     }
-    channel._log = undefined;
+    member._log = undefined;
     this.#reading--;
   }
 }
