@@ -4,15 +4,13 @@
  * defaults here, and `tests/defaults_test.ts` fails when the help or the
  * README states another.
  *
- * Values a component owns (the protocol's body size; the hub's write
- * timeout, backlog caps and limits; the webhook's call bounds) are imported
- * from where they are defined, so the component's own fallback and this
- * table cannot part. Values of the entries (ports, hostnames, the push
- * API's deadlines and caps, the cluster's report interval, shutdown) are
- * defined here, and the components the entries build read them. The hub's
- * timing and sizing defaults (handshake, heartbeat, queue, buckets, write
- * line) are defined here too until the hub exports them; the test checks
- * that a hub built without options agrees where it shows them.
+ * Values a component owns (the protocol's body size; the hub's timing,
+ * sizing, write line, backlog caps and limits, in `server/defaults.ts`; the
+ * webhook's call bounds) are imported from where they are defined, so the
+ * component's own fallback and this table cannot part. Values of the
+ * entries (ports, hostnames, the push API's deadlines and caps, the
+ * cluster's report interval) are defined here, and the components the
+ * entries build read them.
  *
  * @example
  * ```ts
@@ -24,10 +22,20 @@
  * @module
  */
 import { DEFAULT_WEBHOOK } from "./auth/webhook_operator.ts";
-import { DEFAULT_MAX_BODY } from "./protocol/frame.ts";
-import { DEFAULT_BACKLOG } from "./server/backlog.ts";
-import { DEFAULT_WRITE_TIMEOUT } from "./server/channel.ts";
-import { type CometLimits, DEFAULT_LIMITS } from "./server/comet.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_BUCKETS,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_HEARTBEAT_TIMEOUT,
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_BODY,
+  DEFAULT_QUEUE_SIZE,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_WRITE_BURST,
+  DEFAULT_WRITE_CONCURRENCY,
+  DEFAULT_WRITE_TIMEOUT,
+} from "./server/defaults.ts";
+import type { CometLimits } from "./server/limits.ts";
 
 /** A default listen address. */
 export interface DefaultAddress {
@@ -130,13 +138,13 @@ export const DEFAULTS: Defaults = Object.freeze({
   apiMaxConnections: 1024,
   apiMaxHeaderBytes: 16 * 1024,
   maxPushBody: 1024 * 1024,
-  handshakeTimeout: 5_000,
-  heartbeatTimeout: 480_000,
+  handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT,
+  heartbeatTimeout: DEFAULT_HEARTBEAT_TIMEOUT,
   maxBody: DEFAULT_MAX_BODY,
-  buckets: 32,
-  queueSize: 128,
-  writeConcurrency: 128,
-  writeBurst: 8,
+  buckets: DEFAULT_BUCKETS,
+  queueSize: DEFAULT_QUEUE_SIZE,
+  writeConcurrency: DEFAULT_WRITE_CONCURRENCY,
+  writeBurst: DEFAULT_WRITE_BURST,
   slow: "close",
   writeTimeout: DEFAULT_WRITE_TIMEOUT,
   maxBacklog: DEFAULT_BACKLOG.maxBytes,
@@ -148,5 +156,5 @@ export const DEFAULTS: Defaults = Object.freeze({
   reportInterval: 5_000,
   log: "info",
   logFormat: "text",
-  shutdownTimeout: 5_000,
+  shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
 });
