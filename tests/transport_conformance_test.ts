@@ -298,6 +298,7 @@ const SCENARIOS: Scenario[] = [
       await expectGoodbye(t, c, /^auth failed: /);
       assert.equal(hub.comet.stats.authFailed, 1);
       assert.equal(hub.comet.connections, 0);
+      await assert.rejects(c.next(10), /Connection closed/, "nothing after the goodbye");
     },
   },
   {
