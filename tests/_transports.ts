@@ -11,7 +11,7 @@ import { listenPkg } from "../src/transport/pkg.ts";
 import { listenTcp } from "../src/transport/tcp.ts";
 import { listenWs } from "../src/transport/websocket.ts";
 import { concat } from "./_bytes.ts";
-import { TestClient, utf8 } from "./_helpers.ts";
+import { nothingWithin, type StreamClient, TestClient, utf8 } from "./_helpers.ts";
 import { pkg, PkgClient } from "./_pkg_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { encodeClientFrame, goimFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
@@ -100,50 +100,64 @@ function _badWsMessages(): Uint8Array[] {
   return [two, new Uint8Array(3)].map((m) => encodeClientFrame(Opcode.Binary, m));
 }
 
-/** goim's binary frames over a stream: TCP or TLS. */
-class _GoimStreamClient implements TransportClient {
-  readonly #c: TestClient<Deno.Conn>;
+/** What the clients over a stream share: a {@linkcode StreamClient} does the reading. */
+abstract class _StreamTransportClient<T> implements TransportClient {
+  protected readonly c: StreamClient<T, Deno.Conn>;
   readonly closeCode = undefined;
   readonly batches = 0;
 
-  constructor(c: TestClient<Deno.Conn>) {
-    this.#c = c;
+  constructor(c: StreamClient<T, Deno.Conn>) {
+    this.c = c;
   }
 
-  send(op: number, body: Uint8Array | string = "", seq?: number): Promise<number> {
-    return this.#c.send(op, body, seq);
-  }
-
-  encode(op: number, body: Uint8Array | string = "", seq = ++this.#c.seq): Uint8Array {
-    return encodeFrame(op, seq, _bytes(body));
-  }
+  abstract send(op: number, body?: Uint8Array | string, seq?: number): Promise<number>;
+  abstract encode(op: number, body?: Uint8Array | string, seq?: number): Uint8Array;
+  abstract next(timeout?: number): Promise<Frame>;
 
   write(bytes: Uint8Array): Promise<void> {
-    return this.#c.write(bytes);
-  }
-
-  next(timeout?: number): Promise<Frame> {
-    return this.#c.next(timeout);
+    return this.c.write(bytes);
   }
 
   silent(ms?: number): Promise<boolean> {
-    return this.#c.silent(ms);
+    return this.c.silent(ms);
   }
 
   closedByServer(timeout?: number): Promise<boolean> {
-    return this.#c.closedByServer(timeout);
+    return this.c.closedByServer(timeout);
   }
 
   leave(): Promise<void> {
-    return this.#c.close();
+    return this.c.close();
   }
 
   close(): Promise<void> {
-    return this.#c.close();
+    return this.c.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** goim's binary frames over a stream: TCP or TLS. */
+class _GoimStreamClient extends _StreamTransportClient<Frame> {
+  readonly #goim: TestClient<Deno.Conn>;
+
+  constructor(c: TestClient<Deno.Conn>) {
+    super(c);
+    this.#goim = c;
+  }
+
+  send(op: number, body: Uint8Array | string = "", seq?: number): Promise<number> {
+    return this.#goim.send(op, body, seq);
+  }
+
+  encode(op: number, body: Uint8Array | string = "", seq = ++this.#goim.seq): Uint8Array {
+    return encodeFrame(op, seq, _bytes(body));
+  }
+
+  next(timeout?: number): Promise<Frame> {
+    return this.#goim.next(timeout);
   }
 }
 
@@ -211,13 +225,8 @@ class _GoimWsClient implements TransportClient {
     return this.#frames.shift()!;
   }
 
-  async silent(ms = 200): Promise<boolean> {
-    try {
-      await this.next(ms);
-      return false;
-    } catch (e) {
-      return (e as Error).message.startsWith("Timed out");
-    }
+  silent(ms = 200): Promise<boolean> {
+    return nothingWithin((timeout) => this.next(timeout), ms);
   }
 
   async closedByServer(timeout = 3000): Promise<boolean> {
@@ -245,53 +254,28 @@ class _GoimWsClient implements TransportClient {
 }
 
 /** gf gtcp pkg with a 2-byte header: a package is a payload, with no op and no seq. */
-class _PkgTransportClient implements TransportClient {
-  readonly #c: PkgClient;
-  readonly closeCode = undefined;
-  readonly batches = 0;
+class _PkgTransportClient extends _StreamTransportClient<Uint8Array> {
+  readonly #headerSize: number;
 
   constructor(c: PkgClient) {
-    this.#c = c;
+    super(c);
+    this.#headerSize = c.headerSize;
   }
 
   /** Maps what pkg can say: auth (the first package), heartbeat (empty) and messages. */
   encode(op: number, body: Uint8Array | string = ""): Uint8Array {
-    if (op === Op.Heartbeat) return pkg(this.#c.headerSize, "");
-    if (op === Op.Auth || op === Op.SendMsg) return pkg(this.#c.headerSize, body);
+    if (op === Op.Heartbeat) return pkg(this.#headerSize, "");
+    if (op === Op.Auth || op === Op.SendMsg) return pkg(this.#headerSize, body);
     throw new TypeError(`Pkg carries no op: ${op}`);
   }
 
   async send(op: number, body: Uint8Array | string = ""): Promise<number> {
-    await this.#c.write(this.encode(op, body));
+    await this.c.write(this.encode(op, body));
     return 0;
   }
 
-  write(bytes: Uint8Array): Promise<void> {
-    return this.#c.write(bytes);
-  }
-
   async next(timeout?: number): Promise<Frame> {
-    return { ver: 1, op: NO_OP, seq: 0, body: await this.#c.next(timeout) };
-  }
-
-  silent(ms?: number): Promise<boolean> {
-    return this.#c.silent(ms);
-  }
-
-  closedByServer(timeout?: number): Promise<boolean> {
-    return this.#c.closedByServer(timeout);
-  }
-
-  leave(): Promise<void> {
-    return this.#c.close();
-  }
-
-  close(): Promise<void> {
-    return this.#c.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return { ver: 1, op: NO_OP, seq: 0, body: await this.c.next(timeout) };
   }
 }
 

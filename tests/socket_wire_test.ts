@@ -9,7 +9,6 @@ import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { Comet, type CometOptions } from "../src/server/comet.ts";
 import { type ConnectRequest, DefaultOperator, type Operator } from "../src/server/operator.ts";
-import type { ConnInfo } from "../src/server/wire.ts";
 import { SocketWire } from "../src/transport/socket_wire.ts";
 import { WebSocketError, WsCloseCode } from "../src/transport/websocket_codec.ts";
 import { body, indexOf, pushUntil, range, ROOM, stalledClient } from "./_backpressure.ts";
@@ -56,27 +55,7 @@ class EdgeServer implements AsyncDisposable {
   }
 }
 
-/** An operator that records what each connection presented. */
-function recordingOperator(seen: ConnInfo[]): DefaultOperator {
-  const operator = new DefaultOperator();
-  const connect = operator.connect.bind(operator);
-  operator.connect = (request: ConnectRequest) => {
-    seen.push({ ...request.info });
-    return connect(request);
-  };
-  return operator;
-}
-
 // ---------------------------------------------------------------- sessions
-
-Deno.test("the transport name is an option", async () => {
-  const seen: ConnInfo[] = [];
-  await using server = new EdgeServer({ operator: recordingOperator(seen) }, {
-    transport: "edge",
-  });
-  await using _c = await BrowserClient.auth(server.url, { key: "n1" });
-  assert.equal(seen[0]?.transport, "edge");
-});
 
 Deno.test("the handler serves the push API at the same origin, behind its token", async () => {
   await using server = new EdgeServer({}, { api: { token: "tk" } });

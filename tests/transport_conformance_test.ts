@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { CometOptions } from "../src/server/comet.ts";
+import type { Comet, CometOptions } from "../src/server/comet.ts";
 import { type ConnectRequest, DefaultOperator } from "../src/server/operator.ts";
 import type { ConnInfo } from "../src/server/wire.ts";
 import { concat } from "./_bytes.ts";
@@ -60,6 +60,23 @@ async function expectGoodbye(t: TransportCase, c: TransportClient, reason: RegEx
   assert.ok(await c.closedByServer(), "the server closes the connection");
 }
 
+/**
+ * After a bad client in live://1 is closed: it has left, the hub counts `errors` protocol
+ * errors, and `good` (now alone in live://1) still gets pushes.
+ */
+async function othersUnharmed(
+  t: TransportCase,
+  hub: Hub,
+  good: TransportClient,
+  errors: number,
+): Promise<void> {
+  assert.ok(await until(() => hub.comet.connections === 1), "the bad client has left");
+  assert.ok(await until(() => hub.comet.stats.protocolErrors === errors));
+  const body = `still here after ${errors}`;
+  assert.equal(hub.comet.pushRoom("live://1", 1000, utf8.encode(body)), 1);
+  await expectPush(t, good, 1000, body);
+}
+
 /** Whether every client stays silent for a while. */
 async function allSilent(...clients: TransportClient[]): Promise<boolean> {
   const silences = await Promise.all(clients.map((c) => c.silent(150)));
@@ -75,6 +92,92 @@ function recording(seen: ConnInfo[]): DefaultOperator {
     return connect(request);
   };
   return operator;
+}
+
+/**
+ * A push of one kind: the clients (each goim auth JSON) that see it, what `push` returns
+ * (how many it reached), and which keys get `op` with `body`; the others get nothing.
+ */
+interface PushCase {
+  name: string;
+  clients: Record<string, unknown>[];
+  push(comet: Comet): number;
+  op: number;
+  body: string;
+  reach: string[];
+}
+
+const PUSHES: PushCase[] = [
+  {
+    name: "a room push reaches every member once and nobody else",
+    clients: [
+      { key: "a", room_id: "live://1" },
+      { key: "b", room_id: "live://1", accepts: [1001] },
+      { key: "o", room_id: "live://2", accepts: [1000] },
+      { key: "n", accepts: [1000] },
+    ],
+    push: (comet) => comet.pushRoom("live://1", 1000, utf8.encode("room")),
+    op: 1000,
+    body: "room",
+    reach: ["a", "b"],
+  },
+  {
+    name: "an empty push arrives with an empty body",
+    clients: [{ key: "a", room_id: "live://1" }],
+    push: (comet) => comet.pushRoom("live://1", 1002, new Uint8Array(0)),
+    op: 1002,
+    body: "",
+    reach: ["a"],
+  },
+  {
+    name: "a key push reaches the listed keys that watch its op",
+    clients: [{ key: "a", accepts: [1000] }, { key: "b", accepts: [1001] }, {
+      key: "c",
+      accepts: [1000],
+    }],
+    push: (comet) => comet.pushKeys(["a", "b"], 1000, utf8.encode("keys")),
+    op: 1000,
+    body: "keys",
+    reach: ["a"],
+  },
+  {
+    name: "a mid push reaches every device of the user",
+    clients: [
+      { mid: 7, key: "a", accepts: [1001] },
+      { mid: 7, key: "b", room_id: "live://1", accepts: [1001] },
+      { mid: 8, key: "c", accepts: [1001] },
+    ],
+    push: (comet) => comet.pushMids([7], 1001, utf8.encode("mid")),
+    op: 1001,
+    body: "mid",
+    reach: ["a", "b"],
+  },
+  {
+    name: "a broadcast reaches every connection that watches its op, in any room",
+    clients: [
+      { key: "a", room_id: "live://1", accepts: [1001] },
+      { key: "b", accepts: [1001] },
+      { key: "c", accepts: [1000] },
+    ],
+    push: (comet) => comet.pushAll(1001, utf8.encode("all")),
+    op: 1001,
+    body: "all",
+    reach: ["a", "b"],
+  },
+];
+
+function pushScenario(p: PushCase): Scenario {
+  return {
+    name: p.name,
+    async run(t, start) {
+      await using hub = await start();
+      const clients = new Map<string, TransportClient>();
+      for (const auth of p.clients) clients.set(String(auth.key), await hub.auth(auth));
+      assert.equal(p.push(hub.comet), p.reach.length);
+      for (const key of p.reach) await expectPush(t, clients.get(key)!, p.op, p.body);
+      assert.ok(await allSilent(...clients.values()), "once, and nobody else");
+    },
+  };
 }
 
 const SCENARIOS: Scenario[] = [
@@ -180,61 +283,7 @@ const SCENARIOS: Scenario[] = [
       assert.deepEqual(got.filter((_, i) => i % 2).map((f) => text(f.body)), ["x", "yz"]);
     },
   },
-  {
-    name: "a room push reaches every member once and nobody else",
-    async run(t, start) {
-      await using hub = await start();
-      const a = await hub.auth({ key: "a", room_id: "live://1" });
-      const b = await hub.auth({ key: "b", room_id: "live://1", accepts: [1001] });
-      const other = await hub.auth({ key: "o", room_id: "live://2", accepts: [1000] });
-      const none = await hub.auth({ key: "n", accepts: [1000] });
-      assert.equal(hub.comet.pushRoom("live://1", 1000, utf8.encode("room")), 2);
-      assert.equal(hub.comet.pushRoom("live://1", 1002, new Uint8Array(0)), 2);
-      for (const c of [a, b]) {
-        await expectPush(t, c, 1000, "room");
-        await expectPush(t, c, 1002, "");
-      }
-      assert.ok(await allSilent(a, b, other, none));
-    },
-  },
-  {
-    name: "a key push reaches the listed keys that watch its op",
-    async run(t, start) {
-      await using hub = await start();
-      const a = await hub.auth({ key: "a", accepts: [1000] });
-      const b = await hub.auth({ key: "b", accepts: [1001] });
-      const c = await hub.auth({ key: "c", accepts: [1000] });
-      assert.equal(hub.comet.pushKeys(["a", "b"], 1000, utf8.encode("keys")), 1);
-      await expectPush(t, a, 1000, "keys");
-      assert.ok(await allSilent(a, b, c));
-    },
-  },
-  {
-    name: "a mid push reaches every device of the user",
-    async run(t, start) {
-      await using hub = await start();
-      const a = await hub.auth({ mid: 7, key: "a", accepts: [1001] });
-      const b = await hub.auth({ mid: 7, key: "b", room_id: "live://1", accepts: [1001] });
-      const c = await hub.auth({ mid: 8, key: "c", accepts: [1001] });
-      assert.equal(hub.comet.pushMids([7], 1001, utf8.encode("mid")), 2);
-      await expectPush(t, a, 1001, "mid");
-      await expectPush(t, b, 1001, "mid");
-      assert.ok(await allSilent(a, b, c));
-    },
-  },
-  {
-    name: "a broadcast reaches every connection that watches its op, in any room",
-    async run(t, start) {
-      await using hub = await start();
-      const a = await hub.auth({ key: "a", room_id: "live://1", accepts: [1001] });
-      const b = await hub.auth({ key: "b", accepts: [1001] });
-      const c = await hub.auth({ key: "c", accepts: [1000] });
-      assert.equal(hub.comet.pushAll(1001, utf8.encode("all")), 2);
-      await expectPush(t, a, 1001, "all");
-      await expectPush(t, b, 1001, "all");
-      assert.ok(await allSilent(a, b, c));
-    },
-  },
+  ...PUSHES.map(pushScenario),
   {
     name: "pushes flushed together arrive whole and in order, batched as op 9 on WebSocket",
     async run(t, start) {
@@ -307,16 +356,13 @@ const SCENARIOS: Scenario[] = [
     applies: (t) => t.malformed.length > 0,
     async run(t, start) {
       await using hub = await start();
-      const good = await hub.auth({ key: "good", accepts: [1000] });
+      const good = await hub.auth({ key: "good", room_id: "live://1" });
       for (const [i, bytes] of t.malformed.entries()) {
-        const bad = await hub.auth({ key: "bad", accepts: [1000] });
+        const bad = await hub.auth({ key: "bad", room_id: "live://1" });
         await bad.write(bytes);
         await expectGoodbye(t, bad, /protocol error|not one goim frame/);
         if (t.websocket) assert.equal(bad.closeCode, 1002);
-        assert.ok(await until(() => hub.comet.stats.protocolErrors === i + 1));
-        assert.ok(await until(() => hub.comet.connections === 1));
-        assert.equal(hub.comet.pushKeys(["good", "bad"], 1000, utf8.encode(`after ${i}`)), 1);
-        await expectPush(t, good, 1000, `after ${i}`);
+        await othersUnharmed(t, hub, good, i + 1);
       }
     },
   },
@@ -326,15 +372,12 @@ const SCENARIOS: Scenario[] = [
     applies: (t) => t.websocket,
     async run(t, start) {
       await using hub = await start();
-      const good = await hub.auth({ key: "good", room_id: "live://t" });
-      const bad = await hub.auth({ key: "bad", room_id: "live://t" });
+      const good = await hub.auth({ key: "good", room_id: "live://1" });
+      const bad = await hub.auth({ key: "bad", room_id: "live://1" });
       await bad.write(encodeClientFrame(Opcode.Text, utf8.encode("hello")));
       await expectGoodbye(t, bad, /^protocol error: .*messages are (not )?supported$/);
       assert.equal(bad.closeCode, 1003);
-      assert.ok(await until(() => hub.comet.connections === 1));
-      assert.equal(hub.comet.stats.protocolErrors, 1);
-      assert.equal(hub.comet.pushRoom("live://t", 1000, utf8.encode("still here")), 1);
-      await expectPush(t, good, 1000, "still here");
+      await othersUnharmed(t, hub, good, 1);
     },
   },
   {
@@ -346,11 +389,8 @@ const SCENARIOS: Scenario[] = [
       await bad.send(Op.SendMsg, "x".repeat(65));
       assert.ok(await bad.closedByServer());
       if (t.websocket) assert.equal(bad.closeCode, 1009);
-      assert.ok(await until(() => hub.comet.connections === 1));
+      await othersUnharmed(t, hub, good, 1);
       assert.equal(hub.comet.channel("bad"), undefined);
-      assert.equal(hub.comet.stats.protocolErrors, 1);
-      assert.equal(hub.comet.pushRoom("live://1", 1000, utf8.encode("still here")), 1);
-      await expectPush(t, good, 1000, "still here");
     },
   },
   {
