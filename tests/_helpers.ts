@@ -21,6 +21,22 @@ export function startServer(options: ServeOptions = {}): CometServer {
 }
 
 /**
+ * Resolves true if `next` times out (a rejection whose message starts "Timed out") within
+ * `ms`, false if it gets something; another rejection, such as a close, is false too.
+ */
+export async function nothingWithin(
+  next: (timeout: number) => Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  try {
+    await next(ms);
+    return false;
+  } catch (e) {
+    return (e as Error).message.startsWith("Timed out");
+  }
+}
+
+/**
  * A raw client over a stream connection: reads in the background, splits what arrives into
  * items with {@linkcode StreamClient.decode}, and hands them out with a timeout.
  */
@@ -101,13 +117,8 @@ export abstract class StreamClient<T, C extends Deno.Conn = Deno.Conn> implement
   }
 
   /** Resolves true if nothing arrives within `ms`. */
-  async silent(ms = 200): Promise<boolean> {
-    try {
-      await this.next(ms);
-      return false;
-    } catch (e) {
-      return (e as Error).message.startsWith("Timed out");
-    }
+  silent(ms = 200): Promise<boolean> {
+    return nothingWithin((timeout) => this.next(timeout), ms);
   }
 
   /** Resolves when the server has closed the connection; false on timeout. */

@@ -1,6 +1,7 @@
 // Tests of the gf gtcp "pkg" transport: the streaming package decoder, the
-// goim-frame-to-package encoder, PkgWire over a scripted connection, and whole
-// sessions over real loopback sockets with a raw pkg client.
+// goim-frame-to-package encoder, PkgWire over a scripted connection, and its framing over
+// real loopback sockets with a raw pkg client. Whole sessions, as on every transport, run
+// in transport_conformance_test.ts.
 import type { Acceptor } from "../src/transport/acceptor.ts";
 import assert from "node:assert/strict";
 import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
@@ -16,7 +17,7 @@ import {
   type PkgHeaderSize,
   PkgWire,
 } from "../src/transport/pkg.ts";
-import { StreamClient } from "./_helpers.ts";
+import { header, pkg, PkgClient } from "./_pkg_client.ts";
 import { mulberry32 as rng } from "./_random.ts";
 import { concat } from "./_bytes.ts";
 
@@ -28,18 +29,6 @@ function bytesOf(length: number, fill: number): Uint8Array {
   const b = new Uint8Array(length);
   for (let i = 0; i < length; i++) b[i] = (fill + i) & 0xff;
   return b;
-}
-
-/** A length prefix written independently of the code under test. */
-function header(headerSize: number, length: number): Uint8Array {
-  const h = new Uint8Array(headerSize);
-  for (let i = headerSize - 1; i >= 0; i--, length = Math.floor(length / 256)) h[i] = length % 256;
-  return h;
-}
-
-function pkg(headerSize: number, payload: Uint8Array | string): Uint8Array {
-  const p = typeof payload === "string" ? utf8.encode(payload) : payload;
-  return concat([header(headerSize, p.length), p]);
 }
 
 /** Independent reference parser: every package in `bytes`, which must end on a boundary. */
@@ -381,76 +370,6 @@ Deno.test("pkg wire writes everything across partial writes", async () => {
 
 // ---------------------------------------------------------------- loopback
 
-async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
-
-/** A raw pkg client with its own parser, independent of the code under test. */
-class PkgClient extends StreamClient<Uint8Array, Deno.TcpConn> {
-  readonly headerSize: number;
-  #buf: Uint8Array = new Uint8Array(0);
-
-  constructor(conn: Deno.TcpConn, headerSize: number) {
-    super(conn, "package");
-    this.headerSize = headerSize;
-  }
-
-  static async connect(port: number, headerSize: number): Promise<PkgClient> {
-    return new PkgClient(await Deno.connect({ hostname: "127.0.0.1", port }), headerSize);
-  }
-
-  /** Connects and sends goim's auth JSON; resolves once the hub registered the key. */
-  static async auth(
-    comet: Comet,
-    port: number,
-    headerSize: number,
-    auth: Record<string, unknown>,
-  ): Promise<PkgClient> {
-    const c = await PkgClient.connect(port, headerSize);
-    await c.send(JSON.stringify(auth));
-    const key = String(auth.key);
-    assert.ok(await until(() => comet.channel(key) !== undefined), `auth of ${key}`);
-    return c;
-  }
-
-  protected override decode(chunk: Uint8Array): Uint8Array[] {
-    this.#buf = concat([this.#buf, chunk]);
-    const h = this.headerSize;
-    const out: Uint8Array[] = [];
-    for (;;) {
-      if (this.#buf.length < h) return out;
-      let length = 0;
-      for (let i = 0; i < h; i++) length = length * 256 + this.#buf[i]!;
-      if (this.#buf.length < h + length) return out;
-      out.push(this.#buf.slice(h, h + length));
-      this.#buf = this.#buf.slice(h + length);
-    }
-  }
-
-  send(payload: Uint8Array | string): Promise<void> {
-    return this.write(pkg(this.headerSize, payload));
-  }
-
-  async nextText(timeout = 3000): Promise<string> {
-    return text(await this.next(timeout));
-  }
-
-  /** True if nothing arrives within `ms`. */
-  override silent(ms = 150): Promise<boolean> {
-    return super.silent(ms);
-  }
-
-  /** Bytes received that did not make a whole package. */
-  get leftover(): number {
-    return this.#buf.length;
-  }
-}
-
 interface Env {
   comet: Comet;
   acceptor: Acceptor;
@@ -458,7 +377,6 @@ interface Env {
   headerSize: PkgHeaderSize;
   clients: PkgClient[];
   auth(key: string, extra?: Record<string, unknown>): Promise<PkgClient>;
-  connect(): Promise<PkgClient>;
 }
 
 /** Runs `fn` against a hub with a pkg listener on a free port, then closes everything. */
@@ -478,11 +396,6 @@ async function withPkgServer(headerSize: PkgHeaderSize, fn: (env: Env) => Promis
       clients.push(c);
       return c;
     },
-    async connect() {
-      const c = await PkgClient.connect(acceptor.addr.port, headerSize);
-      clients.push(c);
-      return c;
-    },
   };
   try {
     await fn(env);
@@ -494,22 +407,14 @@ async function withPkgServer(headerSize: PkgHeaderSize, fn: (env: Env) => Promis
   }
 }
 
+// The conformance test runs whole pkg sessions with a 2-byte header; these are the framing's own.
 for (const h of SIZES) {
-  Deno.test(`pkg session over loopback: auth, heartbeat, echo (${h}-byte header)`, async () => {
-    await withPkgServer(h, async ({ comet, auth }) => {
-      const c = await auth("k1", { mid: 7 });
-      const ch = comet.channel("k1")!;
-      assert.equal(ch.info.transport, "pkg");
-      assert.equal(ch.info.remoteAddr.hostname, "127.0.0.1");
-      assert.equal(ch.mid, 7);
-      assert.equal(ch.room, "live://1");
-      assert.deepEqual(ch.watched().sort(), [1000, 1001]);
-      assert.equal(comet.roomOnline("live://1"), 1);
-
+  Deno.test(`pkg session with a ${h}-byte header: auth, heartbeat, echo`, async () => {
+    await withPkgServer(h, async ({ auth }) => {
+      const c = await auth("k1");
       // The first package back is the heartbeat reply: the auth reply was not sent.
       await c.send("");
       assert.equal((await c.next()).length, 0);
-
       await c.send("hello");
       assert.equal(await c.nextText(), "hello");
       assert.ok(await c.silent(), "one reply per message");
@@ -518,57 +423,14 @@ for (const h of SIZES) {
   });
 }
 
-Deno.test("pkg session: many packages in one write and a package split byte by byte", async () => {
+Deno.test("pkg session: a package split byte by byte is read whole", async () => {
   await withPkgServer(2, async ({ auth }) => {
     const c = await auth("k1");
-    await c.write(concat([pkg(2, ""), pkg(2, "x"), pkg(2, ""), pkg(2, "yz")]));
-    assert.equal((await c.next()).length, 0);
-    assert.equal(await c.nextText(), "x");
-    assert.equal((await c.next()).length, 0);
-    assert.equal(await c.nextText(), "yz");
-
-    const split = pkg(2, "slow");
-    for (const b of split) {
+    for (const b of pkg(2, "slow")) {
       await c.write(new Uint8Array([b]));
       await new Promise((r) => setTimeout(r, 2));
     }
     assert.equal(await c.nextText(), "slow");
-  });
-});
-
-Deno.test("pkg session: the max payload is echoed whole", async () => {
-  await withPkgServer(2, async ({ comet, auth }) => {
-    const c = await auth("k1");
-    const big = bytesOf(comet.maxBody, 3);
-    await c.send(big);
-    assert.deepEqual(await c.next(), big);
-  });
-});
-
-Deno.test("pkg session: room, key, mid and all pushes arrive as bare packages", async () => {
-  await withPkgServer(2, async ({ comet, auth }) => {
-    const a = await auth("a", { mid: 11 });
-    const b = await auth("b", { mid: 12, room_id: "live://2", accepts: [1001] });
-
-    assert.equal(comet.pushRoom("live://1", 1000, utf8.encode("room")), 1);
-    assert.equal(await a.nextText(), "room");
-
-    assert.equal(comet.pushKeys(["a", "b"], 1000, utf8.encode("keys")), 1, "b does not watch 1000");
-    assert.equal(await a.nextText(), "keys");
-
-    assert.equal(comet.pushMids([11, 12], 1001, utf8.encode("mids")), 2);
-    assert.equal(await a.nextText(), "mids");
-    assert.equal(await b.nextText(), "mids");
-
-    assert.equal(comet.pushAll(1001, utf8.encode("all")), 2);
-    assert.equal(await a.nextText(), "all");
-    assert.equal(await b.nextText(), "all");
-
-    assert.equal(comet.pushRoom("live://2", 5000, new Uint8Array(0)), 1);
-    assert.equal((await b.next()).length, 0, "an empty push is an empty package");
-
-    assert.ok(await a.silent(), "a got nothing else");
-    assert.ok(await b.silent(50), "b got nothing else");
   });
 });
 
@@ -590,25 +452,6 @@ Deno.test("pkg session: pushes queued in one flush arrive as separate packages",
   });
 });
 
-Deno.test("pkg session: an over-limit length closes only that connection", async () => {
-  await withPkgServer(2, async ({ comet, auth }) => {
-    const bad = await auth("bad");
-    const good = await auth("good");
-    assert.equal(comet.connections, 2);
-
-    await bad.write(header(2, comet.maxBody + 1));
-    assert.ok(await bad.closedByServer(), "the violator is disconnected");
-    assert.ok(await until(() => comet.connections === 1));
-    assert.equal(comet.channel("bad"), undefined);
-    assert.equal(comet.stats.protocolErrors, 1);
-
-    assert.equal(comet.pushRoom("live://1", 1000, utf8.encode("still here")), 1);
-    assert.equal(await good.nextText(), "still here");
-    await good.send("");
-    assert.equal((await good.next()).length, 0);
-  });
-});
-
 Deno.test("pkg session: a push too large for a 1-byte header is skipped", async () => {
   await withPkgServer(1, async ({ comet, auth }) => {
     const c = await auth("k1");
@@ -623,32 +466,6 @@ Deno.test("pkg session: a push too large for a 1-byte header is skipped", async 
     await c.write(concat([new Uint8Array([255]), bytesOf(255, 1)]));
     assert.deepEqual(await c.next(), bytesOf(255, 1));
     assert.equal(c.leftover, 0);
-  });
-});
-
-Deno.test("pkg session: a refused auth closes the connection with nothing sent", async () => {
-  await withPkgServer(2, async ({ comet, connect }) => {
-    const c = await connect();
-    await c.send("not json");
-    assert.ok(await c.closedByServer());
-    assert.equal(c.leftover, 0);
-    assert.equal(comet.stats.authFailed, 1);
-    await assert.rejects(c.next(10), /Connection closed/);
-  });
-});
-
-Deno.test("pkg session: shutting the hub down closes pkg clients silently", async () => {
-  await withPkgServer(4, async ({ comet, auth }) => {
-    const a = await auth("a");
-    const b = await auth("b", { room_id: "" });
-    comet.pushRoom("live://1", 1000, utf8.encode("last"));
-    await comet.close();
-    assert.ok(await a.closedByServer());
-    assert.ok(await b.closedByServer());
-    // The queued push is flushed; the op-6 goodbye has no pkg form.
-    assert.equal(await a.nextText(), "last");
-    await assert.rejects(a.next(10), /Connection closed/);
-    assert.equal(a.leftover + b.leftover, 0);
   });
 });
 

@@ -7,7 +7,7 @@ import { silentLogger } from "../src/log.ts";
 import { type CometServer, serve, type ServeOptions } from "../src/serve.ts";
 import { type Operator, parseGoimAuth } from "../src/server/operator.ts";
 import { cli, LineReader, stopChild, TCP_ONLY } from "./_process.ts";
-import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { goimMessages, WsClient } from "./_ws_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { TestClient } from "./_helpers.ts";
 
@@ -54,11 +54,6 @@ async function pushRoom(apiPort: number, room: string, op: number, body: string)
   const envelope = await res.json();
   assert.equal(res.status, 200);
   assert.equal(envelope.code, 0, JSON.stringify(envelope));
-}
-
-function int32(body: Uint8Array): number {
-  assert.equal(body.length, 4);
-  return new DataView(body.buffer, body.byteOffset, 4).getInt32(0);
 }
 
 /** Connects a goim client over TLS and authenticates; resolves after op 8. */
@@ -109,96 +104,8 @@ async function droppedByServer(conn: Deno.Conn, timeout = 3000): Promise<boolean
   }
 }
 
-Deno.test("tls client authenticates, heartbeats and receives a room push", async () => {
-  const transports: string[] = [];
-  await using server = startTlsServer(recording(transports));
-  assert.equal(server.addrs.tcp, undefined);
-  assert.equal(server.addrs.ws, undefined);
-  const port = server.addrs.tcpTls!.port;
-
-  await using c = TestClient.over(await connectTls(port));
-  const authSeq = await c.send(
-    Op.Auth,
-    JSON.stringify({ mid: 7, key: "tls-1", room_id: "live://1000", accepts: [1000] }),
-    41,
-  );
-  const reply = await c.next();
-  assert.deepEqual([reply.op, reply.seq, reply.ver, reply.body.length], [Op.AuthReply, 41, 1, 0]);
-  assert.equal(authSeq, 41);
-
-  const hbSeq = await c.send(Op.Heartbeat, "", 42);
-  const hb = await c.next();
-  assert.deepEqual([hb.op, hb.seq], [Op.HeartbeatReply, hbSeq]);
-  assert.equal(int32(hb.body), 1, "one member online in the room");
-
-  await pushRoom(server.addrs.api!.port, "live://1000", 1000, "hello over tls");
-  const push = await c.next();
-  assert.deepEqual([push.op, push.seq, text(push.body)], [1000, 0, "hello over tls"]);
-
-  assert.deepEqual(transports, ["tls"]);
-  assert.equal(server.comet.channel("tls-1")?.info.transport, "tls");
-});
-
-Deno.test("wss client does the upgrade by hand, authenticates and receives a room push", async () => {
-  const transports: string[] = [];
-  await using server = startTlsServer(recording(transports));
-  await using ws = await WsClient.connect(await connectTls(server.addrs.wss!.port), "/sub", {
-    Origin: "https://localhost",
-  });
-  assert.equal(ws.response.status, 101);
-
-  await ws.send(
-    encodeFrame(
-      Op.Auth,
-      9,
-      utf8.encode(JSON.stringify({ mid: 8, key: "wss-1", room_id: "live://7", accepts: [1000] })),
-    ),
-  );
-  let m = await ws.next();
-  assert.equal(m?.opcode, Opcode.Binary);
-  let frames = goimMessages(m!.payload);
-  assert.deepEqual(frames.map((f) => [f.op, f.seq]), [[Op.AuthReply, 9]]);
-
-  await ws.send(encodeFrame(Op.Heartbeat, 10));
-  m = await ws.next();
-  frames = goimMessages(m!.payload);
-  assert.equal(frames.length, 1);
-  assert.deepEqual([frames[0]!.op, frames[0]!.seq, int32(frames[0]!.body)], [3, 10, 1]);
-
-  await pushRoom(server.addrs.api!.port, "live://7", 1000, "hello over wss");
-  m = await ws.next();
-  assert.equal(m?.opcode, Opcode.Binary);
-  frames = goimMessages(m!.payload);
-  assert.deepEqual(frames.map((f) => [f.op, f.seq, text(f.body)]), [[1000, 0, "hello over wss"]]);
-
-  // Pushes flushed together arrive as one op-9 batch, over TLS as over plain WebSocket.
-  for (let i = 0; i < 3; i++) server.comet.pushRoom("live://7", 1001, utf8.encode(`b${i}`));
-  const got: string[] = [];
-  while (got.length < 3) {
-    m = await ws.next();
-    assert.equal(m?.opcode, Opcode.Binary);
-    for (const f of goimMessages(m!.payload)) got.push(`${f.op}:${text(f.body)}`);
-  }
-  assert.deepEqual(got, ["1001:b0", "1001:b1", "1001:b2"]);
-
-  assert.deepEqual(transports, ["wss"]);
-  const ch = server.comet.channel("wss-1");
-  assert.equal(ch?.info.transport, "wss");
-  assert.equal(ch?.info.headers, undefined, "upgrade headers are dropped after connect");
-
-  // A clean close: the server answers the close frame.
-  await ws.writeRaw(closeFrame(1000));
-  m = await ws.next();
-  assert.equal(m?.opcode, Opcode.Close);
-  assert.equal(new DataView(m!.payload.buffer).getUint16(0), 1000);
-});
-
-function closeFrame(code: number): Uint8Array {
-  const body = new Uint8Array(2);
-  new DataView(body.buffer).setUint16(0, code);
-  const mask = [1, 2, 3, 4];
-  return new Uint8Array([0x88, 0x82, ...mask, body[0]! ^ mask[0]!, body[1]! ^ mask[1]!]);
-}
+// Sessions over TLS and wss (auth, heartbeats, pushes, batches, closes) run in
+// transport_conformance_test.ts; here is what only TLS has.
 
 Deno.test("plaintext clients on the TLS ports are dropped without affecting a TLS client", async () => {
   await using server = startTlsServer(recording([]));

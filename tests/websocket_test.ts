@@ -1,12 +1,11 @@
-// Integration tests of goim over WebSocket on real loopback sockets: Deno's own
-// WebSocket client for what a browser does, and a raw client for what a browser
-// cannot (pings, unmasked or malformed frames, pipelining, custom headers).
+// Integration tests of what only the WebSocket listener has, on real loopback sockets: Deno's
+// own WebSocket client for what a browser does, and a raw client for what a browser cannot
+// (pings, fragments, unmasked frames, pipelining). The sessions every transport shares run
+// in transport_conformance_test.ts.
 import assert from "node:assert/strict";
 import { encodeFrame, type Frame, HEADER_SIZE } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { Comet, type CometOptions } from "../src/server/comet.ts";
-import { type ConnectRequest, DefaultOperator } from "../src/server/operator.ts";
-import type { ConnInfo } from "../src/server/wire.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Acceptor } from "../src/transport/acceptor.ts";
 import { listenWs, WsWire } from "../src/transport/websocket.ts";
@@ -18,7 +17,7 @@ import {
 } from "../src/transport/websocket_codec.ts";
 import { BrowserClient, Inbox } from "./_browser_client.ts";
 import { concat } from "./_bytes.ts";
-import { FrameRecorder, wirePair } from "./_helpers.ts";
+import { FrameRecorder, until, wirePair } from "./_helpers.ts";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -77,16 +76,6 @@ function innerFrames(body: Uint8Array): Frame[] {
     at += packLen;
   }
   return out;
-}
-
-/** Waits for `check` to hold, polling. */
-async function until(check: () => boolean, timeout = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
 }
 
 interface WsEventRecord {
@@ -234,104 +223,7 @@ class RawClient implements AsyncDisposable {
   }
 }
 
-function online(frame: Frame): number {
-  assert.equal(frame.op, Op.HeartbeatReply);
-  assert.equal(frame.body.length, 4);
-  return new DataView(frame.body.buffer, frame.body.byteOffset, 4).getInt32(0);
-}
-
 // ---------------------------------------------------------------- browser client
-
-Deno.test("auth and heartbeat over a browser WebSocket", async () => {
-  await using server = new Server();
-  await using c = await BrowserClient.open(server.url());
-  c.send(Op.Auth, JSON.stringify({ mid: 1, key: "w1", room_id: "live://1", accepts: [1000] }), 77);
-  const reply = await c.frame();
-  assert.equal(reply.op, Op.AuthReply);
-  assert.equal(reply.seq, 77);
-  assert.equal(reply.body.length, 0);
-  const seq = c.send(Op.Heartbeat);
-  const hb = await c.frame();
-  assert.equal(hb.seq, seq);
-  assert.equal(online(hb), 1);
-  assert.equal(server.comet.channel("w1")?.info.transport, "ws");
-  // The upgrade headers are the operator's at connect time only.
-  assert.equal(server.comet.channel("w1")?.info.headers, undefined);
-});
-
-Deno.test("room and key pushes arrive as one frame per message", async () => {
-  await using server = new Server();
-  await using c = await BrowserClient.auth(server.url(), {
-    key: "w2",
-    room_id: "live://2",
-    accepts: [1001],
-  });
-  assert.equal(server.comet.pushRoom("live://2", 1000, utf8.encode("to the room")), 1);
-  let f = await c.frame();
-  assert.deepEqual([f.op, f.seq, text(f.body)], [1000, 0, "to the room"]);
-  assert.equal(server.comet.pushKeys(["w2"], 1001, utf8.encode("to the key")), 1);
-  f = await c.frame();
-  assert.deepEqual([f.op, f.seq, text(f.body)], [1001, 0, "to the key"]);
-  // Upstream messages are echoed by the default operator.
-  const seq = c.send(Op.SendMsg, "up");
-  f = await c.frame();
-  assert.deepEqual([f.op, f.seq, text(f.body)], [Op.SendMsgReply, seq, "up"]);
-});
-
-Deno.test("pushes flushed together arrive as one op-9 batch message", async () => {
-  await using server = new Server();
-  await using c = await BrowserClient.auth(server.url(), { key: "w3", room_id: "live://3" });
-  for (let i = 0; i < 5; i++) server.comet.pushRoom("live://3", 1000 + i, utf8.encode(`m${i}`));
-  const message = await c.inbox.take();
-  const outer = oneFrame(message);
-  assert.equal(outer.op, Op.Raw);
-  assert.equal(outer.ver, 1);
-  assert.equal(outer.seq, 0);
-  const inner = innerFrames(outer.body);
-  assert.deepEqual(
-    inner.map((f) => [f.op, text(f.body)]),
-    [0, 1, 2, 3, 4].map((i) => [1000 + i, `m${i}`]),
-  );
-  // The next lone push is a plain frame again.
-  server.comet.pushRoom("live://3", 1000, utf8.encode("alone"));
-  const f = await c.frame();
-  assert.deepEqual([f.op, text(f.body)], [1000, "alone"]);
-});
-
-Deno.test("a text message is refused with close code 1003", async () => {
-  await using server = new Server();
-  await using c = await BrowserClient.auth(server.url(), { key: "w4" });
-  c.ws.send("hello");
-  const e = await c.closed;
-  assert.equal(e.code, WsCloseCode.UnsupportedData);
-  assert.ok(await until(() => server.comet.connections === 0));
-  assert.equal(server.comet.stats.protocolErrors, 1);
-});
-
-Deno.test("a client's close() gets a clean close", async () => {
-  await using server = new Server();
-  const c = await BrowserClient.auth(server.url(), { key: "w5" });
-  assert.equal(server.comet.connections, 1);
-  c.ws.close(1000, "bye");
-  const e = await c.closed;
-  // The server echoes the code, as RFC 6455 suggests; the reason is the client's own.
-  assert.equal(e.code, 1000);
-  assert.ok(e.wasClean);
-  assert.ok(await until(() => server.comet.connections === 0));
-  assert.equal(server.comet.stats.protocolErrors, 0);
-});
-
-Deno.test("server shutdown sends op 6 and a close frame", async () => {
-  await using server = new Server();
-  await using c = await BrowserClient.auth(server.url(), { key: "w6" });
-  const closing = server.comet.close();
-  const f = await c.frame();
-  assert.equal(f.op, Op.DisconnectReply);
-  assert.equal(text(f.body), "server shutting down");
-  const e = await c.closed;
-  assert.equal(e.code, 1000);
-  await closing;
-});
 
 Deno.test("a custom path is served, others get 404", async () => {
   await using server = new Server({}, "/goim");
@@ -381,27 +273,6 @@ Deno.test("a fragmented auth with a ping in between is reassembled", async () =>
   assert.equal(server.comet.channel("r2")?.room, "live://r");
 });
 
-Deno.test("upgrade headers and the transport name reach the operator", async () => {
-  let info: ConnInfo | undefined;
-  const operator = new DefaultOperator();
-  const connect = operator.connect.bind(operator);
-  operator.connect = (request: ConnectRequest) => {
-    info = { ...request.info };
-    return connect(request);
-  };
-  await using server = new Server({ operator });
-  await using c = await RawClient.connect(
-    server.port,
-    "Cookie: sid=abc\r\nOrigin: https://example.com\r\n",
-  );
-  await c.send(Op.Auth, '{"key":"r3"}');
-  assert.equal((await c.frame()).op, Op.AuthReply);
-  assert.equal(info?.transport, "ws");
-  assert.equal(info?.remoteAddr.hostname, "127.0.0.1");
-  assert.equal(info?.headers?.get("cookie"), "sid=abc");
-  assert.equal(info?.headers?.get("origin"), "https://example.com");
-});
-
 Deno.test("an unmasked frame closes that client with 1002; others keep receiving", async () => {
   await using server = new Server();
   await using good = await BrowserClient.auth(server.url(), { key: "g", room_id: "live://x" });
@@ -420,38 +291,6 @@ Deno.test("an unmasked frame closes that client with 1002; others keep receiving
   assert.equal(server.comet.pushRoom("live://x", 1000, utf8.encode("still here")), 1);
   const g = await good.frame();
   assert.deepEqual([g.op, text(g.body)], [1000, "still here"]);
-});
-
-Deno.test("a message that is not exactly one goim frame closes with 1002", async () => {
-  await using server = new Server();
-  await using c = await RawClient.connect(server.port);
-  await c.send(Op.Auth, '{"key":"r4"}');
-  assert.equal((await c.frame()).op, Op.AuthReply);
-  const two = new Uint8Array(32);
-  two.set(encodeFrame(Op.Heartbeat, 1));
-  two.set(encodeFrame(Op.Heartbeat, 2), 16);
-  await c.write(encodeWsFrame(WsOpcode.Binary, two, { mask: MASK }));
-  assert.equal((await c.frame()).op, Op.DisconnectReply);
-  assert.equal((await c.closeFrame()).code, WsCloseCode.ProtocolError);
-  assert.ok(await c.closedByServer());
-});
-
-Deno.test("a message over the body limit closes with 1009", async () => {
-  await using server = new Server({ maxBody: 64 });
-  await using c = await RawClient.connect(server.port);
-  await c.send(Op.Auth, "x".repeat(65));
-  assert.equal((await c.closeFrame()).code, WsCloseCode.MessageTooBig);
-  assert.ok(await c.closedByServer());
-});
-
-Deno.test("a silent connection is cut at its heartbeat deadline with a close frame", async () => {
-  await using server = new Server({ heartbeatTimeout: 100 });
-  await using c = await RawClient.connect(server.port);
-  await c.send(Op.Auth, '{"key":"r5"}');
-  assert.equal((await c.frame()).op, Op.AuthReply);
-  assert.equal((await c.closeFrame()).code, WsCloseCode.Normal);
-  assert.ok(await c.closedByServer());
-  assert.equal(server.comet.stats.heartbeatTimeouts, 1);
 });
 
 Deno.test("a pong waits for a write under way instead of cutting into it", async () => {
