@@ -2,7 +2,7 @@ import { _int32 } from "../protocol/_int.ts";
 import { encodeFrame, type Frame } from "../protocol/frame.ts";
 import { isReplyOp, Op } from "../protocol/op.ts";
 import { AuthError } from "./auth_error.ts";
-import { reconnectDelay, type ReconnectOptions, reconnectPolicy } from "./backoff.ts";
+import { reconnectDelay, type ReconnectOptions, reconnectPolicy } from "../reconnect/backoff.ts";
 import { ConnectionClosedError } from "./connection_closed_error.ts";
 import type { Link, LinkOpener } from "./link.ts";
 import { MessageStream } from "./message_stream.ts";

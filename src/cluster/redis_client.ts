@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { reconnectDelay, type ReconnectOptions, reconnectPolicy } from "../client/backoff.ts";
+import { reconnectDelay, type ReconnectOptions, reconnectPolicy } from "../reconnect/backoff.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import {
   encodeCommand,
