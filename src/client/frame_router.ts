@@ -26,7 +26,7 @@ export const NOT_JSON: unique symbol = Symbol("not JSON");
  *
  * const router = new FrameRouter(console.error, () => {});
  * router.on(1000, (frame) => console.log(frame.body.length)); // 2
- * router.deliver({ op: 1000, seq: 0, body: new Uint8Array(2) });
+ * router.deliver({ ver: 1, op: 1000, seq: 0, body: new Uint8Array(2) });
  * ```
  */
 export class FrameRouter {
