@@ -76,7 +76,7 @@ export * from "./src/handler.ts";
 export * from "./src/client/auth_error.ts";
 export * from "./src/client/connection_closed_error.ts";
 export * from "./src/client/request_timeout_error.ts";
-export * from "./src/client/backoff.ts";
+export * from "./src/reconnect/backoff.ts";
 export * from "./src/client/link.ts";
 export * from "./src/client/read_frames.ts";
 export * from "./src/client/message_stream.ts";

@@ -19,7 +19,7 @@ export * from "../protocol/protocol_error.ts";
 export * from "./auth_error.ts";
 export * from "./connection_closed_error.ts";
 export * from "./request_timeout_error.ts";
-export * from "./backoff.ts";
+export * from "../reconnect/backoff.ts";
 export * from "./link.ts";
 export * from "./read_frames.ts";
 export * from "./message_stream.ts";

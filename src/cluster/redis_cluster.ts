@@ -1,4 +1,4 @@
-import type { ReconnectOptions } from "../client/backoff.ts";
+import type { ReconnectOptions } from "../reconnect/backoff.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Channel } from "../server/channel.ts";

@@ -1,4 +1,7 @@
-/** How a {@linkcode Client} spaces its reconnection attempts. Durations are in milliseconds. */
+/**
+ * How a reconnecting client (the goim client, the Redis client) spaces its
+ * reconnection attempts. Durations are in milliseconds.
+ */
 export interface ReconnectOptions {
   /** Delay before the first attempt after a drop. Default 500. */
   initialDelay?: number;
