@@ -37,7 +37,7 @@
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
-import { terminate } from "../tests/_process.ts";
+import { terminate } from "./terminate.ts";
 
 /** What a soak run does; see the module doc for the flags. */
 export interface SoakOptions {
