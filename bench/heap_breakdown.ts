@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-explicit-any
 // Where an idle connection's memory goes inside V8: runs the real Comet CLI
 // with --inspect on a loopback port, takes a heap snapshot through the
 // inspector before and after N idle authenticated connections (opened by
@@ -70,23 +69,45 @@ function spawn(args: string[]) {
       await writer.write(new TextEncoder().encode(JSON.stringify({ ...cmd, id: my }) + "\n"));
       return await until(() => {
         const i = out.findIndex((l) => l.startsWith(`{"id":${my},`));
-        return i < 0 ? undefined : JSON.parse(out.splice(i, 1)[0]!);
+        return i < 0 ? undefined : JSON.parse(out.splice(i, 1)[0]!) as Record<string, unknown>;
       }, 120_000);
     },
   };
+}
+
+/** A message from the inspector: a reply (with `id`) or an event (with `method`). */
+interface _InspectorMessage {
+  id?: number;
+  method?: string;
+  params?: { chunk?: string };
+}
+
+/** The parts of a V8 heap snapshot this script reads. */
+interface _HeapSnapshot {
+  snapshot: {
+    meta: {
+      node_fields: string[];
+      node_types: unknown[];
+      edge_fields: string[];
+      edge_types: unknown[];
+    };
+  };
+  nodes: number[];
+  edges: number[];
+  strings: string[];
 }
 
 /** A tiny Chrome DevTools Protocol client over the inspector WebSocket. */
 class Inspector {
   #ws: WebSocket;
   #id = 0;
-  #pending = new Map<number, (v: any) => void>();
+  #pending = new Map<number, (v: unknown) => void>();
   chunks: string[] = [];
   constructor(ws: WebSocket) {
     this.#ws = ws;
     ws.onmessage = (e) => {
-      const m = JSON.parse(e.data as string);
-      if (m.method === "HeapProfiler.addHeapSnapshotChunk") this.chunks.push(m.params.chunk);
+      const m = JSON.parse(e.data as string) as _InspectorMessage;
+      if (m.method === "HeapProfiler.addHeapSnapshotChunk") this.chunks.push(m.params!.chunk!);
       else if (m.id !== undefined) this.#pending.get(m.id)?.(m);
     };
   }
@@ -98,7 +119,7 @@ class Inspector {
     });
     return new Inspector(ws);
   }
-  send(method: string, params: Record<string, unknown> = {}): Promise<any> {
+  send(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
     const id = ++this.#id;
     this.#ws.send(JSON.stringify({ id, method, params }));
     return new Promise((r) => this.#pending.set(id, r));
@@ -107,7 +128,7 @@ class Inspector {
     await this.send("HeapProfiler.collectGarbage");
     this.chunks = [];
     await this.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
-    const snap = JSON.parse(this.chunks.join(""));
+    const snap = JSON.parse(this.chunks.join("")) as _HeapSnapshot;
     this.chunks = [];
     const f = snap.snapshot.meta.node_fields as string[];
     const types = snap.snapshot.meta.node_types[0] as string[];

@@ -1,11 +1,19 @@
-// deno-lint-ignore-file no-explicit-any
 // Comet behind Deno.serve: the embedded WebSocket handler (createCometHandler
 // from mod.ts) on a free loopback port. Used by bench/load.ts for the
 // "Deno.serve WebSocket" memory figure only when the handler exists.
 // Prints {"event":"listening","port":P}; answers "gc" and "exit" on stdin.
 import { serveCommands } from "./_common.ts";
 
-const mod = await import("../mod.ts") as Record<string, any>;
+/** The parts of mod.ts this server uses; imported by name at run time, as they may be absent. */
+interface _Mod {
+  Comet: new (options: { heartbeatTimeout: number; queueSize: number }) => unknown;
+  createCometHandler?: (
+    comet: unknown,
+    options: Record<string, never>,
+  ) => (request: Request) => Response | Promise<Response>;
+}
+
+const mod = await import("../mod.ts") as unknown as _Mod;
 if (typeof mod.createCometHandler !== "function") {
   console.error("createCometHandler is not exported by mod.ts");
   Deno.exit(3);

@@ -1,0 +1,351 @@
+// The records a bench run keeps: what each phase measured, and the whole
+// results.json. Every phase writes its part of {@linkcode Results}.
+import type { MachineCpu, NetCounters } from "./machine_cpu.ts";
+import type { Latency, MemUsage } from "./messages.ts";
+import type { GenShare, PerConnSpread, TimelineWindow } from "./load_gens.ts";
+import type { Measured } from "./quiet_guard.ts";
+
+/** A memory and handshake phase: idle connections opened into a fresh server. */
+export interface MemResult {
+  perConnHeapUsed: number | null;
+  perConnHeapTotal: number | null;
+  perConnExternal: number | null;
+  usageBefore: MemUsage | null;
+  usageAfter: MemUsage | null;
+  conns: number;
+  failed: number;
+  rssBefore: number;
+  rssAfter: number[];
+  perConnBytes: number;
+  handshakeMs: number;
+  handshakesPerSec: number;
+  serverCpu: number;
+  genCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  errors: string[];
+}
+
+/** What every room-push run reports, on one node or a cluster. */
+export interface RoomPushRun {
+  members: number;
+  membersAfter: number;
+  slowClosed: number;
+  pushesOk: number;
+  pushesFailed: number;
+  pushMs: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  deliveriesPerSec: number;
+  pushesPerSec: number;
+  latency: Latency;
+  serverCpu: number;
+  genCpu: number;
+  pusherCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  net: NetCounters;
+  perConnMeanLatency: PerConnSpread | null;
+  timeline: TimelineWindow[];
+}
+
+/** One Comet room-push run at one room size. */
+export interface FanResult extends RoomPushRun {
+  size: number;
+  disconnects: number;
+  closed: number;
+  framesPerRead: number;
+  writes: number | null;
+  framesPerWrite: number | null;
+}
+
+/** A paced Comet run of the latency sweep, at `fraction` of the top rate (0: the low fixed rate). */
+export type LatencyRun = Measured<FanResult> & { fraction: number };
+
+/** The plain-Deno server writing `framesPerBatch` frames per write to every member. */
+export interface BaselineFanRun {
+  size: number;
+  framesPerBatch: number;
+  inflight: number | "unbounded";
+  members: number;
+  writes: number | null;
+  framesPerWrite: number | null;
+  batches: number;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  deliveriesPerSec: number;
+  batchesPerSec: number;
+  latency: Latency;
+  serverCpu: number;
+  genCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  net: NetCounters;
+  framesPerRead: number;
+}
+
+/** The plain-Deno server's coalescing writers fed at `rate` frames/s. */
+export interface BaselineStreamRun {
+  size: number;
+  rate: number;
+  inflight: number;
+  members: number;
+  produced: number;
+  writes: number | null;
+  framesPerWrite: number | null;
+  deliveries: number;
+  expected: number;
+  lost: number;
+  deliveriesPerSec: number;
+  latency: Latency;
+  serverCpu: number;
+  genCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  net: NetCounters;
+  perConnMeanLatency: PerConnSpread | null;
+  timeline: TimelineWindow[];
+  perGen: GenShare[];
+}
+
+/** A baseline stream run and the Comet latency run whose rate it took ("fixed": none). */
+export type BaselineStream = Measured<BaselineStreamRun> & { matches: string; fraction: number };
+
+/** Single-key pushes round-robin over the key connections. */
+export interface PushKeysResult {
+  ok: number;
+  failed: number;
+  elapsedMs: number;
+  perSec: number;
+  deliveries: number;
+  lost: number;
+  latency: Latency;
+  serverCpu: number;
+  pusherCpu: number;
+}
+
+/** What one socket write cost in a fan-out run. */
+export interface WriteCost {
+  /** Server CPU per write, µs. */
+  cpuUs: number;
+  /** Context switches on the machine per write. */
+  contextSwitches: number;
+}
+
+/** One pair of the fanout-pairs phase. */
+export interface FanPair {
+  comet: FanResult;
+  baseline: BaselineFanRun;
+  ratio: number;
+  /** Cores lost to other programs or steal during each run. */
+  disturbance: [number, number];
+  /** Per socket write of each run: server CPU in µs, and context switches on the machine. */
+  perWrite: [WriteCost | null, WriteCost | null];
+  /** Measured again and left out of the median (see bench/phase_pairs.ts). */
+  disturbed?: true;
+}
+
+/** The pairs of one transport, and the median of the undisturbed ones' ratios. */
+export interface PairsResult {
+  members: number;
+  pairs: FanPair[];
+  medianRatio: number | null;
+}
+
+/** A room-push run on a cluster of Comet nodes on one Redis. */
+export interface ClusterRun extends RoomPushRun {
+  nodes: number;
+  perNode: number[];
+  /** CPU of each node in cores over the run; `serverCpu` is their sum. */
+  nodeCpu: number[];
+  redisCpu: number;
+}
+
+/** The cluster phase: one node, then three. */
+export interface ClusterResults {
+  members: number;
+  durationMs: number;
+  one?: Measured<ClusterRun>;
+  three?: Measured<ClusterRun>;
+  error?: string;
+}
+
+/** What one push burst got back from the API. */
+export interface BurstPush {
+  /** Answered with code 0. */
+  accepted: number;
+  /** Answered 429 (a backlog cap: retry after Retry-After). */
+  refused429: number;
+  /** Answered 503 (shutting down, or a cluster not ready). */
+  refused503: number;
+  /** Any other answer. */
+  otherFailed: number;
+  /** No answer: the connection failed; the next push goes on a fresh one. */
+  errors: number;
+  /** The first answer other than code 0, its status and body (cut), or the first error. */
+  firstRefusal: string | null;
+  elapsedMs: number;
+  startAt: number;
+}
+
+/** One burst phase run over one transport. */
+export interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs"> {
+  kind: "tcp" | "ws";
+  /** Flags Comet ran with, besides its listen addresses and log level. */
+  flags: string[];
+  members: number;
+  /** Members the generators still held once deliveries stopped. */
+  membersAfter: number;
+  failedToOpen: number;
+  pushes: number;
+  /** Accepted pushes times members. */
+  expected: number;
+  received: number;
+  /** `expected` - `received`: must be 0. */
+  lost: number;
+  /** comet_slow_closed_total over the run (null where /metrics lacks it). */
+  slowClosed: number | null;
+  /** comet_pushes_refused_total by cap over the run (null where /metrics lacks it). */
+  refusedByCap: Record<string, number> | null;
+  /** comet_dropped_total over the run (the drop policy; null where /metrics lacks it). */
+  dropped: number | null;
+  /** op-6 frames the members got, and connections the generators saw closed. */
+  disconnects: number;
+  closed: number;
+  /** From the first push sent to the last push answered. */
+  pushMs: number;
+  /** From the first push sent to the last delivery (or the last answer, if later). */
+  durationMs: number;
+  /** Pushes the API answered per second, and those it accepted. */
+  pushesPerSec: number;
+  acceptedPerSec: number;
+  deliveriesPerSec: number;
+  latency: Latency;
+  serverCpu: number;
+  genCpu: number;
+  pusherCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  net: NetCounters;
+  timeline: TimelineWindow[];
+}
+
+/** A phase that failed, in place of its record. */
+export interface PhaseError {
+  error: string;
+}
+
+/** One `deno bench` result: the first result's figures, in ns. */
+export interface MicroResult {
+  group: string | null;
+  name: string;
+  avg: number;
+  p75: number;
+  p99: number;
+  [figure: string]: unknown;
+}
+
+/** The machine the run was on. */
+export interface MachineInfo {
+  nproc: number;
+  memTotalKiB: number;
+  cpu: string;
+  kernel: string;
+  openFilesLimit: number | null;
+}
+
+/** The source the run measured. */
+export interface SourceState {
+  commit: string;
+  /** Files under src/ and mod.ts that differ from `commit`. */
+  dirtyFiles: number;
+}
+
+/** The run's settings as results.json records them. */
+export interface ResultSettings {
+  memConns: number;
+  roomSizes: number[];
+  saturationMs: number;
+  latencyMs: number;
+  pusherConcurrency: number;
+  connectConcurrency: number;
+  queue: number;
+  bodyBytes: number;
+  exposeGc: boolean;
+  quick: boolean;
+  clusterMembers: number;
+  clusterMs: number;
+  gens: number;
+  clientBuf: number;
+  baselineInflight: number;
+  burstMembers: number;
+  burstPushes: number;
+  burstIdleMs: number;
+  /** Set once a Comet server starts. */
+  cometLimitFlags?: string[];
+  serverV8Flags?: string[];
+}
+
+/** Other programs' CPU, in cores. */
+export interface Contention {
+  atStartCores: number;
+  wholeRunCores?: number;
+  worstRunCores?: number;
+  worstRunStealCores?: number;
+}
+
+/** The plain-Deno server's records. */
+export interface BaselineResults {
+  memory?: Measured<MemResult>;
+  fanout?: Measured<BaselineFanRun>[];
+  fanout_matched?: (Measured<BaselineFanRun> & { matches: string })[];
+  fanout_unbounded?: Measured<BaselineFanRun>;
+  stream?: BaselineStream[];
+}
+
+/** Comet's records. */
+export interface CometResults {
+  memory_tcp?: Measured<MemResult>;
+  memory_ws?: Measured<MemResult>;
+  memory_serve?: MemResult | { skipped: string } | PhaseError;
+  fanout_tcp?: Measured<FanResult>[];
+  fanout_ws?: Measured<FanResult>[];
+  latency_sweep_tcp?: LatencyRun[];
+  latency_sweep_ws?: LatencyRun[];
+  latency_tcp?: LatencyRun;
+  latency_ws?: LatencyRun;
+  push_keys?: PushKeysResult;
+  cluster?: ClusterResults;
+  burst_tcp?: BurstRun | PhaseError;
+  burst_ws?: BurstRun | PhaseError;
+}
+
+/** One line of the final table. */
+export interface Row {
+  figure: string;
+  comet: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+
+/** bench/out/results.json. */
+export interface Results {
+  date: string;
+  deno: typeof Deno.version;
+  machine: MachineInfo;
+  settings: ResultSettings;
+  micro: MicroResult[] | null;
+  baseline: BaselineResults;
+  comet: CometResults;
+  source?: SourceState;
+  contention?: Contention;
+  fanout_pairs_tcp?: PairsResult;
+  fanout_pairs_ws?: PairsResult;
+  error?: string;
+  table?: Row[];
+  elapsedSec?: number;
+}
