@@ -289,7 +289,7 @@ export class SocketWire implements Wire {
     if (this.#error || this.#closed) return;
     const data: unknown = e.data;
     if (!(data instanceof ArrayBuffer)) {
-      this.#fail(WsCloseCode.UnsupportedData, "Only binary messages are supported");
+      this.#fail(WsCloseCode.UnsupportedData, "Text messages are not supported");
       return;
     }
     const message = new Uint8Array(data);
