@@ -114,30 +114,6 @@ export class LineReader {
   }
 }
 
-/** SIGTERM to `child`, SIGKILL if it still runs after `graceMs`; resolves with its exit status. */
-export async function terminate(
-  child: Deno.ChildProcess,
-  graceMs: number,
-): Promise<Deno.CommandStatus> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    // Already exited.
-  }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited meanwhile.
-    }
-  }, graceMs);
-  try {
-    return await child.status;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Kills `child` if it still runs, then waits for it and for its output readers to finish. */
 export async function stopChild(
   child: Deno.ChildProcess,
@@ -151,3 +127,6 @@ export async function stopChild(
   await child.status;
   await Promise.all(readers.map((r) => r.finished));
 }
+
+// One implementation for the tests and the bench harness, which may not import tests/.
+export { terminate } from "../bench/terminate.ts";

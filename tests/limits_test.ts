@@ -7,6 +7,7 @@ import { encodeFrame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { silentLogger } from "../src/log.ts";
 import { Comet, DEFAULT_LIMITS } from "../src/server/comet.ts";
+import { newStats } from "../src/server/hub_stats.ts";
 import { Limits } from "../src/server/limits.ts";
 import type { Operator } from "../src/server/operator.ts";
 import type { CometServer } from "../src/serve.ts";
@@ -305,14 +306,7 @@ Deno.test("limits: joining a new room beyond max rooms closes with op 6", async 
 
 Deno.test("limits: the connect-rate bucket refills with time, and a bar lasts one window", () => {
   let now = 0;
-  const hits = {
-    connections: 0,
-    connectionsPerIp: 0,
-    connectRate: 0,
-    authAttempts: 0,
-    upstreamRate: 0,
-    rooms: 0,
-  };
+  const hits = newStats().limitHits;
   const clock = { now: () => now };
   const limits = new Limits(
     { connectRate: 2, maxAuthAttempts: 2, authWindow: 1_000 },
