@@ -6,17 +6,16 @@ import {
   connect,
   ConnectionClosedError,
   type Frame,
-  FrameDecoder,
   MessageStream,
   Op,
   type Operator,
   parseGoimAuth,
-  reconnectDelay,
-  reconnectPolicy,
   RequestTimeoutError,
   type StateChange,
 } from "../mod.ts";
+import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
+import { reconnectDelay, reconnectPolicy } from "../src/reconnect/backoff.ts";
 import type { CometServer } from "../src/serve.ts";
 import { api, startServer, text, until, utf8 } from "./_helpers.ts";
 import { Chromium, findChromium } from "./_chromium.ts";

@@ -8,6 +8,7 @@ import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { Op } from "../src/protocol/op.ts";
 import { ProtocolError } from "../src/protocol/protocol_error.ts";
 import { silentLogger } from "../src/log.ts";
+import type { Channel } from "../src/server/channel.ts";
 import { Comet } from "../src/server/comet.ts";
 import {
   encodePkg,
@@ -437,7 +438,7 @@ Deno.test("pkg session: a package split byte by byte is read whole", async () =>
 Deno.test("pkg session: pushes queued in one flush arrive as separate packages", async () => {
   await withPkgServer(3, async ({ comet, auth }) => {
     const c = await auth("k1");
-    const wire = comet.channel("k1")!.wire as PkgWire;
+    const wire = (comet.channel("k1") as Channel).wire as PkgWire;
     const write = wire.write.bind(wire);
     const writes: number[] = [];
     wire.write = (data) => {
@@ -455,7 +456,7 @@ Deno.test("pkg session: pushes queued in one flush arrive as separate packages",
 Deno.test("pkg session: a push too large for a 1-byte header is skipped", async () => {
   await withPkgServer(1, async ({ comet, auth }) => {
     const c = await auth("k1");
-    const wire = comet.channel("k1")!.wire as PkgWire;
+    const wire = (comet.channel("k1") as Channel).wire as PkgWire;
     assert.equal(wire.skipped, 0);
     assert.equal(comet.pushKeys(["k1"], 1000, bytesOf(256, 0)), 1, "queued, then skipped");
     comet.pushKeys(["k1"], 1000, bytesOf(255, 7));

@@ -7,6 +7,7 @@ import {
   WebhookUnavailableError,
 } from "../src/auth/webhook_operator.ts";
 import { Op } from "../src/protocol/op.ts";
+import type { Channel } from "../src/server/channel.ts";
 import type { ConnectRequest } from "../src/server/operator.ts";
 import { OperatorUnavailableError } from "../src/server/operator_unavailable_error.ts";
 import { startServer, TestClient, text, utf8 } from "./_helpers.ts";
@@ -137,7 +138,7 @@ Deno.test("webhook: an accepting answer becomes the session", async () => {
   const operator = new WebhookOperator({ url: app.url, secret: "s3cret" });
   await using server = startServer({ operator });
   await using c = await TestClient.auth(server.addrs.tcp!.port, { token: "abc", mid: 9 });
-  const ch = server.comet.channel("k-1");
+  const ch = server.comet.channel("k-1") as Channel | undefined;
   assert.ok(ch);
   assert.equal(ch.mid, 1001);
   assert.equal(ch.room, "live://3");

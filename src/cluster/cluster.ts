@@ -1,5 +1,5 @@
 import type { Logger } from "../log.ts";
-import type { Channel } from "../server/channel.ts";
+import type { Connection } from "../server/connection.ts";
 // deno-lint-ignore no-unused-vars
 import type { Comet, PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
@@ -41,9 +41,9 @@ export interface ClusterHub extends PushTarget {
   /** Authenticated connections. */
   readonly connections: number;
   /** The authenticated connection with `key`, if any. */
-  channel(key: string): Channel | undefined;
+  channel(key: string): Connection | undefined;
   /** The open authenticated connections, to register anew. */
-  openSessions(): Iterable<Channel>;
+  openSessions(): Iterable<Connection>;
   /** As `deliver` with a push to keys (see {@linkcode Comet.pushKeys}). */
   pushKeys(keys: Iterable<string>, op: number, body: Uint8Array): number;
   /** As `deliver` with a push to users (see {@linkcode Comet.pushMids}). */

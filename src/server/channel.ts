@@ -1,5 +1,6 @@
 import { encodeFrame, type Frame } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
+import type { Connection } from "./connection.ts";
 import type { ChannelOptions, ChannelState } from "./channel_options.ts";
 import { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
 import { FrameQueue, type SharedFrame } from "./frame_queue.ts";
@@ -10,8 +11,6 @@ import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
 import { takeWrite } from "./write_batch.ts";
 import { type SettledWriteTurn, WriteScheduler } from "./write_scheduler.ts";
 
-export { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
-export { MAX_WRITE_BYTES } from "./write_batch.ts";
 export type { ChannelHooks, ChannelOptions, ChannelState, SlowPolicy } from "./channel_options.ts";
 
 const _encoder = new TextEncoder();
@@ -35,7 +34,7 @@ let _sharedScheduler: WriteScheduler | undefined;
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel implements SettledWriteTurn, FrameReader, RoomMember {
+export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomMember {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */

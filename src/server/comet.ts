@@ -6,6 +6,7 @@ import type { BacklogFullError } from "./backlog_full_error.ts";
 import type { Bucket } from "./bucket.ts";
 import type { Channel, SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
+import type { Connection } from "./connection.ts";
 import {
   DEFAULT_BUCKETS,
   DEFAULT_CLOSE_GRACE,
@@ -280,23 +281,32 @@ export class Comet implements PushTarget, AsyncDisposable {
     return this.#sessions.closing;
   }
 
-  /** The bucket that holds `key`; for tests. */
+  /**
+   * The bucket that holds `key`; for tests, not part of the public API.
+   *
+   * @ignore
+   */
   bucket(key: string): Bucket {
     return this.#registry.bucket(key);
   }
 
-  /** Every bucket; for tests. Others ask {@linkcode Comet.openSessions} or the figures. */
+  /**
+   * Every bucket; for tests, not part of the public API. Others ask
+   * {@linkcode Comet.openSessions} or the figures.
+   *
+   * @ignore
+   */
   get buckets(): readonly Bucket[] {
     return this.#registry.buckets;
   }
 
   /** The authenticated connection with `key`, if any. */
-  channel(key: string): Channel | undefined {
+  channel(key: string): Connection | undefined {
     return this.#registry.channel(key);
   }
 
   /** The authenticated connections that are open (not closing), e.g. to register them anew. */
-  *openSessions(): Generator<Channel, void, undefined> {
+  *openSessions(): Generator<Connection, void, undefined> {
     for (const ch of this.#registry.sessions()) if (ch.state === "open") yield ch;
   }
 
@@ -414,12 +424,15 @@ export class Comet implements PushTarget, AsyncDisposable {
   }
 
   /**
-   * Moves an authenticated connection to `room` (empty: leaves its room).
+   * Moves an authenticated connection of this hub to `room` (empty: leaves
+   * its room). A connection that has ended since is left alone.
    *
    * @throws {RangeError} When the room id is longer than 256 characters.
    */
-  changeRoom(channel: Channel, room: string): void {
-    this.#registry.changeRoom(channel, room);
+  changeRoom(connection: Connection, room: string): void {
+    // The registry's own object, found by key: a Connection from elsewhere cannot reach in.
+    const ch = this.#registry.channel(connection.key);
+    if (ch === connection) this.#registry.changeRoom(ch, room);
   }
 
   /**

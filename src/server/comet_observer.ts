@@ -1,4 +1,4 @@
-import type { Channel } from "./channel.ts";
+import type { Connection } from "./connection.ts";
 
 /** Who an authenticated connection is, as {@linkcode CometObserver.opening} sees it. */
 export interface SessionInfo {
@@ -30,8 +30,8 @@ export interface SessionInfo {
  * import type { CometObserver } from "./comet_observer.ts";
  *
  * const observer: CometObserver = {
- *   opened: (channel) => console.log("open", channel.key),
- *   closed: (channel) => console.log("closed", channel.key),
+ *   opened: (connection) => console.log("open", connection.key),
+ *   closed: (connection) => console.log("closed", connection.key),
  *   // Heartbeat replies report ten more members than this hub has.
  *   roomOnline: (room) => comet.roomOnline(room) + 10,
  * };
@@ -50,16 +50,16 @@ export interface CometObserver {
    * An open connection asked (op 12) to move to `room`, which it is not in.
    * The hub waits for the returned promise before the move and its reply.
    */
-  joining?(channel: Channel, room: string): void | Promise<void>;
+  joining?(connection: Connection, room: string): void | Promise<void>;
   /** A connection authenticated and joined its room (if any). */
-  opened?(channel: Channel): void;
+  opened?(connection: Connection): void;
   /** An open connection sent a heartbeat; its deadline was just re-armed. */
-  heartbeat?(channel: Channel): void;
+  heartbeat?(connection: Connection): void;
   /**
    * An authenticated connection ended and has left the hub's indexes. Its
    * key may already belong to a newer connection of the same hub.
    */
-  closed?(channel: Channel): void;
+  closed?(connection: Connection): void;
   /** Room `room` got its first member on this hub. */
   roomOpened?(room: string): void;
   /** Room `room` lost its last member on this hub. */

@@ -1,5 +1,6 @@
 import type { LogFields, Logger } from "../log.ts";
 import type { Channel } from "./channel.ts";
+import type { Connection } from "./connection.ts";
 import type { CometObserver } from "./comet_observer.ts";
 
 /** The observer calls that tell of something that happened. */
@@ -40,7 +41,7 @@ export class HubEvents {
   notify<E extends _Event>(event: E, arg: Parameters<NonNullable<CometObserver[E]>>[0]): void {
     const observer = this.observer;
     try {
-      (observer?.[event] as ((arg: Channel | string) => void) | undefined)?.call(observer, arg);
+      (observer?.[event] as ((arg: Connection | string) => void) | undefined)?.call(observer, arg);
     } catch (err) {
       this.logger.warn("Observer failed", { event, error: err });
     }

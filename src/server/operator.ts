@@ -1,5 +1,5 @@
 import type { Frame } from "../protocol/frame.ts";
-import type { Channel } from "./channel.ts";
+import type { Connection } from "./connection.ts";
 import type { ConnInfo } from "./wire.ts";
 
 /** What a connection presented to authenticate. */
@@ -56,7 +56,7 @@ export type ReplyBody = Uint8Array | string;
  *     if (token !== "secret") throw new Error("Bad token");
  *     return { mid: 1, room: "live://1" };
  *   },
- *   receive(_channel, frame) {
+ *   receive(_connection, frame) {
  *     return new TextDecoder().decode(frame.body).toUpperCase();
  *   },
  * };
@@ -69,15 +69,18 @@ export interface Operator {
    */
   connect(request: ConnectRequest): Session | Promise<Session>;
   /** Called once after an authenticated connection has ended. */
-  disconnect?(channel: Channel): void | Promise<void>;
+  disconnect?(connection: Connection): void | Promise<void>;
   /**
    * Handles an upstream op-4 message. What it returns is sent back as op 5
    * with the request's seq; `undefined` sends no reply. When absent, Comet
    * echoes the body.
    */
-  receive?(channel: Channel, frame: Frame): ReplyBody | undefined | Promise<ReplyBody | undefined>;
+  receive?(
+    connection: Connection,
+    frame: Frame,
+  ): ReplyBody | undefined | Promise<ReplyBody | undefined>;
   /** Called on every client heartbeat, after the deadline was renewed. */
-  heartbeat?(channel: Channel): void | Promise<void>;
+  heartbeat?(connection: Connection): void | Promise<void>;
 }
 
 const _decoder = new TextDecoder("utf-8", { fatal: true });
@@ -152,7 +155,7 @@ export class DefaultOperator implements Operator {
   }
 
   /** Echoes the upstream body. */
-  receive(_channel: Channel, frame: Frame): Uint8Array {
+  receive(_connection: Connection, frame: Frame): Uint8Array {
     return frame.body;
   }
 }
