@@ -20,7 +20,7 @@ import {
   readSize,
 } from "./config_values.ts";
 import { DEFAULTS } from "./defaults.ts";
-import { parseRedisUrl } from "./cluster/redis_client.ts";
+import { parseRedisUrl } from "./cluster/redis_url.ts";
 import type { LogLevel } from "./log.ts";
 import type { PkgHeaderSize } from "./transport/pkg.ts";
 

@@ -6,11 +6,11 @@
  *
  * Values a component owns (the protocol's body size; the hub's timing,
  * sizing, write line, backlog caps and limits, in `server/defaults.ts`; the
- * webhook's call bounds) are imported from where they are defined, so the
- * component's own fallback and this table cannot part. Values of the
- * entries (ports, hostnames, the push API's deadlines and caps, the
- * cluster's report interval) are defined here, and the components the
- * entries build read them.
+ * webhook's call bounds; the cluster's report interval) are imported from
+ * where they are defined, so the component's own fallback and this table
+ * cannot part. Values of the entries (ports, hostnames, the push API's
+ * deadlines and caps) are defined here, and the components the entries
+ * build read them.
  *
  * @example
  * ```ts
@@ -22,6 +22,7 @@
  * @module
  */
 import { DEFAULT_WEBHOOK } from "./auth/webhook_operator.ts";
+import { DEFAULT_REPORT_INTERVAL } from "./cluster/report_exchange.ts";
 import {
   DEFAULT_BACKLOG,
   DEFAULT_BUCKETS,
@@ -153,7 +154,7 @@ export const DEFAULTS: Defaults = Object.freeze({
   auth: "open",
   webhookTimeout: DEFAULT_WEBHOOK.timeout,
   webhookConcurrency: DEFAULT_WEBHOOK.concurrency,
-  reportInterval: 5_000,
+  reportInterval: DEFAULT_REPORT_INTERVAL,
   log: "info",
   logFormat: "text",
   shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,

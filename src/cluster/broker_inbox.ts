@@ -1,0 +1,76 @@
+/**
+ * What reaches a {@linkcode RedisCluster} from the other nodes over the
+ * broker: envelopes on this node's channel and on the channel of all,
+ * delivered to this node's connections.
+ *
+ * @module
+ */
+import { BacklogFullError } from "../server/backlog_full_error.ts";
+import type { ClusterHub } from "./cluster.ts";
+import { decodeEnvelope, type Envelope } from "./envelope.ts";
+import type { RedisLink } from "./redis_link.ts";
+
+/** Refused pushes from other nodes are logged at most this often, in ms. */
+const _REFUSED_LOG_MS = 10_000;
+
+/**
+ * Decodes each message and hands it to the hub; drops what comes before a
+ * hub is attached, after it began closing, or from this node itself.
+ *
+ * @example
+ * ```ts ignore
+ * import { BrokerInbox } from "./broker_inbox.ts";
+ * declare const link: import("./redis_link.ts").RedisLink;
+ * declare const subscriber: import("./redis_client.ts").RedisSubscriber;
+ * const inbox = new BrokerInbox(link);
+ * await subscriber.subscribe(link.keys.node(link.nodeId), inbox.onMessage);
+ * ```
+ */
+export class BrokerInbox {
+  /** The hub deliveries go to; until it is set, messages are dropped. */
+  hub: ClusterHub | undefined;
+  #link: RedisLink;
+  /** When a push from another node refused for a full backlog was last logged. */
+  #refusedLoggedAt = -Infinity;
+
+  /** @param link Commands, key names, node id, counters and logger. */
+  constructor(link: RedisLink) {
+    this.#link = link;
+  }
+
+  /** Handles one message from a subscribed channel. */
+  onMessage = (payload: Uint8Array): void => {
+    const hub = this.hub;
+    if (hub === undefined || hub.closing) return;
+    const link = this.#link;
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(payload);
+    } catch (err) {
+      link.logger.warn("Dropped a malformed cluster message", { error: err });
+      return;
+    }
+    // This node delivered its own broadcast when it sent it.
+    if (envelope.from === link.nodeId) return;
+    link.stats.received++;
+    try {
+      hub.deliver(envelope);
+      // A stale membership (its removal was lost with Redis): repair it.
+      if (envelope.kind === "room" && hub.roomOnline(envelope.room) === 0 && link.connected) {
+        link.fire(["SREM", link.keys.room(envelope.room), link.nodeId]);
+      }
+    } catch (err) {
+      if (!(err instanceof BacklogFullError)) throw err;
+      // The node that took the push answered it already; this node's members miss it. The hub
+      // counts each refusal (comet_pushes_refused_total); the log says so once in a while.
+      const now = Date.now();
+      if (now - this.#refusedLoggedAt >= _REFUSED_LOG_MS) {
+        this.#refusedLoggedAt = now;
+        link.logger.warn("Refused pushes from other nodes: this node's backlog is full", {
+          from: envelope.from,
+          error: err.message,
+        });
+      }
+    }
+  };
+}
