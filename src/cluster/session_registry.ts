@@ -5,13 +5,13 @@
  *
  * @module
  */
-import type { Channel } from "../server/channel.ts";
+import type { Connection } from "../server/connection.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { ClusterHub } from "./cluster.ts";
 import type { RedisLink } from "./redis_link.ts";
 import { within } from "./_util.ts";
 
-/** Channels registered or renewed per round trip while catching up. */
+/** Connections registered or renewed per round trip while catching up. */
 const _BATCH = 512;
 /** How long a client's auth or room change may wait for its registry write. */
 const _WRITE_TIMEOUT = 1_000;
@@ -42,7 +42,7 @@ export class SessionRegistry {
   #link: RedisLink;
   #hub: ClusterHub;
   #ttl: number;
-  #renewed = new Map<Channel, number>();
+  #renewed = new Map<Connection, number>();
   #catchingUp: Promise<void> | undefined;
 
   /**
@@ -123,7 +123,7 @@ export class SessionRegistry {
   }
 
   /** Writes a live connection's entries again, with a fresh TTL. */
-  #renew(ch: Channel): Promise<unknown> | undefined {
+  #renew(ch: Connection): Promise<unknown> | undefined {
     // Not now: the catch-up after the reconnect does it.
     if (!this.#link.connected) return undefined;
     this.#renewed.set(ch, Date.now());
@@ -135,7 +135,7 @@ export class SessionRegistry {
     await within(write, _WRITE_TIMEOUT);
   }
 
-  #unregister(ch: Channel): void {
+  #unregister(ch: Connection): void {
     this.#renewed.delete(ch);
     const link = this.#link;
     if (!link.connected) return;
