@@ -4,7 +4,7 @@ import { Backlog, type BacklogLimits } from "./backlog.ts";
 // deno-lint-ignore no-unused-vars
 import type { BacklogFullError } from "./backlog_full_error.ts";
 import type { Bucket } from "./bucket.ts";
-import type { Channel, SlowPolicy } from "./channel.ts";
+import type { SlowPolicy } from "./channel.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import type { Connection } from "./connection.ts";
 import {
