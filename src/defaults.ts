@@ -38,7 +38,17 @@ import {
 } from "./server/defaults.ts";
 import type { CometLimits } from "./server/limits.ts";
 
-/** A default listen address. */
+/**
+ * A default listen address.
+ *
+ * @example
+ * ```ts
+ * import { type DefaultAddress, DEFAULTS } from "./defaults.ts";
+ *
+ * const tcp: DefaultAddress = DEFAULTS.tcp;
+ * console.log(`${tcp.hostname}:${tcp.port}`); // 127.0.0.1:3101
+ * ```
+ */
 export interface DefaultAddress {
   /** Host name or address. */
   readonly hostname: string;
@@ -46,7 +56,17 @@ export interface DefaultAddress {
   readonly port: number;
 }
 
-/** The shape of {@linkcode DEFAULTS}. Durations are in milliseconds, sizes in bytes. */
+/**
+ * The shape of {@linkcode DEFAULTS}. Durations are in milliseconds, sizes in bytes.
+ *
+ * @example
+ * ```ts
+ * import { type Defaults, DEFAULTS } from "./defaults.ts";
+ *
+ * const defaults: Defaults = DEFAULTS;
+ * console.log(defaults.queueSize, defaults.slow); // 128 close
+ * ```
+ */
 export interface Defaults {
   /** Where a listener given only a port listens: loopback, so nothing is exposed unless asked. */
   readonly hostname: string;

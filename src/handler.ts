@@ -3,7 +3,20 @@ import type { Comet } from "./server/comet.ts";
 import type { PeerAddr } from "./server/wire.ts";
 import { SocketWire, type SocketWireOptions } from "./transport/socket_wire.ts";
 
-/** Options for {@linkcode createCometHandler}. */
+/**
+ * Options for {@linkcode createCometHandler}.
+ *
+ * @example
+ * ```ts
+ * import type { CometHandlerOptions } from "./handler.ts";
+ *
+ * const options: CometHandlerOptions = {
+ *   path: "/sub",
+ *   api: { token: "a long random secret" },
+ *   highWaterMark: 512 * 1024,
+ * };
+ * ```
+ */
 export interface CometHandlerOptions {
   /** Path WebSocket upgrades are accepted on. Default `/sub`, as goim's. */
   path?: string;
@@ -23,7 +36,19 @@ export interface CometHandlerOptions {
   maxPending?: number;
 }
 
-/** A `Deno.serve` handler: goim WebSocket upgrades, and optionally the push API. */
+/**
+ * A `Deno.serve` handler: goim WebSocket upgrades, and optionally the push API.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./server/comet.ts";
+ * import { type CometHandler, createCometHandler } from "./handler.ts";
+ *
+ * await using comet = new Comet();
+ * const handler: CometHandler = createCometHandler(comet, { path: "/sub" });
+ * await using server = Deno.serve({ port: 0, onListen() {} }, handler);
+ * ```
+ */
 export type CometHandler = (
   request: Request,
   info: Deno.ServeHandlerInfo,

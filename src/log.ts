@@ -1,10 +1,44 @@
-/** Log levels, least severe first. */
+/**
+ * Log levels, least severe first.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, type LogLevel } from "./log.ts";
+ *
+ * const level: LogLevel = "warn";
+ * const logger = createLogger({ level });
+ * ```
+ */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
-/** Extra key/value detail attached to a log line. */
+/**
+ * Extra key/value detail attached to a log line.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, type LogFields } from "./log.ts";
+ *
+ * const fields: LogFields = { room: "live://1000", bytes: 4096 };
+ * createLogger().warn("Push refused: backlog full", fields);
+ * ```
+ */
 export type LogFields = Record<string, unknown>;
 
-/** Where Comet writes what it does. Replace it to route lines elsewhere. */
+/**
+ * Where Comet writes what it does. Replace it to route lines elsewhere.
+ *
+ * @example
+ * ```ts
+ * import type { Logger } from "./log.ts";
+ *
+ * const consoleLogger: Logger = {
+ *   debug: (message, fields) => console.debug(message, fields ?? {}),
+ *   info: (message, fields) => console.info(message, fields ?? {}),
+ *   warn: (message, fields) => console.warn(message, fields ?? {}),
+ *   error: (message, fields) => console.error(message, fields ?? {}),
+ * };
+ * ```
+ */
 export interface Logger {
   /** Detail for a developer chasing a problem. */
   debug(message: string, fields?: LogFields): void;
@@ -22,10 +56,31 @@ const _RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
  * How log lines look: `text` is `<time> <LEVEL> <message> key=value ...`;
  * `json` is one JSON object per line with `time`, `level`, `msg` and the
  * fields.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, type LogFormat } from "./log.ts";
+ *
+ * const format: LogFormat = "json";
+ * const logger = createLogger({ format });
+ * ```
  */
 export type LogFormat = "text" | "json";
 
-/** Options for {@linkcode createLogger}. */
+/**
+ * Options for {@linkcode createLogger}.
+ *
+ * @example
+ * ```ts
+ * import type { LoggerOptions } from "./log.ts";
+ *
+ * const options: LoggerOptions = {
+ *   level: "debug",
+ *   format: "json",
+ *   write: (line) => console.log(line),
+ * };
+ * ```
+ */
 export interface LoggerOptions {
   /** Lines below this level are dropped. Defaults to `"info"`. */
   level?: LogLevel;
@@ -110,7 +165,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
-/** A logger that drops everything. */
+/**
+ * A logger that drops everything.
+ *
+ * @example
+ * ```ts
+ * import { silentLogger } from "./log.ts";
+ * import { Comet } from "./server/comet.ts";
+ *
+ * await using comet = new Comet({ logger: silentLogger });
+ * ```
+ */
 export const silentLogger: Logger = {
   debug() {},
   info() {},

@@ -17,13 +17,36 @@ import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
 import { listenTcp } from "./transport/tcp.ts";
 import { listenWs } from "./transport/websocket.ts";
 
-/** A WebSocket listener: address and upgrade path (default `/sub`). */
+/**
+ * A WebSocket listener: address and upgrade path (default `/sub`).
+ *
+ * @example
+ * ```ts
+ * import type { WsServeOptions } from "./serve.ts";
+ *
+ * const ws: WsServeOptions = { hostname: "0.0.0.0", port: 3102, path: "/goim/sub" };
+ * ```
+ */
 export interface WsServeOptions extends ListenOptions {
   /** Path upgrades are accepted on. Default `/sub`. */
   path?: string;
 }
 
-/** Options for {@linkcode serve}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode serve}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { ServeOptions } from "./serve.ts";
+ *
+ * const options: ServeOptions = {
+ *   tcp: { hostname: "0.0.0.0", port: 3101 },
+ *   ws: { hostname: "0.0.0.0", port: 3102, path: "/sub" },
+ *   api: { hostname: "0.0.0.0", port: 3111 },
+ *   apiToken: "a long random secret",
+ * };
+ * ```
+ */
 export interface ServeOptions extends CometOptions {
   /** goim binary protocol over TCP; `false` for none. Default {@linkcode DEFAULTS}`.tcp`. */
   tcp?: ListenOptions | false;
@@ -73,7 +96,18 @@ export interface ServeOptions extends CometOptions {
   shutdownTimeout?: number;
 }
 
-/** The listening addresses of a running {@linkcode CometServer}, by listener. */
+/**
+ * The listening addresses of a running {@linkcode CometServer}, by listener.
+ *
+ * @example
+ * ```ts
+ * import { serve, type ServerAddrs } from "./serve.ts";
+ *
+ * await using server = serve({ tcp: { port: 0 }, ws: { port: 0 }, api: false });
+ * const addrs: ServerAddrs = server.addrs;
+ * console.log(addrs.tcp?.hostname, addrs.api); // 127.0.0.1 undefined
+ * ```
+ */
 export interface ServerAddrs {
   /** TCP listener. */
   tcp?: Deno.NetAddr;
@@ -95,6 +129,15 @@ export type Acceptors = Partial<Record<Exclude<keyof ServerAddrs, "api">, Accept
 /**
  * A running Comet: the hub, its socket listeners and its push API. Shut it down
  * with {@linkcode CometServer.shutdown} or `await using`.
+ *
+ * @example
+ * ```ts
+ * import { type CometServer, serve } from "./serve.ts";
+ *
+ * const server: CometServer = serve({ tcp: { port: 0 }, ws: false, api: false });
+ * console.log(server.addrs.tcp?.port !== 0); // true: a free port was picked
+ * await server.shutdown();
+ * ```
  */
 export class CometServer implements AsyncDisposable {
   /** The hub: push to its own connections directly, read its stats. */

@@ -9,7 +9,20 @@ import { collectMetrics, formatMetrics } from "./metrics.ts";
 import { crossOriginRefusal } from "./origin.ts";
 import { hasBearer } from "./token.ts";
 
-/** The nodes a client may connect to, as `/goim/nodes/weighted` reports them. */
+/**
+ * The nodes a client may connect to, as `/goim/nodes/weighted` reports them.
+ *
+ * @example
+ * ```ts
+ * import type { NodesInfo } from "./push_api.ts";
+ *
+ * const nodes: NodesInfo = {
+ *   domain: "comet.example.com", tcpPort: 3101, wsPort: 3102, wssPort: 3103,
+ *   heartbeat: 240, heartbeatMax: 2,
+ *   addrs: ["203.0.113.7:3101"], domains: ["comet.example.com"],
+ * };
+ * ```
+ */
 export interface NodesInfo {
   /** Domain clients use for WebSocket, e.g. `comet.example.com`. */
   domain: string;
@@ -29,7 +42,16 @@ export interface NodesInfo {
   domains: string[];
 }
 
-/** Options for {@linkcode createApiHandler}. */
+/**
+ * Options for {@linkcode createApiHandler}.
+ *
+ * @example
+ * ```ts
+ * import type { ApiOptions } from "./push_api.ts";
+ *
+ * const options: ApiOptions = { token: "a long random secret", maxBody: 64 * 1024, admin: false };
+ * ```
+ */
 export interface ApiOptions {
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
@@ -69,7 +91,20 @@ export interface ApiEnvelope {
   data: unknown;
 }
 
-/** An HTTP request handler, as `Deno.serve` takes. */
+/**
+ * An HTTP request handler, as `Deno.serve` takes.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "../server/comet.ts";
+ * import { type ApiHandler, createApiHandler } from "./push_api.ts";
+ *
+ * await using comet = new Comet();
+ * const api: ApiHandler = createApiHandler(comet);
+ * const response = await api(new Request("http://localhost/goim/online/total"));
+ * console.log((await response.json()).data); // { ip_count: 0, conn_count: 0 }
+ * ```
+ */
 export type ApiHandler = (request: Request) => Promise<Response>;
 
 class _BadRequest extends Error {

@@ -15,7 +15,18 @@ import {
 
 export type { JwtAlgorithm } from "./jwt_key.ts";
 
-/** Why a token was refused; stable, for metrics and logs. */
+/**
+ * Why a token was refused; stable, for metrics and logs.
+ *
+ * @example
+ * ```ts
+ * import { JwtError, type JwtErrorReason } from "./jwt.ts";
+ *
+ * const refusals = new Map<JwtErrorReason, number>();
+ * const err = new JwtError("expired", "Token has expired");
+ * refusals.set(err.reason, (refusals.get(err.reason) ?? 0) + 1);
+ * ```
+ */
 export type JwtErrorReason =
   | "malformed"
   | "bad_signature"
@@ -47,7 +58,21 @@ export class JwtError extends Error {
   }
 }
 
-/** The registered claims (RFC 7519 §4.1) and whatever else the token carries. */
+/**
+ * The registered claims (RFC 7519 §4.1) and whatever else the token carries.
+ *
+ * @example
+ * ```ts
+ * import type { JwtClaims } from "./jwt.ts";
+ *
+ * const claims: JwtClaims = {
+ *   sub: 42,
+ *   aud: "comet",
+ *   exp: Math.floor(Date.now() / 1000) + 3600,
+ *   room: "live://1000",
+ * };
+ * ```
+ */
 export interface JwtClaims {
   /** Issuer. */
   iss?: string;
@@ -67,7 +92,21 @@ export interface JwtClaims {
   [claim: string]: unknown;
 }
 
-/** Options for {@linkcode JwtVerifier}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode JwtVerifier}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { JwtVerifierOptions } from "./jwt.ts";
+ *
+ * const options: JwtVerifierOptions = {
+ *   algorithm: "HS256",
+ *   secret: "a shared secret of at least 32 bytes!!",
+ *   audience: "comet",
+ *   maxAge: 24 * 3_600_000,
+ * };
+ * ```
+ */
 export interface JwtVerifierOptions {
   /**
    * The one algorithm tokens must be signed with. A token whose header names

@@ -6,7 +6,16 @@
  * @module
  */
 
-/** The signature algorithms a `JwtVerifier` can be configured with. */
+/**
+ * The signature algorithms a `JwtVerifier` can be configured with.
+ *
+ * @example
+ * ```ts
+ * import type { JwtAlgorithm } from "./jwt_key.ts";
+ *
+ * const algorithm: JwtAlgorithm = "ES256";
+ * ```
+ */
 export type JwtAlgorithm = "HS256" | "RS256" | "ES256";
 
 const _encoder = new TextEncoder();

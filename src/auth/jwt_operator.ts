@@ -1,12 +1,37 @@
 import type { ConnectRequest, Operator, Session } from "../server/operator.ts";
 import { type JwtClaims, JwtError, JwtVerifier, type JwtVerifierOptions } from "./jwt.ts";
 
-/** Options for {@linkcode JwtOperator}: those of the verifier. */
+/**
+ * Options for {@linkcode JwtOperator}: those of the verifier.
+ *
+ * @example
+ * ```ts
+ * import type { JwtOperatorOptions } from "./jwt_operator.ts";
+ *
+ * const options: JwtOperatorOptions = {
+ *   algorithm: "HS256",
+ *   secret: "a shared secret of at least 32 bytes!!",
+ *   issuer: "https://app.example",
+ *   audience: "comet",
+ * };
+ * ```
+ */
 export type JwtOperatorOptions = JwtVerifierOptions;
 
 /**
  * A {@linkcode Session} that ends at a given time: when the hub supports it,
  * the connection is closed with op 6 `token expired` at `expiresAt`.
+ *
+ * @example
+ * ```ts
+ * import type { ExpiringSession } from "./jwt_operator.ts";
+ *
+ * const session: ExpiringSession = {
+ *   mid: 42,
+ *   room: "live://1000",
+ *   expiresAt: Date.now() + 3_600_000, // closed with op 6 `token expired` an hour from now
+ * };
+ * ```
  */
 export interface ExpiringSession extends Session {
   /** When the credentials expire, in milliseconds since the epoch (`Date.now` clock). */

@@ -26,7 +26,16 @@
  */
 import { OperatorUnavailableError } from "../server/operator_unavailable_error.ts";
 
-/** Why a `WebhookOperator` could not get an answer it may act on. */
+/**
+ * Why a `WebhookOperator` could not get an answer it may act on.
+ *
+ * @example
+ * ```ts
+ * import type { WebhookUnavailableReason } from "./webhook_error.ts";
+ *
+ * const transient: WebhookUnavailableReason[] = ["busy", "timeout", "unavailable"];
+ * ```
+ */
 export type WebhookUnavailableReason =
   | "busy"
   | "timeout"
@@ -34,7 +43,18 @@ export type WebhookUnavailableReason =
   | "bad_answer"
   | "closed";
 
-/** Why a `WebhookOperator` failed a connection. */
+/**
+ * Why a `WebhookOperator` failed a connection.
+ *
+ * @example
+ * ```ts
+ * import { WebhookError, type WebhookErrorReason } from "./webhook_error.ts";
+ *
+ * const failures = new Map<WebhookErrorReason, number>();
+ * const err = new WebhookError("refused", "banned");
+ * failures.set(err.reason, (failures.get(err.reason) ?? 0) + 1);
+ * ```
+ */
 export type WebhookErrorReason = "refused" | WebhookUnavailableReason;
 
 /**
@@ -96,5 +116,17 @@ export class WebhookUnavailableError extends OperatorUnavailableError {
   }
 }
 
-/** Any failure of a `WebhookOperator`: both carry `reason`. */
+/**
+ * Any failure of a `WebhookOperator`: both carry `reason`.
+ *
+ * @example
+ * ```ts
+ * import { WebhookError, type WebhookFailure, WebhookUnavailableError } from "./webhook_error.ts";
+ *
+ * function describe(err: WebhookFailure): string {
+ *   return err instanceof WebhookUnavailableError ? `unavailable: ${err.reason}` : "refused";
+ * }
+ * console.log(describe(new WebhookError("refused", "banned"))); // refused
+ * ```
+ */
 export type WebhookFailure = WebhookError | WebhookUnavailableError;

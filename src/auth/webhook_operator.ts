@@ -33,10 +33,33 @@ export const DEFAULT_WEBHOOK: Readonly<{
   maxResponseBytes: number;
 }> = Object.freeze({ timeout: 3_000, concurrency: 64, queue: 1024, maxResponseBytes: 16_384 });
 
-/** How the webhook call proves it comes from Comet. */
+/**
+ * How the webhook call proves it comes from Comet.
+ *
+ * @example
+ * ```ts
+ * import type { WebhookAuthScheme } from "./webhook_operator.ts";
+ *
+ * const authScheme: WebhookAuthScheme = "hmac";
+ * ```
+ */
 export type WebhookAuthScheme = "bearer" | "hmac";
 
-/** Options for {@linkcode WebhookOperator}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode WebhookOperator}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { WebhookOperatorOptions } from "./webhook_operator.ts";
+ *
+ * const options: WebhookOperatorOptions = {
+ *   url: "https://app.example/comet/auth",
+ *   secret: "a long random secret",
+ *   authScheme: "hmac",
+ *   timeout: 2_000,
+ * };
+ * ```
+ */
 export interface WebhookOperatorOptions {
   /** The application's endpoint: `http:` or `https:`. */
   url: string | URL;

@@ -12,10 +12,35 @@ import type { LinkOpener } from "./link.ts";
  * connection is authenticated, `open` while it can send and request,
  * `reconnecting` between a dropped connection and the next one being ready,
  * `closed` for good.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { ClientState } from "./client_options.ts";
+ *
+ * function canSend(client: Client): boolean {
+ *   const state: ClientState = client.state;
+ *   return state === "open";
+ * }
+ * ```
  */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
 
-/** What {@linkcode Client.onState} listeners get. */
+/**
+ * What {@linkcode Client.onState} listeners get.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { StateChange } from "./client_options.ts";
+ *
+ * function logStates(client: Client): () => void {
+ *   return client.onState(({ state, previous, reason }: StateChange) => {
+ *     console.log(`${previous} -> ${state}`, reason?.message ?? "");
+ *   });
+ * }
+ * ```
+ */
 export interface StateChange {
   /** The new state. */
   state: ClientState;
@@ -28,6 +53,13 @@ export interface StateChange {
 /**
  * goim's auth fields. The client sends them as goim's auth JSON,
  * `{"mid","key","room_id","platform","accepts"}`.
+ *
+ * @example
+ * ```ts
+ * import type { GoimAuth } from "./client_options.ts";
+ *
+ * const auth: GoimAuth = { mid: 42, roomId: "live://1000", platform: "web", accepts: [1000] };
+ * ```
  */
 export interface GoimAuth {
   /** User id. Default 0. */
@@ -42,7 +74,21 @@ export interface GoimAuth {
   accepts?: number[];
 }
 
-/** Options for {@linkcode Client} and {@linkcode connect}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode Client} and {@linkcode connect}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { ClientOptions } from "./client_options.ts";
+ *
+ * const options: ClientOptions = {
+ *   mid: 42,
+ *   roomId: "live://1000",
+ *   accepts: [1000],
+ *   reconnect: { initialDelay: 1_000, maxAttempts: 10 },
+ * };
+ * ```
+ */
 export interface ClientOptions extends GoimAuth {
   /**
    * The auth (op 7) body as it is, instead of the goim fields: bytes, text
@@ -83,7 +129,20 @@ export interface ClientOptions extends GoimAuth {
   signal?: AbortSignal;
 }
 
-/** Options for one {@linkcode Client.request}. */
+/**
+ * Options for one {@linkcode Client.request}.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { RequestOptions } from "./client_options.ts";
+ *
+ * function ask(client: Client, signal: AbortSignal): Promise<Uint8Array> {
+ *   const options: RequestOptions = { timeout: 2_000, signal };
+ *   return client.request("ping", options);
+ * }
+ * ```
+ */
 export interface RequestOptions {
   /** Milliseconds to wait for the reply. Default: the client's `requestTimeout`. */
   timeout?: number;
@@ -91,16 +150,52 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-/** Options for {@linkcode Client.messages} and {@linkcode Client.jsonMessages}. */
+/**
+ * Options for {@linkcode Client.messages} and {@linkcode Client.jsonMessages}.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { MessagesOptions } from "./client_options.ts";
+ *
+ * function latest(client: Client) {
+ *   const options: MessagesOptions = { buffer: 16 };
+ *   return client.messages(options);
+ * }
+ * ```
+ */
 export interface MessagesOptions {
   /** Pushes buffered before the oldest is dropped. Default: the client's `messageBuffer`. */
   buffer?: number;
 }
 
-/** Receives one frame; see {@linkcode Client.on}. */
+/**
+ * Receives one frame; see {@linkcode Client.on}.
+ *
+ * @example
+ * ```ts
+ * import type { FrameHandler } from "./client_options.ts";
+ *
+ * const show: FrameHandler = (frame) => console.log(frame.op, frame.body.length);
+ * ```
+ */
 export type FrameHandler = (frame: Frame) => void;
 
-/** A push whose body was parsed as JSON; see {@linkcode Client.jsonMessages}. */
+/**
+ * A push whose body was parsed as JSON; see {@linkcode Client.jsonMessages}.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { JsonMessage } from "./client_options.ts";
+ *
+ * async function firstChat(client: Client): Promise<JsonMessage<{ text: string }> | undefined> {
+ *   for await (const message of client.jsonMessages<{ text: string }>()) {
+ *     if (message.op === 1000) return message;
+ *   }
+ * }
+ * ```
+ */
 export interface JsonMessage<T = unknown> {
   /** The push's operation. */
   op: number;
@@ -108,7 +203,20 @@ export interface JsonMessage<T = unknown> {
   value: T;
 }
 
-/** Counters since the client was created. */
+/**
+ * Counters since the client was created.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { ClientStats } from "./client_options.ts";
+ *
+ * function reconnects(client: Client): number {
+ *   const stats: Readonly<ClientStats> = client.stats;
+ *   return stats.reconnects;
+ * }
+ * ```
+ */
 export interface ClientStats {
   /** Connections that opened (authenticated and restored). */
   opens: number;

@@ -1,6 +1,19 @@
 import type { Frame } from "../protocol/frame.ts";
 
-/** What a {@linkcode LinkOpener} is given for one connection. */
+/**
+ * What a {@linkcode LinkOpener} is given for one connection.
+ *
+ * @example
+ * ```ts
+ * import type { LinkOptions } from "./link.ts";
+ *
+ * const options: LinkOptions = {
+ *   onFrame: (frame) => console.log("op", frame.op),
+ *   signal: new AbortController().signal,
+ *   maxBody: 1024 * 1024,
+ * };
+ * ```
+ */
 export interface LinkOptions {
   /**
    * Called with every frame the server sends, in order, until the link is
@@ -18,6 +31,16 @@ export interface LinkOptions {
 /**
  * One open connection to a server, carrying whole goim frames both ways. A
  * {@linkcode Client} owns one link at a time and replaces it when it drops.
+ *
+ * @example
+ * ```ts
+ * import type { Link } from "./link.ts";
+ *
+ * async function hangUp(link: Link): Promise<void> {
+ *   link.close();
+ *   console.log("link closed:", (await link.closed).message);
+ * }
+ * ```
  */
 export interface Link {
   /**

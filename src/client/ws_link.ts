@@ -3,7 +3,16 @@ import { ConnectionClosedError } from "./connection_closed_error.ts";
 import type { Link, LinkOptions } from "./link.ts";
 import { readFrames } from "./read_frames.ts";
 
-/** Makes the socket for a URL; lets a runtime add options browsers do not have. */
+/**
+ * Makes the socket for a URL; lets a runtime add options browsers do not have.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketFactory } from "./ws_link.ts";
+ *
+ * const withProtocol: WebSocketFactory = (url) => new WebSocket(url, "goim");
+ * ```
+ */
 export type WebSocketFactory = (url: string) => WebSocket;
 
 const _newWebSocket: WebSocketFactory = (url) => new WebSocket(url);

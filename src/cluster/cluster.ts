@@ -10,6 +10,17 @@ import type { OnlineTotal, PushTarget, RoomCount } from "../server/push.ts";
  * `ready` while pushes reach every node, `reconnecting` while this node
  * cannot reach the others (it keeps serving its own connections), `closed`
  * for good.
+ *
+ * @example
+ * ```ts
+ * import type { ClusterState } from "./cluster.ts";
+ * import { MemoryCluster } from "./memory_cluster.ts";
+ *
+ * const cluster = new MemoryCluster();
+ * await cluster.close();
+ * const state: ClusterState = cluster.state;
+ * console.log(state); // closed
+ * ```
  */
 export type ClusterState = "connecting" | "ready" | "reconnecting" | "closed";
 
@@ -54,7 +65,16 @@ export interface ClusterHub extends PushTarget {
   pushAll(op: number, body: Uint8Array, options?: PushAllOptions): number;
 }
 
-/** Where clients reach one node: what it advertises and its listening ports. */
+/**
+ * Where clients reach one node: what it advertises and its listening ports.
+ *
+ * @example
+ * ```ts
+ * import type { NodeAddress } from "./cluster.ts";
+ *
+ * const address: NodeAddress = { host: "203.0.113.7", tcpPort: 3101, wsPort: 3102, wssPort: 0 };
+ * ```
+ */
 export interface NodeAddress {
   /** Host name or IP address clients should connect to. */
   host: string;
@@ -66,7 +86,18 @@ export interface NodeAddress {
   wssPort: number;
 }
 
-/** One live node of a cluster, as `/goim/nodes/instances` lists it. */
+/**
+ * One live node of a cluster, as `/goim/nodes/instances` lists it.
+ *
+ * @example
+ * ```ts
+ * import type { Cluster, ClusterNode } from "./cluster.ts";
+ *
+ * function busiest(cluster: Cluster): ClusterNode | undefined {
+ *   return cluster.nodes().sort((a, b) => b.connections - a.connections)[0];
+ * }
+ * ```
+ */
 export interface ClusterNode extends NodeAddress {
   /** The node's id, unique in the cluster. */
   id: string;
@@ -78,7 +109,19 @@ export interface ClusterNode extends NodeAddress {
   updated: number;
 }
 
-/** What a cluster push did. */
+/**
+ * What a cluster push did.
+ *
+ * @example
+ * ```ts
+ * import type { Cluster, ClusterPushResult } from "./cluster.ts";
+ *
+ * async function pushChat(cluster: Cluster, body: Uint8Array): Promise<void> {
+ *   const result: ClusterPushResult = await cluster.pushRoom("live://1000", 1000, body);
+ *   if (result.degraded) console.warn(`Only this node's ${result.local} connections got it`);
+ * }
+ * ```
+ */
 export interface ClusterPushResult {
   /** Connections on this node the message was queued to. */
   local: number;
@@ -91,7 +134,19 @@ export interface ClusterPushResult {
   degraded: boolean;
 }
 
-/** What `/healthz` says about the cluster. */
+/**
+ * What `/healthz` says about the cluster.
+ *
+ * @example
+ * ```ts
+ * import type { ClusterHealth } from "./cluster.ts";
+ * import { MemoryCluster } from "./memory_cluster.ts";
+ *
+ * await using cluster = new MemoryCluster();
+ * const health: ClusterHealth = cluster.health();
+ * console.log(health.ok); // true
+ * ```
+ */
 export interface ClusterHealth {
   /** False while this node cannot reach the others; `/healthz` then says `degraded`. */
   ok: boolean;

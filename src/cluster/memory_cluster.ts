@@ -11,7 +11,17 @@ import type {
   NodeAddress,
 } from "./cluster.ts";
 
-/** Options for {@linkcode MemoryCluster}. */
+/**
+ * Options for {@linkcode MemoryCluster}.
+ *
+ * @example
+ * ```ts
+ * import { MemoryCluster, type MemoryClusterOptions } from "./memory_cluster.ts";
+ *
+ * const options: MemoryClusterOptions = { nodeId: "edge-1" };
+ * await using cluster = new MemoryCluster(options);
+ * ```
+ */
 export interface MemoryClusterOptions {
   /** The node's id in `/goim/nodes/instances`. Default `"local"`. */
   nodeId?: string;

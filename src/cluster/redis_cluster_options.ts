@@ -8,7 +8,21 @@ import type { ReconnectOptions } from "../reconnect/backoff.ts";
 import type { RedisClientOptions } from "./redis_client.ts";
 import { DEFAULT_REPORT_INTERVAL } from "./report_exchange.ts";
 
-/** Options for {@linkcode RedisCluster}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode RedisCluster}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { RedisClusterOptions } from "./redis_cluster_options.ts";
+ *
+ * const options: RedisClusterOptions = {
+ *   nodeId: "comet-1",
+ *   prefix: "chat:",
+ *   reportInterval: 2_000,
+ *   reconnect: { initialDelay: 200, maxDelay: 5_000 },
+ * };
+ * ```
+ */
 export interface RedisClusterOptions {
   /**
    * This node's id, unique in the cluster: letters, digits, `.`, `_` and

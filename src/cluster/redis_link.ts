@@ -9,7 +9,20 @@ import { type RedisClient, RedisConnectionError } from "./redis_client.ts";
 import type { RedisKeys } from "./redis_keys.ts";
 import type { RedisArg } from "./resp.ts";
 
-/** Counters of what a {@linkcode RedisCluster} did since it started. */
+/**
+ * Counters of what a {@linkcode RedisCluster} did since it started.
+ *
+ * @example
+ * ```ts
+ * import type { RedisCluster } from "./redis_cluster.ts";
+ * import type { RedisClusterStats } from "./redis_link.ts";
+ *
+ * function failedCommands(cluster: RedisCluster): number {
+ *   const stats: Readonly<RedisClusterStats> = cluster.stats;
+ *   return stats.failed;
+ * }
+ * ```
+ */
 export interface RedisClusterStats {
   /** Envelopes published for other nodes (one per node, or one for `all`). */
   sent: number;

@@ -10,7 +10,17 @@ export const DEFAULT_MAX_BODY = 4096;
 /** Protocol version clients send; replies echo the version they got. */
 export const PROTOCOL_VERSION = 1;
 
-/** One goim frame, decoded. */
+/**
+ * One goim frame, decoded.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, type Frame } from "./frame.ts";
+ *
+ * const frame: Frame = { ver: 1, op: 2, seq: 1, body: new Uint8Array(0) };
+ * console.log(encodeFrame(frame.op, frame.seq, frame.body, frame.ver).length); // 16
+ * ```
+ */
 export interface Frame {
   /** Protocol version (clients send 1). */
   ver: number;

@@ -29,7 +29,17 @@ export const Op = {
   UnsubReply: 17,
 } as const;
 
-/** The name of a protocol operation, e.g. `"Heartbeat"`. */
+/**
+ * The name of a protocol operation, e.g. `"Heartbeat"`.
+ *
+ * @example
+ * ```ts
+ * import { Op, type OpName } from "./op.ts";
+ *
+ * const name: OpName = "Heartbeat";
+ * console.log(Op[name]); // 2
+ * ```
+ */
 export type OpName = keyof typeof Op;
 
 /**

@@ -1,6 +1,13 @@
 /**
  * How a reconnecting client (the goim client, the Redis client) spaces its
  * reconnection attempts. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { ReconnectOptions } from "./backoff.ts";
+ *
+ * const reconnect: ReconnectOptions = { initialDelay: 1_000, maxDelay: 60_000, jitter: 0.3 };
+ * ```
  */
 export interface ReconnectOptions {
   /** Delay before the first attempt after a drop. Default 500. */

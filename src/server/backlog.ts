@@ -1,4 +1,13 @@
-/** Caps of a {@linkcode Backlog}, in bytes. */
+/**
+ * Caps of a {@linkcode Backlog}, in bytes.
+ *
+ * @example
+ * ```ts
+ * import type { BacklogLimits } from "./backlog.ts";
+ *
+ * const backlog: BacklogLimits = { maxBytes: 1024 * 1024 * 1024, maxRoomBytes: 64 * 1024 * 1024 };
+ * ```
+ */
 export interface BacklogLimits {
   /** Bytes all queues and room logs of one hub may hold. Default 256 MiB. */
   maxBytes?: number;

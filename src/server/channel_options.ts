@@ -14,10 +14,32 @@ import type { WriteScheduler } from "./write_scheduler.ts";
  * What happens to a slow connection (see {@linkcode ChannelOptions.writeTimeout}):
  * `close` tells the client with op 6 and disconnects it; `drop` (goim's
  * behaviour) drops the messages past its queue and counts them.
+ *
+ * @example
+ * ```ts
+ * import type { SlowPolicy } from "./channel_options.ts";
+ * import { Comet } from "./comet.ts";
+ *
+ * const slow: SlowPolicy = "drop";
+ * await using comet = new Comet({ slow, queueSize: 256 });
+ * ```
  */
 export type SlowPolicy = "close" | "drop";
 
-/** Lifecycle of a channel. */
+/**
+ * Lifecycle of a channel.
+ *
+ * @example
+ * ```ts
+ * import type { ChannelState } from "./channel_options.ts";
+ * import type { Connection } from "./connection.ts";
+ *
+ * function isOpen(connection: Connection): boolean {
+ *   const state: ChannelState = connection.state;
+ *   return state === "open";
+ * }
+ * ```
+ */
 export type ChannelState = "handshake" | "open" | "closing" | "closed";
 
 /**

@@ -36,7 +36,21 @@ export type { CometStats } from "./hub_stats.ts";
 export type { OnlineTotal, Push, PushTarget, RoomCount } from "./push.ts";
 export type { ConnectionFigures } from "./registry.ts";
 
-/** Options for {@linkcode Comet}. Durations are in milliseconds. */
+/**
+ * Options for {@linkcode Comet}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { CometOptions } from "./comet.ts";
+ *
+ * const options: CometOptions = {
+ *   heartbeatTimeout: 240_000,
+ *   slow: "drop",
+ *   backlog: { maxBytes: 512 * 1024 * 1024 },
+ *   limits: { maxConnectionsPerIp: 100 },
+ * };
+ * ```
+ */
 export interface CometOptions {
   /** Application logic: auth, upstream messages. Defaults to {@linkcode DefaultOperator}. */
   operator?: Operator;
@@ -105,7 +119,18 @@ export interface CometOptions {
   signal?: AbortSignal;
 }
 
-/** Bytes waiting to be written to a hub's connections; see {@linkcode Comet.backlog}. */
+/**
+ * Bytes waiting to be written to a hub's connections; see {@linkcode Comet.backlog}.
+ *
+ * @example
+ * ```ts
+ * import { type BacklogFigures, Comet } from "./comet.ts";
+ *
+ * await using comet = new Comet();
+ * const backlog: BacklogFigures = comet.backlog;
+ * console.log(backlog.queueBytes + backlog.roomBytes, backlog.maxBytes); // 0 268435456
+ * ```
+ */
 export interface BacklogFigures {
   /** Frames in connections' own queues; a broadcast's frame once. */
   queueBytes: number;
@@ -117,7 +142,18 @@ export interface BacklogFigures {
   maxRoomBytes: number;
 }
 
-/** Options of {@linkcode Comet.pushAll}. */
+/**
+ * Options of {@linkcode Comet.pushAll}.
+ *
+ * @example
+ * ```ts
+ * import { Comet, type PushAllOptions } from "./comet.ts";
+ *
+ * await using comet = new Comet();
+ * const paced: PushAllOptions = { speed: 5_000 };
+ * comet.pushAll(1000, new TextEncoder().encode("maintenance at 02:00"), paced);
+ * ```
+ */
 export interface PushAllOptions {
   /** Connections per second to pace the broadcast at (goim's `speed`); 0 = at once. */
   speed?: number;

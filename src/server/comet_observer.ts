@@ -1,6 +1,17 @@
 import type { Connection } from "./connection.ts";
 
-/** Who an authenticated connection is, as {@linkcode CometObserver.opening} sees it. */
+/**
+ * Who an authenticated connection is, as {@linkcode CometObserver.opening} sees it.
+ *
+ * @example
+ * ```ts
+ * import type { CometObserver, SessionInfo } from "./comet_observer.ts";
+ *
+ * const observer: CometObserver = {
+ *   opening: ({ key, mid, room }: SessionInfo) => console.log("in:", key, mid, room),
+ * };
+ * ```
+ */
 export interface SessionInfo {
   /** The connection's key. */
   readonly key: string;

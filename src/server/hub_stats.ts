@@ -1,6 +1,18 @@
 import type { LimitHits } from "./limits.ts";
 
-/** Counters of what the hub has done since it started. */
+/**
+ * Counters of what the hub has done since it started.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { CometStats } from "./hub_stats.ts";
+ *
+ * await using comet = new Comet();
+ * const stats: Readonly<CometStats> = comet.stats;
+ * console.log(stats.accepted, stats.pushes.room); // 0 0
+ * ```
+ */
 export interface CometStats {
   /** Connections accepted, authenticated or not. */
   accepted: number;

@@ -60,7 +60,19 @@ export interface CometLimits {
   maxRooms?: number;
 }
 
-/** How many times each limit of {@linkcode CometLimits} was hit. */
+/**
+ * How many times each limit of {@linkcode CometLimits} was hit.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { LimitHits } from "./limits.ts";
+ *
+ * await using comet = new Comet({ limits: { maxConnections: 10_000 } });
+ * const hits: LimitHits = comet.stats.limitHits;
+ * console.log(hits.connections); // 0
+ * ```
+ */
 export interface LimitHits {
   /** Connections refused at accept: `maxConnections` reached. */
   connections: number;

@@ -2,7 +2,20 @@ import type { Frame } from "../protocol/frame.ts";
 import type { Connection } from "./connection.ts";
 import type { ConnInfo } from "./wire.ts";
 
-/** What a connection presented to authenticate. */
+/**
+ * What a connection presented to authenticate.
+ *
+ * @example
+ * ```ts
+ * import { type ConnectRequest, parseGoimAuth } from "./operator.ts";
+ *
+ * const request: ConnectRequest = {
+ *   body: new TextEncoder().encode('{"mid":7,"room_id":"live://1"}'),
+ *   info: { transport: "tcp", remoteAddr: { hostname: "203.0.113.7", port: 51234 } },
+ * };
+ * console.log(parseGoimAuth(request.body).mid); // 7
+ * ```
+ */
 export interface ConnectRequest {
   /** The body of the client's op-7 Auth frame. */
   body: Uint8Array;
@@ -10,7 +23,21 @@ export interface ConnectRequest {
   info: ConnInfo;
 }
 
-/** Who an authenticated connection is; returned by {@linkcode Operator.connect}. */
+/**
+ * Who an authenticated connection is; returned by {@linkcode Operator.connect}.
+ *
+ * @example
+ * ```ts
+ * import type { Session } from "./operator.ts";
+ *
+ * const session: Session = {
+ *   mid: 42,
+ *   room: "live://1000",
+ *   accepts: [1000, 1001],
+ *   rooms: ["live://1000", "live://1001"],
+ * };
+ * ```
+ */
 export interface Session {
   /** User id; several connections (devices) may share one. 0 means anonymous. */
   mid?: number;
@@ -39,7 +66,16 @@ export interface Session {
   rooms?: string[];
 }
 
-/** A reply body from {@linkcode Operator.receive}: bytes, or text sent as UTF-8. */
+/**
+ * A reply body from {@linkcode Operator.receive}: bytes, or text sent as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import type { ReplyBody } from "./operator.ts";
+ *
+ * const reply: ReplyBody = JSON.stringify({ ok: true }); // sent as UTF-8
+ * ```
+ */
 export type ReplyBody = Uint8Array | string;
 
 /**

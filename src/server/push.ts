@@ -9,7 +9,20 @@
  * @module
  */
 
-/** One push: whom it is for, its op, and the body as the backend sent it. */
+/**
+ * One push: whom it is for, its op, and the body as the backend sent it.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { Push } from "./push.ts";
+ *
+ * await using comet = new Comet();
+ * const body = new TextEncoder().encode("hi");
+ * const push: Push = { kind: "room", op: 1000, room: "live://1000", body };
+ * console.log(comet.deliver(push)); // 0: nobody is in the room
+ * ```
+ */
 export type Push =
   | { kind: "keys"; op: number; keys: readonly string[]; body: Uint8Array }
   | { kind: "mids"; op: number; mids: readonly number[]; body: Uint8Array }
@@ -22,7 +35,19 @@ export type Push =
     body: Uint8Array;
   };
 
-/** Online figures as goim reports them. */
+/**
+ * Online figures as goim reports them.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { OnlineTotal } from "./push.ts";
+ *
+ * await using comet = new Comet();
+ * const total: OnlineTotal = comet.onlineTotal();
+ * console.log(total.connCount, total.ipCount); // 0 0
+ * ```
+ */
 export interface OnlineTotal {
   /** Distinct client IP addresses among authenticated connections. */
   ipCount: number;
@@ -30,7 +55,19 @@ export interface OnlineTotal {
   connCount: number;
 }
 
-/** A room and its member count. */
+/**
+ * A room and its member count.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { RoomCount } from "./push.ts";
+ *
+ * await using comet = new Comet();
+ * const top: RoomCount[] = comet.topRooms("live://", 10);
+ * console.log(top); // []: no rooms yet
+ * ```
+ */
 export interface RoomCount {
   /** Room id, e.g. `live://1000`. */
   room: string;

@@ -5,7 +5,19 @@ import { MAX_ID_LENGTH } from "./defaults.ts";
 import type { HubEvents } from "./hub_events.ts";
 import type { OnlineTotal, RoomCount } from "./push.ts";
 
-/** Connections by transport, and what waits in their queues; see {@linkcode Registry.figures}. */
+/**
+ * Connections by transport, and what waits in their queues; see {@linkcode Registry.figures}.
+ *
+ * @example
+ * ```ts
+ * import { Comet } from "./comet.ts";
+ * import type { ConnectionFigures } from "./registry.ts";
+ *
+ * await using comet = new Comet();
+ * const figures: ConnectionFigures = comet.connectionFigures();
+ * console.log(figures.transports.get("tcp") ?? 0, figures.queue.max); // 0 0
+ * ```
+ */
 export interface ConnectionFigures {
   /** Authenticated connections by transport name (`tcp`, `ws`, `pkg` ...). */
   transports: Map<string, number>;

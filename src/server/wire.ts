@@ -1,6 +1,15 @@
 import type { Frame } from "../protocol/frame.ts";
 
-/** A network address of a peer or listener. */
+/**
+ * A network address of a peer or listener.
+ *
+ * @example
+ * ```ts
+ * import type { PeerAddr } from "./wire.ts";
+ *
+ * const peer: PeerAddr = { hostname: "203.0.113.7", port: 51234 };
+ * ```
+ */
 export interface PeerAddr {
   /** IP address or host name. */
   hostname: string;
@@ -8,7 +17,20 @@ export interface PeerAddr {
   port: number;
 }
 
-/** What the core knows about a connection's transport. */
+/**
+ * What the core knows about a connection's transport.
+ *
+ * @example
+ * ```ts
+ * import type { ConnInfo } from "./wire.ts";
+ *
+ * const info: ConnInfo = {
+ *   transport: "ws",
+ *   remoteAddr: { hostname: "203.0.113.7", port: 51234 },
+ *   headers: new Headers({ origin: "https://app.example" }),
+ * };
+ * ```
+ */
 export interface ConnInfo {
   /** Transport name: `"tcp"`, `"tls"`, `"ws"`, `"wss"`, `"pkg"` ... */
   transport: string;
@@ -26,6 +48,18 @@ export interface ConnInfo {
 /**
  * Where a listening wire (see {@linkcode Wire._listen}) hands its frames:
  * the hub's side of one connection.
+ *
+ * @example
+ * ```ts
+ * import type { Frame } from "../protocol/frame.ts";
+ * import type { FrameReader } from "./wire.ts";
+ *
+ * // What a wire's `_listen` does: hand frames over until the reader stops.
+ * async function pump(frames: AsyncIterable<Frame>, reader: FrameReader): Promise<void> {
+ *   for await (const frame of frames) if (!await reader._frame(frame)) return;
+ *   reader._ended();
+ * }
+ * ```
  */
 export interface FrameReader {
   /**
@@ -46,6 +80,17 @@ export interface FrameReader {
  * The one interface between a transport and the comet core. A transport turns
  * bytes into frames (`read`) and frames into bytes (`encode`, `write`); the
  * core never sees sockets, so adding a transport never touches the hub.
+ *
+ * @example
+ * ```ts
+ * import type { Comet } from "./comet.ts";
+ * import type { Wire } from "./wire.ts";
+ *
+ * // A transport hands each accepted connection to the hub as a wire.
+ * function accept(comet: Comet, wire: Wire): void {
+ *   void comet.serve(wire);
+ * }
+ * ```
  */
 export interface Wire {
   /** Transport facts handed to the operator at auth. */

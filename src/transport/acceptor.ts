@@ -2,7 +2,16 @@ import type { Comet } from "../server/comet.ts";
 import type { Wire } from "../server/wire.ts";
 import { AcceptErrorLog } from "./accept_errors.ts";
 
-/** Where to listen. */
+/**
+ * Where to listen.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "./acceptor.ts";
+ *
+ * const api: ListenOptions = { hostname: "127.0.0.1", port: 3111 };
+ * ```
+ */
 export interface ListenOptions {
   /** Interface to bind. Default `127.0.0.1`. */
   hostname?: string;
@@ -10,7 +19,21 @@ export interface ListenOptions {
   port: number;
 }
 
-/** A PEM certificate chain and private key, for TLS listeners. */
+/**
+ * A PEM certificate chain and private key, for TLS listeners.
+ *
+ * @example
+ * ```ts
+ * import type { TlsCertificate } from "./acceptor.ts";
+ *
+ * async function loadCertificate(dir: string): Promise<TlsCertificate> {
+ *   return {
+ *     cert: await Deno.readTextFile(`${dir}/fullchain.pem`),
+ *     key: await Deno.readTextFile(`${dir}/privkey.pem`),
+ *   };
+ * }
+ * ```
+ */
 export interface TlsCertificate {
   /** PEM certificate chain. */
   cert: string;

@@ -24,7 +24,16 @@ const _HEADER_MAX = [0, 0xff, 0xffff, 0xffffff, 0x7fffffff] as const;
 
 const EMPTY = new Uint8Array(0);
 
-/** Size of a pkg length prefix in bytes. */
+/**
+ * Size of a pkg length prefix in bytes.
+ *
+ * @example
+ * ```ts
+ * import type { PkgHeaderSize } from "./pkg.ts";
+ *
+ * const headerSize: PkgHeaderSize = 4; // payloads up to 2 GiB - 1, as gf's 4-byte prefix
+ * ```
+ */
 export type PkgHeaderSize = 1 | 2 | 3 | 4;
 
 /** Options for {@linkcode PkgDecoder} and {@linkcode PkgWire}. */
@@ -398,7 +407,16 @@ export class PkgWire implements Wire {
   }
 }
 
-/** Where to listen, and the pkg header size. */
+/**
+ * Where to listen, and the pkg header size.
+ *
+ * @example
+ * ```ts
+ * import type { PkgListenOptions } from "./pkg.ts";
+ *
+ * const pkg: PkgListenOptions = { hostname: "0.0.0.0", port: 3104, headerSize: 4 };
+ * ```
+ */
 export interface PkgListenOptions extends ListenOptions {
   /** Bytes of the length prefix, 1 to 4. Default 2. */
   headerSize?: PkgHeaderSize;
