@@ -347,7 +347,8 @@ Deno.test("parseConfig reads --workers as auto or a count of 1 to 256, and refus
       () => parseConfig(["--workers", bad]),
       (err: unknown) =>
         err instanceof ConfigError &&
-        err.message === `Invalid value for --workers: Must be auto or an integer of 1 to 256: ${bad}`,
+        err.message ===
+          `Invalid value for --workers: Must be auto or an integer of 1 to 256: ${bad}`,
       bad,
     );
   }

@@ -96,7 +96,7 @@ Deno.test("a worker that crashes is restarted on the same port; the others keep 
       const seq = client.sendFrame(Op.Heartbeat);
       assert.equal((await client.nextOp(Op.HeartbeatReply)).seq, seq);
     }
-    await eventually(async () => supervisor.restarts === 1, "worker 0 is restarted");
+    await eventually(() => Promise.resolve(supervisor.restarts === 1), "worker 0 is restarted");
     // The new worker 0 listens on the same port: new clients reach both workers again.
     const again = await connectMany(port, 16, 16);
     clients.push(...again);
