@@ -32,6 +32,8 @@ export class Server {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        // The workers' shared ports (reusePort) need it.
+        "--unstable-net",
         "--allow-net",
         "--allow-env",
         "--allow-read",
