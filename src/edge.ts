@@ -192,12 +192,25 @@ async function _start(): Promise<CometHandler | ConfigError> {
     // `deno serve --parallel` gives isolates no number: a random one tells them apart.
     const cluster = new BusCluster({ workerId: _randomWorkerId(), channel: _EDGE_BUS, logger });
     cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
+    _closeOnSigterm(cluster);
     return _handler(comet, cluster, config.apiToken, logger);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     if (config === undefined) warnUnreadable(logger);
     logger.error("Comet is misconfigured; every request fails until it is fixed", { error: err });
     return err;
+  }
+}
+
+/**
+ * An open `BroadcastChannel` keeps an isolate alive: once `deno serve` has
+ * shut down on SIGTERM, the bus must go too, or the process never exits.
+ */
+function _closeOnSigterm(cluster: BusCluster): void {
+  try {
+    Deno.addSignalListener("SIGTERM", () => void cluster.close());
+  } catch {
+    // A platform without signals ends its isolates itself.
   }
 }
 

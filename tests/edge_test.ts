@@ -430,6 +430,9 @@ Deno.test("deno serve --parallel: every push reaches every client of every isola
       }
       assert.deepEqual(got.sort(), ["/goim/push/all?operation=1000", PUSH].sort());
     }
+    // The bus does not hold the process open after SIGTERM.
+    edge.child.kill("SIGTERM");
+    assert.equal((await edge.child.status).code, 0, edge.stderr.log);
   } finally {
     for (const c of clients) await c[Symbol.asyncDispose]();
   }
