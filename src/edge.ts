@@ -57,10 +57,15 @@
  * `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE` and
  * `COMET_MAX_AUTH_ATTEMPTS` there.
  *
- * One process (or isolate) is one hub: a push reaches the clients connected
- * to the same one. Do not run it with `deno serve --parallel`, and on a
- * platform that spreads an origin over several isolates, pushes reach only
- * the clients of the isolate that took the push request. On SIGTERM,
+ * Each isolate is one hub, and the isolates of one process are joined by a
+ * `BusCluster` on the `BroadcastChannel` `comet-edge-bus`: under
+ * `deno serve --parallel` (as many isolates as CPUs, or `DENO_JOBS`), a
+ * push taken by any isolate reaches every client of the process, and online
+ * counts, heartbeat replies, `/metrics` (with a `worker` label per isolate,
+ * a random number) and `/goim/nodes/instances` are the process's. An
+ * isolate starts its hub on its first request. On a platform that spreads
+ * an origin over several processes or machines, a push still reaches only
+ * the clients of the process that took the push request. On SIGTERM,
  * `deno serve` itself closes every WebSocket with 1001 ("Server shutting
  * down") and exits; goim clients reconnect.
  *
@@ -79,6 +84,7 @@ import { denoEnv } from "./config_names.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { type CometHandler, createCometHandler } from "./handler.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { BusCluster } from "./cluster/bus_cluster.ts";
 import { Comet } from "./server/comet.ts";
 
 export type { EnvLookup } from "./config.ts";
@@ -90,6 +96,9 @@ export type { EnvLookup } from "./config.ts";
 export type EdgeConfig = CliConfig;
 
 const _LISTENER = "deno serve or the platform owns the listener";
+
+/** The `BroadcastChannel` the isolates of one edge process share. */
+const _EDGE_BUS = "comet-edge-bus";
 
 /** The command's flags that have no meaning at the edge, and why. */
 const _NOT_HERE: Readonly<Record<string, string>> = {
@@ -180,7 +189,11 @@ async function _start(): Promise<CometHandler | ConfigError> {
     logger = _logger(config);
     warnUnreadable(logger);
     const comet = new Comet(await cometOptionsFromConfig(config, { logger, name: envName }));
-    return _handler(comet, config.apiToken, logger);
+    // `deno serve --parallel` gives isolates no number: a random one tells them apart.
+    const cluster = new BusCluster({ workerId: _randomWorkerId(), channel: _EDGE_BUS, logger });
+    cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
+    _closeOnSigterm(cluster);
+    return _handler(comet, cluster, config.apiToken, logger);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     if (config === undefined) warnUnreadable(logger);
@@ -189,8 +202,29 @@ async function _start(): Promise<CometHandler | ConfigError> {
   }
 }
 
-function _handler(comet: Comet, token: string | undefined, logger: Logger): CometHandler {
-  if (token !== undefined) return createCometHandler(comet, { api: { token } });
+/**
+ * An open `BroadcastChannel` keeps an isolate alive: once `deno serve` has
+ * shut down on SIGTERM, the bus must go too, or the process never exits.
+ */
+function _closeOnSigterm(cluster: BusCluster): void {
+  try {
+    Deno.addSignalListener("SIGTERM", () => void cluster.close());
+  } catch {
+    // A platform without signals ends its isolates itself.
+  }
+}
+
+function _randomWorkerId(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1;
+}
+
+function _handler(
+  comet: Comet,
+  cluster: BusCluster,
+  token: string | undefined,
+  logger: Logger,
+): CometHandler {
+  if (token !== undefined) return createCometHandler(comet, { api: { token, cluster } });
   // A public origin must not take pushes from anyone: no token, no API.
   logger.warn("COMET_API_TOKEN is not set; the push API answers 503 until it is");
   const sub = createCometHandler(comet, { api: false });

@@ -5,6 +5,7 @@ import { ConfigError, listSettings } from "../src/config.ts";
 import { readEdgeConfig } from "../src/edge.ts";
 import { Op } from "../src/protocol/op.ts";
 import { BrowserClient } from "./_browser_client.ts";
+import { goimMessages } from "./_ws_client.ts";
 import { hmacKey, nowSeconds, SECRET, sign } from "./_jwt.ts";
 import { LineReader, ROOT, stopChild } from "./_process.ts";
 
@@ -17,9 +18,22 @@ class EdgeProcess implements AsyncDisposable {
   readonly stdout: LineReader;
   port = 0;
 
-  constructor(env: Record<string, string>, permissions = ["--allow-env", "--allow-net"]) {
+  constructor(
+    env: Record<string, string>,
+    permissions = ["--allow-env", "--allow-net"],
+    serveFlags: string[] = [],
+  ) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["serve", "--port", "0", "--host", "127.0.0.1", ...permissions, "src/edge.ts"],
+      args: [
+        "serve",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        ...serveFlags,
+        ...permissions,
+        "src/edge.ts",
+      ],
       cwd: ROOT,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",
@@ -34,8 +48,9 @@ class EdgeProcess implements AsyncDisposable {
   static async start(
     env: Record<string, string>,
     permissions?: string[],
+    serveFlags?: string[],
   ): Promise<EdgeProcess> {
-    const p = new EdgeProcess(env, permissions);
+    const p = new EdgeProcess(env, permissions, serveFlags);
     try {
       const m = await p.stderr.line(/Listening on http:\/\/127\.0\.0\.1:(\d+)\//);
       p.port = Number(m[1]);
@@ -357,5 +372,68 @@ Deno.test("every COMET_ variable the edge doc and the README name is a setting",
     for (const name of body.match(/\bCOMET_[A-Z][A-Z_]*\b/g) ?? []) {
       assert.ok(known.has(name), `${file} names ${name}, which no flag has`);
     }
+  }
+});
+
+Deno.test("deno serve --parallel: every push reaches every client of every isolate", async () => {
+  await using edge = await EdgeProcess.start(
+    { COMET_API_TOKEN: "t0k", DENO_JOBS: "2", ...OPEN },
+    undefined,
+    ["--parallel"],
+  );
+  const auth = { headers: { authorization: "Bearer t0k" } };
+  const json = async (path: string) => (await (await edge.fetch(path, auth)).json()).data;
+  /** Connections per isolate, as /metrics labels them. */
+  const perWorker = async () => {
+    const text = await (await edge.fetch("/metrics", auth)).text();
+    return [...text.matchAll(/^comet_worker_connections\{worker="\d+"\} (\d+)$/gm)].map((m) =>
+      Number(m[1])
+    );
+  };
+  const clients: BrowserClient[] = [];
+  try {
+    // The kernel spreads connections over the isolates; open more until both have some.
+    let spread: number[] = [];
+    while (clients.length < 8 || (spread.filter((n) => n > 0).length < 2 && clients.length < 24)) {
+      clients.push(
+        await BrowserClient.auth(edge.url, {
+          mid: clients.length + 1,
+          key: `p${clients.length}`,
+          room_id: "live://edge",
+          accepts: [1000],
+        }),
+      );
+      if (clients.length >= 8) spread = await perWorker();
+    }
+    const n = clients.length;
+    const deadline = Date.now() + 3000;
+    while ((await json("/goim/online/room?type=live&rooms=edge")).edge !== n) {
+      assert.ok(Date.now() < deadline, "the isolates' counts add up");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    spread = await perWorker();
+    assert.equal(spread.length, 2, "two isolates answer /metrics");
+    assert.ok(spread.every((c) => c > 0), `both isolates hold clients: ${spread}`);
+    assert.equal(spread[0]! + spread[1]!, n);
+    assert.deepEqual(await json("/goim/online/total"), { ip_count: 1, conn_count: n });
+
+    for (const path of [PUSH, "/goim/push/all?operation=1000"]) {
+      const res = await edge.fetch(path, { method: "POST", ...auth, body: path });
+      assert.equal((await res.json()).code, 0);
+    }
+    for (const c of clients) {
+      const got: string[] = [];
+      while (got.length < 2) {
+        for (const f of goimMessages(await c.inbox.take())) {
+          if (f.op === 1000) got.push(text(f.body));
+        }
+      }
+      assert.deepEqual(got.sort(), ["/goim/push/all?operation=1000", PUSH].sort());
+    }
+    // The bus does not hold the process open after SIGTERM.
+    edge.child.kill("SIGTERM");
+    assert.equal((await edge.child.status).code, 0, edge.stderr.log);
+  } finally {
+    for (const c of clients) await c[Symbol.asyncDispose]();
   }
 });
