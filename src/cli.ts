@@ -5,16 +5,13 @@
  *
  * @module
  */
-import type { Cluster } from "./cluster/cluster.ts";
-import { MemoryCluster } from "./cluster/memory_cluster.ts";
-import { RedisCluster } from "./cluster/redis_cluster.ts";
-import { cometOptionsFromConfig } from "./comet_options.ts";
 import { checkExposure, type CliConfig, ConfigError, parseConfig, usage } from "./config.ts";
 import { denoEnv } from "./config_names.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { serve } from "./serve.ts";
+import { logListening, serveConfig, StartError } from "./serve_config.ts";
 import { DESCRIPTOR_RESERVE, fitConnections, readDescriptorLimit } from "./transport/fd_limit.ts";
+import { reusePortAvailable, Supervisor, workerCount, workerNodeId } from "./workers/supervisor.ts";
 
 /** Longest a signal-triggered shutdown may take before the process exits anyway. */
 const _HARD_EXIT_MS = 10_000;
@@ -103,94 +100,100 @@ export async function main(args: readonly string[]): Promise<number> {
     });
   }
   _fitDescriptors(cfg, logger);
+  const workers = workerCount(cfg.workers);
+  if (workers === 1) return await _serveAlone(cfg, logger);
+  return await _serveWorkers(cfg, workers, logger);
+}
+
+/** Calls `stop` on SIGINT and SIGTERM, once; returns how to stop listening. */
+function _onSignals(stop: (signal: string) => void): () => void {
+  let stopping = false;
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((s) =>
+    [s, () => {
+      // A signal sent to the whole process group (a supervisor, `timeout`) may arrive twice.
+      if (stopping) return;
+      stopping = true;
+      stop(s);
+    }] as const
+  );
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  return () => {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  };
+}
+
+/** `--workers 1`: one hub in this isolate, no Worker at all. */
+async function _serveAlone(cfg: CliConfig, logger: Logger): Promise<number> {
   // Ends webhook calls still in flight once the server has stopped.
   const stopped = new AbortController();
-  let hub;
-  try {
-    hub = await cometOptionsFromConfig(cfg, { logger, signal: stopped.signal });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`comet: ${err.message}`);
-    return 2;
-  }
-  let tls;
-  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
-    try {
-      tls = { cert: Deno.readTextFileSync(cfg.tlsCert), key: Deno.readTextFileSync(cfg.tlsKey) };
-    } catch (err) {
-      console.error(`comet: cannot read TLS certificate or key: ${(err as Error).message}`);
-      return 2;
-    }
-  }
-  let cluster: Cluster | undefined;
-  if (cfg.redis !== undefined) {
-    try {
-      cluster = await RedisCluster.connect(cfg.redis, {
-        logger,
-        ...(cfg.nodeId !== undefined && { nodeId: cfg.nodeId }),
-        ...(cfg.sessionTtl !== undefined && { sessionTtl: cfg.sessionTtl }),
-        ...(cfg.reportInterval !== undefined && { reportInterval: cfg.reportInterval }),
-      });
-    } catch (err) {
-      // Starting alone would silently split the cluster; better not start at all.
-      console.error(`comet: cannot join the cluster: ${(err as Error).message}`);
-      return 1;
-    }
-  } else if (cfg.nodeId !== undefined) {
-    cluster = new MemoryCluster({ nodeId: cfg.nodeId });
-  }
   let server;
   try {
-    server = serve({
-      tcp: cfg.tcp,
-      ws: cfg.ws,
-      ...(tls &&
-        { tls, tcpTls: cfg.tcpTls, wss: cfg.wss ?? { ...DEFAULTS.wss } }),
-      pkg: cfg.pkg && { ...cfg.pkg, headerSize: cfg.pkgHeader },
-      api: cfg.api,
-      ...(cfg.apiToken !== undefined && { apiToken: cfg.apiToken }),
-      apiHeaderTimeout: cfg.apiHeaderTimeout,
-      apiBodyTimeout: cfg.apiBodyTimeout,
-      apiIdleTimeout: cfg.apiIdleTimeout,
-      apiMaxConnections: cfg.apiMaxConnections,
-      ...hub,
-      ...(cluster !== undefined && { cluster }),
-      ...(cfg.advertise !== undefined && { domain: cfg.advertise }),
-    });
+    server = await serveConfig(cfg, { logger, signal: stopped.signal });
   } catch (err) {
-    // serve() closes the cluster it was given when it throws; wait for that to finish.
-    await cluster?.close();
-    console.error(`comet: cannot listen: ${(err as Error).message}`);
-    return 1;
+    if (!(err instanceof StartError)) throw err;
+    console.error(`comet: ${err.message}`);
+    return err.code;
   }
-  const host = server.addrs.tcp?.hostname ?? server.addrs.ws?.hostname;
-  const wildcard = host === "0.0.0.0" || host === "::";
-  if (cfg.redis !== undefined && cfg.advertise === undefined && wildcard) {
-    logger.warn("Other nodes list this one by a wildcard address: set --advertise", { host });
-  }
-  const listening: Record<string, string> = {};
-  for (const [name, addr] of Object.entries(server.addrs)) {
-    listening[name] = `${addr.hostname}:${addr.port}`;
-  }
-  logger.info("Comet listening", { ...listening, auth: cfg.auth });
-  let stopping = false;
-  const stop = (signal: string) => {
-    // A signal sent to the whole process group (a supervisor, `timeout`) may arrive twice.
-    if (stopping) return;
-    stopping = true;
+  logListening(logger, cfg, server.addrs);
+  const unlisten = _onSignals((signal) => {
     logger.info("Shutting down", { signal });
     const hard = setTimeout(() => {
       logger.error("Shutdown took too long; exiting");
       Deno.exit(1);
     }, _HARD_EXIT_MS);
     server.shutdown().finally(() => clearTimeout(hard));
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((s) => [s, () => stop(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  });
   await server.finished;
   stopped.abort();
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  unlisten();
+  logger.info("Stopped");
+  return 0;
+}
+
+/** `--workers N`: N workers on the same ports, run by a {@linkcode Supervisor}. */
+async function _serveWorkers(cfg: CliConfig, workers: number, logger: Logger): Promise<number> {
+  const asked = cfg.workers === "auto"
+    ? `--workers auto (${workers} CPUs)`
+    : `--workers ${workers}`;
+  if (!reusePortAvailable()) {
+    console.error(
+      `comet: ${asked} shares each port between workers (reusePort), which needs --unstable-net: run deno with --unstable-net, or pass --workers 1`,
+    );
+    return 2;
+  }
+  // One name for the process: the workers' bus node, and the stem of their Redis node ids.
+  cfg.nodeId ??= crypto.randomUUID();
+  if (cfg.redis !== undefined && workerNodeId(cfg.nodeId, workers - 1).length > 64) {
+    console.error(
+      `comet: --node-id ${cfg.nodeId} is too long for ${asked}: each worker is node ${
+        workerNodeId(cfg.nodeId, workers - 1)
+      }, at most 64 characters`,
+    );
+    return 2;
+  }
+  const supervisor = new Supervisor({ config: cfg, workers, logger });
+  let addrs;
+  try {
+    addrs = await supervisor.start();
+  } catch (err) {
+    if (!(err instanceof StartError)) throw err;
+    console.error(`comet: ${err.message}`);
+    return err.code;
+  }
+  logListening(logger, cfg, addrs, { workers });
+  let stopped!: (ok: boolean) => void;
+  const finished = new Promise<boolean>((resolve) => stopped = resolve);
+  const unlisten = _onSignals((signal) => {
+    logger.info("Shutting down", { signal, workers });
+    void supervisor.shutdown(_HARD_EXIT_MS).then(stopped);
+  });
+  const ok = await finished;
+  unlisten();
+  if (!ok) {
+    logger.error("Shutdown took too long; exiting");
+    return 1;
+  }
   logger.info("Stopped");
   return 0;
 }

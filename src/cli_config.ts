@@ -114,6 +114,11 @@ export interface CliConfig {
   sessionTtl?: number;
   /** How often the node reports its counts to the cluster, in ms. */
   reportInterval?: number;
+  /**
+   * Isolates serving clients, each with its own hub, on the same ports:
+   * `auto` for one per CPU, `1` for the main isolate alone (no Worker).
+   */
+  workers: number | "auto";
   /** Whether `--help` was asked for. */
   help: boolean;
 }

@@ -106,6 +106,7 @@ function _defaults(): CliConfig {
     auth: d.auth,
     insecureOpenAuth: false,
     limits: { ...d.limits },
+    workers: d.workers,
     help: false,
   };
 }

@@ -18,6 +18,7 @@ import {
   readLine,
   readPath,
   readSize,
+  readWorkers,
 } from "./config_values.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { parseRedisUrl } from "./cluster/redis_url.ts";
@@ -224,6 +225,13 @@ export const FLAGS: readonly Flag[] = [
       formatSize(DEFAULTS.roomBacklog)
     })`,
     parse: (v, c) => void (c.roomBacklog = readSize(v)),
+  },
+  {
+    name: "workers",
+    arg: "N|auto",
+    help:
+      `isolates serving clients on the same ports, auto = one per CPU (default ${DEFAULTS.workers}; 1 = no workers; more needs --unstable-net)`,
+    parse: (v, c) => void (c.workers = readWorkers(v)),
   },
   {
     name: "redis",

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DEFAULTS } from "./defaults.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
 
 const _UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
@@ -68,6 +69,20 @@ export function readInt(text: string, min: number): number {
 export function readLimit(text: string): number {
   const n = readInt(text, 0);
   return n === 0 ? Infinity : n;
+}
+
+/**
+ * @internal A worker count: `auto`, or an integer of 1 to
+ * {@linkcode DEFAULTS}`.maxWorkers`.
+ */
+export function readWorkers(text: string): number | "auto" {
+  const word = text.trim();
+  if (word === "auto") return "auto";
+  const n = /^\d+$/.test(word) ? Number(word) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > DEFAULTS.maxWorkers) {
+    throw new RangeError(`Must be auto or an integer of 1 to ${DEFAULTS.maxWorkers}: ${text}`);
+  }
+  return n;
 }
 
 const _SIZES: Record<string, number> = { "": 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };

@@ -130,6 +130,10 @@ export interface Defaults {
   readonly logFormat: "text";
   /** How long a shutdown may take before connections are cut off. */
   readonly shutdownTimeout: number;
+  /** Worker isolates of the `comet` command: `auto` is one per CPU. */
+  readonly workers: "auto";
+  /** The most worker isolates the `comet` command starts. */
+  readonly maxWorkers: number;
 }
 
 const _HOSTNAME = "127.0.0.1";
@@ -178,4 +182,6 @@ export const DEFAULTS: Defaults = Object.freeze({
   log: "info",
   logFormat: "text",
   shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
+  workers: "auto",
+  maxWorkers: 256,
 });

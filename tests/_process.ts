@@ -20,10 +20,21 @@ export async function commandAnswers(command: string, args: string[]): Promise<b
 /** Flags for a server on loopback TCP alone: no WebSocket listener, no push API. */
 export const TCP_ONLY: readonly string[] = ["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "off"];
 
-/** The `comet` command with `args`, run from the project root with piped output. */
+/**
+ * The `comet` command with `args`, run from the project root with piped output, as
+ * `deno task start` runs it: with `--unstable-net`, which its workers' shared ports need.
+ */
 export function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", ...args],
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "src/cli.ts",
+      ...args,
+    ],
     cwd: ROOT,
     env,
     stdin: "null",
@@ -48,6 +59,7 @@ export function spawnCliUnderUlimit(
       `ulimit -n ${limit} && exec "$0" "$@"`,
       Deno.execPath(),
       "run",
+      "--unstable-net",
       ...permissions,
       "src/cli.ts",
       ...["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "127.0.0.1:0"],

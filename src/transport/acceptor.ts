@@ -17,6 +17,12 @@ export interface ListenOptions {
   hostname?: string;
   /** Port; 0 picks a free one. */
   port: number;
+  /**
+   * Sets `SO_REUSEPORT`, so that the listeners of several workers share the
+   * port and the kernel spreads connections over them. Needs `--unstable-net`.
+   * Default `false`.
+   */
+  reusePort?: boolean;
 }
 
 /**
@@ -55,8 +61,12 @@ export type WireFactory = (conn: Deno.Conn) => Wire;
  */
 export function bindListener(options: ListenOptions, tls?: TlsCertificate): Deno.Listener {
   const hostname = options.hostname ?? "127.0.0.1";
-  if (tls) return Deno.listenTls({ hostname, port: options.port, cert: tls.cert, key: tls.key });
-  return Deno.listen({ transport: "tcp", hostname, port: options.port });
+  // `reusePort` is in the unstable types only; an option left out keeps today's call.
+  const reuse: { reusePort?: boolean } = options.reusePort ? { reusePort: true } : {};
+  if (tls) {
+    return Deno.listenTls({ hostname, port: options.port, cert: tls.cert, key: tls.key, ...reuse });
+  }
+  return Deno.listen({ transport: "tcp", hostname, port: options.port, ...reuse });
 }
 
 /**

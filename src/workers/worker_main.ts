@@ -1,0 +1,96 @@
+/**
+ * The entry of one worker of the `comet` command (`--workers N`): waits for
+ * the supervisor's `start`, serves the settings it was given on ports it
+ * shares with the other workers (`reusePort`), and answers the
+ * supervisor's `stats`, `restarts`, `shutdown` and `crash` until it is
+ * told to shut down. See `supervisor.ts`.
+ *
+ * @module
+ */
+import type { CliConfig } from "../cli_config.ts";
+import type { Cluster } from "../cluster/cluster.ts";
+import { MemoryCluster } from "../cluster/memory_cluster.ts";
+import { createLogger } from "../log.ts";
+import type { CometServer } from "../serve.ts";
+import { clusterFromConfig, serveConfig, StartError } from "../serve_config.ts";
+import type { FromWorker, ToWorker, WorkerAddr } from "./messages.ts";
+import { workerNodeId } from "./supervisor.ts";
+import { setWorkerInfo } from "./worker_info.ts";
+
+/** The parts of a worker's global scope this entry uses. */
+interface _Scope {
+  postMessage(message: FromWorker): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  close(): void;
+}
+
+/**
+ * The cluster a worker joins without `--redis`: the process's one node,
+ * shared by its workers.
+ */
+function _workerCluster(cfg: CliConfig, _workerId: number): Cluster {
+  // BusCluster lands from workers-bus: new BusCluster({ nodeId: cfg.nodeId, workerId })
+  return new MemoryCluster(cfg.nodeId !== undefined ? { nodeId: cfg.nodeId } : {});
+}
+
+/** Runs one worker on `scope` until the supervisor says to shut down. */
+function _run(scope: _Scope): void {
+  let starting: Promise<CometServer | undefined> | undefined;
+  const stopped = new AbortController();
+  const start = async (msg: Extract<ToWorker, { type: "start" }>) => {
+    const cfg = msg.config;
+    setWorkerInfo({ workerId: msg.workerId, workers: msg.workers, restarts: msg.restarts });
+    const logger = createLogger({ level: cfg.log, format: cfg.logFormat });
+    try {
+      const server = await serveConfig(cfg, {
+        logger,
+        signal: stopped.signal,
+        cluster: () =>
+          cfg.redis !== undefined
+            ? clusterFromConfig(cfg, logger, workerNodeId(cfg.nodeId!, msg.workerId))
+            : Promise.resolve(_workerCluster(cfg, msg.workerId)),
+      });
+      const addrs: Record<string, WorkerAddr> = {};
+      for (const [name, addr] of Object.entries(server.addrs)) {
+        addrs[name] = { hostname: addr.hostname, port: addr.port };
+      }
+      scope.postMessage({ type: "ready", addrs });
+      return server;
+    } catch (err) {
+      if (!(err instanceof StartError)) throw err;
+      scope.postMessage({ type: "failed", message: err.message, code: err.code });
+      return undefined;
+    }
+  };
+  scope.onmessage = ({ data: msg }) => {
+    switch (msg.type) {
+      case "start":
+        starting ??= start(msg);
+        break;
+      case "restarts":
+        setWorkerInfo({ restarts: msg.count });
+        break;
+      case "stats":
+        void (starting ?? Promise.resolve(undefined)).then((server) =>
+          scope.postMessage({ type: "stats", connections: server?.comet.connections ?? 0 })
+        );
+        break;
+      case "shutdown":
+        void (async () => {
+          const server = await (starting ?? Promise.resolve(undefined)).catch(() => undefined);
+          await server?.shutdown();
+          stopped.abort();
+          scope.postMessage({ type: "stopped" });
+          scope.close();
+        })();
+        break;
+      case "crash":
+        setTimeout(() => {
+          throw new Error("Crash asked by the supervisor");
+        }, 0);
+        break;
+    }
+  };
+}
+
+if ("WorkerGlobalScope" in globalThis) _run(globalThis as unknown as _Scope);
