@@ -1,7 +1,7 @@
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Comet } from "../server/comet.ts";
 import { ADMIN_CSS, ADMIN_HTML, ADMIN_JS } from "./admin_page.ts";
-import { collectMetrics } from "./metrics.ts";
+import { gatherMetrics } from "./worker_metrics.ts";
 import { crossOriginRefusal } from "./origin.ts";
 import { constantTimeEqual, hasBearer } from "./token.ts";
 
@@ -143,7 +143,7 @@ export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHa
     }
     if (method !== "GET") return _notAllowed(request.method, "GET");
     if (route !== undefined) return route();
-    return _json(200, 0, "", collectMetrics(comet, { cluster }));
+    return _json(200, 0, "", await gatherMetrics(comet, { cluster }));
   };
 }
 

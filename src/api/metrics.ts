@@ -85,8 +85,29 @@ export interface MetricsSnapshot {
   startTime: number;
   /** Seconds since the process started. */
   uptime: number;
-  /** The fullest rooms of this hub, fullest first. */
+  /** The fullest rooms of this hub (of the process, with workers), fullest first. */
   topRooms: RoomCount[];
+  /**
+   * Each worker's own figures, when the node is several workers and the
+   * snapshot sums them (see `gatherMetrics`); absent for one isolate.
+   */
+  workers?: WorkerFigures[];
+  /** Workers that did not answer in time; with {@linkcode MetricsSnapshot.workers} only. */
+  missingWorkers?: number[];
+}
+
+/** One worker's figures in a process-wide {@linkcode MetricsSnapshot}. */
+export interface WorkerFigures {
+  /** The worker's number. */
+  worker: number;
+  /** Its authenticated connections. */
+  connections: number;
+  /** Its connections still in their handshake. */
+  handshaking: number;
+  /** Frames waiting in its connection queues. */
+  queueDepth: number;
+  /** Its V8 heap in use, in bytes. */
+  heapUsed: number;
 }
 
 /**
@@ -364,5 +385,35 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     ["comet_uptime_seconds", "Seconds since the process started.", snapshot.uptime],
   ]);
 
+  if (snapshot.workers !== undefined) _workerFamilies(snapshot, family);
   return families.join("\n") + "\n";
+}
+
+/** The per-worker series of a process-wide snapshot, each labelled `worker`. */
+function _workerFamilies(
+  snapshot: MetricsSnapshot,
+  family: (name: string, type: "counter" | "gauge", help: string) => _Family,
+): void {
+  const workers = snapshot.workers ?? [];
+  family("comet_workers", "gauge", "Workers that answered this scrape.").sample(workers.length);
+  family("comet_workers_missing", "gauge", "Workers that did not answer this scrape in time.")
+    .sample(snapshot.missingWorkers?.length ?? 0);
+  const rows: [string, string, (w: WorkerFigures) => number][] = [
+    ["comet_worker_connections", "Authenticated connections per worker.", (w) => w.connections],
+    [
+      "comet_worker_handshaking",
+      "Connections in their handshake per worker.",
+      (w) => w.handshaking,
+    ],
+    [
+      "comet_worker_queue_depth",
+      "Frames waiting in connection queues per worker.",
+      (w) => w.queueDepth,
+    ],
+    ["comet_worker_heap_used_bytes", "V8 heap in use per worker, in bytes.", (w) => w.heapUsed],
+  ];
+  for (const [name, help, pick] of rows) {
+    const f = family(name, "gauge", help);
+    for (const w of workers) f.sample(pick(w), { worker: String(w.worker) });
+  }
 }

@@ -5,9 +5,10 @@ import { DEFAULTS } from "../defaults.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Comet } from "../server/comet.ts";
 import { type AdminPushKind, createAdminHandler } from "./admin.ts";
-import { collectMetrics, formatMetrics } from "./metrics.ts";
+import { formatMetrics } from "./metrics.ts";
 import { crossOriginRefusal } from "./origin.ts";
 import { hasBearer } from "./token.ts";
+import { answerMetrics, gatherMetrics } from "./worker_metrics.ts";
 
 /**
  * The nodes a client may connect to, as `/goim/nodes/weighted` reports them.
@@ -271,6 +272,8 @@ function _target(request: Request): URL {
  */
 export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHandler {
   const cluster = options.cluster ?? _alone(comet);
+  // A node of several workers: each answers for its own hub when one of them is scraped.
+  answerMetrics(comet, { cluster });
   const token = options.token;
   const maxBody = options.maxBody ?? DEFAULTS.maxPushBody;
   const signal = options.signal;
@@ -374,16 +377,14 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
       }
       return Promise.resolve(_ok({ status: "ready", broker: state }));
     }],
-    "/metrics": ["GET", () => {
-      const text = formatMetrics(collectMetrics(comet, { cluster }));
-      return Promise.resolve(
-        new Response(text, {
-          headers: {
-            "content-type": "text/plain; version=0.0.4; charset=utf-8",
-            "cache-control": "no-store",
-          },
-        }),
-      );
+    "/metrics": ["GET", async () => {
+      const text = formatMetrics(await gatherMetrics(comet, { cluster }));
+      return (new Response(text, {
+        headers: {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+          "cache-control": "no-store",
+        },
+      }));
     }],
   };
 

@@ -213,4 +213,46 @@ export interface Cluster extends AsyncDisposable {
   health(): ClusterHealth;
   /** Leaves the cluster and releases its resources. Idempotent. */
   close(): Promise<void>;
+  /**
+   * The workers of this process, when the node is several isolates joined
+   * by a bus (`BusCluster`); absent for a node of one isolate. The
+   * push API asks them for `/metrics`, `/admin` and node figures.
+   */
+  readonly workers?: WorkerGroup;
+}
+
+/** What {@linkcode WorkerGroup.gather} brings back. */
+export interface Gathered<T> {
+  /** Each worker's answer, this worker's first (when it answers the topic), then by number. */
+  replies: { workerId: number; value: T }[];
+  /** Workers that did not answer in time, failed, or do not answer the topic, by number. */
+  missing: number[];
+}
+
+/**
+ * The isolates of one process that together are one node: each answers
+ * questions about its own figures, and any of them can gather everyone's.
+ *
+ * @example
+ * ```ts
+ * import { BusCluster } from "./bus_cluster.ts";
+ *
+ * await using cluster = new BusCluster({ workerId: 0, channel: "comet-bus-example" });
+ * cluster.workers.answer("load", () => 1);
+ * const { replies, missing } = await cluster.workers.gather<number>("load");
+ * console.log(replies, missing); // [{ workerId: 0, value: 1 }] []
+ * ```
+ */
+export interface WorkerGroup {
+  /** This worker's number. */
+  readonly workerId: number;
+  /** Sets what this worker answers for `topic`; the value must survive `structuredClone`. */
+  answer(topic: string, responder: () => unknown): void;
+  /**
+   * Asks every live worker (this one included) for `topic`; resolves once all
+   * have answered or after `timeout` ms (default 500), naming the missing.
+   */
+  gather<T>(topic: string, timeout?: number): Promise<Gathered<T>>;
+  /** Distinct rooms with members across the workers. */
+  roomCount(): number;
 }
