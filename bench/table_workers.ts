@@ -1,6 +1,6 @@
 // The final table's rows of the workers phase: `--workers N` against
 // `--workers 1` (and memory against the plain-Deno floor).
-import type { CpuWhere, Results, Row, WorkersPair, WorkersSide } from "./records.ts";
+import type { CpuWhere, FanResult, Results, Row, WorkersPair, WorkersSide } from "./records.ts";
 import { fmtNum } from "./table.ts";
 
 /** "a-b" over `xs`, formatted with `digits` decimals. */
@@ -60,24 +60,31 @@ export function workersRows(results: Results): Row[] {
   const lat = (sides: WorkersSide[]) =>
     `${_range(sides.map((x) => x.latency.latency.p50 ?? NaN), 1)} / ` +
     `${_range(sides.map((x) => x.latency.latency.p99 ?? NaN), 1)} ms`;
+  // A side that lost deliveries measured only the members its pushes reached:
+  // no ratio of such runs holds a target.
+  const partial = (f: (x: WorkersSide) => FanResult) =>
+    pairs.some((p) => f(p.one).lost > 0 || f(p.many).lost > 0);
+  const latPartial = partial((x) => x.latency), fanPartial = partial((x) => x.fan);
+  const LOST = " [deliveries lost: not every member reached]";
   rows.push({
     figure: `Workers: push->delivery p50 / p99, TCP ${fmtNum(w.members)}, ` +
       `${fmtNum(w.rate)} pushes/s, --workers ${N} vs 1, median of ${pn} ` +
-      `[p99 ratios ${ratios((p) => p.p99Ratio)}]`,
+      `[p99 ratios ${ratios((p) => p.p99Ratio)}]` + (latPartial ? LOST : ""),
     comet: lat(many),
     baseline: `${lat(one)} (1 worker)`,
     ratio: `${r2(w.medianP99Ratio)} (p99)`,
     target: "<= 0.65x (p99)",
-    met: met(w.medianP99Ratio, (v) => v <= 0.65),
+    met: latPartial ? "?" : met(w.medianP99Ratio, (v) => v <= 0.65),
   });
   rows.push({
     figure: `Workers: fan-out deliveries/s, ${fmtNum(w.members)} TCP members, ` +
-      `--workers ${N} vs 1, median of ${pn} [ratios ${ratios((p) => p.fanRatio)}]`,
+      `--workers ${N} vs 1, median of ${pn} [ratios ${ratios((p) => p.fanRatio)}]` +
+      (fanPartial ? LOST : ""),
     comet: _range(many.map((x) => x.fan.deliveriesPerSec)),
     baseline: `${_range(one.map((x) => x.fan.deliveriesPerSec))} (1 worker)`,
     ratio: r2(w.medianFanRatio),
     target: ">= 1.3x",
-    met: met(w.medianFanRatio, (v) => v >= 1.3),
+    met: fanPartial ? "?" : met(w.medianFanRatio, (v) => v >= 1.3),
   });
   rows.push({
     figure: `  same, where the CPU went (cores, mean of the saturation runs on ` +
