@@ -15,8 +15,14 @@ export function rootPath(rel: string): string {
   return new URL(rel, ROOT).pathname;
 }
 
-/** `deno run` with the permissions every child gets. */
-export const RUN: readonly string[] = ["run", "--allow-net", "--allow-read", "--allow-env"];
+/** `deno run` with the permissions every child gets, and `--unstable-net` for `--workers N`. */
+export const RUN: readonly string[] = [
+  "run",
+  "--unstable-net",
+  "--allow-net",
+  "--allow-read",
+  "--allow-env",
+];
 
 /** A command's reply line before its fields are read. */
 interface _Reply {

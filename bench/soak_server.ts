@@ -32,7 +32,7 @@ export class Server {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        // The command's workers share their ports (reusePort), which needs it.
+        // The workers' shared ports (reusePort) need it.
         "--unstable-net",
         "--allow-net",
         "--allow-env",

@@ -390,10 +390,11 @@ function _nodes(
   const heartbeat = Math.max(1, Math.round(comet.heartbeatTimeout / 2 / 1000));
   return () => {
     const nodes = cluster.nodes().sort((a, b) => a.connections - b.connections);
-    const addrs: string[] = [];
+    // The workers of one process are nodes of their own with `--redis`, on the same ports.
+    const addrs = new Set<string>();
     const domains = new Set<string>();
     for (const node of nodes) {
-      if (node.tcpPort > 0) addrs.push(_hostPort(node.host, node.tcpPort));
+      if (node.tcpPort > 0) addrs.add(_hostPort(node.host, node.tcpPort));
       domains.add(node.host);
     }
     return {
@@ -403,7 +404,7 @@ function _nodes(
       wssPort: own.wssPort,
       heartbeat,
       heartbeatMax: 2,
-      addrs,
+      addrs: [...addrs],
       domains: [...domains],
     };
   };

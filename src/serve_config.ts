@@ -155,7 +155,7 @@ export async function serveConfig(
 }
 
 /**
- * Logs where the command listens, once for the process, and warns when a
+ * @internal Logs where the command listens, once for the process, and warns when a
  * cluster node would be listed by a wildcard address.
  */
 export function logListening(

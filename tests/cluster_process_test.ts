@@ -11,6 +11,7 @@ import { freePort, redisAvailable, startRedis } from "./_redis.ts";
 
 const ignore = !redisAvailable;
 const BIZ = 1000;
+const WORKERS = 2;
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** One `comet` process on free loopback ports. */
@@ -36,6 +37,8 @@ class Node implements AsyncDisposable {
       cli([
         ...["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0"],
         ...["--redis", redisUrl, "--node-id", id, "--advertise", "127.0.0.1"],
+        // Two workers each, whatever the machine: each worker is a node, `<id>-w<i>`.
+        ...["--workers", String(WORKERS)],
         // Short, so that a killed node's sessions expire and it drops out within the test.
         ...["--session-ttl", "2s", "--report-interval", "200ms", "--heartbeat-timeout", "1s"],
       ]).spawn(),
@@ -190,11 +193,7 @@ Deno.test({
       const instances = await node.api("/goim/nodes/instances");
       assert.deepEqual(
         instances.body.data.map((n: Record<string, unknown>) => [n.id, n.tcp_port, n.ws_port]),
-        [[n1!.id, n1!.tcpPort, n1!.wsPort], [n2!.id, n2!.tcpPort, n2!.wsPort], [
-          n3!.id,
-          n3!.tcpPort,
-          n3!.wsPort,
-        ]],
+        [n1!, n2!, n3!].flatMap((n) => [0, 1].map((w) => [`${n.id}-w${w}`, n.tcpPort, n.wsPort])),
       );
       const weighted = await node.api("/goim/nodes/weighted?platform=android");
       assert.deepEqual(
@@ -240,7 +239,7 @@ Deno.test({
     // Within three report intervals it is out of the node list and the counts ...
     await eventually(async () => {
       const instances = await n1!.api("/goim/nodes/instances");
-      return instances.body.data.length === 2;
+      return instances.body.data.length === 2 * WORKERS;
     }, "n3 left the node list");
     await eventually(async () => (await x1.online()) === 2, "the room counts 2");
     await eventually(async () => {
@@ -253,11 +252,10 @@ Deno.test({
       "x3's registry entries expired",
     );
     assert.equal(await redisClient.command("EXISTS", "comet:key:x1", "comet:key:x2"), 2);
-    assert.deepEqual(
-      (await redisClient.command("SMEMBERS", "comet:room:live://r") as Uint8Array[]).map(text)
-        .sort(),
-      ["n1", "n2"],
-    );
+    // The room lists worker nodes (`n1-w0` ...): by process, n1 and n2.
+    const roomNodes = (await redisClient.command("SMEMBERS", "comet:room:live://r") as Uint8Array[])
+      .map((id) => text(id).replace(/-w\d+$/, ""));
+    assert.deepEqual([...new Set(roomNodes)].sort(), ["n1", "n2"]);
 
     // Redis restarts under traffic: the nodes reconnect, resubscribe and re-register.
     let stop = false;

@@ -335,3 +335,21 @@ Deno.test("parseConfig refuses TLS listeners without a certificate and key", () 
   assert.throws(() => parseConfig(["--tls-cert", "c.pem"]), /both --tls-cert and --tls-key/);
   assert.throws(() => parseConfig(["--pkg-header", "5"]), /--pkg-header/);
 });
+
+Deno.test("parseConfig reads --workers as auto or a count of 1 to 256, and refuses the rest", () => {
+  assert.equal(parseConfig([]).workers, "auto");
+  assert.equal(parseConfig(["--workers", "auto"]).workers, "auto");
+  assert.equal(parseConfig(["--workers", "1"]).workers, 1);
+  assert.equal(parseConfig(["--workers=256"]).workers, 256);
+  assert.equal(parseEnvConfig((name) => name === "COMET_WORKERS" ? "4" : undefined).workers, 4);
+  for (const bad of ["0", "-1", "1.5", "257", "two", ""]) {
+    assert.throws(
+      () => parseConfig(["--workers", bad]),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message ===
+          `Invalid value for --workers: Must be auto or an integer of 1 to 256: ${bad}`,
+      bad,
+    );
+  }
+});

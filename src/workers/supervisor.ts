@@ -326,7 +326,7 @@ export class Supervisor {
     const lived = Date.now() - slot.startedAt;
     slot.quickDeaths = lived < _STABLE_MS ? slot.quickDeaths + 1 : 1;
     const delay = Math.min(this.#maxRestartDelay, this.#restartDelay * 2 ** (slot.quickDeaths - 1));
-    const fields = { worker: slot.id, error: reason, restarts: this.#restarts, delay };
+    const fields = { worker: slot.id, error: reason, delay };
     if (slot.quickDeaths >= _CRASH_LOOP) {
       this.#logger.error("Worker keeps dying; restarting it after a longer wait", fields);
     } else {

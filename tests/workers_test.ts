@@ -1,0 +1,237 @@
+// `--workers N`: the supervisor (src/workers/supervisor.ts) and the `comet` command with
+// two workers on shared ports. The in-process tests start real Workers, so the test run
+// needs --unstable-net, as `deno task test` passes it.
+import assert from "node:assert/strict";
+import { parseConfig } from "../src/config.ts";
+import { Op } from "../src/protocol/op.ts";
+import { Supervisor, workerConfig, workerCount } from "../src/workers/supervisor.ts";
+import { TestClient, text, until } from "./_helpers.ts";
+import { cli, LineReader, ROOT, stopChild } from "./_process.ts";
+
+const BIZ = 1000;
+const ARGS = ["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "127.0.0.1:0", "--log", "error"];
+
+/** `n` TCP clients in live room `r`, user `first + i` with key `k<first + i>`. */
+async function connectMany(port: number, n: number, first = 0): Promise<TestClient[]> {
+  const clients: TestClient[] = [];
+  for (let i = first; i < first + n; i++) {
+    clients.push(
+      await TestClient.auth(port, {
+        mid: i + 1,
+        key: `k${i}`,
+        room_id: "live://r",
+        accepts: [BIZ],
+      }),
+    );
+  }
+  return clients;
+}
+
+async function closeAll(clients: TestClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.close()));
+}
+
+/** Resolves once `check` holds, polling; throws naming `what` after `timeout` ms. */
+async function eventually(check: () => Promise<boolean>, what: string, timeout = 5_000) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+Deno.test("workerCount: auto is one per CPU, a count is kept", () => {
+  assert.equal(workerCount("auto"), Math.min(256, navigator.hardwareConcurrency));
+  assert.equal(workerCount(3), 3);
+});
+
+Deno.test("each worker gets an even share of the process limits and shares every port", () => {
+  const cfg = parseConfig([
+    ...["--max-connections", "1001", "--max-rooms", "0", "--api-max-connections", "10"],
+    ...["--max-connections-per-ip", "7", "--pkg", "127.0.0.1:0"],
+  ]);
+  const share = workerConfig(cfg, 2);
+  assert.equal(share.limits.maxConnections, 501);
+  assert.equal(share.limits.maxRooms, Infinity);
+  assert.equal(share.apiMaxConnections, 5);
+  // Per-IP limits and rates apply in each worker, as given.
+  assert.equal(share.limits.maxConnectionsPerIp, 7);
+  assert.equal(share.limits.upstreamRate, cfg.limits.upstreamRate);
+  for (const addr of [share.tcp, share.ws, share.api, share.pkg]) {
+    assert.ok(addr && addr.reusePort === true, JSON.stringify(addr));
+  }
+  assert.equal(cfg.limits.maxConnections, 1001, "the process's settings are left alone");
+  assert.equal((cfg.tcp as { reusePort?: boolean }).reusePort, undefined);
+});
+
+Deno.test("two workers on one port: the kernel gives both of them connections", async () => {
+  const supervisor = new Supervisor({ config: parseConfig(ARGS), workers: 2 });
+  const addrs = await supervisor.start();
+  const clients = await connectMany(addrs.tcp!.port, 20);
+  try {
+    const counts = await supervisor.connections();
+    assert.equal(counts.length, 2);
+    assert.equal(counts[0]! + counts[1]!, 20, String(counts));
+    assert.ok(counts[0]! > 0 && counts[1]! > 0, `all on one worker: ${counts}`);
+  } finally {
+    await closeAll(clients);
+    assert.ok(await supervisor.shutdown(), "the workers stopped in time");
+  }
+});
+
+Deno.test("a worker that crashes is restarted on the same port; the others keep serving", async () => {
+  const supervisor = new Supervisor({ config: parseConfig(ARGS), workers: 2, restartDelay: 50 });
+  const addrs = await supervisor.start();
+  const port = addrs.tcp!.port;
+  const clients = await connectMany(port, 16);
+  try {
+    const [onFirst] = await supervisor.connections();
+    assert.ok(onFirst! > 0 && onFirst! < 16, `worker 0 serves ${onFirst} of 16`);
+    supervisor.crash(0);
+    // Worker 0's clients read EOF; worker 1's stay.
+    const gone = await Promise.all(clients.map((c) => c.closedByServer(2_000)));
+    const left = clients.filter((_, i) => !gone[i]);
+    assert.equal(clients.length - left.length, onFirst, "worker 0's clients were cut off");
+    for (const client of left) {
+      const seq = client.sendFrame(Op.Heartbeat);
+      assert.equal((await client.nextOp(Op.HeartbeatReply)).seq, seq);
+    }
+    await eventually(() => Promise.resolve(supervisor.restarts === 1), "worker 0 is restarted");
+    // The new worker 0 listens on the same port: new clients reach both workers again.
+    const again = await connectMany(port, 16, 16);
+    clients.push(...again);
+    let counts: number[] = [];
+    await eventually(async () => {
+      counts = await supervisor.connections();
+      return counts[0]! > 0 && counts[0]! + counts[1]! === left.length + 16;
+    }, "the restarted worker serves new clients").catch((err) => {
+      throw new Error(`${err.message}: ${counts}, ${left.length} left`);
+    });
+  } finally {
+    await closeAll(clients);
+    assert.ok(await supervisor.shutdown(), "the workers stopped in time");
+  }
+});
+
+Deno.test("comet --workers 2: one listening line; SIGTERM sends op 6 to every client, exit 0", async () => {
+  const child = cli(["--workers", "2", ...ARGS.slice(0, -2)]).spawn();
+  const stderr = new LineReader(child.stderr);
+  const stdout = new LineReader(child.stdout);
+  try {
+    const m = await stderr.line(
+      /Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:\d+ auth=open workers=2$/,
+    );
+    const clients = await connectMany(Number(m[1]), 12);
+    try {
+      assert.equal(stderr.log.match(/Comet listening/g)?.length, 1, stderr.log);
+      const started = Date.now();
+      child.kill("SIGTERM");
+      for (const client of clients) {
+        const bye = await client.nextOp(Op.DisconnectReply, 10_000);
+        assert.equal(text(bye.body), "server shutting down");
+        assert.ok(await client.closedByServer(5_000));
+      }
+      const status = await child.status;
+      assert.equal(status.code, 0, stderr.log);
+      assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+      await stderr.line(/INFO Stopped/);
+      assert.equal(stderr.log.match(/Shutting down/g)?.length, 1, stderr.log);
+    } finally {
+      await closeAll(clients);
+    }
+  } finally {
+    await stopChild(child, stderr, stdout);
+  }
+});
+
+// Needs the in-process bus (src/cluster/bus_cluster.ts, BusCluster): without it a push
+// reaches only the clients of the worker that took the API request.
+Deno.test("comet --workers 2: every push kind through the API reaches clients on every worker", async () => {
+  const child = cli(["--workers", "2", ...ARGS.slice(0, -2)]).spawn();
+  const stderr = new LineReader(child.stderr);
+  const stdout = new LineReader(child.stdout);
+  const clients: TestClient[] = [];
+  try {
+    const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/);
+    const [tcpPort, apiPort] = [Number(m[1]), Number(m[2])];
+    clients.push(...await connectMany(tcpPort, 16));
+    const push = async (path: string, body: string) => {
+      // Fresh connections, so the kernel spreads the API requests over the workers too.
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
+          method: "POST",
+          body: `${body}${i}`,
+          headers: { connection: "close" },
+        });
+        assert.deepEqual(await res.json(), { code: 0, message: "", data: null });
+      }
+    };
+    await push(`/goim/push/room?operation=${BIZ}&type=live&room=r`, "room");
+    await push(`/goim/push/all?operation=${BIZ}`, "all");
+    const keys = clients.map((_, i) => `keys=k${i}`).join("&");
+    await push(`/goim/push/keys?operation=${BIZ}&${keys}`, "keys");
+    const mids = clients.map((_, i) => `mids=${i + 1}`).join("&");
+    await push(`/goim/push/mids?operation=${BIZ}&${mids}`, "mids");
+    const want = ["room", "all", "keys", "mids"].flatMap((k) => [0, 1, 2, 3].map((i) => k + i));
+    for (const [i, client] of clients.entries()) {
+      const got = () => client.buffered.filter((f) => f.op === BIZ).map((f) => text(f.body));
+      await until(() => got().length >= want.length, 5_000);
+      assert.deepEqual(got().sort(), [...want].sort(), `client ${i}`);
+    }
+  } finally {
+    await closeAll(clients);
+    await stopChild(child, stderr, stdout);
+  }
+});
+
+Deno.test("comet --workers 2 refuses to start without --unstable-net, naming it", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", "--workers", "2"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 2, stderr);
+  assert.equal(
+    stderr,
+    "comet: --workers 2 shares each port between workers (reusePort), which needs --unstable-net: run deno with --unstable-net, or pass --workers 1",
+  );
+});
+
+Deno.test("comet --workers 1 runs without --unstable-net: one isolate, no Worker", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", "--workers", "1"]
+      .concat(ARGS.slice(0, -2)),
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new LineReader(child.stderr);
+  const stdout = new LineReader(child.stdout);
+  try {
+    const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=\S+ auth=open$/);
+    await using client = await TestClient.auth(Number(m[1]), { mid: 1, key: "k" });
+    child.kill("SIGTERM");
+    assert.equal(
+      text((await client.nextOp(Op.DisconnectReply, 5_000)).body),
+      "server shutting down",
+    );
+    assert.equal((await child.status).code, 0, stderr.log);
+  } finally {
+    await stopChild(child, stderr, stdout);
+  }
+});
+
+Deno.test("comet --workers 2 on a port taken: one line, exit status 1", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const out = await cli([
+    ...["--workers", "2", "--tcp", `127.0.0.1:${taken.addr.port}`, "--ws", "off", "--api", "off"],
+  ]).output();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 1, stderr);
+  assert.equal(stderr.split("\n").length, 1, stderr);
+  assert.match(stderr, /^comet: cannot listen: /);
+});
