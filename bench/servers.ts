@@ -134,7 +134,7 @@ export async function spawnComet(
   }
   const args = [
     ...RUN,
-    ...(workers > 1 ? ["--unstable-net"] : []),
+    ...(workers > 1 && !RUN.includes("--unstable-net") ? ["--unstable-net"] : []),
     ...v8flags(s, gcHook && s.exposeGc, s.traceGc === phase),
     ...prof,
     gcHook ? rootPath("bench/comet_gc.ts") : rootPath("src/cli.ts"),
