@@ -200,6 +200,8 @@ const help = new TextDecoder().decode(
 );
 const limitFlags = ["max-connections", "max-connections-per-ip", "connect-rate"]
   .filter((f) => help.includes(`--${f} `)).flatMap((f) => [`--${f}`, "0"]);
+// One isolate, whatever the command's default: the heap read over the inspector is its only one.
+if (help.includes("--workers ")) limitFlags.push("--workers", "1");
 
 const comet = spawn(
   KIND === "baseline"

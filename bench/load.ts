@@ -9,7 +9,7 @@
 //   --phases=a,b         only these phases: baseline (= baseline-mem + baseline-fan),
 //                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws, fanout-pairs,
 //                        burst (= burst-tcp + burst-ws), cluster (push-keys runs inside
-//                        fanout-tcp); `--phases=burst --no-micro` runs the burst alone
+//                        fanout-tcp), workers; `--phases=burst --no-micro` runs the burst alone
 //   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
 //                        fanout-ws, mem-tcp, mem-ws, burst-tcp, burst-ws; cluster-1x-n1,
 //                        cluster-3x-n1, cluster-3x-n2, cluster-3x-n3 for one cluster node), or the
@@ -35,6 +35,10 @@
 //   --comet-flags="..."  extra flags for every Comet server, e.g. "--write-burst 32"
 //   --server-v8-flags=a,b  V8 flags for every server, Comet's and the baseline's alike,
 //                        e.g. --max-semi-space-size=2 (young-generation cap, in MiB)
+//   --workers-n=N        the workers phase's Comet --workers N against --workers 1
+//                        (default: one per core); every other phase runs --workers 1
+//   --workers-pairs=K    one-worker/N-worker pairs of the workers phase (default 3, 1 with
+//                        --quick); --profile=workers-1 or workers-N profiles one side
 //
 // The parts: settings.ts (flags), child.ts and servers.ts (child processes),
 // load_gens.ts (the load generators), quiet_guard.ts and machine_cpu.ts (what
@@ -51,10 +55,12 @@ import { clusterPhase } from "./phase_cluster.ts";
 import { baselineFanPhase, fanPhase } from "./phase_fanout.ts";
 import { baselineMemPhase, memPhase, memServePhase } from "./phase_memory.ts";
 import { pairedFanPhase } from "./phase_pairs.ts";
+import { workersPhase } from "./phase_workers.ts";
 import { QuietGuard, stealCores } from "./quiet_guard.ts";
 import { createResults, sourceState } from "./results.ts";
 import { parseSettings } from "./settings.ts";
 import { buildTable, printTable } from "./table.ts";
+import { workersRows } from "./table_workers.ts";
 
 const s = parseSettings(Deno.args);
 Deno.mkdirSync(OUT, { recursive: true });
@@ -85,6 +91,7 @@ try {
   if (PHASES.has("fanout-pairs")) await pairedFanPhase(h);
   if (s.burstKinds.length) await burstPhase(h);
   if (PHASES.has("cluster")) await clusterPhase(h);
+  if (PHASES.has("workers")) await workersPhase(h);
 } catch (err) {
   log(`run aborted: ${(err as Error).stack ?? err}`);
   results.error = String((err as Error).message ?? err);
@@ -94,7 +101,7 @@ try {
 
 guard.monitor.stop();
 contention.wholeRunCores = guard.monitor.since({ foreign: 0, elapsed: 0 });
-const rows = buildTable(results, s);
+const rows = [...buildTable(results, s), ...workersRows(results)];
 results.table = rows;
 results.elapsedSec = elapsedSec();
 Deno.writeTextFileSync(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");

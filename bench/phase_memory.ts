@@ -28,7 +28,7 @@ async function _settle(
 }
 
 /** Runs a GC in the Comet child (bench/comet_gc.ts) and reads the memory line it prints. */
-function _cometGc(c: Child<NoProtocol>): () => Promise<MemUsage | null> {
+export function cometGc(c: Child<NoProtocol>): () => Promise<MemUsage | null> {
   return async () => {
     const before = Date.now();
     c.proc.kill("SIGUSR2");
@@ -46,7 +46,7 @@ function _cometGc(c: Child<NoProtocol>): () => Promise<MemUsage | null> {
 }
 
 /** "V8 heap used 1.20 KiB, external 0.10 KiB" per connection, for a log line. */
-function _heapNote(m: MemResult): string {
+export function heapNote(m: MemResult): string {
   if (m.perConnHeapUsed === null) return "heap n/a";
   return `V8 heap used ${(m.perConnHeapUsed / 1024).toFixed(2)} KiB, external ${
     ((m.perConnExternal ?? 0) / 1024).toFixed(2)
@@ -67,7 +67,7 @@ const _MEM_CLIENT_BUF = 256;
  * and measures its memory per connection (after a GC through `gc`) and how
  * fast it took them.
  */
-async function _measureMemory(
+export async function measureMemory(
   h: Harness,
   pid: number,
   gc: () => Promise<MemUsage | null>,
@@ -132,14 +132,14 @@ export async function baselineMemPhase(h: Harness): Promise<void> {
     const { child: base, port } = await spawnBaseline(s, "baseline-mem");
     const gc = async () => (await base.call("gc", {})).memory;
     try {
-      const mem = await _measureMemory(h, base.pid, gc, {
+      const mem = await measureMemory(h, base.pid, gc, {
         kind: "raw",
         port,
         count: s.memConns,
         keyPrefix: "m",
       });
       log(
-        `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${_heapNote(mem)}), ` +
+        `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ` +
           `${mem.handshakesPerSec.toFixed(0)} connect+reply/s, ${cpuNote(mem)}`,
       );
       await gen.closeAll();
@@ -158,14 +158,14 @@ export async function memPhase(h: Harness, kind: "tcp" | "ws", phase: string): P
   h.results.comet[`memory_${kind}`] = await guard.measured(`comet memory ${kind}`, async () => {
     const comet = await spawnComet(h, phase, true);
     try {
-      const mem = await _measureMemory(h, comet.child.pid, _cometGc(comet.child), {
+      const mem = await measureMemory(h, comet.child.pid, cometGc(comet.child), {
         kind,
         port: kind === "tcp" ? comet.tcp : comet.ws,
         count: s.memConns,
         keyPrefix: kind === "tcp" ? "mt" : "mw",
       });
       log(
-        `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${_heapNote(mem)}), ` +
+        `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ` +
           `${mem.handshakesPerSec.toFixed(0)} connect+auth/s (${mem.failed} failed), ` +
           cpuNote(mem),
       );
@@ -201,7 +201,7 @@ export async function memServePhase(h: Harness): Promise<void> {
   ]);
   try {
     const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
-    const mem = await _measureMemory(
+    const mem = await measureMemory(
       h,
       child.pid,
       async () => (await child.call("gc", {})).memory,
@@ -209,7 +209,7 @@ export async function memServePhase(h: Harness): Promise<void> {
     );
     h.results.comet.memory_serve = mem;
     log(
-      `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${_heapNote(mem)}), ${cpuNote(mem)}`,
+      `  RSS/conn ${(mem.perConnBytes / 1024).toFixed(2)} KiB (${heapNote(mem)}), ${cpuNote(mem)}`,
     );
     await gen.closeAll();
   } catch (err) {

@@ -232,6 +232,72 @@ export interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs"> {
   timeline: TimelineWindow[];
 }
 
+/**
+ * Where the machine's CPU went during one run, in cores: the server process
+ * (all its threads, workers included), the load generators, the driver's
+ * pushers, kernel time (system, over every process: the server's and the
+ * generators' own system time is also in theirs), softirq (network receive
+ * and transmit work no process is charged for), hypervisor steal, other
+ * programs, and what stayed idle.
+ */
+export interface CpuWhere {
+  server: number;
+  gens: number;
+  pusher: number;
+  system: number;
+  softirq: number;
+  steal: number;
+  other: number;
+  idle: number;
+}
+
+/** One side of a workers pair: a fresh Comet with `workers` workers. */
+export interface WorkersSide {
+  workers: number;
+  /** Idle connections, RSS read after a GC in every isolate (bench/comet_gc.ts). */
+  memory: MemResult;
+  /** Saturation room pushes at the largest room. */
+  fan: FanResult;
+  fanCpu: CpuWhere;
+  /** Room pushes at the low fixed rate, same members. */
+  latency: FanResult;
+  latencyCpu: CpuWhere;
+  /** Members each worker held before the runs (bench/comet_gc.ts); null where unknown. */
+  membersPerWorker: number[] | null;
+}
+
+/** One pair of the workers phase: `--workers 1`, then `--workers N`, seconds apart. */
+export interface WorkersPair {
+  one: WorkersSide;
+  many: WorkersSide;
+  /** p99 push->delivery at the low rate, N workers over 1. */
+  p99Ratio: number | null;
+  /** Saturation deliveries/s, N workers over 1. */
+  fanRatio: number;
+  /** Connect+auth/s, N workers over 1. */
+  handshakeRatio: number;
+  /** Cores lost to other programs or steal during each side. */
+  disturbance: [number, number];
+  /** Measured again and left out of the medians (see bench/phase_workers.ts). */
+  disturbed?: true;
+}
+
+/** The workers phase: its pairs and the medians of the undisturbed ones. */
+export interface WorkersResult {
+  workers: number;
+  members: number;
+  memConns: number;
+  /** Pushes/s of the latency runs. */
+  rate: number;
+  pairs: WorkersPair[];
+  medianP99Ratio: number | null;
+  medianFanRatio: number | null;
+  medianHandshakeRatio: number | null;
+  /** RSS per idle connection with N workers and with 1, medians over the pairs. */
+  medianMemMany: number | null;
+  medianMemOne: number | null;
+}
+
 /** A phase that failed, in place of its record. */
 export interface PhaseError {
   error: string;
@@ -283,6 +349,8 @@ export interface ResultSettings {
   burstMembers: number;
   burstPushes: number;
   burstIdleMs: number;
+  workersN: number;
+  workersPairs: number;
   /** Set once a Comet server starts. */
   cometLimitFlags?: string[];
   serverV8Flags?: string[];
@@ -345,6 +413,7 @@ export interface Results {
   contention?: Contention;
   fanout_pairs_tcp?: PairsResult;
   fanout_pairs_ws?: PairsResult;
+  workers?: WorkersResult | PhaseError | { skipped: string };
   error?: string;
   table?: Row[];
   elapsedSec?: number;

@@ -39,6 +39,8 @@ export function createResults(s: Settings): Results {
       burstMembers: s.burstMembers,
       burstPushes: s.burstPushes,
       burstIdleMs: BURST_IDLE_MS,
+      workersN: s.workersN,
+      workersPairs: s.workersPairs,
     },
     micro: null,
     baseline: {},

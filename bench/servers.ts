@@ -41,6 +41,22 @@ export async function spawnBaseline(s: Settings, phase: string): Promise<Baselin
 }
 
 let _limitFlags: string[] | undefined;
+let _help: Promise<string> | undefined;
+
+/** The CLI's --help text, read once. */
+function _cometHelp(): Promise<string> {
+  return _help ??= new Deno.Command(Deno.execPath(), {
+    args: [...RUN, rootPath("src/cli.ts"), "--help"],
+    cwd: ROOT.pathname,
+    stdout: "piped",
+    stderr: "null",
+  }).output().then((out) => new TextDecoder().decode(out.stdout));
+}
+
+/** Whether this version of the CLI has `--workers` (issue 19). */
+export async function cometHasWorkers(): Promise<boolean> {
+  return (await _cometHelp()).includes("--workers ");
+}
 
 /**
  * Flags that lift the CLI's connection limits, where this version of the CLI
@@ -49,13 +65,7 @@ let _limitFlags: string[] | undefined;
  */
 async function _cometLimitFlags(h: Harness): Promise<string[]> {
   if (_limitFlags) return _limitFlags;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...RUN, rootPath("src/cli.ts"), "--help"],
-    cwd: ROOT.pathname,
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const help = new TextDecoder().decode(out.stdout);
+  const help = await _cometHelp();
   const limitFlags = [
     "max-connections",
     "max-connections-per-ip",
@@ -86,6 +96,8 @@ export interface CometProc {
   api: number;
   /** The command's flags after its listen addresses and log level. */
   flags: string[];
+  /** Its workers (`--workers`); 1 where the CLI has no such flag. */
+  workers: number;
 }
 
 /**
@@ -93,7 +105,10 @@ export interface CometProc {
  * which calls the same `main` and adds a SIGUSR2 handler that runs a full GC
  * (only with --expose-gc) so memory can be sampled after a collection. With
  * `defaults`, the command keeps its own heartbeat timeout, queue and
- * connection cap, and only the per-IP limits are lifted.
+ * connection cap, and only the per-IP limits are lifted. It runs `workers`
+ * workers where the CLI has `--workers` (pinned to 1 by default, so that
+ * figures keep their meaning whatever the command's own default), with
+ * `--unstable-net` when more than one share the ports.
  */
 export async function spawnComet(
   h: Harness,
@@ -101,6 +116,7 @@ export async function spawnComet(
   gcHook: boolean,
   extra: string[] = [],
   defaults = false,
+  workers = 1,
 ): Promise<CometProc> {
   const s = h.settings;
   const prof = s.profile === phase
@@ -112,8 +128,13 @@ export async function spawnComet(
     ...s.cometFlags,
     ...extra,
   ];
+  const pinned = await cometHasWorkers();
+  if (!pinned && workers !== 1) {
+    throw new Error(`Comet has no --workers flag: cannot run ${workers} workers`);
+  }
   const args = [
     ...RUN,
+    ...(workers > 1 && !RUN.includes("--unstable-net") ? ["--unstable-net"] : []),
     ...v8flags(s, gcHook && s.exposeGc, s.traceGc === phase),
     ...prof,
     gcHook ? rootPath("bench/comet_gc.ts") : rootPath("src/cli.ts"),
@@ -125,13 +146,14 @@ export async function spawnComet(
     "127.0.0.1:0",
     "--log",
     "info", // warn would hide the one "Comet listening" line the ports come from
+    ...(pinned ? ["--workers", String(workers)] : []),
     ...flags,
   ];
   const child = new Child<NoProtocol>(`comet(${phase})`, args);
   const m = await child.waitFor((l, s) =>
     s === "err" ? /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+) api=[^ ]*:(\d+)/.exec(l) : null
   );
-  return { child, tcp: Number(m[1]), ws: Number(m[2]), api: Number(m[3]), flags };
+  return { child, tcp: Number(m[1]), ws: Number(m[2]), api: Number(m[3]), flags, workers };
 }
 
 /** Stops a Comet started by {@linkcode spawnComet}, saving its GC trace if --trace-gc named `phase`. */

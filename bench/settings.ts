@@ -55,6 +55,10 @@ export interface Settings {
   clientBuf: number;
   /** The baseline server's writes in flight at once. */
   baseInflight: number;
+  /** Workers phase: the workers Comet runs with against one (`--workers-n`). */
+  workersN: number;
+  /** Workers phase: one-worker/N-worker pairs (`--workers-pairs`). */
+  workersPairs: number;
   /** `performance.now()` past which no further run starts. */
   hardDeadline: number;
 }
@@ -103,7 +107,7 @@ export function parseSettings(args: readonly string[]): Settings {
   const quick = argv.has("quick");
   const phases = new Set(
     (argv.get("phases") ??
-      "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,burst,cluster")
+      "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,burst,cluster,workers")
       .split(","),
   );
   const sizes = quick ? [100, 1_000] : [100, 1_000, 5_000, 10_000];
@@ -122,6 +126,7 @@ export function parseSettings(args: readonly string[]): Settings {
   const burstKinds = (["tcp", "ws"] as const).filter((k) =>
     phases.has("burst") || phases.has(`burst-${k}`)
   );
+  const workersPairs = _int(argv, "workers-pairs", quick ? 1 : 3, 1);
   return {
     quick,
     micro: !argv.has("no-micro"),
@@ -173,8 +178,14 @@ export function parseSettings(args: readonly string[]): Settings {
     // cost about twice the CPU per write and starve some connections for
     // seconds).
     baseInflight: _int(argv, "baseline-inflight", 128, 1),
-    // The whole run stays under ~8 min, and a minute more for the burst phase's two servers.
-    hardDeadline: performance.now() + 460_000 + (burstKinds.length ? 60_000 : 0),
+    // As many workers as the machine has cores, like the command's --workers auto.
+    workersN: _int(argv, "workers-n", navigator.hardwareConcurrency || 1, 1),
+    workersPairs,
+    // The whole run stays under ~8 min, a minute more for the burst phase's two
+    // servers, and 70 s per workers pair (two fresh servers, each measured for
+    // memory, fan-out and latency).
+    hardDeadline: performance.now() + 460_000 + (burstKinds.length ? 60_000 : 0) +
+      (phases.has("workers") ? 10_000 + 70_000 * workersPairs : 0),
   };
 }
 

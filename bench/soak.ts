@@ -21,7 +21,8 @@
  * `--rss-growth MIB` (how much it may grow over the second half of the churn
  * when it ends higher than that; 16),
  * `--heap-slack MIB` (the same for its V8 heap in use; 32), `--memory-wait D`
- * (how long to wait for memory to come back down; 30s), `--seed N`.
+ * (how long to wait for memory to come back down; 30s), `--seed N`,
+ * `--workers N` (the server's workers, where the command has `--workers`; 1).
  * Durations read `500ms`, `5s`, `2m`.
  *
  * Memory is judged once the server is idle: V8 gives its heap back only after
@@ -130,7 +131,7 @@ export async function soak(
   let connectErrors = 0;
   let authTimeouts = 0;
 
-  const server = new Server(await noLimits());
+  const server = new Server(await noLimits(o.workers));
   let ports: Ports;
   try {
     ports = await Promise.race([

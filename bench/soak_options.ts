@@ -32,6 +32,8 @@ export interface SoakOptions {
   memoryWait: number;
   /** Seed of the clients' random choices. */
   seed: number;
+  /** The server's `--workers`, where the command has that flag. */
+  workers: number;
 }
 
 const DEFAULTS: SoakOptions = {
@@ -48,6 +50,7 @@ const DEFAULTS: SoakOptions = {
   heapSlack: 32,
   memoryWait: 30_000,
   seed: 1,
+  workers: 1,
 };
 
 /** A duration (`500ms`, `5s`, `2m`, `1h`; bare numbers are ms) in ms. */
@@ -74,6 +77,7 @@ export function parseSoakArgs(args: readonly string[]): SoakOptions {
     "--rss-growth": "rssGrowth",
     "--heap-slack": "heapSlack",
     "--seed": "seed",
+    "--workers": "workers",
   };
   const durations: Record<string, keyof SoakOptions> = {
     "--duration": "duration",
@@ -98,6 +102,9 @@ export function parseSoakArgs(args: readonly string[]): SoakOptions {
   }
   if (out.connections < 1 || !Number.isInteger(out.connections)) {
     throw new RangeError(`Bad --connections: ${out.connections}`);
+  }
+  if (out.workers < 1 || !Number.isInteger(out.workers)) {
+    throw new RangeError(`Bad --workers: ${out.workers}`);
   }
   if (out.wsShare + out.pkgShare > 1) throw new RangeError("--ws-share + --pkg-share exceeds 1");
   return out;

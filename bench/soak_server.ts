@@ -123,8 +123,12 @@ function _listening(line: string): Ports | undefined {
   return Object.values(ports).every((p) => p > 0) ? ports : undefined;
 }
 
-/** The limit flags the server knows of, turned off: all the clients come from one address. */
-export async function noLimits(): Promise<string[]> {
+/**
+ * The limit flags the server knows of, turned off: all the clients come from
+ * one address; and `--workers`, where it knows it (so its own default, one
+ * per core, does not decide what the soak runs).
+ */
+export async function noLimits(workers = 1): Promise<string[]> {
   const help = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "--allow-read", "src/cli.ts", "--help"],
     cwd: ROOT,
@@ -139,7 +143,11 @@ export async function noLimits(): Promise<string[]> {
     "--max-connections",
     "--upstream-rate",
   ];
-  return flags.filter((f) => new RegExp(`^\\s*${f}\\s`, "m").test(text)).flatMap((f) => [f, "0"]);
+  const has = (f: string) => new RegExp(`^\\s*${f}\\s`, "m").test(text);
+  return [
+    ...flags.filter(has).flatMap((f) => [f, "0"]),
+    ...(has("--workers") ? ["--workers", String(workers)] : []),
+  ];
 }
 
 /** `/metrics`, as series → value. */
