@@ -16,8 +16,19 @@ export interface WorkerAddr {
 
 /** What the supervisor tells a worker. */
 export type ToWorker =
-  /** Serve `config` (its limits already this worker's share) as worker `workerId` of `workers`. */
-  | { type: "start"; config: CliConfig; workerId: number; workers: number; restarts: number }
+  /**
+   * Serve `config` (its limits already this worker's share) as worker
+   * `workerId` of `workers`, joined to the others over the `BroadcastChannel`
+   * named `bus` (one name per supervisor, so two in one process stay apart).
+   */
+  | {
+    type: "start";
+    config: CliConfig;
+    workerId: number;
+    workers: number;
+    restarts: number;
+    bus: string;
+  }
   /** The process's worker restarts so far. */
   | { type: "restarts"; count: number }
   /** Report the connections this worker serves. */

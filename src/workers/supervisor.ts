@@ -156,6 +156,7 @@ export class Supervisor {
   #slots: _Slot[] = [];
   #restarts = 0;
   #stopping = false;
+  #bus = `comet-bus-${crypto.randomUUID()}`;
 
   /** Prepares `options.workers` workers; {@linkcode Supervisor.start} starts them. */
   constructor(options: SupervisorOptions) {
@@ -284,6 +285,7 @@ export class Supervisor {
       workerId: slot.id,
       workers: this.workers,
       restarts: this.#restarts,
+      bus: this.#bus,
     });
     return started;
   }

@@ -9,7 +9,7 @@
  */
 import type { CliConfig } from "../cli_config.ts";
 import type { Cluster } from "../cluster/cluster.ts";
-import { MemoryCluster } from "../cluster/memory_cluster.ts";
+import { BusCluster } from "../cluster/bus_cluster.ts";
 import { createLogger } from "../log.ts";
 import type { CometServer } from "../serve.ts";
 import { clusterFromConfig, serveConfig, StartError } from "../serve_config.ts";
@@ -28,9 +28,12 @@ interface _Scope {
  * The cluster a worker joins without `--redis`: the process's one node,
  * shared by its workers.
  */
-function _workerCluster(cfg: CliConfig, _workerId: number): Cluster {
-  // BusCluster lands from workers-bus: new BusCluster({ nodeId: cfg.nodeId, workerId })
-  return new MemoryCluster(cfg.nodeId !== undefined ? { nodeId: cfg.nodeId } : {});
+function _workerCluster(cfg: CliConfig, workerId: number, channel: string): Cluster {
+  return new BusCluster({
+    workerId,
+    channel,
+    ...(cfg.nodeId !== undefined && { nodeId: cfg.nodeId }),
+  });
 }
 
 /** Runs one worker on `scope` until the supervisor says to shut down. */
@@ -48,7 +51,7 @@ function _run(scope: _Scope): void {
         cluster: () =>
           cfg.redis !== undefined
             ? clusterFromConfig(cfg, logger, workerNodeId(cfg.nodeId!, msg.workerId))
-            : Promise.resolve(_workerCluster(cfg, msg.workerId)),
+            : Promise.resolve(_workerCluster(cfg, msg.workerId, msg.bus)),
       });
       const addrs: Record<string, WorkerAddr> = {};
       for (const [name, addr] of Object.entries(server.addrs)) {
