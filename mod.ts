@@ -125,9 +125,12 @@ export type {
   ClusterNode,
   ClusterPushResult,
   ClusterState,
+  Gathered,
   NodeAddress,
+  WorkerGroup,
 } from "./src/cluster/cluster.ts";
 export { MemoryCluster, type MemoryClusterOptions } from "./src/cluster/memory_cluster.ts";
+export { BusCluster, type BusClusterOptions } from "./src/cluster/bus_cluster.ts";
 export {
   RedisCluster,
   type RedisClusterOptions,

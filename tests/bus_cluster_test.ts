@@ -7,7 +7,7 @@ import type { Outgoing } from "../src/cluster/bus_gather.ts";
 import type { PresenceDelta } from "../src/cluster/bus_messages.ts";
 import { PeerFigures } from "../src/cluster/bus_presence.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { CometServer } from "../src/serve.ts";
+import type { CometServer, ServeOptions } from "../src/serve.ts";
 import { api, startServer, TestClient, text, until } from "./_helpers.ts";
 import { type Served, type TransportClient, TRANSPORTS } from "./_transports.ts";
 
@@ -27,11 +27,11 @@ class Workers implements AsyncDisposable {
   readonly channel = channelName();
   readonly #clients: (TestClient | TransportClient)[] = [];
 
-  static async start(n: number): Promise<Workers> {
+  static async start(n: number, options: ServeOptions = {}): Promise<Workers> {
     const w = new Workers();
     for (let i = 0; i < n; i++) {
       const cluster = new BusCluster({ workerId: i, channel: w.channel });
-      const server = startServer({ cluster, closeGrace: 200 });
+      const server = startServer({ cluster, closeGrace: 200, ...options });
       w.servers.push(server);
       w.ws.push(await WS.serve(server.comet));
     }
@@ -93,8 +93,9 @@ class RawPeer implements Disposable {
   constructor(name: string, readonly w: number, readonly i: string = crypto.randomUUID()) {
     this.channel = new BroadcastChannel(name);
   }
+  seq = 0;
   post(message: Outgoing): void {
-    this.channel.postMessage({ ...message, w: this.w, i: this.i });
+    this.channel.postMessage({ ...message, w: this.w, i: this.i, s: ++this.seq });
   }
   [Symbol.dispose](): void {
     this.channel.close();
@@ -131,6 +132,27 @@ Deno.test("every push kind reaches TCP and WebSocket clients on every worker", a
   }
   const result = await w.cluster(1).pushRoom("live://all", BIZ, new Uint8Array([1]));
   assert.deepEqual(result, { local: 2, remote: 2, degraded: false });
+});
+
+Deno.test("a burst of pushes in one turn crosses as one message and loses none", async () => {
+  await using w = await Workers.start(2, { queueSize: 2_048 });
+  const c = await w.tcp(1, { mid: 1, key: "k", accepts: [BIZ] });
+  const body = new Uint8Array(16);
+  // Deno's BroadcastChannel drops what a Worker has not read past 256 messages: a listener
+  // on the channel counts the messages that carry pushes.
+  using listener = new RawPeer(w.channel, 99);
+  let carried = 0;
+  listener.channel.onmessage = (e) => {
+    if ((e.data as { t: string }).t === "push") carried++;
+  };
+  const results = await Promise.all(
+    Array.from({ length: 1_000 }, () => w.cluster(0).pushKeys(["k"], BIZ, body)),
+  );
+  assert.ok(results.every((r) => r.remote === 1));
+  for (let i = 0; i < 1_000; i++) await c.nextOp(BIZ);
+  assert.ok(await c.silent(50));
+  assert.equal(w.cluster(1).lost, 0);
+  assert.equal(carried, 1);
 });
 
 Deno.test("online counts are exact sums across workers, in heartbeat replies too", async () => {
@@ -293,6 +315,22 @@ Deno.test("/metrics, /admin and /goim/nodes answer for the whole process", async
   const health = await get(w, 0, "/healthz") as Record<string, unknown>;
   assert.equal(health.connections, 3);
   assert.equal(health.workers, 2);
+});
+
+Deno.test("a gap in a peer's message numbers is counted and answered with a hello", async () => {
+  await using w = await Workers.start(1);
+  using peer = new RawPeer(w.channel, 4);
+  const heard: string[] = [];
+  peer.channel.onmessage = (e) => heard.push((e.data as { t: string }).t);
+  peer.post({ t: "hello", snap: { conns: 2, rooms: [], ips: [] } });
+  assert.ok(await until(() => heard.includes("snap")));
+  peer.seq += 3;
+  peer.post({ t: "delta", delta: { conns: 1, rooms: [], ips: [], keys: [] } });
+  assert.ok(await until(() => w.cluster(0).lost === 3));
+  assert.ok(await until(() => heard.includes("hello")), "asks everyone for their figures again");
+  assert.equal(w.cluster(0).health().detail.bus_lost, 3);
+  assert.equal(w.cluster(0).onlineTotal().connCount, 1);
+  peer.post({ t: "bye" });
 });
 
 Deno.test("PeerFigures sums peers and counts an IP once however many workers hold it", () => {

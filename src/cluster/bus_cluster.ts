@@ -96,6 +96,14 @@ export class BusCluster implements Cluster, WorkerGroup {
   #closed = false;
   #signal: AbortSignal | undefined;
   #refusedLoggedAt = -Infinity;
+  /** Pushes taken this turn, posted together at its end. */
+  #outbox: Push[] = [];
+  /** This worker's last message number. */
+  #seq = 0;
+  /** Each peer's last message number, by worker, with its incarnation. */
+  #heard = new Map<number, { i: string; s: number }>();
+  #lost = 0;
+  #lostLoggedAt = -Infinity;
 
   /**
    * Opens the channel; {@linkcode BusCluster.attach} binds the hub and says hello.
@@ -237,10 +245,19 @@ export class BusCluster implements Cluster, WorkerGroup {
     return [{ id: this.nodeId, ...address, connections: connCount, ipCount, updated: Date.now() }];
   }
 
-  /** Healthy; `/healthz` shows the process's connections and its live workers. */
+  /**
+   * Healthy; `/healthz` shows the process's connections, its live workers,
+   * and the bus messages this worker lost by falling behind (`bus_lost`).
+   */
   health(): ClusterHealth {
     const connections = this.#hub === undefined ? 0 : this.onlineTotal().connCount;
-    return { ok: !this.#closed, detail: { connections, workers: 1 + this.#peers.size } };
+    const detail = { connections, workers: 1 + this.#peers.size, bus_lost: this.#lost };
+    return { ok: !this.#closed, detail };
+  }
+
+  /** Bus messages from other workers this worker missed (the channel dropped them). */
+  get lost(): number {
+    return this.#lost;
   }
 
   /** Sets what this worker answers when another gathers `topic`. */
@@ -261,7 +278,9 @@ export class BusCluster implements Cluster, WorkerGroup {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#signal?.removeEventListener("abort", this.#abort);
+    clearTimeout(this.#flushTimer);
     if (this.#hub !== undefined) {
+      this.#flush();
       this.#post({ t: "bye" });
       if (this.#hub.observer === this.#observer) this.#hub.observer = undefined;
     }
@@ -292,7 +311,10 @@ export class BusCluster implements Cluster, WorkerGroup {
     try {
       const local = this.#attached().deliver(push);
       const remote = this.#peers.size;
-      if (remote > 0) this.#post({ t: "push", push });
+      if (remote > 0) {
+        this.#outbox.push(push);
+        this.#schedule();
+      }
       return Promise.resolve({ local, remote, degraded: false });
     } catch (err) {
       return Promise.reject(err);
@@ -303,6 +325,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     if (this.#closed) return;
     (message as BusMessage).w = this.workerId;
     (message as BusMessage).i = this.incarnation;
+    (message as BusMessage).s = ++this.#seq;
     this.#channel.postMessage(message);
   };
 
@@ -312,17 +335,27 @@ export class BusCluster implements Cluster, WorkerGroup {
     }
   };
 
-  /** Posts what changed this turn; with nobody to tell, the figures are still taken. */
+  /**
+   * Posts what changed this turn and the pushes it took, one message each:
+   * few messages keep a busy receiver within the channel's 256. With nobody
+   * to tell, the figures are still taken.
+   */
   #flush = (): void => {
     this.#flushTimer = undefined;
     const delta = this.#local?.take();
     if (delta !== undefined && this.#peers.size > 0) this.#post({ t: "delta", delta });
+    if (this.#outbox.length > 0) {
+      const pushes = this.#outbox;
+      this.#outbox = [];
+      this.#post({ t: "push", pushes });
+    }
   };
 
   #onMessage(data: unknown): void {
     if (this.#closed || !isBusMessage(data)) return;
     const m = data;
     if (m.w === this.workerId && m.i === this.incarnation) return;
+    this.#count(m.w, m.i, m.s);
     const peers = this.#peers;
     switch (m.t) {
       case "hello":
@@ -352,7 +385,29 @@ export class BusCluster implements Cluster, WorkerGroup {
     if (m.t === "delta") {
       peers.apply(m.w, m.i, m.delta);
       if (m.delta.keys.length > 0) this.#replaced(m.w, m.delta.keys);
-    } else if (m.t === "push") this.#deliver(m.w, m.push);
+    } else if (m.t === "push") { for (const push of m.pushes) this.#deliver(m.w, push); }
+  }
+
+  /**
+   * Notes a peer's message number. A gap means the channel dropped messages
+   * (this worker fell behind): counted, logged now and then, and answered
+   * with a hello, so that every peer sends its figures whole again. Pushes
+   * lost with it are gone.
+   */
+  #count(w: number, i: string, s: number): void {
+    const last = this.#heard.get(w);
+    this.#heard.set(w, { i, s });
+    if (last === undefined || last.i !== i || s === last.s + 1) return;
+    this.#lost += s - last.s - 1;
+    const now = Date.now();
+    if (now - this.#lostLoggedAt >= _REFUSED_LOG_MS) {
+      this.#lostLoggedAt = now;
+      this.#logger.warn("Lost bus messages: this worker fell behind the channel", {
+        from: w,
+        lost: this.#lost,
+      });
+    }
+    if (this.#local !== undefined) this.#post({ t: "hello", snap: this.#local.snapshot() });
   }
 
   /** Closes this worker's connections that a newer one with the same key replaced on worker `w`. */

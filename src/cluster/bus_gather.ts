@@ -14,7 +14,8 @@ import type { Gathered } from "./cluster.ts";
 export type Responder = () => unknown;
 
 /** A message without its sender, which the bus adds. */
-export type Outgoing = BusMessage extends infer M ? M extends unknown ? Omit<M, "w" | "i"> : never
+export type Outgoing = BusMessage extends infer M
+  ? M extends unknown ? Omit<M, "w" | "i" | "s"> : never
   : never;
 
 interface _Pending {

@@ -12,7 +12,8 @@
  * - `delta`: what changed on a worker in one event-loop turn: room counts
  *   and its connection count as they now are, client IPs it gained or lost,
  *   and the keys that opened (for replacement across workers).
- * - `push`: a {@linkcode Push} to deliver to the receiver's connections.
+ * - `push`: the {@linkcode Push}es taken in one turn, to deliver to the
+ *   receiver's connections in order.
  * - `ask` / `reply`: a figure gathered from every worker.
  *
  * @module
@@ -47,6 +48,12 @@ interface _From {
   w: number;
   /** The sender's incarnation. */
   i: string;
+  /**
+   * The sender's message number, 1 up: Deno's `BroadcastChannel` drops the
+   * oldest messages of a receiver that falls more than 256 behind, and a
+   * gap is how the receiver learns of it.
+   */
+  s: number;
 }
 
 /** One message on the bus; see the module documentation. */
@@ -55,13 +62,14 @@ export type BusMessage =
   | _From & { t: "snap"; to: string; snap: PresenceSnapshot }
   | _From & { t: "bye" }
   | _From & { t: "delta"; delta: PresenceDelta }
-  | _From & { t: "push"; push: Push }
+  | _From & { t: "push"; pushes: Push[] }
   | _From & { t: "ask"; id: number; topic: string }
   | _From & { t: "reply"; to: string; id: number; ok: boolean; value: unknown };
 
 /** Whether `data` looks like a bus message (a stranger on the channel name is ignored). */
 export function isBusMessage(data: unknown): data is BusMessage {
   if (data === null || typeof data !== "object") return false;
-  const m = data as Partial<Record<"t" | "w" | "i", unknown>>;
-  return typeof m.t === "string" && typeof m.w === "number" && typeof m.i === "string";
+  const m = data as Partial<Record<"t" | "w" | "i" | "s", unknown>>;
+  return typeof m.t === "string" && typeof m.w === "number" && typeof m.i === "string" &&
+    typeof m.s === "number";
 }
