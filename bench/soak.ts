@@ -335,6 +335,9 @@ export async function soak(
   for (const [name, v] of Object.entries(left)) {
     if (v !== 0) failures.push(`leak: ${name} is ${v} after every client left`);
   }
+  // With workers, the figures are sums over the bus: one that did not answer would hide its own.
+  const missing = sum(end, "comet_workers_missing");
+  if (missing !== 0) failures.push(`${missing} worker(s) did not answer the last /metrics`);
   // Memory comes back once V8's memory reducer has run in the quiet: keep the lowest samples.
   // The heap is read after a full collection, so that it counts live objects only.
   await server.collect();

@@ -20,7 +20,7 @@ Deno.test("soak flags: defaults, durations, and refusals", () => {
   assert.throws(() => parseSoakArgs(["--ws-share", "0.8", "--pkg-share", "0.5"]), RangeError);
 });
 
-Deno.test("soak: 200 connections churning for 5 s leave nothing behind", async () => {
+async function _soak(extra: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -32,6 +32,7 @@ Deno.test("soak: 200 connections churning for 5 s leave nothing behind", async (
       "200",
       "--duration",
       "5s",
+      ...extra,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -44,4 +45,16 @@ Deno.test("soak: 200 connections churning for 5 s leave nothing behind", async (
   const sessions = Number(/^sessions: (\d+)/m.exec(log)?.[1]);
   assert.ok(sessions > 200, `the clients reconnected: ${sessions} sessions\n${log}`);
   assert.match(log, /^server rss: start [\d.]+ MiB, peak [\d.]+ MiB, end [\d.]+ MiB$/m);
+  return log;
+}
+
+Deno.test("soak: 200 connections churning for 5 s leave nothing behind", async () => {
+  await _soak([]);
+});
+
+Deno.test("soak: two workers, churning for 5 s, leave nothing behind on either", async () => {
+  // The end figures come from /metrics, which sums the workers over the bus; the soak fails
+  // when a worker did not answer, so a leak on either worker shows.
+  const log = await _soak(["--workers", "2"]);
+  assert.match(log, /pushes: keys \d+, mids \d+, room \d+, all \d+; \d+ received by clients/);
 });
