@@ -350,7 +350,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     (message as BusMessage).w = this.workerId;
     (message as BusMessage).i = this.incarnation;
     (message as BusMessage).s = ++this.#seq;
-    this.#transport.post(message as BusMessage);
+    this.#transport.post(message);
   };
 
   /** The transport says worker `w` died: its figures go, and gathers stop waiting for it. */

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { BusMessage } from "./bus_messages.ts";
 import type { BusReceiver, BusTransport } from "./bus_transport.ts";
 
 /**
@@ -95,7 +94,7 @@ export class PortMesh implements BusTransport {
    * not transferred: the sender's writers may still hold them, and a buffer
    * can be transferred to one peer only.
    */
-  post(message: BusMessage): void {
+  post(message: unknown): void {
     for (const port of this.#ports.values()) port.postMessage(message);
   }
 

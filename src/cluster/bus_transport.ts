@@ -12,8 +12,6 @@
  *
  * @module
  */
-import type { BusMessage } from "./bus_messages.ts";
-
 /** What a {@linkcode BusTransport} tells the bus it serves. */
 export interface BusReceiver {
   /** A message from another worker, as it arrived (a stranger's is the bus's to ignore). */
@@ -44,8 +42,11 @@ export interface BusTransport {
    * @throws {TypeError} When already listening.
    */
   listen(receiver: BusReceiver): void;
-  /** Sends `message` to every peer (each receives its own clone). */
-  post(message: BusMessage): void;
+  /**
+   * Sends `message` (a bus message; the transport never looks inside) to
+   * every peer, each of which receives its own structured clone.
+   */
+  post(message: unknown): void;
   /** Stops sending and receiving; posting afterwards does nothing. */
   close(): void;
 }
@@ -92,7 +93,7 @@ export class ChannelTransport implements BusTransport {
   }
 
   /** Posts `message` once; the channel clones it for each receiving isolate. */
-  post(message: BusMessage): void {
+  post(message: unknown): void {
     if (!this.#closed) this.#channel.postMessage(message);
   }
 
