@@ -1,151 +1,24 @@
-// The worker bus: hubs in one isolate, each served with its own BusCluster, joined either on
-// one channel name (BroadcastChannel instances of one isolate hear each other as Workers do)
-// or by a port mesh (a MessageChannel per pair, as the supervisor hands out), with real
-// clients over TCP and WebSocket and the push API of each.
+// BusCluster: hubs in one isolate joined by a BroadcastChannel or a port mesh (see
+// tests/_bus_workers.ts), with real clients over TCP and WebSocket and the push API of each.
 import assert from "node:assert/strict";
 import { BusCluster } from "../src/cluster/bus_cluster.ts";
-import type { Outgoing } from "../src/cluster/bus_gather.ts";
 import type { PresenceDelta } from "../src/cluster/bus_messages.ts";
 import { PortMesh } from "../src/cluster/bus_port_mesh.ts";
 import { PeerFigures } from "../src/cluster/bus_presence.ts";
 import { ChannelTransport } from "../src/cluster/bus_transport.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { CometServer, ServeOptions } from "../src/serve.ts";
-import { api, startServer, TestClient, text, until } from "./_helpers.ts";
-import { type Served, type TransportClient, TRANSPORTS } from "./_transports.ts";
-
-const BIZ = 1000;
-const WS = TRANSPORTS.find((t) => t.name === "ws")!;
-let _channels = 0;
-
-/** A fresh channel name: tests never hear each other's buses. */
-function channelName(): string {
-  return `comet-bus-test-${Deno.pid}-${++_channels}`;
-}
-
-/** How the test's hubs are joined. */
-type Bus = "channel" | "ports";
-
-/**
- * `n` servers joined by one bus, each with a second (WebSocket) listener for test clients.
- * Over ports, the test plays the supervisor: a hub that joins gets a port to every live
- * one, and one that dies is disconnected from the others.
- */
-class Workers implements AsyncDisposable {
-  readonly servers: CometServer[] = [];
-  readonly ws: Served[] = [];
-  readonly meshes: PortMesh[] = [];
-  readonly channel = channelName();
-  readonly #clients: (TestClient | TransportClient)[] = [];
-  readonly #options: ServeOptions;
-  readonly bus: Bus;
-
-  private constructor(bus: Bus, options: ServeOptions) {
-    this.bus = bus;
-    this.#options = options;
-  }
-
-  static async start(
-    n: number,
-    options: ServeOptions = {},
-    bus: Bus = "channel",
-  ): Promise<Workers> {
-    const w = new Workers(bus, options);
-    for (let i = 0; i < n; i++) await w.add(i);
-    assert.ok(await until(() => w.servers.every((s) => s.cluster.health().detail.workers === n)));
-    return w;
-  }
-
-  /** Starts hub `i` (anew, once {@linkcode Workers.kill}ed) and joins it to the live ones. */
-  async add(i: number): Promise<void> {
-    let transport: { channel: string } | { transport: PortMesh } = { channel: this.channel };
-    if (this.bus === "ports") {
-      const mesh = new PortMesh();
-      for (const [j, other] of this.meshes.entries()) {
-        if (other === undefined || j === i) continue;
-        const { port1, port2 } = new MessageChannel();
-        other.connect(i, port2);
-        mesh.connect(j, port1);
-      }
-      this.meshes[i] = mesh;
-      transport = { transport: mesh };
-    }
-    const cluster = new BusCluster({ workerId: i, ...transport });
-    const server = startServer({ cluster, closeGrace: 200, ...this.#options });
-    this.servers[i] = server;
-    this.ws[i] = await WS.serve(server.comet);
-  }
-
-  /** Hub `i` dies without a word: the others drop their ports to it, then it stops. */
-  async kill(i: number): Promise<void> {
-    for (const [j, mesh] of this.meshes.entries()) if (j !== i) mesh?.disconnect(i);
-    delete this.meshes[i];
-    await this.servers[i]![Symbol.asyncDispose]();
-    await this.ws[i]!.close();
-  }
-
-  cluster(i: number): BusCluster {
-    return this.servers[i]!.cluster as BusCluster;
-  }
-
-  async tcp(i: number, auth: Record<string, unknown>): Promise<TestClient> {
-    const c = await TestClient.auth(this.servers[i]!.addrs.tcp!.port, auth);
-    this.#clients.push(c);
-    return c;
-  }
-
-  async websocket(i: number, auth: Record<string, unknown>): Promise<TransportClient> {
-    const c = await this.ws[i]!.connect();
-    this.#clients.push(c);
-    const seq = await c.send(Op.Auth, JSON.stringify(auth));
-    const reply = await c.next();
-    assert.deepEqual([reply.op, reply.seq], [Op.AuthReply, seq]);
-    return c;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    for (const c of this.#clients) await c.close();
-    for (const s of this.servers) await s[Symbol.asyncDispose]();
-    for (const s of this.ws) await s.close();
-  }
-}
-
-/** The next business message's body, skipping whatever else arrives. */
-async function nextBiz(c: TestClient | TransportClient): Promise<string> {
-  for (;;) {
-    const f = await c.next();
-    if (f.op === BIZ) return text(f.body);
-  }
-}
-
-async function heartbeatOnline(c: TestClient): Promise<number> {
-  const seq = c.sendFrame(Op.Heartbeat);
-  const f = await c.nextOp(Op.HeartbeatReply);
-  assert.equal(f.seq, seq);
-  return new DataView(f.body.buffer, f.body.byteOffset).getInt32(0);
-}
-
-/** The `data` of a GET on worker `i`'s API. */
-async function get(w: Workers, i: number, path: string): Promise<unknown> {
-  const res = await api(w.servers[i]!, path);
-  assert.equal(res.body.code, 0, path);
-  return res.body.data;
-}
-
-/** A peer that speaks the bus by hand: it says what a test tells it to, and answers nothing. */
-class RawPeer implements Disposable {
-  readonly channel: BroadcastChannel;
-  constructor(name: string, readonly w: number, readonly i: string = crypto.randomUUID()) {
-    this.channel = new BroadcastChannel(name);
-  }
-  seq = 0;
-  post(message: Outgoing): void {
-    this.channel.postMessage({ ...message, w: this.w, i: this.i, s: ++this.seq });
-  }
-  [Symbol.dispose](): void {
-    this.channel.close();
-  }
-}
+import { api, startServer, type TestClient, text, until } from "./_helpers.ts";
+import type { TransportClient } from "./_transports.ts";
+import {
+  BIZ,
+  type Bus,
+  channelName,
+  get,
+  heartbeatOnline,
+  nextBiz,
+  RawPeer,
+  Workers,
+} from "./_bus_workers.ts";
 
 async function everyPushKind(bus: Bus): Promise<void> {
   await using w = await Workers.start(3, {}, bus);
@@ -186,100 +59,6 @@ Deno.test("every push kind reaches TCP and WebSocket clients on every worker", a
 
 Deno.test("over a port mesh, every push kind reaches TCP and WebSocket clients on every worker", async () => {
   await everyPushKind("ports");
-});
-
-Deno.test("over a port mesh, 2,000 pushes in 2,000 turns arrive whole and in order, none lost", async () => {
-  await using w = await Workers.start(3, { queueSize: 4_096 }, "ports");
-  const clients: TestClient[] = [];
-  for (let i = 0; i < 3; i++) {
-    clients.push(await w.tcp(i, { mid: i + 1, key: `k${i}`, room_id: "live://b", accepts: [BIZ] }));
-  }
-  assert.ok(await until(() => w.cluster(0).roomOnline("live://b") === 3));
-  const push = [
-    (body: Uint8Array) => w.cluster(0).pushKeys(["k0", "k1", "k2"], BIZ, body),
-    (body: Uint8Array) => w.cluster(0).pushMids([1, 2, 3], BIZ, body),
-    (body: Uint8Array) => w.cluster(0).pushRoom("live://b", BIZ, body),
-    (body: Uint8Array) => w.cluster(0).pushAll(BIZ, body),
-  ];
-  const encoder = new TextEncoder();
-  for (let n = 0; n < 2_000; n++) {
-    const result = await push[n % 4]!(encoder.encode(String(n)));
-    assert.deepEqual(result, { local: 1, remote: 2, degraded: false });
-    // A macrotask: the bus posts each push in a message of its own.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
-  for (const [i, c] of clients.entries()) {
-    for (let n = 0; n < 2_000; n++) assert.equal(await nextBiz(c), String(n), `client ${i}`);
-    assert.ok(await c.silent(50), "each push once");
-  }
-  for (let i = 0; i < 3; i++) {
-    assert.equal(w.cluster(i).lost, 0);
-    assert.equal(w.cluster(i).health().detail.bus_lost, 0);
-  }
-});
-
-// Between Workers, Deno's BroadcastChannel drops the oldest messages a receiver has left unread
-// past 256; within one isolate it delivered this whole burst when tried, so only the mesh is
-// under test here.
-Deno.test("over a port mesh, 2,000 bus messages posted in one turn arrive in order, none lost", async () => {
-  await using w = await Workers.start(1, { queueSize: 4_096 }, "ports");
-  const c = await w.tcp(0, { mid: 1, key: "k", accepts: [BIZ] });
-  const snap = { conns: 0, rooms: [], ips: [] };
-  const burst = (post: (m: Outgoing) => void) => {
-    post({ t: "hello", snap });
-    for (let n = 0; n < 2_000; n++) {
-      const body = new TextEncoder().encode(String(n));
-      post({ t: "push", pushes: [{ kind: "keys", op: BIZ, keys: ["k"], body }] });
-    }
-    post({ t: "bye" });
-  };
-  const { port1, port2 } = new MessageChannel();
-  w.meshes[0]!.connect(7, port2);
-  let s = 0;
-  burst((m) => port1.postMessage({ ...m, w: 7, i: "raw", s: ++s }));
-  for (let n = 0; n < 2_000; n++) assert.equal(await nextBiz(c), String(n));
-  assert.equal(w.cluster(0).lost, 0);
-  port1.close();
-});
-
-Deno.test("over a port mesh, a dead hub's figures go at once and a restarted one rejoins", async () => {
-  await using w = await Workers.start(3, {}, "ports");
-  const room = { room_id: "live://1", accepts: [BIZ] };
-  const a = await w.tcp(0, { mid: 1, key: "a", ...room });
-  const b = await w.tcp(1, { mid: 2, key: "b", ...room });
-  await w.tcp(2, { mid: 3, key: "c", ...room });
-  await w.tcp(2, { mid: 4, key: "d", ...room });
-  assert.ok(await until(() => [0, 1].every((i) => w.cluster(i).roomOnline("live://1") === 4)));
-  for (const i of [0, 1]) w.cluster(i).answer("n", () => i);
-
-  await w.kill(2);
-  // The mesh says so: no wait for a bye or a timeout.
-  for (const i of [0, 1]) {
-    assert.equal(w.cluster(i).roomOnline("live://1"), 2);
-    assert.deepEqual(w.cluster(i).onlineTotal(), { ipCount: 1, connCount: 2 });
-    assert.equal(w.cluster(i).health().detail.workers, 2);
-  }
-  assert.deepEqual(await w.cluster(0).gather("n", 5_000), {
-    replies: [{ workerId: 0, value: 0 }, { workerId: 1, value: 1 }],
-    missing: [],
-  });
-
-  await w.add(2);
-  assert.deepEqual(w.meshes.map((m) => m.peers), [[1, 2], [0, 2], [0, 1]]);
-  const c = await w.tcp(2, { mid: 5, key: "e", ...room });
-  assert.ok(await until(() => [0, 1, 2].every((i) => w.cluster(i).roomOnline("live://1") === 3)));
-  assert.deepEqual(w.cluster(2).onlineTotal(), { ipCount: 1, connCount: 3 });
-  for (const from of [0, 2]) {
-    const res = await api(w.servers[from]!, `/goim/push/room?operation=${BIZ}&type=live&room=1`, {
-      method: "POST",
-      body: `from ${from}`,
-    });
-    assert.equal(res.body.code, 0);
-  }
-  for (const client of [a, b, c]) {
-    assert.deepEqual([await nextBiz(client), await nextBiz(client)].sort(), ["from 0", "from 2"]);
-  }
-  for (let i = 0; i < 3; i++) assert.equal(w.cluster(i).lost, 0);
 });
 
 Deno.test("a burst of pushes in one turn crosses as one message and loses none", async () => {
@@ -516,14 +295,7 @@ Deno.test("BusCluster refuses bad options and a hub with another observer", asyn
   assert.throws(() => new ChannelTransport(""), TypeError);
   const mesh = new PortMesh();
   assert.throws(() => new BusCluster({ workerId: 0, channel: "x", transport: mesh }), TypeError);
-  const bus = new BusCluster({ workerId: 0, transport: mesh });
-  assert.throws(() => new BusCluster({ workerId: 1, transport: mesh }), TypeError, "one listener");
-  await bus.close();
-  const { port1, port2 } = new MessageChannel();
-  assert.throws(() => mesh.connect(-1, port1), RangeError);
-  mesh.connect(1, port1);
-  assert.deepEqual(mesh.peers, [], "a closed mesh closes what it is handed");
-  port2.close();
+  await new BusCluster({ workerId: 0, transport: mesh }).close();
   await using server = startServer({ observer: {} });
   await using cluster = new BusCluster({ workerId: 0, channel: channelName() });
   assert.equal(cluster.state, "connecting");
