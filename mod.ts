@@ -132,6 +132,12 @@ export type {
 export { MemoryCluster, type MemoryClusterOptions } from "./src/cluster/memory_cluster.ts";
 export { BusCluster, type BusClusterOptions } from "./src/cluster/bus_cluster.ts";
 export {
+  type BusReceiver,
+  type BusTransport,
+  ChannelTransport,
+} from "./src/cluster/bus_transport.ts";
+export { PortMesh } from "./src/cluster/bus_port_mesh.ts";
+export {
   RedisCluster,
   type RedisClusterOptions,
   type RedisClusterStats,

@@ -1,109 +1,27 @@
-// The worker bus: hubs in one isolate, each served with its own BusCluster on one channel
-// name (BroadcastChannel instances of one isolate hear each other as Workers do), with real
-// clients over TCP and WebSocket and the push API of each.
+// BusCluster: hubs in one isolate joined by a BroadcastChannel or a port mesh (see
+// tests/_bus_workers.ts), with real clients over TCP and WebSocket and the push API of each.
 import assert from "node:assert/strict";
 import { BusCluster } from "../src/cluster/bus_cluster.ts";
-import type { Outgoing } from "../src/cluster/bus_gather.ts";
 import type { PresenceDelta } from "../src/cluster/bus_messages.ts";
+import { PortMesh } from "../src/cluster/bus_port_mesh.ts";
 import { PeerFigures } from "../src/cluster/bus_presence.ts";
+import { ChannelTransport } from "../src/cluster/bus_transport.ts";
 import { Op } from "../src/protocol/op.ts";
-import type { CometServer, ServeOptions } from "../src/serve.ts";
-import { api, startServer, TestClient, text, until } from "./_helpers.ts";
-import { type Served, type TransportClient, TRANSPORTS } from "./_transports.ts";
+import { api, startServer, type TestClient, text, until } from "./_helpers.ts";
+import type { TransportClient } from "./_transports.ts";
+import {
+  BIZ,
+  type Bus,
+  channelName,
+  get,
+  heartbeatOnline,
+  nextBiz,
+  RawPeer,
+  Workers,
+} from "./_bus_workers.ts";
 
-const BIZ = 1000;
-const WS = TRANSPORTS.find((t) => t.name === "ws")!;
-let _channels = 0;
-
-/** A fresh channel name: tests never hear each other's buses. */
-function channelName(): string {
-  return `comet-bus-test-${Deno.pid}-${++_channels}`;
-}
-
-/** `n` servers joined by one bus, each with a second (WebSocket) listener for test clients. */
-class Workers implements AsyncDisposable {
-  readonly servers: CometServer[] = [];
-  readonly ws: Served[] = [];
-  readonly channel = channelName();
-  readonly #clients: (TestClient | TransportClient)[] = [];
-
-  static async start(n: number, options: ServeOptions = {}): Promise<Workers> {
-    const w = new Workers();
-    for (let i = 0; i < n; i++) {
-      const cluster = new BusCluster({ workerId: i, channel: w.channel });
-      const server = startServer({ cluster, closeGrace: 200, ...options });
-      w.servers.push(server);
-      w.ws.push(await WS.serve(server.comet));
-    }
-    assert.ok(await until(() => w.servers.every((s) => s.cluster.health().detail.workers === n)));
-    return w;
-  }
-
-  cluster(i: number): BusCluster {
-    return this.servers[i]!.cluster as BusCluster;
-  }
-
-  async tcp(i: number, auth: Record<string, unknown>): Promise<TestClient> {
-    const c = await TestClient.auth(this.servers[i]!.addrs.tcp!.port, auth);
-    this.#clients.push(c);
-    return c;
-  }
-
-  async websocket(i: number, auth: Record<string, unknown>): Promise<TransportClient> {
-    const c = await this.ws[i]!.connect();
-    this.#clients.push(c);
-    const seq = await c.send(Op.Auth, JSON.stringify(auth));
-    const reply = await c.next();
-    assert.deepEqual([reply.op, reply.seq], [Op.AuthReply, seq]);
-    return c;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    for (const c of this.#clients) await c.close();
-    for (const s of this.servers) await s[Symbol.asyncDispose]();
-    for (const s of this.ws) await s.close();
-  }
-}
-
-/** The next business message's body, skipping whatever else arrives. */
-async function nextBiz(c: TestClient | TransportClient): Promise<string> {
-  for (;;) {
-    const f = await c.next();
-    if (f.op === BIZ) return text(f.body);
-  }
-}
-
-async function heartbeatOnline(c: TestClient): Promise<number> {
-  const seq = c.sendFrame(Op.Heartbeat);
-  const f = await c.nextOp(Op.HeartbeatReply);
-  assert.equal(f.seq, seq);
-  return new DataView(f.body.buffer, f.body.byteOffset).getInt32(0);
-}
-
-/** The `data` of a GET on worker `i`'s API. */
-async function get(w: Workers, i: number, path: string): Promise<unknown> {
-  const res = await api(w.servers[i]!, path);
-  assert.equal(res.body.code, 0, path);
-  return res.body.data;
-}
-
-/** A peer that speaks the bus by hand: it says what a test tells it to, and answers nothing. */
-class RawPeer implements Disposable {
-  readonly channel: BroadcastChannel;
-  constructor(name: string, readonly w: number, readonly i: string = crypto.randomUUID()) {
-    this.channel = new BroadcastChannel(name);
-  }
-  seq = 0;
-  post(message: Outgoing): void {
-    this.channel.postMessage({ ...message, w: this.w, i: this.i, s: ++this.seq });
-  }
-  [Symbol.dispose](): void {
-    this.channel.close();
-  }
-}
-
-Deno.test("every push kind reaches TCP and WebSocket clients on every worker", async () => {
-  await using w = await Workers.start(3);
+async function everyPushKind(bus: Bus): Promise<void> {
+  await using w = await Workers.start(3, {}, bus);
   const clients: (TestClient | TransportClient)[] = [];
   for (let i = 0; i < 3; i++) {
     const room = { room_id: "live://all", accepts: [BIZ] };
@@ -132,6 +50,15 @@ Deno.test("every push kind reaches TCP and WebSocket clients on every worker", a
   }
   const result = await w.cluster(1).pushRoom("live://all", BIZ, new Uint8Array([1]));
   assert.deepEqual(result, { local: 2, remote: 2, degraded: false });
+  if (bus === "ports") { for (let i = 0; i < 3; i++) assert.equal(w.cluster(i).lost, 0); }
+}
+
+Deno.test("every push kind reaches TCP and WebSocket clients on every worker", async () => {
+  await everyPushKind("channel");
+});
+
+Deno.test("over a port mesh, every push kind reaches TCP and WebSocket clients on every worker", async () => {
+  await everyPushKind("ports");
 });
 
 Deno.test("a burst of pushes in one turn crosses as one message and loses none", async () => {
@@ -155,8 +82,8 @@ Deno.test("a burst of pushes in one turn crosses as one message and loses none",
   assert.equal(carried, 1);
 });
 
-Deno.test("online counts are exact sums across workers, in heartbeat replies too", async () => {
-  await using w = await Workers.start(2);
+async function exactCounts(bus: Bus): Promise<void> {
+  await using w = await Workers.start(2, {}, bus);
   const a = await w.tcp(0, { mid: 1, key: "a", room_id: "live://1", accepts: [BIZ] });
   await w.tcp(0, { mid: 2, key: "b", room_id: "live://2" });
   const c = await w.tcp(1, { mid: 3, key: "c", room_id: "live://1" });
@@ -200,6 +127,14 @@ Deno.test("online counts are exact sums across workers, in heartbeat replies too
   c.sendFrame(Op.ChangeRoom, "");
   await c.nextOp(Op.ChangeRoomReply);
   assert.ok(await settled(0, "live://2", 2));
+}
+
+Deno.test("online counts are exact sums across workers, in heartbeat replies too", async () => {
+  await exactCounts("channel");
+});
+
+Deno.test("over a port mesh, online counts are exact sums, in heartbeat replies too", async () => {
+  await exactCounts("ports");
 });
 
 Deno.test("a key opened on another worker replaces the older connection", async () => {
@@ -357,6 +292,10 @@ Deno.test("BusCluster refuses bad options and a hub with another observer", asyn
   assert.throws(() => new BusCluster({ workerId: -1 }), RangeError);
   assert.throws(() => new BusCluster({ workerId: 0, channel: "" }), TypeError);
   assert.throws(() => new BusCluster({ workerId: 0, nodeId: "" }), TypeError);
+  assert.throws(() => new ChannelTransport(""), TypeError);
+  const mesh = new PortMesh();
+  assert.throws(() => new BusCluster({ workerId: 0, channel: "x", transport: mesh }), TypeError);
+  await new BusCluster({ workerId: 0, transport: mesh }).close();
   await using server = startServer({ observer: {} });
   await using cluster = new BusCluster({ workerId: 0, channel: channelName() });
   assert.equal(cluster.state, "connecting");

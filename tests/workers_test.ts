@@ -113,6 +113,84 @@ Deno.test("a worker that crashes is restarted on the same port; the others keep 
   }
 });
 
+/** The `data` of a GET on the push API at `port`, on a fresh connection (any worker answers). */
+async function apiGet(port: number, path: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { connection: "close" } });
+  const body = await res.json();
+  assert.equal(body.code, 0, path);
+  return body.data;
+}
+
+/** Asks `times` times (the kernel picks a worker each time): whether every answer held. */
+async function everyAnswer(
+  port: number,
+  path: string,
+  check: (data: Record<string, unknown>) => boolean,
+  times = 6,
+): Promise<boolean> {
+  for (let i = 0; i < times; i++) if (!check(await apiGet(port, path))) return false;
+  return true;
+}
+
+Deno.test("a restarted worker rejoins the bus: room pushes reach both workers, counts exact", async () => {
+  // A long first delay leaves time to see the survivor alone on the bus.
+  const supervisor = new Supervisor({ config: parseConfig(ARGS), workers: 2, restartDelay: 1_500 });
+  const addrs = await supervisor.start();
+  const [port, apiPort] = [addrs.tcp!.port, addrs.api!.port];
+  const clients = await connectMany(port, 16);
+  try {
+    await eventually(async () => {
+      const counts = await supervisor.connections();
+      return counts[0]! > 0 && counts[1]! > 0;
+    }, "both workers serve clients");
+    supervisor.crash(0);
+    const gone = await Promise.all(clients.map((c) => c.closedByServer(1_000)));
+    const left = clients.filter((_, i) => !gone[i]);
+    // The supervisor told the survivor: the dead worker's figures went with its port.
+    const total = (n: number) => (d: Record<string, unknown>) => d.conn_count === n;
+    await eventually(() => everyAnswer(apiPort, "/goim/online/total", total(left.length)), "alone");
+    assert.equal((await apiGet(apiPort, "/healthz")).workers, 1);
+    assert.equal(supervisor.restarts, 0, "still within the restart delay");
+
+    await eventually(() => Promise.resolve(supervisor.restarts === 1), "worker 0 is restarted");
+    // Counted when it starts; on the bus (and so listening) a little later.
+    await eventually(
+      () => everyAnswer(apiPort, "/healthz", (d) => d.workers === 2),
+      "the restarted worker says hello",
+    );
+    await closeAll(clients.filter((_, i) => gone[i]));
+    clients.splice(0, clients.length, ...left, ...await connectMany(port, 16, 16));
+    await eventually(async () => (await supervisor.connections())[0]! > 0, "worker 0 serves");
+    const n = clients.length;
+    await eventually(
+      () => everyAnswer(apiPort, "/goim/online/total", total(n)),
+      `every worker counts ${n} connections`,
+    );
+    assert.ok(
+      await everyAnswer(apiPort, "/goim/online/room?type=live&rooms=r", (d) => d.r === n),
+    );
+    assert.ok(
+      await everyAnswer(apiPort, "/healthz", (d) => d.workers === 2 && d.bus_lost === 0),
+    );
+    for (let i = 0; i < 4; i++) {
+      // Fresh connections, so the kernel spreads the pushes over both workers.
+      const res = await fetch(
+        `http://127.0.0.1:${apiPort}/goim/push/room?operation=${BIZ}&type=live&room=r`,
+        { method: "POST", body: `room${i}`, headers: { connection: "close" } },
+      );
+      assert.deepEqual(await res.json(), { code: 0, message: "", data: null });
+    }
+    for (const [i, client] of clients.entries()) {
+      const got = () => client.buffered.filter((f) => f.op === BIZ).map((f) => text(f.body));
+      await until(() => got().length >= 4, 5_000);
+      assert.deepEqual(got().sort(), ["room0", "room1", "room2", "room3"], `client ${i}`);
+    }
+  } finally {
+    await closeAll(clients);
+    assert.ok(await supervisor.shutdown(), "the workers stopped in time");
+  }
+});
+
 Deno.test("comet --workers 2: one listening line; SIGTERM sends op 6 to every client, exit 0", async () => {
   const child = cli(["--workers", "2", ...ARGS.slice(0, -2)]).spawn();
   const stderr = new LineReader(child.stderr);

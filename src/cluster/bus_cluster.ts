@@ -7,6 +7,7 @@ import { Gatherer, type Outgoing } from "./bus_gather.ts";
 import { LocalPresence } from "./bus_local.ts";
 import { type BusMessage, isBusMessage } from "./bus_messages.ts";
 import { PeerFigures } from "./bus_presence.ts";
+import { type BusTransport, ChannelTransport } from "./bus_transport.ts";
 import type {
   Cluster,
   ClusterHealth,
@@ -25,8 +26,22 @@ export interface BusClusterOptions {
   nodeId?: string;
   /** This worker's number, unique among the workers of the process. */
   workerId: number;
-  /** The `BroadcastChannel` name the workers share. Default `"comet-bus"`. */
+  /**
+   * The `BroadcastChannel` name the workers share, when no `transport` is
+   * given. Default `"comet-bus"`. This is how isolates that share nothing
+   * else meet (the edge entry under `deno serve --parallel`); Deno drops
+   * what a receiver has not read past 256 messages, which the bus notices
+   * (`lost`) and answers with a resync, but pushes in such a gap are lost.
+   */
   channel?: string;
+  /**
+   * How the workers reach each other instead of a `BroadcastChannel`; the
+   * cluster owns it (listens, closes). The `comet --workers N` command
+   * passes a lossless `PortMesh` (`bus_port_mesh.ts`) whose ports its
+   * supervisor hands out: a `MessagePort` never drops a message, and is
+   * faster.
+   */
+  transport?: BusTransport;
   /** Where the bus logs. Default: the hub's logger once attached. */
   logger?: Logger;
   /** Aborting it closes the cluster. */
@@ -44,12 +59,13 @@ const _REPLACED = "replaced by a new connection with the same key";
 
 /**
  * The workers (isolates) of one process as one cluster node, joined by a
- * `BroadcastChannel`: a push taken by any worker reaches every target on
- * every worker, and online counts, node figures and key replacement hold for
- * the process as a whole.
+ * {@linkcode BusTransport}: a `PortMesh` of `MessagePort`s (the command's
+ * workers) or a `BroadcastChannel` (the default; the edge's isolates). A
+ * push taken by any worker reaches every target on every worker, and online
+ * counts, node figures and key replacement hold for the process as a whole.
  *
  * - A push is delivered to this worker's connections, then posted once to
- *   the others (`BroadcastChannel` clones it once per receiving worker).
+ *   the others (cloned once per receiving worker, not per member).
  *   `pushAll`'s `speed` is shared out: each worker paces at `speed / W`.
  * - Each worker posts its changes once per event-loop turn: room counts,
  *   its connection count, client IPs it gained or lost, and the keys that
@@ -82,7 +98,7 @@ export class BusCluster implements Cluster, WorkerGroup {
   readonly workerId: number;
   /** This start of the worker: a restarted worker is a new peer. */
   readonly incarnation: string = crypto.randomUUID();
-  #channel: BroadcastChannel;
+  #transport: BusTransport;
   #peers = new PeerFigures();
   #gatherer: Gatherer;
   #logger: Logger;
@@ -106,17 +122,22 @@ export class BusCluster implements Cluster, WorkerGroup {
   #lostLoggedAt = -Infinity;
 
   /**
-   * Opens the channel; {@linkcode BusCluster.attach} binds the hub and says hello.
+   * Opens the channel (or listens on `transport`); {@linkcode BusCluster.attach}
+   * binds the hub and says hello.
    *
-   * @throws {TypeError} When `nodeId` or `channel` is empty.
+   * @throws {TypeError} When `nodeId` or `channel` is empty, or both
+   * `channel` and `transport` are given.
    * @throws {RangeError} When `workerId` is not a non-negative integer.
    */
   constructor(options: BusClusterOptions) {
-    const { nodeId = "local", workerId, channel = "comet-bus" } = options;
+    const { nodeId = "local", workerId, channel, transport } = options;
     if (typeof nodeId !== "string" || nodeId === "") {
       throw new TypeError("Node id must not be empty");
     }
-    if (typeof channel !== "string" || channel === "") {
+    if (channel !== undefined && transport !== undefined) {
+      throw new TypeError("Bus takes a channel name or a transport, not both");
+    }
+    if (channel !== undefined && (typeof channel !== "string" || channel === "")) {
       throw new TypeError("Bus channel name must not be empty");
     }
     if (!Number.isSafeInteger(workerId) || workerId < 0) {
@@ -127,8 +148,8 @@ export class BusCluster implements Cluster, WorkerGroup {
     this.#ownLogger = options.logger !== undefined;
     this.#logger = options.logger ?? silentLogger;
     this.#gatherer = new Gatherer(workerId, this.#post, this.#logger);
-    this.#channel = new BroadcastChannel(channel);
-    this.#channel.onmessage = (e: MessageEvent) => this.#onMessage(e.data);
+    this.#transport = transport ?? new ChannelTransport(channel ?? "comet-bus");
+    this.#transport.listen({ message: (data) => this.#onMessage(data), gone: this.#gone });
     this.#signal = options.signal;
     if (this.#signal?.aborted) void this.close();
     else this.#signal?.addEventListener("abort", this.#abort, { once: true });
@@ -255,7 +276,10 @@ export class BusCluster implements Cluster, WorkerGroup {
     return { ok: !this.#closed, detail };
   }
 
-  /** Bus messages from other workers this worker missed (the channel dropped them). */
+  /**
+   * Bus messages from other workers this worker missed (a `BroadcastChannel`
+   * dropped them); always 0 over a lossless transport.
+   */
   get lost(): number {
     return this.#lost;
   }
@@ -274,7 +298,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     return this.#gatherer.gather<T>(topic, peers, timeout);
   }
 
-  /** Says bye, stops posting and closes the channel; the hub is the server's to close. */
+  /** Says bye, stops posting and closes the transport; the hub is the server's to close. */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#signal?.removeEventListener("abort", this.#abort);
@@ -290,7 +314,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     this.#gatherer.close();
     this.#local?.close();
     this.#peers.clear();
-    this.#channel.close();
+    this.#transport.close();
     return Promise.resolve();
   }
 
@@ -326,7 +350,14 @@ export class BusCluster implements Cluster, WorkerGroup {
     (message as BusMessage).w = this.workerId;
     (message as BusMessage).i = this.incarnation;
     (message as BusMessage).s = ++this.#seq;
-    this.#channel.postMessage(message);
+    this.#transport.post(message);
+  };
+
+  /** The transport says worker `w` died: its figures go, and gathers stop waiting for it. */
+  #gone = (w: number): void => {
+    if (this.#closed) return;
+    this.#heard.delete(w);
+    if (this.#peers.drop(w)) this.#gatherer.peerLeft(w);
   };
 
   #schedule = (): void => {
@@ -337,7 +368,8 @@ export class BusCluster implements Cluster, WorkerGroup {
 
   /**
    * Posts what changed this turn and the pushes it took, one message each:
-   * few messages keep a busy receiver within the channel's 256. With nobody
+   * few messages keep a busy receiver within a `BroadcastChannel`'s 256,
+   * and cost fewer clones over any transport. With nobody
    * to tell, the figures are still taken.
    */
   #flush = (): void => {
@@ -389,8 +421,8 @@ export class BusCluster implements Cluster, WorkerGroup {
   }
 
   /**
-   * Notes a peer's message number. A gap means the channel dropped messages
-   * (this worker fell behind): counted, logged now and then, and answered
+   * Notes a peer's message number. A gap means a `BroadcastChannel` dropped
+   * messages (this worker fell behind; a lossless transport never gaps): counted, logged now and then, and answered
    * with a hello, so that every peer sends its figures whole again. Pushes
    * lost with it are gone.
    */

@@ -1,7 +1,7 @@
 /**
- * What the workers of one process say to each other over the
- * `BroadcastChannel` of a `BusCluster`: plain objects, cloned once
- * per receiving worker. Every message names its sender by worker number `w`
+ * What the workers of one process say to each other over the transport of
+ * a `BusCluster` (its `MessagePort`s or its `BroadcastChannel`): plain
+ * objects, cloned once per receiving worker. Every message names its sender by worker number `w`
  * and incarnation `i` (a random id per start, so that a restarted worker is
  * a new peer).
  *
@@ -49,9 +49,10 @@ interface _From {
   /** The sender's incarnation. */
   i: string;
   /**
-   * The sender's message number, 1 up: Deno's `BroadcastChannel` drops the
+   * The sender's message number, 1 up, counted over everything it posts
+   * (each message goes to every peer): Deno's `BroadcastChannel` drops the
    * oldest messages of a receiver that falls more than 256 behind, and a
-   * gap is how the receiver learns of it.
+   * gap is how the receiver learns of it. Over `MessagePort`s it never gaps.
    */
   s: number;
 }

@@ -1,6 +1,7 @@
 /**
  * What the supervisor and its workers tell each other over `postMessage`.
- * Every message is structured-cloneable: plain objects, numbers, strings.
+ * Every message is structured-cloneable: plain objects, numbers, strings,
+ * and `MessagePort`s, which travel in the transfer list.
  *
  * @module
  */
@@ -14,12 +15,20 @@ export interface WorkerAddr {
   port: number;
 }
 
+/** One end of the `MessageChannel` between two workers, and who is at the other end. */
+export interface PeerPort {
+  /** The worker at the other end. */
+  workerId: number;
+  /** This worker's end. */
+  port: MessagePort;
+}
+
 /** What the supervisor tells a worker. */
 export type ToWorker =
   /**
    * Serve `config` (its limits already this worker's share) as worker
-   * `workerId` of `workers`, joined to the others over the `BroadcastChannel`
-   * named `bus` (one name per supervisor, so two in one process stay apart).
+   * `workerId` of `workers`, joined to the others through `peers`: a port
+   * to each worker started before it (none with `--redis`).
    */
   | {
     type: "start";
@@ -27,8 +36,12 @@ export type ToWorker =
     workerId: number;
     workers: number;
     restarts: number;
-    bus: string;
+    peers: PeerPort[];
   }
+  /** A port to worker `workerId`, (re)started after this one: adopt it for the bus. */
+  | { type: "peer"; workerId: number; port: MessagePort }
+  /** Worker `workerId` died: drop its port, and its figures with it. */
+  | { type: "peerGone"; workerId: number }
   /** The process's worker restarts so far. */
   | { type: "restarts"; count: number }
   /** Report the connections this worker serves. */

@@ -7,6 +7,15 @@
  * Port 0 works: worker 0 binds first and reports the ports it got; the
  * others, and every restarted worker, bind those same ports.
  *
+ * Without `--redis` the workers are one node joined by a bus of
+ * `MessagePort`s (a `PortMesh` in each): the supervisor makes one
+ * `MessageChannel` per pair of workers and transfers an end to each. A
+ * worker that starts (or restarts) gets a port to every live worker, and
+ * each live worker the other end; when a worker dies, every live one is told
+ * to drop its port. Ports rather than a `BroadcastChannel`: Deno's
+ * `BroadcastChannel` drops the oldest messages of a receiver 256 behind, a
+ * port never drops one (and is faster).
+ *
  * @module
  */
 import type { CliConfig } from "../cli_config.ts";
@@ -15,7 +24,7 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { ServerAddrs } from "../serve.ts";
 import { StartError } from "../serve_config.ts";
-import type { FromWorker, ToWorker } from "./messages.ts";
+import type { FromWorker, PeerPort, ToWorker } from "./messages.ts";
 
 /** The listeners a worker config may hold, by their name in {@linkcode ServerAddrs}. */
 const _LISTENERS = ["tcp", "ws", "tcpTls", "wss", "pkg", "api"] as const;
@@ -156,7 +165,8 @@ export class Supervisor {
   #slots: _Slot[] = [];
   #restarts = 0;
   #stopping = false;
-  #bus = `comet-bus-${crypto.randomUUID()}`;
+  /** Whether the workers are joined by ports: with `--redis`, each is a node of its own. */
+  #meshed: boolean;
 
   /** Prepares `options.workers` workers; {@linkcode Supervisor.start} starts them. */
   constructor(options: SupervisorOptions) {
@@ -165,6 +175,7 @@ export class Supervisor {
     }
     this.workers = options.workers;
     this.#config = workerConfig(options.config, options.workers);
+    this.#meshed = options.config.redis === undefined;
     this.#logger = options.logger ?? silentLogger;
     this.#restartDelay = options.restartDelay ?? 100;
     this.#maxRestartDelay = options.maxRestartDelay ?? 5_000;
@@ -279,15 +290,33 @@ export class Supervisor {
       this.#died(slot, event.message);
     };
     const config = this.#config;
+    const peers = this.#connect(slot);
     this.#post(slot, {
       type: "start",
       config,
       workerId: slot.id,
       workers: this.workers,
       restarts: this.#restarts,
-      bus: this.#bus,
-    });
+      peers,
+    }, peers.map((p) => p.port));
     return started;
+  }
+
+  /**
+   * One `MessageChannel` between `slot`'s new worker and each other live
+   * one: the other end goes to that worker now, this end is returned for
+   * the start message. What either posts first waits in the port.
+   */
+  #connect(slot: _Slot): PeerPort[] {
+    const peers: PeerPort[] = [];
+    if (!this.#meshed) return peers;
+    for (const other of this.#slots) {
+      if (other === slot || other.worker === undefined) continue;
+      const { port1, port2 } = new MessageChannel();
+      peers.push({ workerId: other.id, port: port1 });
+      this.#post(other, { type: "peer", workerId: slot.id, port: port2 }, [port2]);
+    }
+    return peers;
   }
 
   #heard(slot: _Slot, msg: FromWorker): void {
@@ -354,15 +383,21 @@ export class Supervisor {
     }, delay);
   }
 
-  #post(slot: _Slot, msg: ToWorker): void {
-    slot.worker?.postMessage(msg);
+  #post(slot: _Slot, msg: ToWorker, transfer: Transferable[] = []): void {
+    slot.worker?.postMessage(msg, transfer);
   }
 
-  /** Ends the slot's Worker at once, and answers what waited on it. */
+  /**
+   * Ends the slot's Worker at once, and answers what waited on it. Unless
+   * all are stopping, the live workers drop their ports to it.
+   */
   #kill(slot: _Slot): void {
+    const had = slot.worker !== undefined;
     slot.running = false;
     slot.worker?.terminate();
     slot.worker = undefined;
     for (const resolve of slot.stats.splice(0)) resolve(0);
+    if (!had || !this.#meshed || this.#stopping) return;
+    for (const other of this.#slots) this.#post(other, { type: "peerGone", workerId: slot.id });
   }
 }

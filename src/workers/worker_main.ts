@@ -1,7 +1,8 @@
 /**
  * The entry of one worker of the `comet` command (`--workers N`): waits for
  * the supervisor's `start`, serves the settings it was given on ports it
- * shares with the other workers (`reusePort`), and answers the
+ * shares with the other workers (`reusePort`), joins them over the ports
+ * the supervisor hands out (`peer`, `peerGone`), and answers the
  * supervisor's `stats`, `restarts`, `shutdown` and `crash` until it is
  * told to shut down. See `supervisor.ts`.
  *
@@ -10,6 +11,7 @@
 import type { CliConfig } from "../cli_config.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import { BusCluster } from "../cluster/bus_cluster.ts";
+import { PortMesh } from "../cluster/bus_port_mesh.ts";
 import { createLogger } from "../log.ts";
 import type { CometServer } from "../serve.ts";
 import { clusterFromConfig, serveConfig, StartError } from "../serve_config.ts";
@@ -26,12 +28,12 @@ interface _Scope {
 
 /**
  * The cluster a worker joins without `--redis`: the process's one node,
- * shared by its workers.
+ * shared by its workers over the ports in `mesh`.
  */
-function _workerCluster(cfg: CliConfig, workerId: number, channel: string): Cluster {
+function _workerCluster(cfg: CliConfig, workerId: number, mesh: PortMesh): Cluster {
   return new BusCluster({
     workerId,
-    channel,
+    transport: mesh,
     ...(cfg.nodeId !== undefined && { nodeId: cfg.nodeId }),
   });
 }
@@ -40,8 +42,14 @@ function _workerCluster(cfg: CliConfig, workerId: number, channel: string): Clus
 function _run(scope: _Scope): void {
   let starting: Promise<CometServer | undefined> | undefined;
   const stopped = new AbortController();
+  // Made at once, so that ports handed out while the server starts are kept; their
+  // messages wait in them until the cluster listens. Closed (and every port it gets
+  // afterwards with it) by the cluster, or at once with --redis.
+  const mesh = new PortMesh();
   const start = async (msg: Extract<ToWorker, { type: "start" }>) => {
     const cfg = msg.config;
+    for (const peer of msg.peers) mesh.connect(peer.workerId, peer.port);
+    if (cfg.redis !== undefined) mesh.close();
     setWorkerInfo({ workerId: msg.workerId, workers: msg.workers, restarts: msg.restarts });
     const logger = createLogger({ level: cfg.log, format: cfg.logFormat });
     try {
@@ -51,7 +59,7 @@ function _run(scope: _Scope): void {
         cluster: () =>
           cfg.redis !== undefined
             ? clusterFromConfig(cfg, logger, workerNodeId(cfg.nodeId!, msg.workerId))
-            : Promise.resolve(_workerCluster(cfg, msg.workerId, msg.bus)),
+            : Promise.resolve(_workerCluster(cfg, msg.workerId, mesh)),
       });
       const addrs: Record<string, WorkerAddr> = {};
       for (const [name, addr] of Object.entries(server.addrs)) {
@@ -69,6 +77,12 @@ function _run(scope: _Scope): void {
     switch (msg.type) {
       case "start":
         starting ??= start(msg);
+        break;
+      case "peer":
+        mesh.connect(msg.workerId, msg.port);
+        break;
+      case "peerGone":
+        mesh.disconnect(msg.workerId);
         break;
       case "restarts":
         setWorkerInfo({ restarts: msg.count });
