@@ -283,6 +283,11 @@ async function _ws(conn: Deno.Conn, headers?: Record<string, string>): Promise<T
   return new _GoimWsClient(await WsClient.connect(conn, "/sub", headers));
 }
 
+/** A goim WebSocket client of the server listening on loopback `port`, not yet authenticated. */
+export async function connectWs(port: number): Promise<TransportClient> {
+  return await _ws(await Deno.connect({ hostname: "127.0.0.1", port }));
+}
+
 async function _tls(port: number): Promise<Deno.TlsConn> {
   const { cert } = await _certificate();
   return Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [cert] });

@@ -7,6 +7,7 @@ import { Op } from "../src/protocol/op.ts";
 import { Supervisor, workerConfig, workerCount } from "../src/workers/supervisor.ts";
 import { TestClient, text, until } from "./_helpers.ts";
 import { cli, LineReader, ROOT, stopChild } from "./_process.ts";
+import { connectWs, type TransportClient } from "./_transports.ts";
 
 const BIZ = 1000;
 const ARGS = ["--tcp", "127.0.0.1:0", "--ws", "off", "--api", "127.0.0.1:0", "--log", "error"];
@@ -224,15 +225,27 @@ Deno.test("comet --workers 2: one listening line; SIGTERM sends op 6 to every cl
 
 // Needs the in-process bus (src/cluster/bus_cluster.ts, BusCluster): without it a push
 // reaches only the clients of the worker that took the API request.
-Deno.test("comet --workers 2: every push kind through the API reaches clients on every worker", async () => {
-  const child = cli(["--workers", "2", ...ARGS.slice(0, -2)]).spawn();
+Deno.test("comet --workers 2: every push kind through the API reaches TCP and WebSocket clients on every worker", async () => {
+  const args = ["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0"];
+  const child = cli(["--workers", "2", ...args]).spawn();
   const stderr = new LineReader(child.stderr);
   const stdout = new LineReader(child.stdout);
   const clients: TestClient[] = [];
+  const wsClients: TransportClient[] = [];
   try {
-    const m = await stderr.line(/Comet listening tcp=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/);
-    const [tcpPort, apiPort] = [Number(m[1]), Number(m[2])];
+    const m = await stderr.line(
+      /Comet listening tcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) api=127\.0\.0\.1:(\d+)/,
+    );
+    const [tcpPort, wsPort, apiPort] = [Number(m[1]), Number(m[2]), Number(m[3])];
     clients.push(...await connectMany(tcpPort, 16));
+    // Users and keys 16 on: the key and mid pushes below name them too.
+    for (let i = 16; i < 24; i++) {
+      const ws = await connectWs(wsPort);
+      wsClients.push(ws);
+      const auth = { mid: i + 1, key: `k${i}`, room_id: "live://r", accepts: [BIZ] };
+      await ws.send(Op.Auth, JSON.stringify(auth));
+      assert.equal((await ws.next(5_000)).op, Op.AuthReply);
+    }
     const push = async (path: string, body: string) => {
       // Fresh connections, so the kernel spreads the API requests over the workers too.
       for (let i = 0; i < 4; i++) {
@@ -246,9 +259,10 @@ Deno.test("comet --workers 2: every push kind through the API reaches clients on
     };
     await push(`/goim/push/room?operation=${BIZ}&type=live&room=r`, "room");
     await push(`/goim/push/all?operation=${BIZ}`, "all");
-    const keys = clients.map((_, i) => `keys=k${i}`).join("&");
+    const everyone = [...Array(24).keys()];
+    const keys = everyone.map((i) => `keys=k${i}`).join("&");
     await push(`/goim/push/keys?operation=${BIZ}&${keys}`, "keys");
-    const mids = clients.map((_, i) => `mids=${i + 1}`).join("&");
+    const mids = everyone.map((i) => `mids=${i + 1}`).join("&");
     await push(`/goim/push/mids?operation=${BIZ}&${mids}`, "mids");
     const want = ["room", "all", "keys", "mids"].flatMap((k) => [0, 1, 2, 3].map((i) => k + i));
     for (const [i, client] of clients.entries()) {
@@ -256,7 +270,16 @@ Deno.test("comet --workers 2: every push kind through the API reaches clients on
       await until(() => got().length >= want.length, 5_000);
       assert.deepEqual(got().sort(), [...want].sort(), `client ${i}`);
     }
+    for (const [i, ws] of wsClients.entries()) {
+      const got: string[] = [];
+      while (got.length < want.length) {
+        const f = await ws.next(5_000);
+        if (f.op === BIZ) got.push(text(f.body));
+      }
+      assert.deepEqual(got.sort(), [...want].sort(), `WebSocket client ${i}`);
+    }
   } finally {
+    await Promise.all(wsClients.map((ws) => ws.close()));
     await closeAll(clients);
     await stopChild(child, stderr, stdout);
   }
