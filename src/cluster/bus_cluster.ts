@@ -19,6 +19,7 @@ import type {
   NodeAddress,
   WorkerGroup,
 } from "./cluster.ts";
+import { mergeTopRooms } from "./top_rooms.ts";
 
 /** Options for {@linkcode BusCluster}. */
 export interface BusClusterOptions {
@@ -234,15 +235,7 @@ export class BusCluster implements Cluster, WorkerGroup {
 
   /** The `limit` fullest rooms across the workers whose id starts with `prefix`. */
   topRooms(prefix: string, limit: number): RoomCount[] {
-    const merged = new Map<string, number>();
-    for (const [room, n] of this.#peers.rooms) if (room.startsWith(prefix)) merged.set(room, n);
-    for (const [room, n] of this.#attached().rooms) {
-      if (room.startsWith(prefix)) merged.set(room, (merged.get(room) ?? 0) + n);
-    }
-    const out: RoomCount[] = [];
-    for (const [room, count] of merged) out.push({ room, count });
-    out.sort((a, b) => b.count - a.count || (a.room < b.room ? -1 : 1));
-    return out.slice(0, Math.max(0, limit));
+    return mergeTopRooms(this.#attached().rooms, this.#peers.rooms, prefix, limit);
   }
 
   /** Connections on every worker, and the distinct client IPs among them. */

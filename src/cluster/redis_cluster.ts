@@ -28,6 +28,7 @@ import { type RedisClusterStats, RedisLink } from "./redis_link.ts";
 import { ReportExchange } from "./report_exchange.ts";
 import { SessionRegistry } from "./session_registry.ts";
 import { within } from "./_util.ts";
+import { mergeTopRooms } from "./top_rooms.ts";
 
 export type { RedisClusterOptions } from "./redis_cluster_options.ts";
 export type { RedisClusterStats } from "./redis_link.ts";
@@ -312,15 +313,7 @@ export class RedisCluster implements Cluster {
 
   /** The `limit` fullest rooms across the live nodes whose id starts with `prefix`. */
   topRooms(prefix: string, limit: number): RoomCount[] {
-    const merged = new Map<string, number>();
-    for (const [room, n] of this.#others.rooms()) if (room.startsWith(prefix)) merged.set(room, n);
-    for (const [room, n] of this.#hub().rooms) {
-      if (room.startsWith(prefix)) merged.set(room, (merged.get(room) ?? 0) + n);
-    }
-    const out: RoomCount[] = [];
-    for (const [room, count] of merged) out.push({ room, count });
-    out.sort((a, b) => b.count - a.count || (a.room < b.room ? -1 : 1));
-    return out.slice(0, Math.max(0, limit));
+    return mergeTopRooms(this.#hub().rooms, this.#others.rooms(), prefix, limit);
   }
 
   /** Connections and client IPs here plus those the other live nodes last reported. */
