@@ -27,7 +27,7 @@ function _freePort(): number {
 
 /**
  * Starts a redis-server on a free loopback port and resolves once it answers
- * PING, within `timeoutMs`.
+ * PING, within `timeoutMs`; under `taskset -c cpus` when `cpus` is a CPU list.
  *
  * @example
  * ```ts
@@ -37,10 +37,11 @@ function _freePort(): number {
  * await redis.stop();
  * ```
  */
-export async function startRedis(timeoutMs = 10_000): Promise<BenchRedis> {
+export async function startRedis(timeoutMs = 10_000, cpus = ""): Promise<BenchRedis> {
   const port = _freePort();
-  const child = new Deno.Command("redis-server", {
+  const child = new Deno.Command(cpus ? "taskset" : "redis-server", {
     args: [
+      ...(cpus ? ["-c", cpus, "redis-server"] : []),
       ...["--port", String(port), "--bind", "127.0.0.1", "--save", ""],
       ...["--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
     ],

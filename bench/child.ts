@@ -32,7 +32,9 @@ interface _Reply {
 
 /**
  * A child process spoken to over JSON lines on stdin/stdout; stderr is kept for errors.
- * `P` names the commands it answers.
+ * `P` names the commands it answers. With `cpus` (a taskset CPU list) it runs
+ * under `taskset -c cpus`, which execs Deno in place: the pid is Deno's, so
+ * its CPU time is read as before.
  *
  * @example
  * ```ts
@@ -60,10 +62,10 @@ export class Child<P extends Protocol> {
   #done = false;
   #nextId = 1;
 
-  constructor(name: string, args: string[]) {
+  constructor(name: string, args: string[], cpus = "") {
     this.name = name;
-    this.proc = new Deno.Command(Deno.execPath(), {
-      args,
+    this.proc = new Deno.Command(cpus ? "taskset" : Deno.execPath(), {
+      args: cpus ? ["-c", cpus, Deno.execPath(), ...args] : args,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

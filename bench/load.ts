@@ -39,6 +39,10 @@
 //                        (default: one per core); every other phase runs --workers 1
 //   --workers-pairs=K    one-worker/N-worker pairs of the workers phase (default 3, 1 with
 //                        --quick); --profile=workers-1 or workers-N profiles one side
+//   --server-cpus=LIST   run every server (Comet, plain Deno, Redis) under taskset -c LIST
+//   --gen-cpus=LIST      run the load generators under taskset -c LIST, and pin the harness
+//                        (its pushers) there too; both need taskset (default: no pinning)
+//   --max-run-s=S        start no run later than S seconds in (default: an estimate, ~8 min)
 //
 // The parts: settings.ts (flags), child.ts and servers.ts (child processes),
 // load_gens.ts (the load generators), quiet_guard.ts and machine_cpu.ts (what
@@ -61,10 +65,14 @@ import { createResults, sourceState } from "./results.ts";
 import { parseSettings } from "./settings.ts";
 import { buildTable, printTable } from "./table.ts";
 import { workersRows } from "./table_workers.ts";
+import { applyPinning, pinningNote } from "./pinning.ts";
 
 const s = parseSettings(Deno.args);
 Deno.mkdirSync(OUT, { recursive: true });
+// Before the pinning: the machine's cores, not the harness's share of them.
 const results = createResults(s);
+await applyPinning(s);
+log(`pinning: ${pinningNote(s)}`);
 const guard = new QuietGuard(s.hardDeadline);
 const PHASES = s.phases;
 
@@ -77,7 +85,7 @@ guard.monitor.start();
 }
 const contention = results.contention;
 if (s.micro) await runMicro(results);
-const gen = new LoadGens(s.gens);
+const gen = new LoadGens(s.gens, s.genCpus);
 const h: Harness = { settings: s, results, gen, guard };
 try {
   await gen.stats();
@@ -137,7 +145,8 @@ console.log(
       ? `; Comet run with ${results.settings.cometLimitFlags.join(" ")}`
       : "") +
     (burstFlags ? ` (the burst phase with only ${burstFlags.join(" ")})` : "") +
-    (s.serverV8Flags.length ? `; every server with V8 flags ${s.serverV8Flags.join(",")}` : ""),
+    (s.serverV8Flags.length ? `; every server with V8 flags ${s.serverV8Flags.join(",")}` : "") +
+    `; pinning: ${pinningNote(s)}`,
 );
 console.log(
   `Other programs' CPU during the run: ${contention.wholeRunCores.toFixed(2)} cores on ` +

@@ -91,11 +91,16 @@ export class LoadGens {
   /** Live connections per generator after the last call that reported them. */
   #live: number[];
 
-  constructor(count: number) {
+  /** `count` generators, each under `taskset -c cpus` when `cpus` is a CPU list. */
+  constructor(count: number, cpus = "") {
     this.gens = Array.from(
       { length: count },
       (_, i) =>
-        new Child<LoadgenProtocol>(`loadgen${i + 1}`, [...RUN, rootPath("bench/loadgen.ts")]),
+        new Child<LoadgenProtocol>(
+          `loadgen${i + 1}`,
+          [...RUN, rootPath("bench/loadgen.ts")],
+          cpus,
+        ),
     );
     this.#live = this.gens.map(() => 0);
   }

@@ -161,7 +161,7 @@ export async function clusterPhase(h: Harness): Promise<void> {
     `comet cluster: room fan-out to ${s.clusterMembers} TCP members, 1 node then 3 nodes ` +
       `on one Redis, pushes into node 1 for ${s.clusterMs} ms`,
   );
-  const redis = await startRedis();
+  const redis = await startRedis(10_000, h.settings.serverCpus);
   ourPids.add(redis.pid);
   const cluster: ClusterResults = { members: s.clusterMembers, durationMs: s.clusterMs };
   h.results.comet.cluster = cluster;

@@ -198,7 +198,7 @@ export async function memServePhase(h: Harness): Promise<void> {
     ...RUN,
     ...v8flags(s, s.exposeGc, false),
     rootPath("bench/serve_handler_server.ts"),
-  ]);
+  ], s.serverCpus);
   try {
     const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
     const mem = await measureMemory(

@@ -84,7 +84,12 @@ export class QuietGuard {
 
   /** Throws when the run's time is up, before `what` starts. */
   checkDeadline(what: string): void {
-    if (performance.now() > this.#deadline) throw new Error(`Out of time before ${what}`);
+    if (this.outOfTime()) throw new Error(`Out of time before ${what}`);
+  }
+
+  /** Whether the run's deadline has passed: no further run may start. */
+  outOfTime(): boolean {
+    return performance.now() > this.#deadline;
   }
 
   /** Whether a disturbed run may be measured again: retry budget and deadline allow it. */

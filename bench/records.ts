@@ -291,6 +291,8 @@ export interface WorkersResult {
   rate: number;
   pairs: WorkersPair[];
   medianP99Ratio: number | null;
+  /** The latency runs' p99 with N workers, median over the pairs, ms. */
+  medianP99Many?: number | null;
   medianFanRatio: number | null;
   medianHandshakeRatio: number | null;
   /** RSS per idle connection with N workers and with 1, medians over the pairs. */
@@ -351,6 +353,12 @@ export interface ResultSettings {
   burstIdleMs: number;
   workersN: number;
   workersPairs: number;
+  /** `--server-cpus`: the CPU list the servers ran on; null where not pinned. */
+  serverCpus: string | null;
+  /** `--gen-cpus`: the CPU list of the load generators and pushers; null where not pinned. */
+  genCpus: string | null;
+  /** `--max-run-s`, where given. */
+  maxRunS: number | null;
   /** Set once a Comet server starts. */
   cometLimitFlags?: string[];
   serverV8Flags?: string[];

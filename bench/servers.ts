@@ -35,7 +35,7 @@ export async function spawnBaseline(s: Settings, phase: string): Promise<Baselin
     ...v8flags(s, s.exposeGc, false),
     ...prof,
     rootPath("bench/baseline_server.ts"),
-  ]);
+  ], s.serverCpus);
   const m = await child.waitFor((l, s) => s === "out" ? /"port":(\d+)/.exec(l) : null);
   return { child, port: Number(m[1]) };
 }
@@ -149,7 +149,7 @@ export async function spawnComet(
     ...(pinned ? ["--workers", String(workers)] : []),
     ...flags,
   ];
-  const child = new Child<NoProtocol>(`comet(${phase})`, args);
+  const child = new Child<NoProtocol>(`comet(${phase})`, args, s.serverCpus);
   const m = await child.waitFor((l, s) =>
     s === "err" ? /Comet listening.* tcp=[^ ]*:(\d+) ws=[^ ]*:(\d+) api=[^ ]*:(\d+)/.exec(l) : null
   );

@@ -59,6 +59,12 @@ export interface Settings {
   workersN: number;
   /** Workers phase: one-worker/N-worker pairs (`--workers-pairs`). */
   workersPairs: number;
+  /** `--server-cpus`: the taskset CPU list every server child runs on, or "" (not pinned). */
+  serverCpus: string;
+  /** `--gen-cpus`: the CPU list of the load generators and the harness (its pushers), or "". */
+  genCpus: string;
+  /** `--max-run-s`: seconds from the start past which no further run starts, or null. */
+  maxRunS: number | null;
   /** `performance.now()` past which no further run starts. */
   hardDeadline: number;
 }
@@ -127,6 +133,7 @@ export function parseSettings(args: readonly string[]): Settings {
     phases.has("burst") || phases.has(`burst-${k}`)
   );
   const workersPairs = _int(argv, "workers-pairs", quick ? 1 : 3, 1);
+  const maxRunS = argv.has("max-run-s") ? _int(argv, "max-run-s", 0, 1) : null;
   return {
     quick,
     micro: !argv.has("no-micro"),
@@ -181,12 +188,28 @@ export function parseSettings(args: readonly string[]): Settings {
     // As many workers as the machine has cores, like the command's --workers auto.
     workersN: _int(argv, "workers-n", navigator.hardwareConcurrency || 1, 1),
     workersPairs,
+    serverCpus: _cpuList(argv, "server-cpus"),
+    genCpus: _cpuList(argv, "gen-cpus"),
+    maxRunS,
     // The whole run stays under ~8 min, a minute more for the burst phase's two
     // servers, and 70 s per workers pair (two fresh servers, each measured for
     // memory, fan-out and latency).
-    hardDeadline: performance.now() + 460_000 + (burstKinds.length ? 60_000 : 0) +
-      (phases.has("workers") ? 10_000 + 70_000 * workersPairs : 0),
+    // --max-run-s replaces the estimate where an outer limit (the device
+    // script's `timeout`) would otherwise kill the run before results.json.
+    hardDeadline: performance.now() + (maxRunS !== null ? maxRunS * 1000 : 460_000 +
+      (burstKinds.length ? 60_000 : 0) +
+      (phases.has("workers") ? 10_000 + 70_000 * workersPairs : 0)),
   };
+}
+
+/** The taskset CPU list `--name=LIST` (`0-7`, `0,2,4-6`), or "" when absent. */
+function _cpuList(argv: Map<string, string>, name: string): string {
+  const v = argv.get(name);
+  if (v === undefined) return "";
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) {
+    throw new RangeError(`--${name} wants a CPU list such as 0-7 or 0,2,4-6: ${v}`);
+  }
+  return v;
 }
 
 /** The integer flag `name` (at least `min`), or `fallback` when absent. */
