@@ -296,3 +296,21 @@ Deno.test("a state listener that throws is reported to the error listeners", asy
   assert.deepEqual(errors.map((e) => e.message), ["Listener broke"]);
   await life.close(new Error("Done"));
 });
+
+Deno.test("a listener that closes again on closed (closedFirst) gets the same close, and one teardown", async () => {
+  const { life, events } = harness(["up"], { closedFirst: true });
+  let again: Promise<void> | undefined;
+  let closingSeen: boolean | undefined;
+  life.onState(({ state }) => {
+    if (state !== "closed") return;
+    closingSeen = life.closing;
+    again = life.close(new Error("Again"));
+  });
+  life.start();
+  await life.ready;
+  const closing = life.close(new Error("Done"));
+  assert.equal(again, closing);
+  assert.equal(closingSeen, true);
+  await closing;
+  assert.deepEqual(events.filter((e) => e.startsWith("teardown")), ["teardown while closed: Done"]);
+});

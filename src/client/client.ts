@@ -230,8 +230,7 @@ export class Client implements AsyncDisposable {
    * breaking out of the loop unregisters it.
    */
   messages(options: MessagesOptions = {}): MessageStream<Frame> {
-    const closed = this.#life.state === "closed" || this.#life.closing;
-    return this.#router.messages(options.buffer ?? this.#messageBuffer, closed);
+    return this.#router.messages(options.buffer ?? this.#messageBuffer, this.#life.closing);
   }
 
   /**
@@ -409,10 +408,9 @@ export class Client implements AsyncDisposable {
   }
 
   #notOpen(): ConnectionClosedError {
+    // Closing is set from close() on, before the state says "closed".
+    if (this.#life.closing) return new ConnectionClosedError("Client is closed");
     const state = this.#life.state;
-    if (state === "closed" || this.#life.closing) {
-      return new ConnectionClosedError("Client is closed");
-    }
     if (state === "open") {
       return new ConnectionClosedError("Connection is not open: it was lost");
     }

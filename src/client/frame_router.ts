@@ -6,11 +6,9 @@
  */
 import type { Frame } from "../protocol/frame.ts";
 import { isReplyOp } from "../protocol/op.ts";
-import { _isInt32 } from "./_util.ts";
+import { _asError, _decoder, _isInt32 } from "./_util.ts";
 import type { FrameHandler } from "./client_options.ts";
 import { MessageStream } from "./message_stream.ts";
-
-const _decoder = new TextDecoder();
 
 /** What {@linkcode FrameRouter.parseJson} returns for a body that is not JSON, so that `null` and the like stay values. */
 export const NOT_JSON: unique symbol = Symbol("not JSON");
@@ -83,7 +81,7 @@ export class FrameRouter {
         try {
           handler(frame);
         } catch (err) {
-          this.#report(err instanceof Error ? err : new Error(String(err)));
+          this.#report(_asError(err));
         }
       }
     }
@@ -98,9 +96,10 @@ export class FrameRouter {
     try {
       return JSON.parse(_decoder.decode(frame.body)) as T;
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
       this.#report(
-        new SyntaxError(`Body of op ${frame.op} is not JSON: ${message}`, { cause: err }),
+        new SyntaxError(`Body of op ${frame.op} is not JSON: ${_asError(err).message}`, {
+          cause: err,
+        }),
       );
       return NOT_JSON;
     }

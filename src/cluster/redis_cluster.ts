@@ -16,7 +16,6 @@ import type { NodeReport } from "./node_report.ts";
 import { OtherNodes } from "./other_nodes.ts";
 import { PushRouter } from "./push_router.ts";
 import {
-  parseRedisUrl,
   RedisClient,
   // deno-lint-ignore no-unused-vars
   type RedisConnectionError,
@@ -25,6 +24,7 @@ import {
 import { checkClusterOptions, type RedisClusterOptions } from "./redis_cluster_options.ts";
 import { RedisKeys } from "./redis_keys.ts";
 import { type RedisClusterStats, RedisLink } from "./redis_link.ts";
+import { parseRedisUrl, redisAddress } from "./redis_url.ts";
 import { ReportExchange } from "./report_exchange.ts";
 import { SessionRegistry } from "./session_registry.ts";
 import { within } from "./_util.ts";
@@ -146,10 +146,7 @@ export class RedisCluster implements Cluster {
     this.#reportInterval = checked.reportInterval;
     this.#sessionTtl = checked.sessionTtl;
     this.#ownLogger = options.logger !== undefined;
-    const endpoint = parseRedisUrl(url);
-    this.#address = endpoint.hostname.includes(":")
-      ? `[${endpoint.hostname}]:${endpoint.port}`
-      : `${endpoint.hostname}:${endpoint.port}`;
+    this.#address = redisAddress(parseRedisUrl(url));
     const client = new RedisClient(url, checked.redis);
     let subscriber: RedisSubscriber;
     try {

@@ -342,16 +342,19 @@ export class RedisSubscriber implements AsyncDisposable {
     let pattern: string | undefined;
     let channel: RedisReply | undefined;
     let payload: RedisReply | undefined;
+    let name: string | undefined;
     let subscription: _Subscription | undefined;
     if (reply.length === 3 && _is(reply[0], _MESSAGE)) {
       [, channel, payload] = reply;
       if (!(channel instanceof Uint8Array)) return false;
-      subscription = this.#channels.get(_utf8.decode(channel));
+      // Decoded once: the name both finds the subscription and goes to its handlers.
+      name = _utf8.decode(channel);
+      subscription = this.#channels.get(name);
     } else if (reply.length === 4 && _is(reply[0], _PMESSAGE)) {
-      const name = reply[1];
+      const matched = reply[1];
       [, , channel, payload] = reply;
-      if (!(name instanceof Uint8Array) || !(channel instanceof Uint8Array)) return false;
-      pattern = _utf8.decode(name);
+      if (!(matched instanceof Uint8Array) || !(channel instanceof Uint8Array)) return false;
+      pattern = _utf8.decode(matched);
       subscription = this.#patterns.get(pattern);
     } else {
       return false;
@@ -359,7 +362,7 @@ export class RedisSubscriber implements AsyncDisposable {
     if (!(payload instanceof Uint8Array)) return false;
     // Messages still in the pipe after an unsubscribe have nobody to go to.
     if (subscription === undefined) return true;
-    const name = _utf8.decode(channel);
+    name ??= _utf8.decode(channel);
     for (const handler of subscription.handlers) {
       try {
         if (pattern === undefined) handler(payload, name);

@@ -237,7 +237,12 @@ export class Reconnector<C extends ReconnectorConnection, Up extends string> {
    * `reason`. Idempotent: every call returns the same promise.
    */
   close(reason: Error, readyReason: unknown = reason): Promise<void> {
-    return this.#closing ??= this.#shutdown(reason, readyReason);
+    if (this.#closing !== undefined) return this.#closing;
+    // Set before the shutdown runs: the listeners it calls at once (closedFirst) may close again.
+    const closing = Promise.withResolvers<void>();
+    this.#closing = closing.promise;
+    this.#shutdown(reason, readyReason).then(closing.resolve, closing.reject);
+    return closing.promise;
   }
 
   #abort = (): void => {
