@@ -302,7 +302,6 @@ export class BusCluster implements Cluster, WorkerGroup {
       if (this.#hub.observer === this.#observer) this.#hub.observer = undefined;
     }
     this.#closed = true;
-    clearTimeout(this.#flushTimer);
     clearInterval(this.#sweepTimer);
     this.#gatherer.close();
     this.#local?.close();
