@@ -82,6 +82,37 @@ Deno.test("a burst of pushes in one turn crosses as one message and loses none",
   assert.equal(carried, 1);
 });
 
+Deno.test("a received message of pushes is delivered once per push, not once per member", async () => {
+  await using w = await Workers.start(1);
+  const members = [
+    await w.tcp(0, { mid: 1, key: "a", room_id: "live://9" }),
+    await w.tcp(0, { mid: 2, key: "b", room_id: "live://9" }),
+  ];
+  const comet = w.servers[0]!.comet;
+  const deliver = comet.deliver.bind(comet);
+  const delivered: number[] = [];
+  comet.deliver = (push) => {
+    const n = deliver(push);
+    delivered.push(n);
+    return n;
+  };
+  using peer = new RawPeer(w.channel, 7);
+  peer.post({ t: "hello", snap: { conns: 0, rooms: [], ips: [] } });
+  const enc = new TextEncoder();
+  const pushes = ["p0", "p1", "p2"].map((body) => ({
+    kind: "room" as const,
+    op: BIZ,
+    room: "live://9",
+    body: enc.encode(body),
+  }));
+  peer.post({ t: "push", pushes });
+  for (const c of members) {
+    for (const body of ["p0", "p1", "p2"]) assert.equal(await nextBiz(c), body);
+  }
+  assert.deepEqual(delivered, [2, 2, 2]);
+  peer.post({ t: "bye" });
+});
+
 async function exactCounts(bus: Bus): Promise<void> {
   await using w = await Workers.start(2, {}, bus);
   const a = await w.tcp(0, { mid: 1, key: "a", room_id: "live://1", accepts: [BIZ] });

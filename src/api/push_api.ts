@@ -379,12 +379,12 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
     }],
     "/metrics": ["GET", async () => {
       const text = formatMetrics(await gatherMetrics(comet, { cluster }));
-      return (new Response(text, {
+      return new Response(text, {
         headers: {
           "content-type": "text/plain; version=0.0.4; charset=utf-8",
           "cache-control": "no-store",
         },
-      }));
+      });
     }],
   };
 

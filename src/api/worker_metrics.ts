@@ -59,7 +59,8 @@ export async function gatherMetrics(
     workerId: workers.workerId,
     value: collectMetrics(comet, options),
   }];
-  const missing = gathered.missing.filter((w) => own.length === 0 || w !== workers.workerId);
+  // Answered here when this worker has no responder: it is then not missing.
+  const missing = gathered.missing.filter((w) => w !== workers.workerId);
   return mergeMetrics(
     { replies: [...own, ...gathered.replies], missing },
     cluster,
@@ -107,7 +108,6 @@ export function mergeMetrics(
   const max = (pick: (s: MetricsSnapshot) => number) => Math.max(...snaps.map(pick));
   return {
     ...first,
-    ready: first.ready,
     closing: snaps.some((s) => s.closing),
     connections: _sumRecords(snaps.map((s) => s.connections)) as Record<string, number>,
     connectionsTotal: sum((s) => s.connectionsTotal),

@@ -117,7 +117,7 @@ export class BusCluster implements Cluster, WorkerGroup {
   #outbox: Push[] = [];
   /** This worker's last message number. */
   #seq = 0;
-  /** Each peer's last message number, by worker, with its incarnation. */
+  /** Each peer's last message number, by worker, with its incarnation (a record per incarnation). */
   #heard = new Map<number, { i: string; s: number }>();
   #lost = 0;
   #lostLoggedAt = -Infinity;
@@ -302,7 +302,6 @@ export class BusCluster implements Cluster, WorkerGroup {
       if (this.#hub.observer === this.#observer) this.#hub.observer = undefined;
     }
     this.#closed = true;
-    clearTimeout(this.#flushTimer);
     clearInterval(this.#sweepTimer);
     this.#gatherer.close();
     this.#local?.close();
@@ -421,9 +420,14 @@ export class BusCluster implements Cluster, WorkerGroup {
    */
   #count(w: number, i: string, s: number): void {
     const last = this.#heard.get(w);
-    this.#heard.set(w, { i, s });
-    if (last === undefined || last.i !== i || s === last.s + 1) return;
-    this.#lost += s - last.s - 1;
+    if (last === undefined || last.i !== i) {
+      this.#heard.set(w, { i, s });
+      return;
+    }
+    const gap = s - last.s - 1;
+    last.s = s;
+    if (gap === 0) return;
+    this.#lost += gap;
     const now = Date.now();
     if (now - this.#lostLoggedAt >= _REFUSED_LOG_MS) {
       this.#lostLoggedAt = now;

@@ -135,6 +135,8 @@ export class LocalPresence {
 
   /** What changed since the last take, as it is now; undefined when nothing did. */
   take(): PresenceDelta | undefined {
+    // A turn that only took pushes (the bus flushes every such turn) allocates nothing here.
+    if (!this.pending) return undefined;
     const hub = this.#hub;
     const live = hub.rooms;
     const posted = this.#posted;

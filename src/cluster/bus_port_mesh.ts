@@ -34,8 +34,6 @@ import type { BusReceiver, BusTransport } from "./bus_transport.ts";
  * ```
  */
 export class PortMesh implements BusTransport {
-  /** A port never drops a message. */
-  readonly lossless = true;
   #ports = new Map<number, MessagePort>();
   #receiver: BusReceiver | undefined;
   #closed = false;

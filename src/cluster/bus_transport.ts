@@ -34,8 +34,6 @@ export interface BusReceiver {
  * ```
  */
 export interface BusTransport {
-  /** Whether every message posted reaches every live peer, in order. */
-  readonly lossless: boolean;
   /**
    * Starts handing received messages to `receiver`.
    *
@@ -62,13 +60,11 @@ export interface BusTransport {
  * import { ChannelTransport } from "./bus_transport.ts";
  *
  * const transport = new ChannelTransport("comet-bus-doc");
- * console.log(transport.lossless); // false
+ * transport.post({ hello: "any isolate listening on comet-bus-doc" });
  * transport.close();
  * ```
  */
 export class ChannelTransport implements BusTransport {
-  /** Deno's `BroadcastChannel` drops what a slow receiver has not read. */
-  readonly lossless = false;
   #channel: BroadcastChannel;
   #listening = false;
   #closed = false;
