@@ -60,13 +60,13 @@ export const FLAGS: readonly Flag[] = [
   {
     name: "tls-cert",
     arg: "FILE",
-    help: "PEM certificate chain; with --tls-key turns on --wss and --tcp-tls",
+    help: "PEM certificate chain for the TLS listeners (--wss, --tcp-tls)",
     parse: (v, c) => void (c.tlsCert = readPath(v)),
   },
   {
     name: "tls-key",
     arg: "FILE",
-    help: "PEM private key for the TLS listeners",
+    help: "PEM private key; with --tls-cert turns on --wss",
     parse: (v, c) => void (c.tlsKey = readPath(v)),
   },
   {

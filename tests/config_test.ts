@@ -329,6 +329,13 @@ Deno.test("parseConfig reads the transport flags", () => {
   assert.equal(plain.wss, undefined);
 });
 
+Deno.test("a certificate and key alone leave --tcp-tls off, as --help says", () => {
+  const cfg = parseConfig(["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+  assert.equal(cfg.tcpTls, false);
+  const help = usage().split("\n").filter((l) => /--tls-(cert|key) /.test(l)).join("\n");
+  assert.doesNotMatch(help, /turns on[^\n]*--tcp-tls/);
+});
+
 Deno.test("parseConfig refuses TLS listeners without a certificate and key", () => {
   assert.throws(() => parseConfig(["--tcp-tls", ":4443"]), /--tcp-tls needs --tls-cert/);
   assert.throws(() => parseConfig(["--wss", ":4443"]), /--wss needs --tls-cert/);
