@@ -8,7 +8,13 @@ import type { GenFigures } from "./load_gens.ts";
 import { countSendto } from "./machine_cpu.ts";
 import type { BaselineProtocol, ClientKind } from "./messages.ts";
 import { pushRoom } from "./pushers.ts";
-import type { BaselineFanRun, BaselineStreamRun, FanResult, RoomPushRun } from "./records.ts";
+import type {
+  BaselineFanRun,
+  BaselineStreamRun,
+  FanResult,
+  RoomPushRun,
+  RunFigures,
+} from "./records.ts";
 import type { Child } from "./child.ts";
 import type { RunMachine } from "./quiet_guard.ts";
 import { log } from "./run_log.ts";
@@ -194,7 +200,7 @@ function _delivered(s: GenFigures, expected: number, span: number) {
 }
 
 /** A one-server run's CPU, machine and network figures, the server first among the measured. */
-function _machine(m: RunMachine) {
+function _machine(m: RunMachine): RunFigures {
   return {
     serverCpu: m.cpu[0]!,
     genCpu: m.genCpu,
