@@ -8,8 +8,15 @@ import type { GenFigures } from "./load_gens.ts";
 import { countSendto } from "./machine_cpu.ts";
 import type { BaselineProtocol, ClientKind } from "./messages.ts";
 import { pushRoom } from "./pushers.ts";
-import type { BaselineFanRun, BaselineStreamRun, FanResult, RoomPushRun } from "./records.ts";
+import type {
+  BaselineFanRun,
+  BaselineStreamRun,
+  FanResult,
+  RoomPushRun,
+  RunFigures,
+} from "./records.ts";
 import type { Child } from "./child.ts";
+import type { RunMachine } from "./quiet_guard.ts";
 import { log } from "./run_log.ts";
 import type { CometProc } from "./servers.ts";
 import { CONCURRENCY } from "./settings.ts";
@@ -35,7 +42,6 @@ export async function roomPushRun(
   const d0 = cpuSeconds(Deno.pid);
   const push = await pushRoom(api, ms, h.settings.pushers, rate);
   const d1 = cpuSeconds(Deno.pid);
-  const expected = push.ok * members;
   const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: push.ok });
   const span = Math.max(push.elapsedMs, (s.lastDeliveryAt) - push.startAt);
   const m = measure(span);
@@ -46,10 +52,7 @@ export async function roomPushRun(
     pushesOk: push.ok,
     pushesFailed: push.failed,
     pushMs: push.elapsedMs,
-    deliveries: s.deliveries,
-    expected,
-    lost: expected - s.deliveries,
-    deliveriesPerSec: (s.deliveries / span) * 1000,
+    ..._delivered(s, push.ok * members, span),
     pushesPerSec: (push.ok / push.elapsedMs) * 1000,
     latency: s.latency,
     genCpu: m.genCpu,
@@ -99,37 +102,24 @@ export async function baselineFanRun(
   frames: number,
   k: number = h.settings.baseInflight,
 ): Promise<BaselineFanRun> {
-  const { gen, guard } = h;
-  await guard.gate();
-  await gen.reset();
-  const stopCount = await countSendto(base.pid);
-  const measure = guard.measureFrom([base.pid], gen);
-  const startAt = nowMs();
-  const r = await base.call("fanout", { ms, frames, k }, ms + 60_000);
-  const expected = r.batches * r.conns * r.frames;
-  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.batches * r.frames });
-  const span = Math.max(r.elapsedMs, (s.lastDeliveryAt) - startAt);
-  const m = measure(span);
-  const sends = await stopCount();
+  const { r, s, span, m, sends } = await _baselineRun(
+    h,
+    base,
+    "fanout",
+    { ms, frames, k },
+    (r) => r.batches * r.frames,
+  );
   return {
     size,
     framesPerBatch: frames,
     inflight: k === 0 ? "unbounded" : k,
     members: r.conns,
-    writes: sends,
-    framesPerWrite: sends === null ? null : s.deliveries / Math.max(1, sends),
+    ..._writes(sends, s),
     batches: r.batches,
-    deliveries: s.deliveries,
-    expected,
-    lost: expected - s.deliveries,
-    deliveriesPerSec: (s.deliveries / span) * 1000,
+    ..._delivered(s, r.batches * r.conns * r.frames, span),
     batchesPerSec: (r.batches / r.elapsedMs) * 1000,
     latency: s.latency,
-    serverCpu: m.cpu[0]!,
-    genCpu: m.genCpu,
-    machine: m.machine,
-    foreignCores: m.foreignCores,
-    net: m.net,
+    ..._machine(m),
     framesPerRead: s.deliveries / Math.max(1, s.reads),
   };
 }
@@ -142,40 +132,81 @@ export async function baselineStreamRun(
   ms: number,
   rate: number,
 ): Promise<BaselineStreamRun> {
-  const { gen, guard } = h;
   const inflight = h.settings.baseInflight;
-  await guard.gate();
-  await gen.reset();
-  const stopCount = await countSendto(base.pid);
-  const measure = guard.measureFrom([base.pid], gen);
-  const startAt = nowMs();
-  const r = await base.call("stream", { ms, rate, k: inflight }, ms + 60_000);
-  const expected = r.produced * r.conns;
-  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: r.produced });
-  const span = Math.max(r.elapsedMs, (s.lastDeliveryAt) - startAt);
-  const m = measure(span);
-  const sends = await stopCount();
+  const { r, s, span, m, sends } = await _baselineRun(
+    h,
+    base,
+    "stream",
+    { ms, rate, k: inflight },
+    (r) => r.produced,
+  );
   return {
     size,
     rate,
     inflight,
     members: r.conns,
     produced: r.produced,
+    ..._writes(sends, s),
+    ..._delivered(s, r.produced * r.conns, span),
+    latency: s.latency,
+    ..._machine(m),
+    perConnMeanLatency: s.perConnMeanLatency,
+    timeline: s.timeline,
+    perGen: s.perGen,
+  };
+}
+
+/**
+ * One measured command of the plain-Deno server: its reply, what the
+ * generators counted once deliveries stopped (`perMember(reply)` each), the
+ * run's span, the machine's figures over it and the server's socket writes.
+ */
+async function _baselineRun<C extends "fanout" | "stream">(
+  h: Harness,
+  base: Child<BaselineProtocol>,
+  command: C,
+  args: BaselineProtocol[C]["args"] & { ms: number },
+  perMember: (r: BaselineProtocol[C]["reply"]) => number,
+) {
+  const { gen, guard } = h;
+  await guard.gate();
+  await gen.reset();
+  const stopCount = await countSendto(base.pid);
+  const measure = guard.measureFrom([base.pid], gen);
+  const startAt = nowMs();
+  const r = await base.call(command, args, args.ms + 60_000);
+  const s = await gen.quiet({ idleMs: 500, maxMs: 20_000, perMember: perMember(r) });
+  const span = Math.max(r.elapsedMs, (s.lastDeliveryAt) - startAt);
+  const m = measure(span);
+  return { r, s, span, m, sends: await stopCount() };
+}
+
+/** A baseline run's socket writes and the frames each carried (null where perf could not count). */
+function _writes(sends: number | null, s: GenFigures) {
+  return {
     writes: sends,
     framesPerWrite: sends === null ? null : s.deliveries / Math.max(1, sends),
+  };
+}
+
+/** What the generators got of `expected` deliveries over `span` ms. */
+function _delivered(s: GenFigures, expected: number, span: number) {
+  return {
     deliveries: s.deliveries,
     expected,
     lost: expected - s.deliveries,
     deliveriesPerSec: (s.deliveries / span) * 1000,
-    latency: s.latency,
+  };
+}
+
+/** A one-server run's CPU, machine and network figures, the server first among the measured. */
+function _machine(m: RunMachine): RunFigures {
+  return {
     serverCpu: m.cpu[0]!,
     genCpu: m.genCpu,
     machine: m.machine,
     foreignCores: m.foreignCores,
     net: m.net,
-    perConnMeanLatency: s.perConnMeanLatency,
-    timeline: s.timeline,
-    perGen: s.perGen,
   };
 }
 

@@ -7,7 +7,7 @@ import type { Harness } from "./harness.ts";
 import type { NetCounters } from "./machine_cpu.ts";
 import type { BaselineProtocol } from "./messages.ts";
 import type { FanPair, PairsResult, WriteCost } from "./records.ts";
-import { disturbance, DISTURBED_CORES, stealCores } from "./quiet_guard.ts";
+import { disturbance, stealCores } from "./quiet_guard.ts";
 import { log } from "./run_log.ts";
 import { type CometProc, spawnBaseline, spawnComet, stopComet } from "./servers.ts";
 
@@ -114,9 +114,6 @@ async function _fanPairs(
       perWrite: [_writeCost(c), _writeCost(b)],
     };
     pairs.push(pair);
-    const disturbed = Math.max(...pair.disturbance) > DISTURBED_CORES;
-    if (disturbed) pair.disturbed = true;
-    else clean++;
     const [cw, bw] = pair.perWrite;
     log(
       `  ${K} pair ${i + 1}: Comet ${c.deliveriesPerSec.toFixed(0)}/s (${cpu(c)}), plain Deno ` +
@@ -127,19 +124,7 @@ async function _fanPairs(
             `${cw.contextSwitches.toFixed(2)} vs ${bw.contextSwitches.toFixed(2)} context switches`
           : ""),
     );
-    if (disturbed) {
-      const again = guard.mayRetry();
-      log(
-        `  ${K} pair ${i + 1}: other programs or steal took ${
-          Math.max(...pair.disturbance).toFixed(2)
-        } cores; ${again ? "measuring another pair" : "no retry budget left, counted"}`,
-      );
-      if (again) guard.spendRetry(performance.now() - start);
-      else {
-        delete pair.disturbed;
-        clean++;
-      }
-    }
+    if (guard.settlePair(pair, `${K} pair ${i + 1}`, start)) clean++;
   }
   const sorted = pairs.filter((p) => !p.disturbed).map((p) => p.ratio).sort((x, y) => x - y);
   record.medianRatio = sorted[(sorted.length - 1) >> 1]! / 2 + sorted[sorted.length >> 1]! / 2;

@@ -6,7 +6,7 @@ import { cpuNote } from "./machine_cpu.ts";
 import { cometFanRun, grow } from "./fan_runs.ts";
 import type { Harness } from "./harness.ts";
 import { cometGc, heapNote, measureMemory } from "./phase_memory.ts";
-import { disturbance, DISTURBED_CORES } from "./quiet_guard.ts";
+import { disturbance } from "./quiet_guard.ts";
 import type { CpuWhere, FanResult, WorkersPair, WorkersResult, WorkersSide } from "./records.ts";
 import { log } from "./run_log.ts";
 import { cometHasWorkers, type CometProc, spawnComet, stopComet } from "./servers.ts";
@@ -191,27 +191,12 @@ export async function workersPhase(h: Harness): Promise<void> {
         disturbance: [side(one), side(many)],
       };
       record.pairs.push(pair);
-      const disturbed = Math.max(...pair.disturbance) > DISTURBED_CORES;
-      if (disturbed) pair.disturbed = true;
-      else clean++;
       log(
         `  pair ${i + 1}: ${n} workers / 1: p99 ${pair.p99Ratio?.toFixed(2) ?? "n/a"}x, ` +
           `fan-out ${pair.fanRatio.toFixed(2)}x, connect+auth ` +
           `${pair.handshakeRatio?.toFixed(2) ?? "n/a"}x`,
       );
-      if (disturbed) {
-        const again = guard.mayRetry();
-        log(
-          `  pair ${i + 1}: other programs or steal took ${
-            Math.max(...pair.disturbance).toFixed(2)
-          } cores; ${again ? "measuring another pair" : "no retry budget left, counted"}`,
-        );
-        if (again) guard.spendRetry(performance.now() - start);
-        else {
-          delete pair.disturbed;
-          clean++;
-        }
-      }
+      if (guard.settlePair(pair, `pair ${i + 1}`, start)) clean++;
     }
   } catch (err) {
     log(`  workers phase failed: ${(err as Error).message.slice(0, 500)}`);

@@ -129,6 +129,30 @@ export class QuietGuard {
   }
 
   /**
+   * After pair `label` (begun at `startMs`, `performance.now()`) was measured:
+   * true when it counts. A pair either side of which lost more than
+   * {@linkcode DISTURBED_CORES} is marked disturbed and measured again while
+   * the retry budget lasts; once it is spent, a disturbed pair counts too.
+   */
+  settlePair(
+    pair: { disturbance: [number, number]; disturbed?: true },
+    label: string,
+    startMs: number,
+  ): boolean {
+    const worst = Math.max(...pair.disturbance);
+    if (worst <= DISTURBED_CORES) return true;
+    const again = this.mayRetry();
+    log(
+      `  ${label}: other programs or steal took ${worst.toFixed(2)} cores; ` +
+        (again ? "measuring another pair" : "no retry budget left, counted"),
+    );
+    if (!again) return true;
+    pair.disturbed = true;
+    this.spendRetry(performance.now() - startMs);
+    return false;
+  }
+
+  /**
    * Runs a measurement; when other programs or the hypervisor took more than
    * 0.2 cores during it and the retry budget (60 s per harness run) allows,
    * runs it once more after the quiet gate and keeps the less disturbed result

@@ -26,8 +26,18 @@ export interface MemResult {
   errors: string[];
 }
 
+/** The CPU, machine and network figures of one measured run, as rates over it. */
+export interface RunFigures {
+  /** The server's CPU in cores (a cluster's: every node's together). */
+  serverCpu: number;
+  genCpu: number;
+  machine: MachineCpu;
+  foreignCores: number;
+  net: NetCounters;
+}
+
 /** What every room-push run reports, on one node or a cluster. */
-export interface RoomPushRun {
+export interface RoomPushRun extends RunFigures {
   members: number;
   membersAfter: number;
   slowClosed: number;
@@ -40,12 +50,7 @@ export interface RoomPushRun {
   deliveriesPerSec: number;
   pushesPerSec: number;
   latency: Latency;
-  serverCpu: number;
-  genCpu: number;
   pusherCpu: number;
-  machine: MachineCpu;
-  foreignCores: number;
-  net: NetCounters;
   perConnMeanLatency: PerConnSpread | null;
   timeline: TimelineWindow[];
 }
@@ -64,7 +69,7 @@ export interface FanResult extends RoomPushRun {
 export type LatencyRun = Measured<FanResult> & { fraction: number };
 
 /** The plain-Deno server writing `framesPerBatch` frames per write to every member. */
-export interface BaselineFanRun {
+export interface BaselineFanRun extends RunFigures {
   size: number;
   framesPerBatch: number;
   inflight: number | "unbounded";
@@ -78,16 +83,11 @@ export interface BaselineFanRun {
   deliveriesPerSec: number;
   batchesPerSec: number;
   latency: Latency;
-  serverCpu: number;
-  genCpu: number;
-  machine: MachineCpu;
-  foreignCores: number;
-  net: NetCounters;
   framesPerRead: number;
 }
 
 /** The plain-Deno server's coalescing writers fed at `rate` frames/s. */
-export interface BaselineStreamRun {
+export interface BaselineStreamRun extends RunFigures {
   size: number;
   rate: number;
   inflight: number;
@@ -100,11 +100,6 @@ export interface BaselineStreamRun {
   lost: number;
   deliveriesPerSec: number;
   latency: Latency;
-  serverCpu: number;
-  genCpu: number;
-  machine: MachineCpu;
-  foreignCores: number;
-  net: NetCounters;
   perConnMeanLatency: PerConnSpread | null;
   timeline: TimelineWindow[];
   perGen: GenShare[];
@@ -191,7 +186,7 @@ export interface BurstPush {
 }
 
 /** One burst phase run over one transport. */
-export interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs"> {
+export interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs">, RunFigures {
   kind: "tcp" | "ws";
   /** Flags Comet ran with, besides its listen addresses and log level. */
   flags: string[];
@@ -223,12 +218,7 @@ export interface BurstRun extends Omit<BurstPush, "startAt" | "elapsedMs"> {
   acceptedPerSec: number;
   deliveriesPerSec: number;
   latency: Latency;
-  serverCpu: number;
-  genCpu: number;
   pusherCpu: number;
-  machine: MachineCpu;
-  foreignCores: number;
-  net: NetCounters;
   timeline: TimelineWindow[];
 }
 

@@ -107,8 +107,8 @@ export interface CometProc {
  * `defaults`, the command keeps its own heartbeat timeout, queue and
  * connection cap, and only the per-IP limits are lifted. It runs `workers`
  * workers where the CLI has `--workers` (pinned to 1 by default, so that
- * figures keep their meaning whatever the command's own default), with
- * `--unstable-net` when more than one share the ports.
+ * figures keep their meaning whatever the command's own default); {@linkcode RUN}
+ * carries the `--unstable-net` that workers sharing the ports need.
  */
 export async function spawnComet(
   h: Harness,
@@ -134,7 +134,6 @@ export async function spawnComet(
   }
   const args = [
     ...RUN,
-    ...(workers > 1 && !RUN.includes("--unstable-net") ? ["--unstable-net"] : []),
     ...v8flags(s, gcHook && s.exposeGc, s.traceGc === phase),
     ...prof,
     gcHook ? rootPath("bench/comet_gc.ts") : rootPath("src/cli.ts"),

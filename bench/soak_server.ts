@@ -1,8 +1,8 @@
 // The soak's server: the real `comet` command (through bench/comet_gc.ts) in a
 // child process, and its /metrics.
+import { ROOT, RUN } from "./child.ts";
 import { terminate } from "./terminate.ts";
 
-const ROOT = new URL("../", import.meta.url);
 /** The API token the server runs with; /metrics wants it. */
 export const TOKEN: string = `soak-${crypto.randomUUID()}`;
 
@@ -31,12 +31,7 @@ export class Server {
   constructor(extra: string[]) {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        // The workers' shared ports (reusePort) need it.
-        "--unstable-net",
-        "--allow-net",
-        "--allow-env",
-        "--allow-read",
+        ...RUN,
         "--v8-flags=--expose-gc",
         "bench/comet_gc.ts",
         "--tcp",

@@ -1,5 +1,8 @@
 // Helpers for tests that run Comet in a child process.
-export const ROOT = new URL("../", import.meta.url);
+import { ROOT, RUN } from "../bench/child.ts";
+
+// The bench harness runs Comet the same way; the tests may import bench/, not the reverse.
+export { ROOT };
 
 /** Whether `command` runs and exits 0 with `args` (e.g. `--version`): false when it is not installed. */
 export async function commandAnswers(command: string, args: string[]): Promise<boolean> {
@@ -26,15 +29,7 @@ export const TCP_ONLY: readonly string[] = ["--tcp", "127.0.0.1:0", "--ws", "off
  */
 export function cli(args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "src/cli.ts",
-      ...args,
-    ],
+    args: [...RUN, "src/cli.ts", ...args],
     cwd: ROOT,
     env,
     stdin: "null",

@@ -11,7 +11,7 @@ import { listenPkg } from "../src/transport/pkg.ts";
 import { listenTcp } from "../src/transport/tcp.ts";
 import { listenWs } from "../src/transport/websocket.ts";
 import { concat } from "./_bytes.ts";
-import { nothingWithin, type StreamClient, TestClient, utf8 } from "./_helpers.ts";
+import { nothingWithin, type StreamClient, TestClient, until, utf8 } from "./_helpers.ts";
 import { pkg, PkgClient } from "./_pkg_client.ts";
 import { makeCertificate } from "./_tls.ts";
 import { encodeClientFrame, goimFrame, goimMessages, Opcode, WsClient } from "./_ws_client.ts";
@@ -448,11 +448,7 @@ export class Hub implements AsyncDisposable {
       assert.deepEqual([reply.op, reply.seq], [Op.AuthReply, seq], "auth reply");
     } else {
       const key = String(auth.key);
-      const deadline = Date.now() + 3000;
-      while (this.comet.channel(key) === undefined) {
-        assert.ok(Date.now() < deadline, `auth of ${key}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      assert.ok(await until(() => this.comet.channel(key) !== undefined), `auth of ${key}`);
     }
     return c;
   }
