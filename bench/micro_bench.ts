@@ -2,7 +2,7 @@
 import { encodeFrame, type Frame } from "../src/protocol/frame.ts";
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { TimerHeap } from "../src/server/timer_heap.ts";
-import { BoundedQueue } from "../src/server/queue.ts";
+import { FrameQueue } from "../src/server/frame_queue.ts";
 import { Comet } from "../src/server/comet.ts";
 import type { ConnInfo, Wire } from "../src/server/wire.ts";
 
@@ -61,25 +61,25 @@ Deno.bench({
   },
 });
 
-// --- bounded queue ----------------------------------------------------------
+// --- frame queue (a channel's own queue) -------------------------------------
 
-const queue = new BoundedQueue<Uint8Array>(1024);
+const queue = new FrameQueue();
 
 Deno.bench({
-  name: "BoundedQueue offer + shift, 1 item",
+  name: "FrameQueue push + shift, 1 frame",
   group: "queue",
   baseline: true,
   fn() {
-    queue.offer(BODY);
+    queue.push(BODY, "alone");
     queue.shift();
   },
 });
 
 Deno.bench({
-  name: "BoundedQueue offer x128 then shift x128",
+  name: "FrameQueue push x128 then shift x128",
   group: "queue",
   fn() {
-    for (let i = 0; i < 128; i++) queue.offer(BODY);
+    for (let i = 0; i < 128; i++) queue.push(BODY, "alone");
     for (let i = 0; i < 128; i++) queue.shift();
   },
 });
