@@ -128,7 +128,7 @@ Deno.test("admin: stats, assets, push, and the answers to wrong paths and method
   assert.equal(reserved.status, 400);
   assert.equal(
     JSON.parse(reserved.body).message,
-    "Invalid parameter operation: 6 is reserved by the protocol (0 to 17)",
+    "Invalid parameter operation: 6 is reserved by the protocol (0 to 18)",
   );
 
   // A cross-site page cannot push through the cookie.

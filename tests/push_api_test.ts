@@ -370,7 +370,7 @@ Deno.test("a push with one of the protocol's own ops answers 400 / -400 on every
         assert.equal(res.status, 400, `${path} op ${given}`);
         assert.deepEqual(res.body, {
           code: -400,
-          message: `Invalid parameter operation: ${op} is reserved by the protocol (0 to 17)`,
+          message: `Invalid parameter operation: ${op} is reserved by the protocol (0 to 18)`,
           data: null,
         }, `${path} op ${given}`);
       }
@@ -454,10 +454,10 @@ Deno.test("an op 9 push whose body is not frames is refused and a pkg member sta
   });
 });
 
-Deno.test("ops outside 0 to 17 still push: 18, 999, negative and the int32 ends", async () => {
+Deno.test("ops outside 0 to 18 still push: 19, 999, negative and the int32 ends", async () => {
   await withServer({}, async (server, port) => {
     await using clients = new Clients(port);
-    const ops = [18, 999, -1, 0x7fffffff, -0x80000000];
+    const ops = [19, 999, -1, 0x7fffffff, -0x80000000];
     const a = await clients.add({ key: "a", accepts: ops });
     for (const op of ops) {
       assert.deepEqual(

@@ -255,7 +255,7 @@ function _target(request: Request): URL {
  * response but `/metrics` and the admin page's assets is goim's
  * `{code, message, data}` envelope.
  *
- * A push's `operation` may not be one of the protocol's own (0 to 17: 400).
+ * A push's `operation` may not be one of the protocol's own (0 to 18: 400).
  * A browser's request from another origin is refused with 403 on every
  * method but GET and HEAD, token or not, so that a web page cannot push
  * through a visitor's browser; requests without `Origin` and

@@ -27,6 +27,8 @@ export const Op = {
   SubReply: 15,
   Unsub: 16,
   UnsubReply: 17,
+  /** A push to a stream, with its offset (opt-in; docs/protocol.md section 8). */
+  StreamPush: 18,
 } as const;
 
 /**
@@ -71,7 +73,7 @@ export function isReplyOp(op: number): boolean {
 
 /**
  * The operations the protocol keeps for itself, an inclusive range: goim's 0
- * (Handshake) to 17 (UnsubReply). Clients and transports read these as
+ * (Handshake) to 17 (UnsubReply), and Comet's 18 (StreamPush). Clients and transports read these as
  * protocol traffic whatever their body, so a push must not carry one: a
  * WebSocket wire answers op 6 with a close frame, op 9's body is walked as
  * frames, op 3 is taken as a heartbeat reply. Business ops start at 1000;
@@ -80,10 +82,10 @@ export function isReplyOp(op: number): boolean {
  * @example
  * ```ts
  * import { RESERVED_OPS } from "./op.ts";
- * console.log(`${RESERVED_OPS.min} to ${RESERVED_OPS.max}`); // "0 to 17"
+ * console.log(`${RESERVED_OPS.min} to ${RESERVED_OPS.max}`); // "0 to 18"
  * ```
  */
-export const RESERVED_OPS = { min: Op.Handshake, max: Op.UnsubReply } as const;
+export const RESERVED_OPS = { min: Op.Handshake, max: Op.StreamPush } as const;
 
 /**
  * Whether `op` lies in {@linkcode RESERVED_OPS}, the operations the protocol
@@ -94,7 +96,7 @@ export const RESERVED_OPS = { min: Op.Handshake, max: Op.UnsubReply } as const;
  * ```ts
  * import { isReservedOp, Op } from "./op.ts";
  * console.log(isReservedOp(Op.DisconnectReply), isReservedOp(Op.Raw)); // true true
- * console.log(isReservedOp(18), isReservedOp(1000), isReservedOp(-1)); // false false false
+ * console.log(isReservedOp(19), isReservedOp(1000), isReservedOp(-1)); // false false false
  * ```
  */
 export function isReservedOp(op: number): boolean {

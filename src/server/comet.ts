@@ -261,7 +261,7 @@ export class Comet implements PushTarget, AsyncDisposable {
    * {@linkcode Comet.pushRoom} or {@linkcode Comet.pushAll} would.
    *
    * @returns How many connections it was queued to (so far, when paced).
-   * @throws {RangeError} When the op is reserved (0 to 17) or `speed` negative.
+   * @throws {RangeError} When the op is reserved (0 to 18) or `speed` negative.
    * @throws {BacklogFullError} When the bytes waiting to be written would pass a cap.
    */
   deliver(push: Push): number {

@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { StreamStamp } from "./streams.ts";
+
 /**
  * One push: whom it is for, its op, and the body as the backend sent it.
  *
@@ -25,14 +27,30 @@
  */
 export type Push =
   | { kind: "keys"; op: number; keys: readonly string[]; body: Uint8Array }
-  | { kind: "mids"; op: number; mids: readonly number[]; body: Uint8Array }
-  | { kind: "room"; op: number; room: string; body: Uint8Array }
+  | {
+    kind: "mids";
+    op: number;
+    mids: readonly number[];
+    body: Uint8Array;
+    /** Each mid's stream stamp, by index; set by whoever ordered it, or by the hub that did. */
+    stamps?: (StreamStamp | undefined)[];
+  }
+  | {
+    kind: "room";
+    op: number;
+    room: string;
+    body: Uint8Array;
+    /** The room stream's stamp; set by whoever ordered it, or by the hub that did. */
+    stamp?: StreamStamp;
+  }
   | {
     kind: "all";
     op: number;
     /** Connections per second to pace the broadcast at (goim's `speed`); 0 = at once. */
     speed: number;
     body: Uint8Array;
+    /** The stamp in the stream of pushes to everyone. */
+    stamp?: StreamStamp;
   };
 
 /**
@@ -91,9 +109,11 @@ export interface RoomCount {
 export interface PushTarget {
   /**
    * Queues the push's frame to the connections it is for that this target
-   * holds, and returns how many.
+   * holds, and returns how many. A push to a room, mids or all that arrives
+   * without its stamps gets them here when this target orders its streams
+   * (written into the push, for whoever relays it next).
    *
-   * @throws {RangeError} When the op is reserved (0 to 17) or the body too large.
+   * @throws {RangeError} When the op is reserved (0 to 18) or the body too large.
    * @throws {BacklogFullError} When the bytes waiting to be written would pass a cap.
    */
   deliver(push: Push): number;

@@ -1,0 +1,200 @@
+/**
+ * Streams kept in this isolate's memory: the history of one hub without a
+ * cluster, or of the streams one worker orders for the others.
+ *
+ * @module
+ */
+
+import type {
+  HistoryFigures,
+  StreamAnswer,
+  StreamEntry,
+  StreamHistory,
+  StreamQuery,
+  StreamStamp,
+} from "./streams.ts";
+
+/**
+ * Options of {@linkcode MemoryHistory}.
+ *
+ * @example
+ * ```ts
+ * import type { MemoryHistoryOptions } from "./memory_history.ts";
+ * const options: MemoryHistoryOptions = { size: 1000, ttl: 120_000 };
+ * console.log(options.size); // 1000
+ * ```
+ */
+export interface MemoryHistoryOptions {
+  /** Pushes kept per stream, the newest; at least 1. */
+  size: number;
+  /** Milliseconds a push is kept. */
+  ttl: number;
+  /**
+   * Milliseconds a stream's position (epoch and last offset) outlives its
+   * last use, so that a client idle in a quiet stream still resumes; default
+   * one day. Past it, the stream starts again under a new epoch.
+   */
+  positionTtl?: number;
+  /** The clock, in milliseconds; `Date.now` by default. */
+  now?: () => number;
+}
+
+interface _Kept extends StreamEntry {
+  readonly at: number;
+}
+
+interface _Stream {
+  readonly epoch: number;
+  top: number;
+  used: number;
+  /** Oldest first; `head` is the first still kept. */
+  kept: _Kept[];
+  head: number;
+}
+
+const _DAY = 86_400_000;
+const _SWEEP_EVERY = 1000;
+
+function _epoch(): number {
+  const one = new Uint32Array(1);
+  do crypto.getRandomValues(one); while (one[0] === 0);
+  return one[0]!;
+}
+
+/**
+ * A {@linkcode StreamHistory} in memory: it orders every stream it is given,
+ * keeps each one's last `size` pushes for `ttl` milliseconds, and answers at
+ * once. Each stream's epoch is random, chosen when the stream is first used.
+ *
+ * @example
+ * ```ts
+ * import { MemoryHistory } from "./memory_history.ts";
+ *
+ * const history = new MemoryHistory({ size: 100, ttl: 60_000 });
+ * const body = new TextEncoder().encode("hi");
+ * const stamp = history.append("room:live://1", 1000, body)!;
+ * const [answer] = history.answer([{ stream: "room:live://1", from: { epoch: stamp.epoch, offset: 0 } }]);
+ * console.log(answer!.recovered, answer!.entries.length); // true 1
+ * ```
+ */
+export class MemoryHistory implements StreamHistory {
+  #size: number;
+  #ttl: number;
+  #positionTtl: number;
+  #now: () => number;
+  // Kept in order of last use: the sweep walks the stalest first and stops at a fresh one.
+  #streams = new Map<string, _Stream>();
+  #entries = 0;
+  #bytes = 0;
+  #swept = 0;
+
+  constructor(options: MemoryHistoryOptions) {
+    const { size, ttl, positionTtl = _DAY, now = Date.now } = options;
+    if (!Number.isSafeInteger(size) || size < 1) {
+      throw new RangeError(`History size must be a positive integer: ${size}`);
+    }
+    if (!(ttl > 0)) throw new RangeError(`History ttl must be a positive number: ${ttl}`);
+    if (!(positionTtl >= ttl)) {
+      throw new RangeError(`History positionTtl must be at least its ttl: ${positionTtl}`);
+    }
+    this.#size = size;
+    this.#ttl = ttl;
+    this.#positionTtl = positionTtl;
+    this.#now = now;
+  }
+
+  /** Streams, pushes and bytes held now. */
+  figures(): HistoryFigures {
+    return { streams: this.#streams.size, entries: this.#entries, bytes: this.#bytes };
+  }
+
+  append(stream: string, op: number, body: Uint8Array): StreamStamp {
+    const now = this.#now();
+    const s = this.#use(stream, now);
+    const offset = ++s.top;
+    s.kept.push({ offset, op, body, at: now });
+    this.#entries++;
+    this.#bytes += body.length;
+    if (s.kept.length - s.head > this.#size) this.#drop(s, 1);
+    this.#expire(s, now);
+    return { epoch: s.epoch, offset };
+  }
+
+  answer(queries: readonly StreamQuery[]): StreamAnswer[] {
+    const now = this.#now();
+    const answers: StreamAnswer[] = [];
+    for (const query of queries) answers.push(this.#answer(query, now));
+    return answers;
+  }
+
+  #answer(query: StreamQuery, now: number): StreamAnswer {
+    const s = this.#use(query.stream, now);
+    this.#expire(s, now);
+    const { epoch, top } = s;
+    const base = { stream: query.stream, epoch, offset: top };
+    const from = query.from;
+    if (from === undefined) return { ...base, entries: [] };
+    // A position past the stream's end cannot be of this epoch's history.
+    if (from.epoch !== epoch || from.offset > top) {
+      return { ...base, recovered: false, reason: "epoch", entries: [] };
+    }
+    const first = top - (s.kept.length - s.head) + 1;
+    if (from.offset + 1 < first) {
+      return { ...base, recovered: false, reason: "window", entries: [] };
+    }
+    const entries: StreamEntry[] = [];
+    for (let i = s.head + (from.offset + 1 - first); i < s.kept.length; i++) {
+      const { offset, op, body } = s.kept[i]!;
+      entries.push({ offset, op, body });
+    }
+    return { ...base, recovered: true, entries };
+  }
+
+  #use(stream: string, now: number): _Stream {
+    let s = this.#streams.get(stream);
+    if (s === undefined) {
+      s = { epoch: _epoch(), top: 0, used: now, kept: [], head: 0 };
+    } else {
+      this.#streams.delete(stream);
+      s.used = now;
+    }
+    this.#streams.set(stream, s);
+    if (now - this.#swept >= _SWEEP_EVERY) this.#sweep(now);
+    return s;
+  }
+
+  #expire(s: _Stream, now: number): void {
+    const oldest = now - this.#ttl;
+    let n = 0;
+    for (let i = s.head; i < s.kept.length && s.kept[i]!.at <= oldest; i++) n++;
+    if (n > 0) this.#drop(s, n);
+  }
+
+  #drop(s: _Stream, n: number): void {
+    const kept = s.kept;
+    for (let i = s.head; i < s.head + n; i++) {
+      this.#bytes -= kept[i]!.body.length;
+      // Let go of the bytes now; the slot goes when the array is compacted.
+      (kept as (_Kept | undefined)[])[i] = undefined;
+    }
+    this.#entries -= n;
+    s.head += n;
+    if (s.head === kept.length) {
+      s.kept = [];
+      s.head = 0;
+    } else if (s.head * 2 >= kept.length) {
+      s.kept = kept.slice(s.head);
+      s.head = 0;
+    }
+  }
+
+  #sweep(now: number): void {
+    this.#swept = now;
+    for (const [name, s] of this.#streams) {
+      // Streams are in order of last use: the first one used within the ttl ends the walk.
+      if (now - s.used < this.#ttl) return;
+      this.#expire(s, now);
+      if (now - s.used >= this.#positionTtl) this.#streams.delete(name);
+    }
+  }
+}
