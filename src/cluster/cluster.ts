@@ -4,6 +4,7 @@ import type { Connection } from "../server/connection.ts";
 import type { Comet, PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { OnlineTotal, PushTarget, RoomCount } from "../server/push.ts";
+import type { HistoryLimits, StreamHistory } from "../server/streams.ts";
 
 /**
  * Where a cluster stands: `connecting` until its broker first answers,
@@ -219,6 +220,14 @@ export interface Cluster extends AsyncDisposable {
    * push API asks them for `/metrics`, `/admin` and node figures.
    */
   readonly workers?: WorkerGroup;
+  /**
+   * The history the hub of this node uses when streams are on, where the
+   * cluster decides the order of streams (Redis, the worker that owns a
+   * stream); absent, the hub keeps its own in memory.
+   */
+  history?(limits: HistoryLimits): StreamHistory;
+  /** Pushes a node fetched from the shared history to fill gaps it noticed; absent: none. */
+  readonly gapsFilled?: number;
 }
 
 /** What {@linkcode WorkerGroup.gather} brings back. */

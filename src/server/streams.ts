@@ -175,3 +175,20 @@ export interface HistoryFigures {
   /** Bytes of the pushes kept. */
   bytes: number;
 }
+
+/**
+ * How much history each stream keeps: `--history-size` and `--history-ttl`.
+ *
+ * @example
+ * ```ts
+ * import type { HistoryLimits } from "./streams.ts";
+ * const limits: HistoryLimits = { size: 1000, ttl: 120_000 };
+ * console.log(limits.ttl); // 120000 ms
+ * ```
+ */
+export interface HistoryLimits {
+  /** Pushes kept per stream, the newest; at least 1 (0 turns streams off before this is made). */
+  size: number;
+  /** Milliseconds a push is kept. */
+  ttl: number;
+}
