@@ -1,0 +1,287 @@
+// The recovery soak (issue 20): opted-in clients cut at random and resuming
+// while pushes to rooms and users go on; at the end, every client's every
+// stream is compared with what was published.
+//
+//   deno run -A --unstable-net bench/recovery_soak.ts [--clients 1000] [--rate 200]
+//     [--duration 60] [--cut-min 1] [--cut-max 30] [--rooms 20] [--nodes 1]
+//     [--history-size 1000] [--history-ttl 120] [--kill-node] [--restart-redis]
+//     [--json]
+//
+// One line of JSON on stdout with the counts; exit status 1 when anything was
+// lost, duplicated or out of order (or, with --expect-refusals, when a
+// recovery beyond the window was not refused).
+import { parseArgs } from "node:util";
+import { type BenchRedis, startRedis } from "./_redis.ts";
+import { ROOT } from "./child.ts";
+import { terminate } from "./terminate.ts";
+import { type ClientTally, StreamClient } from "./recovery_client.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    clients: { type: "string", default: "1000" },
+    rate: { type: "string", default: "200" },
+    duration: { type: "string", default: "60" },
+    "cut-min": { type: "string", default: "1" },
+    "cut-max": { type: "string", default: "30" },
+    rooms: { type: "string", default: "20" },
+    nodes: { type: "string", default: "1" },
+    "history-size": { type: "string", default: "1000" },
+    "history-ttl": { type: "string", default: "120" },
+    "kill-node": { type: "boolean", default: false },
+    "restart-redis": { type: "boolean", default: false },
+    "expect-refusals": { type: "boolean", default: false },
+  },
+});
+const clients = Number(a.clients);
+const rate = Number(a.rate);
+const duration = Number(a.duration) * 1000;
+const cutMin = Number(a["cut-min"]) * 1000;
+const cutMax = Number(a["cut-max"]) * 1000;
+const rooms = Number(a.rooms);
+const nodeCount = Number(a.nodes);
+
+function _freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr;
+  l.close();
+  return port;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Node {
+  tcp: number;
+  api: number;
+  args: string[];
+  proc: Deno.ChildProcess | undefined;
+}
+
+function _spawn(node: Node): void {
+  node.proc = new Deno.Command(Deno.execPath(), {
+    args: node.args,
+    cwd: ROOT.pathname,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+}
+
+async function _up(node: Node): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${node.api}/goim/online/total`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(100);
+  }
+  throw new Error(`Node on API port ${node.api} did not start`);
+}
+
+let redis: BenchRedis | undefined;
+const redisDir = nodeCount > 1 ? await Deno.makeTempDir({ prefix: "comet-soak-redis-" }) : "";
+if (nodeCount > 1) redis = await startRedis(10_000, "", redisDir);
+
+const nodes: Node[] = [];
+for (let i = 0; i < nodeCount; i++) {
+  const tcp = _freePort();
+  const api = _freePort();
+  const args = [
+    "run",
+    "--unstable-net",
+    "-A",
+    "src/cli.ts",
+    ...["--tcp", `127.0.0.1:${tcp}`, "--ws", "off", "--api", `127.0.0.1:${api}`],
+    ...["--workers", "1", "--log", "warn", "--connect-rate", "0"],
+    ...["--max-connections-per-ip", "0", "--max-auth-attempts", "0"],
+    ...["--history-size", String(a["history-size"]), "--history-ttl", String(a["history-ttl"])],
+    ...(redis ? ["--redis", redis.url, "--node-id", `soak${i}`] : []),
+  ];
+  nodes.push({ tcp, api, args, proc: undefined });
+}
+for (const n of nodes) _spawn(n);
+await Promise.all(nodes.map(_up));
+
+const checkBodies = nodeCount === 1;
+const all: StreamClient[] = [];
+const home: number[] = [];
+for (let i = 0; i < clients; i++) {
+  all.push(
+    new StreamClient({ mid: i + 1, key: `k${i}`, room: `live://${i % rooms}`, checkBodies }),
+  );
+  home.push(i % nodeCount);
+}
+// Connected a few at a time: the point is recovery, not a connect storm.
+for (let i = 0; i < all.length; i += 50) {
+  await Promise.all(all.slice(i, i + 50).map((c, j) => c.connect(nodes[home[i + j]!]!.tcp)));
+}
+
+const published = new Map<string, number>();
+let refusedPushes = 0;
+let running = true;
+const enc = new TextEncoder();
+
+async function _publisher(): Promise<void> {
+  let n = 0;
+  const start = performance.now();
+  while (running) {
+    const due = start + (n * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const node = nodes[n % nodes.length]!;
+    const toRoom = n % 2 === 0;
+    const target = toRoom
+      ? Math.floor(Math.random() * rooms)
+      : Math.floor(Math.random() * clients) + 1;
+    const stream = toRoom ? `room:live://${target}` : `mid:${target}`;
+    const next = (published.get(stream) ?? 0) + 1;
+    const path = toRoom
+      ? `/goim/push/room?operation=1000&type=live&room=${target}`
+      : `/goim/push/mids?operation=1000&mids=${target}`;
+    n++;
+    try {
+      const res = await fetch(`http://127.0.0.1:${node.api}${path}`, {
+        method: "POST",
+        body: enc.encode(`${stream}#${next}`),
+      });
+      const body = await res.json() as { code: number };
+      if (res.ok && body.code === 0) published.set(stream, next);
+      else refusedPushes++;
+    } catch {
+      refusedPushes++;
+    }
+  }
+}
+
+async function _cutter(c: StreamClient, index: number): Promise<void> {
+  const at = Math.random() * Math.max(0, duration - cutMax - 1000);
+  await sleep(at);
+  const away = cutMin + Math.random() * (cutMax - cutMin);
+  await c.cut();
+  await sleep(away);
+  // Resumes on another node where there is one.
+  home[index] = (home[index]! + 1) % nodes.length;
+  await _reconnect(c, index);
+}
+
+async function _reconnect(c: StreamClient, index: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      await c.connect(nodes[home[index]!]!.tcp);
+      return;
+    } catch {
+      home[index] = (home[index]! + 1) % nodes.length;
+      await sleep(200);
+    }
+  }
+  throw new Error(`Client ${index} could not reconnect`);
+}
+
+const events: string[] = [];
+const _at = () => ((performance.now() - started) / 1000).toFixed(1);
+async function _chaos(): Promise<void> {
+  if (a["kill-node"] && nodes.length > 1) {
+    await sleep(duration * 0.3);
+    const victim = nodes[nodes.length - 1]!;
+    victim.proc!.kill("SIGKILL");
+    await victim.proc!.status;
+    events.push(`killed node ${nodes.length - 1} at ${_at()} s`);
+    // Its clients are cut by the kill: they resume elsewhere.
+    const orphans = all.map((c, i) => [c, i] as const).filter(([, i]) =>
+      home[i] === nodes.length - 1
+    );
+    for (const [, i] of orphans) home[i] = 0;
+    await Promise.all(orphans.map(async ([c, i]) => {
+      await c.cut();
+      await _reconnect(c, i);
+    }));
+    await sleep(3000);
+    _spawn(victim);
+    await _up(victim);
+    events.push(`restarted it at ${_at()} s`);
+  }
+  if (a["restart-redis"] && redis !== undefined) {
+    await sleep(duration * 0.2);
+    await redis.restart();
+    events.push(`restarted Redis at ${_at()} s`);
+  }
+}
+
+const started = performance.now();
+const pub = _publisher();
+const chaos = _chaos();
+await Promise.all(all.map((c, i) => _cutter(c, i)));
+const left = duration - (performance.now() - started);
+if (left > 0) await sleep(left);
+running = false;
+await pub;
+await chaos;
+// Let the last pushes land everywhere.
+await sleep(2000);
+
+let lostTail = 0;
+const sum: ClientTally = {
+  received: 0,
+  duplicates: 0,
+  gaps: 0,
+  epochBreaks: 0,
+  misplaced: 0,
+  recovered: 0,
+  refused: {},
+  skippedByRefusal: 0,
+  connects: 0,
+  failedConnects: 0,
+};
+for (const c of all) {
+  const t = c.tally;
+  for (
+    const k of ["received", "duplicates", "gaps", "epochBreaks", "misplaced", "recovered"] as const
+  ) {
+    sum[k] += t[k];
+  }
+  sum.skippedByRefusal += t.skippedByRefusal;
+  sum.connects += t.connects;
+  sum.failedConnects += t.failedConnects;
+  for (const [r, n] of Object.entries(t.refused)) sum.refused[r] = (sum.refused[r] ?? 0) + n;
+  for (
+    const [slot, stream] of [["room", `room:${c.options.room}`], [
+      "mid",
+      `mid:${c.options.mid}`,
+    ]] as const
+  ) {
+    const p = c.positions.get(slot);
+    const want = published.get(stream) ?? 0;
+    if (p === undefined) continue;
+    if (p.offset < want) lostTail += want - p.offset;
+  }
+}
+await Promise.all(all.map((c) => c.cut()));
+for (const n of nodes) if (n.proc) await terminate(n.proc, 5000).catch(() => {});
+await redis?.stop();
+if (redisDir) await Deno.remove(redisDir, { recursive: true }).catch(() => {});
+
+const lost = sum.gaps + sum.skippedByRefusal + lostTail;
+const refusals = Object.values(sum.refused).reduce((x, y) => x + y, 0);
+const result = {
+  clients,
+  rate,
+  seconds: duration / 1000,
+  nodes: nodeCount,
+  cut: [cutMin / 1000, cutMax / 1000],
+  history: { size: Number(a["history-size"]), ttl: Number(a["history-ttl"]) },
+  published: [...published.values()].reduce((x, y) => x + y, 0),
+  refusedPushes,
+  events,
+  ...sum,
+  lostTail,
+  lost,
+};
+console.log(JSON.stringify(result));
+const bad = a["expect-refusals"]
+  ? sum.recovered > 0 && refusals === 0 || sum.gaps > 0 || sum.duplicates > 0 ||
+    sum.misplaced > 0
+  : lost > 0 || sum.duplicates > 0 || sum.misplaced > 0 || sum.epochBreaks > 0 || refusals > 0;
+Deno.exit(bad ? 1 : 0);
