@@ -16,6 +16,10 @@ export const OP_AUTH = 7;
 export const OP_AUTH_REPLY = 8;
 export const OP_RAW = 9;
 export const OP_PUSH = 1000;
+/** docs/protocol.md 8.4: a push with its stream offset, for clients that opted in. */
+export const OP_STREAM_PUSH = 18;
+/** Bytes op 18 puts ahead of the pushed bytes. */
+export const STREAM_PREFIX = 17;
 
 /** Writes a goim header (big-endian) at `at`. */
 export function writeHeader(out: Uint8Array, at: number, packLen: number, op: number, seq = 0) {

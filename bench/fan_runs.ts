@@ -220,7 +220,7 @@ export async function grow(
   h: Harness,
   _have: number,
   size: number,
-  open: { kind: ClientKind; port: number; keyPrefix: string },
+  open: { kind: ClientKind; port: number; keyPrefix: string; streams?: boolean },
 ): Promise<number> {
   const gen = h.gen;
   const live = (await gen.stats()).live;

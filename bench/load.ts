@@ -7,7 +7,7 @@
 //   --quick              small sizes and short runs, for trying the harness out
 //   --no-micro           skip the Deno.bench micro benchmarks
 //   --phases=a,b         only these phases: baseline (= baseline-mem + baseline-fan),
-//                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws, fanout-pairs,
+//                        mem-tcp, mem-ws, mem-serve, fanout-tcp, fanout-ws, fanout-pairs, history,
 //                        burst (= burst-tcp + burst-ws), cluster (push-keys runs inside
 //                        fanout-tcp), workers; `--phases=burst --no-micro` runs the burst alone
 //   --profile=PHASE      run Comet with --cpu-prof in that phase (fanout-tcp,
@@ -37,6 +37,8 @@
 //                        e.g. --max-semi-space-size=2 (young-generation cap, in MiB)
 //   --workers-n=N        the workers phase's Comet --workers N against --workers 1
 //                        (default: one per core); every other phase runs --workers 1
+//   --history-pairs=K    rounds of the history phase: streams off, on, on and opted in
+//                        (default 3, 1 with --quick)
 //   --workers-pairs=K    one-worker/N-worker pairs of the workers phase (default 3, 1 with
 //                        --quick); --profile=workers-1 or workers-N profiles one side
 //   --server-cpus=LIST   run every server (Comet, plain Deno, Redis) under taskset -c LIST
@@ -58,6 +60,7 @@ import { burstPhase } from "./phase_burst.ts";
 import { clusterPhase } from "./phase_cluster.ts";
 import { baselineFanPhase, fanPhase } from "./phase_fanout.ts";
 import { baselineMemPhase, memPhase, memServePhase } from "./phase_memory.ts";
+import { historyPhase } from "./phase_history.ts";
 import { pairedFanPhase } from "./phase_pairs.ts";
 import { workersPhase } from "./phase_workers.ts";
 import { QuietGuard, stealCores } from "./quiet_guard.ts";
@@ -97,6 +100,7 @@ try {
   if (PHASES.has("fanout-ws")) await fanPhase(h, "ws", "fanout-ws");
   if (PHASES.has("baseline") || PHASES.has("baseline-fan")) await baselineFanPhase(h);
   if (PHASES.has("fanout-pairs")) await pairedFanPhase(h);
+  if (PHASES.has("history")) await historyPhase(h);
   if (s.burstKinds.length) await burstPhase(h);
   if (PHASES.has("cluster")) await clusterPhase(h);
   if (PHASES.has("workers")) await workersPhase(h);

@@ -18,8 +18,10 @@ import {
   OP_AUTH_REPLY,
   OP_PUSH,
   OP_RAW,
+  OP_STREAM_PUSH,
   serveCommands,
   sleep,
+  STREAM_PREFIX,
   writeAll,
 } from "./_common.ts";
 
@@ -96,12 +98,14 @@ const clients = new Set<Client>();
 
 function frame(c: Client, data: Uint8Array, i: number, packLen: number, t: number): void {
   const op = int32(data, i + 8);
-  if (op === OP_PUSH) {
+  // An op-18 stream push is a push whose bytes start 17 bytes later.
+  const skip = op === OP_STREAM_PUSH ? STREAM_PREFIX : 0;
+  if (op === OP_PUSH || skip > 0) {
     stats.deliveries++;
     if (stats.firstDeliveryAt === 0) stats.firstDeliveryAt = t;
     stats.lastDeliveryAt = t;
-    if (packLen >= HEADER + 8) {
-      const b = i + HEADER;
+    if (packLen >= HEADER + skip + 8) {
+      const b = i + HEADER + skip;
       for (let k = 0; k < 8; k++) f64b[k] = data[b + k]!;
       const sent = f64[0]!;
       const lat = t - sent;
@@ -295,6 +299,7 @@ interface OpenSpec {
   bufSize: number;
   timeoutMs: number;
   path: string;
+  streams: boolean;
 }
 
 async function openOne(s: OpenSpec, idx: number): Promise<void> {
@@ -322,6 +327,7 @@ async function openOne(s: OpenSpec, idx: number): Promise<void> {
       room_id: s.room,
       platform: "bench",
       accepts: [OP_PUSH],
+      ...(s.streams && { recover: {} }),
     }));
     const f = goimFrame(OP_AUTH, 1, auth);
     await writeAll(conn, s.kind === "ws" ? wsMasked(f) : f);
@@ -432,6 +438,7 @@ await serveCommands(async (cmd) => {
         bufSize: Number(cmd.bufSize ?? 4096),
         timeoutMs: Number(cmd.timeoutMs ?? 60_000),
         path: String(cmd.path ?? "/sub"),
+        streams: cmd.streams === true,
       });
     case "reset":
       // Without t0, windows start at the first send time seen.

@@ -23,6 +23,8 @@ export interface OpenArgs {
   keyStart?: number;
   /** Read buffer per connection, bytes. */
   bufSize?: number;
+  /** Opt in to streams (`recover: {}` in the auth JSON): pushes come as op 18. */
+  streams?: boolean;
 }
 
 /** What `open` did. */

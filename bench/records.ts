@@ -412,7 +412,29 @@ export interface Results {
   fanout_pairs_tcp?: PairsResult;
   fanout_pairs_ws?: PairsResult;
   workers?: WorkersResult | PhaseError | { skipped: string };
+  history?: HistoryResult;
   error?: string;
   table?: Row[];
   elapsedSec?: number;
+}
+
+/** One round of the history phase (bench/phase_history.ts): the off server, then the on server with goim and with opted-in members. */
+export interface HistoryRound {
+  off: FanResult;
+  onPlain: FanResult;
+  onStreams: FanResult;
+  /** onPlain / off, deliveries per second. */
+  plainRatio: number;
+  /** onStreams / off. */
+  streamsRatio: number;
+  disturbance: [number, number];
+  disturbed?: true;
+}
+
+/** The rounds and their medians. */
+export interface HistoryResult {
+  members: number;
+  rounds: HistoryRound[];
+  plainMedian: number | null;
+  streamsMedian: number | null;
 }

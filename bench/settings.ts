@@ -59,6 +59,8 @@ export interface Settings {
   workersN: number;
   /** Workers phase: one-worker/N-worker pairs (`--workers-pairs`). */
   workersPairs: number;
+  /** Rounds of the history phase (streams off, on, on and opted in). */
+  historyPairs: number;
   /** `--server-cpus`: the taskset CPU list every server child runs on, or "" (not pinned). */
   serverCpus: string;
   /** `--gen-cpus`: the CPU list of the load generators and the harness (its pushers), or "". */
@@ -113,7 +115,7 @@ export function parseSettings(args: readonly string[]): Settings {
   const quick = argv.has("quick");
   const phases = new Set(
     (argv.get("phases") ??
-      "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,burst,cluster,workers")
+      "baseline,mem-tcp,mem-ws,mem-serve,fanout-tcp,fanout-ws,fanout-pairs,history,burst,cluster,workers")
       .split(","),
   );
   const sizes = quick ? [100, 1_000] : [100, 1_000, 5_000, 10_000];
@@ -133,6 +135,7 @@ export function parseSettings(args: readonly string[]): Settings {
     phases.has("burst") || phases.has(`burst-${k}`)
   );
   const workersPairs = _int(argv, "workers-pairs", quick ? 1 : 3, 1);
+  const historyPairs = _int(argv, "history-pairs", quick ? 1 : 3, 1);
   const maxRunS = argv.has("max-run-s") ? _int(argv, "max-run-s", 0, 1) : null;
   return {
     quick,
@@ -188,6 +191,7 @@ export function parseSettings(args: readonly string[]): Settings {
     // As many workers as the machine has cores, like the command's --workers auto.
     workersN: _int(argv, "workers-n", navigator.hardwareConcurrency || 1, 1),
     workersPairs,
+    historyPairs,
     serverCpus: _cpuList(argv, "server-cpus"),
     genCpus: _cpuList(argv, "gen-cpus"),
     maxRunS,
