@@ -12,8 +12,7 @@
 // recovery beyond the window was not refused).
 import { parseArgs } from "node:util";
 import { type BenchRedis, startRedis } from "./_redis.ts";
-import { ROOT } from "./child.ts";
-import { terminate } from "./terminate.ts";
+import { planNodes, push, sleep, startNode, stopNodes } from "./stream_nodes.ts";
 import { type ClientTally, StreamClient } from "./recovery_client.ts";
 
 const { values: a } = parseArgs({
@@ -41,69 +40,14 @@ const cutMax = Number(a["cut-max"]) * 1000;
 const rooms = Number(a.rooms);
 const nodeCount = Number(a.nodes);
 
-function _freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr;
-  l.close();
-  return port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Node {
-  tcp: number;
-  api: number;
-  args: string[];
-  proc: Deno.ChildProcess | undefined;
-}
-
-function _spawn(node: Node): void {
-  node.proc = new Deno.Command(Deno.execPath(), {
-    args: node.args,
-    cwd: ROOT.pathname,
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-}
-
-async function _up(node: Node): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${node.api}/goim/online/total`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await sleep(100);
-  }
-  throw new Error(`Node on API port ${node.api} did not start`);
-}
-
 let redis: BenchRedis | undefined;
 const redisDir = nodeCount > 1 ? await Deno.makeTempDir({ prefix: "comet-soak-redis-" }) : "";
 if (nodeCount > 1) redis = await startRedis(10_000, "", redisDir);
 
-const nodes: Node[] = [];
-for (let i = 0; i < nodeCount; i++) {
-  const tcp = _freePort();
-  const api = _freePort();
-  const args = [
-    "run",
-    "--unstable-net",
-    "-A",
-    "src/cli.ts",
-    ...["--tcp", `127.0.0.1:${tcp}`, "--ws", "off", "--api", `127.0.0.1:${api}`],
-    ...["--workers", "1", "--log", "warn", "--connect-rate", "0"],
-    ...["--max-connections-per-ip", "0", "--max-auth-attempts", "0"],
-    ...["--history-size", String(a["history-size"]), "--history-ttl", String(a["history-ttl"])],
-    ...(redis ? ["--redis", redis.url, "--node-id", `soak${i}`] : []),
-  ];
-  nodes.push({ tcp, api, args, proc: undefined });
-}
-for (const n of nodes) _spawn(n);
-await Promise.all(nodes.map(_up));
+const nodes = planNodes(nodeCount, [
+  ...["--history-size", String(a["history-size"]), "--history-ttl", String(a["history-ttl"])],
+], redis?.url);
+await Promise.all(nodes.map(startNode));
 
 const checkBodies = nodeCount === 1;
 const all: StreamClient[] = [];
@@ -122,7 +66,6 @@ for (let i = 0; i < all.length; i += 50) {
 const published = new Map<string, number>();
 let refusedPushes = 0;
 let running = true;
-const enc = new TextEncoder();
 
 async function _publisher(): Promise<void> {
   let n = 0;
@@ -142,17 +85,8 @@ async function _publisher(): Promise<void> {
       ? `/goim/push/room?operation=1000&type=live&room=${target}`
       : `/goim/push/mids?operation=1000&mids=${target}`;
     n++;
-    try {
-      const res = await fetch(`http://127.0.0.1:${node.api}${path}`, {
-        method: "POST",
-        body: enc.encode(`${stream}#${next}`),
-      });
-      const body = await res.json() as { code: number };
-      if (res.ok && body.code === 0) published.set(stream, next);
-      else refusedPushes++;
-    } catch {
-      refusedPushes++;
-    }
+    if (await push(node, path, `${stream}#${next}`)) published.set(stream, next);
+    else refusedPushes++;
   }
 }
 
@@ -199,8 +133,7 @@ async function _chaos(): Promise<void> {
       await _reconnect(c, i);
     }));
     await sleep(3000);
-    _spawn(victim);
-    await _up(victim);
+    await startNode(victim);
     events.push(`restarted it at ${_at()} s`);
   }
   if (a["restart-redis"] && redis !== undefined) {
@@ -259,7 +192,7 @@ for (const c of all) {
   }
 }
 await Promise.all(all.map((c) => c.cut()));
-for (const n of nodes) if (n.proc) await terminate(n.proc, 5000).catch(() => {});
+await stopNodes(nodes);
 await redis?.stop();
 if (redisDir) await Deno.remove(redisDir, { recursive: true }).catch(() => {});
 
