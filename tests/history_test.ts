@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Op } from "../src/protocol/op.ts";
 import { StreamKind } from "../src/protocol/stream_push.ts";
+import { collectMetrics, formatMetrics } from "../src/api/metrics.ts";
 import { MemoryHistory } from "../src/server/memory_history.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import {
@@ -362,4 +363,23 @@ Deno.test("an opted-in WebSocket client gets op 8 and op-18 frames", async () =>
       offset,
     ]);
   }
+});
+
+Deno.test("metrics report what the history holds and recoveries by result", async () => {
+  await using server = startServer();
+  const comet = server.comet;
+  comet.pushRoom(ROOM, 1000, body("r1"));
+  comet.pushAll(1000, body("a1"));
+  const { client } = await optIn(server.addrs.tcp!.port, {
+    mid: 7,
+    recover: { all: { epoch: 0, offset: 0 } },
+  });
+  await using _ = client;
+  const text = formatMetrics(collectMetrics(comet, { cluster: server.cluster }));
+  assert.match(text, /^comet_history_streams 3$/m, "room, all and the client's mid");
+  assert.match(text, /^comet_history_entries 2$/m);
+  assert.match(text, /^comet_history_bytes 4$/m);
+  assert.match(text, /^comet_recoveries_total\{result="epoch"\} 1$/m);
+  assert.match(text, /^comet_recoveries_total\{result="recovered"\} 0$/m);
+  assert.match(text, /^comet_recovery_failed_total 0$/m);
 });
