@@ -281,10 +281,7 @@ export class Channel extends OpWatcher
     return this.#enqueue(frame, typeof kind === "string" ? "alone" : kind);
   }
 
-  /**
-   * @internal Queues an encoded frame that answers the client (op 8's
-   * replay): like a reply, it never trips the slow-consumer policy.
-   */
+  /** @internal Queues an encoded answer to the client (op 8's replay): never limited, like a reply. */
   _pushReply(frame: Uint8Array): boolean {
     if (!this._reads()) return false;
     this._catchUp();
