@@ -74,6 +74,10 @@ export interface CliConfig {
   maxBacklog: number;
   /** Bytes one room's log may hold within one bucket; Infinity for no cap. */
   roomBacklog: number;
+  /** Pushes each stream keeps for clients that reconnect; 0: streams off. */
+  historySize: number;
+  /** How long each stream keeps its pushes, in ms. */
+  historyTtl: number;
   /** Log level. */
   log: LogLevel;
   /** Log line format. */

@@ -100,6 +100,8 @@ function _defaults(): CliConfig {
     writeTimeout: d.writeTimeout,
     maxBacklog: d.maxBacklog,
     roomBacklog: d.roomBacklog,
+    historySize: d.historySize,
+    historyTtl: d.historyTtl,
     log: d.log,
     logFormat: d.logFormat,
     traceMids: [],

@@ -227,6 +227,21 @@ export const FLAGS: readonly Flag[] = [
     parse: (v, c) => void (c.roomBacklog = readSize(v)),
   },
   {
+    name: "history-size",
+    arg: "N",
+    help:
+      `pushes each room, user and everyone's stream keeps for clients that reconnect; 0 = streams off (default ${DEFAULTS.historySize})`,
+    parse: (v, c) => void (c.historySize = readInt(v, 0)),
+  },
+  {
+    name: "history-ttl",
+    arg: "SECONDS",
+    help: `seconds each stream keeps its pushes, or a duration such as 2m (default ${
+      DEFAULTS.historyTtl / 1000
+    })`,
+    parse: (v, c) => void (c.historyTtl = _seconds(v)),
+  },
+  {
     name: "workers",
     arg: "N|auto",
     help:
@@ -458,3 +473,11 @@ export const FLAGS: readonly Flag[] = [
     parse: (v, c) => void (c.limits.maxRooms = readLimit(v)),
   },
 ];
+
+/** Seconds as a bare number (`120`, `0.5`), or a duration with its unit (`2m`); in milliseconds. */
+function _seconds(text: string): number {
+  if (!/^\s*\d+(?:\.\d+)?\s*$/.test(text)) return parseDuration(text);
+  const ms = Number(text) * 1000;
+  if (!(ms > 0)) throw new RangeError(`Seconds must be a positive number: ${text}`);
+  return ms;
+}

@@ -114,6 +114,10 @@ export interface Defaults {
   readonly maxBacklog: number;
   /** Bytes one room's log may hold within one bucket. */
   readonly roomBacklog: number;
+  /** Pushes each stream keeps for clients that reconnect; 0 turns streams off. */
+  readonly historySize: number;
+  /** How long each stream keeps its pushes. */
+  readonly historyTtl: number;
   /** The `comet` command's connection and client limits. */
   readonly limits: Readonly<Required<CometLimits>>;
   /** How the `comet` command authenticates clients. */
@@ -174,6 +178,8 @@ export const DEFAULTS: Defaults = Object.freeze({
   writeTimeout: DEFAULT_WRITE_TIMEOUT,
   maxBacklog: DEFAULT_BACKLOG.maxBytes,
   roomBacklog: DEFAULT_BACKLOG.maxRoomBytes,
+  historySize: 1000,
+  historyTtl: 120_000,
   limits: DEFAULT_LIMITS,
   auth: "open",
   webhookTimeout: DEFAULT_WEBHOOK.timeout,

@@ -32,6 +32,7 @@
  * | `COMET_WRITE_TIMEOUT`, `COMET_MAX_BACKLOG`, `COMET_ROOM_BACKLOG` | how long a socket may refuse writes before it is slow; bytes all queues, and one room's log, may hold |
  * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit |
  * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace |
+ * | `COMET_HISTORY_SIZE`, `COMET_HISTORY_TTL` | pushes each stream keeps for clients that reconnect, and for how long; streams need the isolates' bus to order them, and are off while it does not |
  *
  * Each defaults to the command's default, as `comet --help` and the
  * README's flag table state it, from the one table in `src/defaults.ts`.
@@ -85,6 +86,7 @@ import { DEFAULTS } from "./defaults.ts";
 import { type CometHandler, createCometHandler } from "./handler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { BusCluster } from "./cluster/bus_cluster.ts";
+import type { Cluster } from "./cluster/cluster.ts";
 import { Comet } from "./server/comet.ts";
 
 export type { EnvLookup } from "./config.ts";
@@ -188,9 +190,13 @@ async function _start(): Promise<CometHandler | ConfigError> {
     config = readEdgeConfig(denoEnv((name) => unreadable.push(name)));
     logger = _logger(config);
     warnUnreadable(logger);
-    const comet = new Comet(await cometOptionsFromConfig(config, { logger, name: envName }));
+    const hub = await cometOptionsFromConfig(config, { logger, name: envName });
     // `deno serve --parallel` gives isolates no number: a random one tells them apart.
     const cluster = new BusCluster({ workerId: _randomWorkerId(), channel: _EDGE_BUS, logger });
+    // Streams need one order across the isolates: only the bus can give it, so none without it.
+    const { historySize: size, historyTtl: ttl } = config;
+    const history = size > 0 ? (cluster as Cluster).history?.({ size, ttl }) : undefined;
+    const comet = new Comet({ ...hub, ...(history !== undefined && { history }) });
     cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
     _closeOnSigterm(cluster);
     return _handler(comet, cluster, config.apiToken, logger);

@@ -6,7 +6,9 @@ import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { createLogger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
+import { MemoryHistory } from "./server/memory_history.ts";
 import { DefaultOperator } from "./server/operator.ts";
+import type { HistoryLimits, StreamHistory } from "./server/streams.ts";
 import {
   type Acceptor,
   bindListener,
@@ -94,6 +96,15 @@ export interface ServeOptions extends CometOptions {
   cluster?: Cluster;
   /** How long a shutdown may take before connections are cut off. Default {@linkcode DEFAULTS}`.shutdownTimeout`. */
   shutdownTimeout?: number;
+  /**
+   * Pushes each stream keeps for clients that reconnect (docs/protocol.md,
+   * section 8); 0 turns streams off. Without `history`, the hub gets its
+   * cluster's history, else a {@linkcode MemoryHistory}. Default
+   * {@linkcode DEFAULTS}`.historySize`.
+   */
+  historySize?: number;
+  /** Milliseconds each stream keeps its pushes. Default {@linkcode DEFAULTS}`.historyTtl`. */
+  historyTtl?: number;
 }
 
 /**
@@ -258,7 +269,7 @@ export class CometServer implements AsyncDisposable {
  * ```
  */
 export function serve(options: ServeOptions = {}): CometServer {
-  const { signal, ...rest } = options;
+  const { signal, historySize, historyTtl, ...rest } = options;
   const apiAt = options.api === false ? undefined : options.api ?? DEFAULTS.api;
   let refusal: string | undefined;
   if ((options.tcpTls || options.wss) && !options.tls) {
@@ -277,7 +288,8 @@ export function serve(options: ServeOptions = {}): CometServer {
   const cluster = options.cluster ?? new MemoryCluster();
   let comet: Comet;
   try {
-    comet = new Comet({ ...rest, logger });
+    const history = options.history ?? _history(cluster, historySize, historyTtl);
+    comet = new Comet({ ...rest, logger, ...(history !== undefined && { history }) });
   } catch (err) {
     void cluster.close();
     throw err;
@@ -350,6 +362,28 @@ export function serve(options: ServeOptions = {}): CometServer {
   if (signal?.aborted) void server.shutdown();
   else signal?.addEventListener("abort", () => void server.shutdown(), { once: true });
   return server;
+}
+
+/**
+ * The history of a server's hub: none with size 0, else the cluster's (it
+ * orders streams across nodes) or one in memory.
+ *
+ * @throws {RangeError} When the size or ttl is out of range.
+ */
+function _history(
+  cluster: Cluster,
+  size = DEFAULTS.historySize,
+  ttl = DEFAULTS.historyTtl,
+): StreamHistory | undefined {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new RangeError(`History size must be a non-negative integer: ${size}`);
+  }
+  if (!(ttl > 0) || !Number.isFinite(ttl)) {
+    throw new RangeError(`History ttl must be a positive number of milliseconds: ${ttl}`);
+  }
+  if (size === 0) return undefined;
+  const limits: HistoryLimits = { size, ttl };
+  return cluster.history?.(limits) ?? new MemoryHistory(limits);
 }
 
 /** Where clients reach this node, as the cluster advertises it. */

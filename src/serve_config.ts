@@ -144,6 +144,8 @@ export async function serveConfig(
       apiIdleTimeout: cfg.apiIdleTimeout,
       apiMaxConnections: cfg.apiMaxConnections,
       ...hub,
+      historySize: cfg.historySize,
+      historyTtl: cfg.historyTtl,
       ...(cluster !== undefined && { cluster }),
       ...(cfg.advertise !== undefined && { domain: cfg.advertise }),
     });

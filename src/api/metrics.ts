@@ -1,5 +1,6 @@
 import type { Cluster, ClusterState } from "../cluster/cluster.ts";
 import type { BacklogFigures, Comet, RoomCount } from "../server/comet.ts";
+import type { HistoryFigures } from "../server/streams.ts";
 import { acceptErrors } from "../transport/accept_errors.ts";
 import { readBufferFigures } from "../transport/read_buffers.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
@@ -21,6 +22,7 @@ const _STAT_HELP: Record<string, string> = {
   protocolErrors: "Connections closed for breaking the protocol.",
   stalledWrites: "Writes still in flight after 50 ms that stopped holding a write place.",
   pushesRefused: "Pushes refused whole (API 429) because a backlog cap was reached, by cap.",
+  recoveryFailed: "Opted-in connections closed because the history failed to answer.",
 };
 
 /** Options for {@linkcode collectMetrics}. */
@@ -87,6 +89,10 @@ export interface MetricsSnapshot {
   uptime: number;
   /** The fullest rooms of this hub (of the process, with workers), fullest first. */
   topRooms: RoomCount[];
+  /** What the hub's history holds, when it tells (`figures()`); absent with streams off. */
+  history?: HistoryFigures;
+  /** Pushes the cluster fetched from the shared history to fill gaps; absent when it has none. */
+  gapsFilled?: number;
   /**
    * Each worker's own figures, when the node is several workers and the
    * snapshot sums them (see `gatherMetrics`); absent for one isolate.
@@ -140,6 +146,8 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
   const cluster = options.cluster;
   const state = cluster?.state ?? "ready";
   const { rss, heapUsed, heapTotal, external } = Deno.memoryUsage();
+  const figures = (comet.history as { figures?: () => HistoryFigures } | undefined)?.figures;
+  const history = figures?.call(comet.history);
   return {
     time: Date.now(),
     node: cluster?.nodeId ?? "local",
@@ -163,6 +171,8 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
     startTime: performance.timeOrigin / 1000,
     uptime: performance.now() / 1000,
     topRooms: comet.topRooms("", options.topRooms ?? 10),
+    ...(history !== undefined && { history: { ...history } }),
+    ...(cluster?.gapsFilled !== undefined && { gapsFilled: cluster.gapsFilled }),
   };
 }
 
@@ -323,6 +333,7 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   ).sample(backlog.maxBytes, { kind: "server" }).sample(backlog.maxRoomBytes, { kind: "room" });
 
   for (const [key, value] of Object.entries(snapshot.stats)) {
+    if (key === "recoveries") continue;
     const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;
     const help = _STAT_HELP[key] ?? `Comet counter stats.${key}.`;
     if (typeof value === "number") {
@@ -332,6 +343,8 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
       for (const [kind, n] of _leaves(value, "", [])) f.sample(n, { kind: _snake(kind) });
     }
   }
+
+  _streamFamilies(snapshot, family, gauges);
 
   const bytesIn = family(
     "comet_received_bytes_total",
@@ -387,6 +400,42 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
 
   if (snapshot.workers !== undefined) _workerFamilies(snapshot, family);
   return families.join("\n") + "\n";
+}
+
+/** Streams: what the history holds, recoveries by result, gaps the cluster filled. */
+function _streamFamilies(
+  snapshot: MetricsSnapshot,
+  family: (name: string, type: "counter" | "gauge", help: string) => _Family,
+  gauges: (rows: [string, string, number][]) => void,
+): void {
+  const recoveries = snapshot.stats.recoveries as Record<string, number> | undefined;
+  if (recoveries !== undefined) {
+    const f = family(
+      "comet_recoveries_total",
+      "counter",
+      "Streams clients asked to recover at auth, by result: recovered, or not for another epoch, the window or another room.",
+    );
+    for (const [result, n] of Object.entries(recoveries)) f.sample(n, { result });
+  }
+  const history = snapshot.history;
+  if (history !== undefined) {
+    gauges([
+      ["comet_history_streams", "Streams the history knows the position of.", history.streams],
+      [
+        "comet_history_entries",
+        "Pushes the history keeps for clients that reconnect.",
+        history.entries,
+      ],
+      ["comet_history_bytes", "Bytes of the pushes the history keeps.", history.bytes],
+    ]);
+  }
+  if (snapshot.gapsFilled !== undefined) {
+    family(
+      "comet_history_gaps_filled_total",
+      "counter",
+      "Pushes fetched from the shared history to fill gaps this node noticed.",
+    ).sample(snapshot.gapsFilled);
+  }
 }
 
 /** The per-worker series of a process-wide snapshot, each labelled `worker`. */

@@ -3,8 +3,9 @@ import { Op } from "../protocol/op.ts";
 import type { Connection } from "./connection.ts";
 import type { ChannelOptions, ChannelState } from "./channel_options.ts";
 import { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
-import { FrameQueue, type SharedFrame } from "./frame_queue.ts";
-import { type OpSet, opSetAdd, opSetList, opSetRemove, opSetSize } from "./op_set.ts";
+import { type FrameKind, FrameQueue, type SharedFrame } from "./frame_queue.ts";
+import { OpWatcher } from "./op_watcher.ts";
+import type { HeldPushes } from "./held_pushes.ts";
 import type { RoomLog, RoomMember } from "./room_member.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
@@ -34,7 +35,8 @@ let _sharedScheduler: WriteScheduler | undefined;
  *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
-export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomMember {
+export class Channel extends OpWatcher
+  implements Connection, SettledWriteTurn, FrameReader, RoomMember {
   /** The connection's key; empty until authenticated. */
   key = "";
   /** The user id; 0 when anonymous. */
@@ -54,6 +56,14 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
   _cursor = 0;
   /** @internal Slot in the room's list of idle members; -1: not in it. */
   _idleSlot = -1;
+  /** @internal Opted in with `recover` at auth: op 8 and op 13 carry JSON (protocol section 8). */
+  _optedIn = false;
+  /** @internal Takes op-18 frames for its streams: opted in, with the hub keeping history. */
+  _streamed = false;
+  /** @internal Slot in the room's list of streamed members; -1: not in it. */
+  _streamSlot = -1;
+  /** @internal Pushes held while its streams' positions are asked; see {@linkcode HeldPushes}. */
+  _held: HeldPushes | undefined;
   /** @internal The channel's handshake, heartbeat or close deadline. */
   _timer: Timer<Channel> | undefined;
   /** @internal Heartbeat deadline in milliseconds. */
@@ -86,8 +96,6 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
    */
   #queue: FrameQueue | undefined;
   #options: ChannelOptions<Channel>;
-  /** The watched ops: none, one (the usual case, kept without a Set) or a Set of several. */
-  #watch: OpSet;
   #state: ChannelState = "handshake";
   #flushed: (() => void) | undefined;
   /** Whether the channel is in the write line or writing; an idle channel is neither. */
@@ -109,6 +117,7 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
     }
     const timeout = options.writeTimeout ?? DEFAULT_WRITE_TIMEOUT;
     if (!(timeout > 0)) throw new RangeError(`Write timeout must be positive: ${timeout}`);
+    super();
     this.wire = wire;
     this.#options = options;
   }
@@ -219,33 +228,6 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
     if (this.#state === "handshake") this.#state = "open";
   }
 
-  /** Whether a push of business op `op` to keys, mids or all reaches this connection. */
-  watches(op: number): boolean {
-    // Inline rather than through op_set.ts: every push to keys, mids or all asks it.
-    const w = this.#watch;
-    return w === op || (typeof w === "object" && w.has(op));
-  }
-
-  /** Adds ops to the watched set. */
-  watch(ops: Iterable<number>): void {
-    this.#watch = opSetAdd(this.#watch, ops);
-  }
-
-  /** Removes ops from the watched set. */
-  unwatch(ops: Iterable<number>): void {
-    this.#watch = opSetRemove(this.#watch, ops);
-  }
-
-  /** The watched ops, in no particular order. */
-  watched(): number[] {
-    return opSetList(this.#watch);
-  }
-
-  /** Number of watched ops. */
-  get watchCount(): number {
-    return opSetSize(this.#watch);
-  }
-
   /**
    * Queues an already encoded frame pushed to this connection alone (its
    * key, its user). Never blocks. The slow-consumer policy applies when such
@@ -273,6 +255,11 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
 
   #enqueue(frame: Uint8Array, kind: "alone" | SharedFrame): boolean {
     if (!this._reads()) return false;
+    if (this._held !== undefined) {
+      if (this._held.add(frame, kind)) return true;
+      this.#overflow(1, false);
+      return false;
+    }
     this._catchUp();
     const queue = this.#own();
     const size = this.#options.queueSize;
@@ -286,6 +273,20 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
     queue.push(frame, kind);
     if (!this.#flushing) this.#startFlush();
     if (this._traced) this.#options.hooks.pushed?.(this, frame);
+    return true;
+  }
+
+  /** @internal Queues a frame that was held (see {@linkcode HeldPushes}) as it would have been. */
+  _requeue(frame: Uint8Array, kind: FrameKind): boolean {
+    return this.#enqueue(frame, typeof kind === "string" ? "alone" : kind);
+  }
+
+  /** @internal Queues an encoded answer to the client (op 8's replay): never limited, like a reply. */
+  _pushReply(frame: Uint8Array): boolean {
+    if (!this._reads()) return false;
+    this._catchUp();
+    this.#own().push(frame, "reply");
+    if (!this.#flushing) this.#startFlush();
     return true;
   }
 
@@ -318,11 +319,7 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
    */
   reply(op: number, body: Uint8Array | string, seq: number, ver: number): boolean {
     if (!this._reads()) return false;
-    const bytes = _bytes(body);
-    this._catchUp();
-    this.#own().push(encodeFrame(op, seq, bytes, ver), "reply");
-    if (!this.#flushing) this.#startFlush();
-    return true;
+    return this._pushReply(encodeFrame(op, seq, _bytes(body), ver));
   }
 
   /**
@@ -359,6 +356,7 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
     this._closeReason = reason;
+    this._held = undefined;
     if (discard) this.#queue?.clear();
     else this._catchUp();
     this._log?._detach(this);
@@ -370,6 +368,7 @@ export class Channel implements Connection, SettledWriteTurn, FrameReader, RoomM
   /** Closes the connection at once, dropping anything queued. Idempotent. */
   abort(): void {
     this._log?._detach(this);
+    this._held = undefined;
     this.#state = "closed";
     this.#queue?.clear();
     this.#queue = undefined;

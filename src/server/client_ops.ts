@@ -11,6 +11,7 @@ import type { CometStats } from "./hub_stats.ts";
 import type { Limits } from "./limits.ts";
 import type { Operator } from "./operator.ts";
 import { pullFrames } from "./read_frames.ts";
+import type { Recovery } from "./recovery.ts";
 import type { Registry } from "./registry.ts";
 import { Upstream } from "./upstream.ts";
 
@@ -56,6 +57,8 @@ export interface ClientOpsParts {
   stats: CometStats;
   /** Where a session that stops reading ends. */
   sessions: SessionEnd;
+  /** Answers room changes of connections that opted in to streams. */
+  recovery: Recovery;
 }
 
 /**
@@ -80,6 +83,7 @@ export class ClientOps {
   #stats: CometStats;
   #sessions: SessionEnd;
   #upstream: Upstream;
+  #recovery: Recovery;
 
   /** Acts on the hub's `parts`. */
   constructor(parts: ClientOpsParts) {
@@ -90,6 +94,7 @@ export class ClientOps {
     this.#events = parts.events;
     this.#stats = parts.stats;
     this.#sessions = parts.sessions;
+    this.#recovery = parts.recovery;
     this.#upstream = new Upstream(parts.operator, parts.events.logger);
   }
 
@@ -215,19 +220,21 @@ export class ClientOps {
     if (
       events.observer?.joining && room !== "" && room !== ch._room && room.length <= MAX_ID_LENGTH
     ) {
-      return events.wait("joining", () => events.observer?.joining?.(ch, room)).then(() => {
+      return events.wait("joining", () => events.observer?.joining?.(ch, room)).then(() =>
         // Closed meanwhile: the reading ends instead.
-        if (ch.state === "open") this.#roomChanged(ch, room, frame);
-      });
+        ch.state === "open" ? this.#roomChanged(ch, room, frame) : undefined
+      );
     }
-    this.#roomChanged(ch, room, frame);
+    return this.#roomChanged(ch, room, frame);
   }
 
-  #roomChanged(ch: Channel, room: string, { body, seq, ver }: Frame): void {
+  #roomChanged(ch: Channel, room: string, { body, seq, ver }: Frame): Promise<void> | undefined {
     const from = ch._room;
     this.#registry.changeRoom(ch, room);
-    ch.reply(Op.ChangeRoomReply, body, seq, ver);
     if (ch._traced) this.#events.trace(ch, "room changed", { seq, from, to: room });
+    // An opted-in client's op 13 carries the room's position (protocol section 8.5).
+    if (ch._optedIn) return this.#recovery.changedRoom(ch, room, seq, ver);
+    ch.reply(Op.ChangeRoomReply, body, seq, ver);
   }
 
   /** The count a heartbeat reply carries: the observer's (cluster-wide) or this hub's. */

@@ -28,6 +28,7 @@ import type { OnlineTotal, Push, PushTarget, RoomCount } from "./push.ts";
 import type { BacklogFigures, CometOptions, PushAllOptions } from "./hub_options.ts";
 import { type ConnectionFigures, Registry } from "./registry.ts";
 import { Sessions } from "./sessions.ts";
+import type { StreamHistory } from "./streams.ts";
 import type { Wire } from "./wire.ts";
 import { WriteScheduler } from "./write_scheduler.ts";
 
@@ -74,6 +75,7 @@ export class Comet implements PushTarget, AsyncDisposable {
   #registry: Registry;
   #fanOut: FanOut;
   #sessions: Sessions;
+  #history: StreamHistory | undefined;
   #closed: Promise<void> | undefined;
 
   /**
@@ -119,7 +121,8 @@ export class Comet implements PushTarget, AsyncDisposable {
     const limits = new Limits(options.limits ?? {}, stats.limitHits, logger, deadlines);
     const traceMids = _traceMids(options.traceMids);
     const registry = this.#registry = new Registry(buckets, backlog, events);
-    this.#fanOut = new FanOut(registry, backlog, stats, logger);
+    const history = this.#history = options.history;
+    this.#fanOut = new FanOut(registry, backlog, stats, logger, history);
     this.#sessions = new Sessions({
       operator,
       registry,
@@ -131,6 +134,7 @@ export class Comet implements PushTarget, AsyncDisposable {
       handshakeTimeout,
       heartbeatTimeout: this.#heartbeatTimeout,
       traceMids,
+      history,
     });
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
   }
@@ -147,6 +151,14 @@ export class Comet implements PushTarget, AsyncDisposable {
 
   set observer(observer: CometObserver | undefined) {
     this.#events.observer = observer;
+  }
+
+  /**
+   * The history that stamps pushes to streams and answers clients that
+   * opted in (docs/protocol.md, section 8); undefined when streams are off.
+   */
+  get history(): StreamHistory | undefined {
+    return this.#history;
   }
 
   /** Counters since start. The object is live; copy it to keep a snapshot. */
@@ -270,11 +282,11 @@ export class Comet implements PushTarget, AsyncDisposable {
       case "keys":
         return fanOut.keys(push.keys, push.op, push.body);
       case "mids":
-        return fanOut.mids(push.mids, push.op, push.body);
+        return fanOut.mids(push);
       case "room":
-        return fanOut.room(push.room, push.op, push.body);
+        return fanOut.room(push);
       case "all":
-        return fanOut.all(push.op, push.body, push.speed);
+        return fanOut.all(push);
     }
   }
 
@@ -293,7 +305,7 @@ export class Comet implements PushTarget, AsyncDisposable {
    * @returns How many connections it was queued to.
    */
   pushMids(mids: Iterable<number>, op: number, body: Uint8Array): number {
-    return this.#fanOut.mids(mids, op, body);
+    return this.#fanOut.mids({ kind: "mids", mids: Array.from(mids), op, body });
   }
 
   /**
@@ -303,7 +315,7 @@ export class Comet implements PushTarget, AsyncDisposable {
    * @returns How many connections it was queued to.
    */
   pushRoom(room: string, op: number, body: Uint8Array): number {
-    return this.#fanOut.room(room, op, body);
+    return this.#fanOut.room({ kind: "room", room, op, body });
   }
 
   /**
@@ -314,7 +326,7 @@ export class Comet implements PushTarget, AsyncDisposable {
    * @returns How many connections it was queued to (so far, when paced).
    */
   pushAll(op: number, body: Uint8Array, options: PushAllOptions = {}): number {
-    return this.#fanOut.all(op, body, options.speed ?? 0);
+    return this.#fanOut.all({ kind: "all", op, body, speed: options.speed ?? 0 });
   }
 
   /** Members of `room` online. */

@@ -4,6 +4,7 @@ import type { SlowPolicy } from "./channel_options.ts";
 import type { CometObserver } from "./comet_observer.ts";
 import type { CometLimits } from "./limits.ts";
 import type { Operator } from "./operator.ts";
+import type { StreamHistory } from "./streams.ts";
 
 /**
  * Options for {@linkcode Comet}. Durations are in milliseconds.
@@ -84,6 +85,14 @@ export interface CometOptions {
    * lookup at auth. Default: none.
    */
   traceMids?: Iterable<number>;
+  /**
+   * Streams (docs/protocol.md, section 8): stamps pushes to rooms, users and
+   * everyone, and answers clients that opted in with `recover` where their
+   * streams stand, replaying what they missed. `serve()` gives a
+   * {@linkcode MemoryHistory} (or its cluster's history) unless told
+   * `historySize: 0`. Default: none, streams off (opted-in clients are told so).
+   */
+  history?: StreamHistory;
   /** Aborting closes the hub as {@linkcode Comet.close} does. */
   signal?: AbortSignal;
 }

@@ -47,6 +47,14 @@ export interface CometStats {
   stalledWrites: number;
   /** Connections refused or closed by a limit, by limit. */
   limitHits: LimitHits;
+  /**
+   * Streams a client asked to recover at auth (its `recover` field), by
+   * result: replayed whole, or not for another epoch, a missed push out of
+   * the window, or another room.
+   */
+  recoveries: { recovered: number; epoch: number; window: number; room: number };
+  /** Opted-in connections closed because the history failed to answer. */
+  recoveryFailed: number;
 }
 
 /**
@@ -83,5 +91,7 @@ export function newStats(): CometStats {
       upstreamRate: 0,
       rooms: 0,
     },
+    recoveries: { recovered: 0, epoch: 0, window: 0, room: 0 },
+    recoveryFailed: 0,
   };
 }

@@ -57,6 +57,7 @@ export class Registry {
   #roomCounts = new Map<string, number>();
   #ipCounts = new Map<string, number>();
   #connections = 0;
+  #streamed = 0;
 
   /**
    * Creates `buckets` empty buckets whose rooms count their bytes in `backlog`.
@@ -91,6 +92,11 @@ export class Registry {
   /** Authenticated connections. */
   get connections(): number {
     return this.#connections;
+  }
+
+  /** Authenticated connections that take op-18 frames (opted in to streams). */
+  get streamed(): number {
+    return this.#streamed;
   }
 
   /** Every non-empty room with its member count. */
@@ -156,6 +162,7 @@ export class Registry {
     }
     this.#ipCounts.set(ip, (this.#ipCounts.get(ip) ?? 0) + 1);
     this.#connections++;
+    if (ch._streamed) this.#streamed++;
     if (room !== "") this.#join(ch, room);
   }
 
@@ -176,6 +183,7 @@ export class Registry {
     if (ips === 0) this.#ipCounts.delete(ip);
     else this.#ipCounts.set(ip, ips);
     this.#connections--;
+    if (ch._streamed) this.#streamed--;
   }
 
   /**

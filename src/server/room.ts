@@ -1,4 +1,5 @@
 import type { Backlog } from "./backlog.ts";
+import type { SharedFrame } from "./frame_queue.ts";
 import type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
 
 export type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
@@ -38,6 +39,11 @@ export class Room implements RoomLog {
   #reading = 0;
   /** Members whose writers are idle: the next push puts them in the write line. */
   #idle: RoomMember[] = [];
+  /**
+   * Members that opted in to streams: they read no log, each takes a push's
+   * op-18 frame in its own queue (see {@linkcode Room.pushStream}).
+   */
+  #streamed: RoomMember[] = [];
   /** Members whose steps are traced; a push reports to them one by one. */
   #traced = 0;
   /**
@@ -78,6 +84,16 @@ export class Room implements RoomLog {
     return this.#members;
   }
 
+  /** Members that take the room's pushes as op-18 frames. */
+  get streamed(): number {
+    return this.#streamed.length;
+  }
+
+  /** Members that read the log: not streamed, and not closing. */
+  get reading(): number {
+    return this.#reading;
+  }
+
   /** Frames held for members that have not taken them yet. */
   get backlog(): number {
     return this.#log.length - this.#dead;
@@ -100,6 +116,11 @@ export class Room implements RoomLog {
     this.#members.push(member);
     if (member._capacity < this.#capacity) this.#capacity = member._capacity;
     if (member._traced) this.#traced++;
+    if (member._streamed) {
+      member._streamSlot = this.#streamed.length;
+      this.#streamed.push(member);
+      return;
+    }
     if (!member._reads()) return;
     this.#reading++;
     member._log = this;
@@ -117,6 +138,15 @@ export class Room implements RoomLog {
     if (member._log === this) {
       member._catchUp();
       this._detach(member);
+    }
+    const streamSlot = member._streamSlot;
+    if (streamSlot >= 0) {
+      const last = this.#streamed.pop()!;
+      if (last !== member) {
+        this.#streamed[streamSlot] = last;
+        last._streamSlot = streamSlot;
+      }
+      member._streamSlot = -1;
     }
     const last = this.#members.pop()!;
     if (last !== member) {
@@ -149,6 +179,8 @@ export class Room implements RoomLog {
    * @returns How many members queued it.
    */
   push(frame: Uint8Array): number {
+    // Nobody reads the log (streamed or closing members only): nothing to keep.
+    if (this.#reading === 0) return 0;
     const end = this._end;
     let refused = 0;
     if (end - this.#checked >= this.#capacity) refused = this.#check(end, true);
@@ -172,6 +204,20 @@ export class Room implements RoomLog {
       }
     }
     return this.#reading - refused;
+  }
+
+  /**
+   * Queues a push's op-18 frame to every streamed member, in its own queue;
+   * one frame and one {@linkcode SharedFrame} for the room's every bucket.
+   *
+   * @returns How many members queued it.
+   */
+  pushStream(frame: Uint8Array, shared: SharedFrame): number {
+    // A member closed here stays in the array until it leaves, so the array is stable.
+    const streamed = this.#streamed;
+    let n = 0;
+    for (let i = 0; i < streamed.length; i++) if (streamed[i]!.pushShared(frame, shared)) n++;
+    return n;
   }
 
   /**

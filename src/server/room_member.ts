@@ -11,6 +11,8 @@
  * @module
  */
 
+import type { SharedFrame } from "./frame_queue.ts";
+
 /** A run of log frames encoded once, for every member whose wire shares the encoding. */
 export interface LogRun {
   /** The shared encoding it was made in (see `Wire.sharedEncoding`). */
@@ -86,6 +88,15 @@ export interface RoomMember {
   _cursor: number;
   /** @internal Slot in the room's list of idle members; -1: not in it. */
   _idleSlot: number;
+  /**
+   * @internal Whether it takes the room's pushes as op-18 frames in its own
+   * queue rather than from the log; fixed at auth.
+   */
+  readonly _streamed: boolean;
+  /** @internal Slot in the room's list of streamed members; -1: not in it. */
+  _streamSlot: number;
+  /** @internal Queues an op-18 frame shared with the room's other streamed members. */
+  pushShared(frame: Uint8Array, shared: SharedFrame): boolean;
   /** @internal Whether every step of this member is logged. */
   readonly _traced: boolean;
   /** @internal Frames queued at most before the slow policy applies. */

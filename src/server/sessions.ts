@@ -9,10 +9,15 @@ import { OperatorUnavailableError } from "./operator_unavailable_error.ts";
 import type { Session } from "./operator.ts";
 import { type NormalizedSession, normalizeSession } from "./session_rules.ts";
 import { readFrame } from "./read_frames.ts";
+import { readRecover, type RecoverAsk } from "./recover_ask.ts";
+import { Recovery } from "./recovery.ts";
+import type { StreamHistory } from "./streams.ts";
 import type { ConnInfo, Wire } from "./wire.ts";
 
 /** What {@linkcode Sessions} needs besides the parts client ops act on. */
-export interface SessionsParts extends Omit<ClientOpsParts, "sessions"> {
+export interface SessionsParts extends Omit<ClientOpsParts, "sessions" | "recovery"> {
+  /** Stamps pushes and answers opted-in clients; undefined: streams are off. */
+  history?: StreamHistory | undefined;
   /** What every channel shares, but its hooks: the sessions supply them. */
   channels: Omit<ChannelOptions<Channel>, "hooks">;
   /** Milliseconds a connection may take to authenticate. */
@@ -49,6 +54,7 @@ function _dropHeaders(info: ConnInfo): void {
 export class Sessions {
   #parts: SessionsParts;
   #ops: ClientOps;
+  #recovery: Recovery;
   #channels: ChannelOptions<Channel>;
   #handshaking = new Set<Channel>();
   /** What `Comet.serve` waits on, for the sessions it started; transports pass none. */
@@ -60,7 +66,8 @@ export class Sessions {
   /** Runs sessions on the hub's `parts`. */
   constructor(parts: SessionsParts) {
     this.#parts = parts;
-    this.#ops = new ClientOps({ ...parts, sessions: this });
+    const recovery = this.#recovery = new Recovery(parts.history, parts.stats, parts.events.logger);
+    this.#ops = new ClientOps({ ...parts, sessions: this, recovery });
     const { stats, events, deadlines } = parts;
     // One object for every channel of the hub: a channel holds no hooks of its own.
     const hooks: ChannelHooks<Channel> = {
@@ -164,15 +171,18 @@ export class Sessions {
   #authenticate(ch: Channel, frame: Frame): boolean | Promise<boolean> {
     // Asked for once: a wire may make it on each call.
     const info = ch.info;
+    let ask: RecoverAsk | undefined;
     let result: Session | PromiseLike<Session>;
     try {
+      // Read by the hub, whatever the operator: a bad one is refused before the operator is asked.
+      ask = readRecover(frame.body);
       result = this.#parts.operator.connect({ body: frame.body, info });
     } catch (err) {
       return this.#refused(ch, info, err);
     }
-    if (!isThenable(result)) return this.#session(ch, frame, info, result);
+    if (!isThenable(result)) return this.#session(ch, frame, info, result, ask);
     return Promise.resolve(result).then(
-      (session) => this.#session(ch, frame, info, session),
+      (session) => this.#session(ch, frame, info, session, ask),
       (err) => this.#refused(ch, info, err),
     );
   }
@@ -181,7 +191,13 @@ export class Sessions {
    * The operator's answer, checked, then registered: at once, or after the
    * `opening` observer has been heard.
    */
-  #session(ch: Channel, frame: Frame, info: ConnInfo, result: Session): boolean | Promise<boolean> {
+  #session(
+    ch: Channel,
+    frame: Frame,
+    info: ConnInfo,
+    result: Session,
+    ask: RecoverAsk | undefined,
+  ): boolean | Promise<boolean> {
     const parts = this.#parts;
     let session: NormalizedSession;
     try {
@@ -198,21 +214,45 @@ export class Sessions {
       return false;
     }
     const events = parts.events;
-    if (!events.observer?.opening) return this.#opened(ch, frame, info, session);
+    if (!events.observer?.opening) return this.#opened(ch, frame, info, session, ask);
     const { key, mid, room } = session;
     return events.wait("opening", () => events.observer?.opening?.({ key, mid, room })).then(() =>
-      this.#opened(ch, frame, info, session)
+      this.#opened(ch, frame, info, session, ask)
     );
   }
 
-  /** Registers the session and answers the auth frame, unless closed meanwhile. */
-  #opened(ch: Channel, frame: Frame, info: ConnInfo, session: NormalizedSession): boolean {
+  /**
+   * Registers the session and answers the auth frame, unless closed
+   * meanwhile; a client that opted in to streams is answered where they
+   * stand (see {@linkcode Recovery.open}).
+   */
+  #opened(
+    ch: Channel,
+    frame: Frame,
+    info: ConnInfo,
+    session: NormalizedSession,
+    ask: RecoverAsk | undefined,
+  ): boolean | Promise<boolean> {
     if (this.#closing || ch.state !== "handshake") {
       ch.close("server shutting down");
       return false;
     }
-    this.#register(ch, session, info.remoteAddr.hostname);
-    ch.reply(Op.AuthReply, "", frame.seq, frame.ver);
+    const ip = info.remoteAddr.hostname;
+    let registered: boolean | Promise<boolean> = true;
+    if (ask === undefined) {
+      this.#register(ch, session, ip);
+      ch.reply(Op.AuthReply, "", frame.seq, frame.ver);
+    } else {
+      registered = this.#recovery.open(
+        ch,
+        ask,
+        session,
+        frame.seq,
+        frame.ver,
+        () => this.#register(ch, session, ip),
+      );
+      if (registered === false) return false;
+    }
     const { stats, events } = this.#parts;
     stats.authOk++;
     events.logger.debug("Connected", { key: ch.key, mid: ch.mid, room: ch.room });
@@ -227,7 +267,7 @@ export class Sessions {
         }),
       });
     }
-    return true;
+    return registered;
   }
 
   /** The operator refused the client (or failed): the connection closes with the reason. */
