@@ -68,6 +68,20 @@ export {
   type PushAllOptions,
 } from "./src/server/comet.ts";
 export type { OnlineTotal, Push, PushTarget, RoomCount } from "./src/server/push.ts";
+export {
+  ALL_STREAM,
+  type HistoryFigures,
+  type HistoryLimits,
+  midStream,
+  type NotRecovered,
+  roomStream,
+  type StreamAnswer,
+  type StreamEntry,
+  type StreamHistory,
+  type StreamQuery,
+  type StreamStamp,
+} from "./src/server/streams.ts";
+export { MemoryHistory, type MemoryHistoryOptions } from "./src/server/memory_history.ts";
 export type { CometObserver, SessionInfo } from "./src/server/comet_observer.ts";
 export type { ChannelState, SlowPolicy } from "./src/server/channel.ts";
 export type { Connection } from "./src/server/connection.ts";
@@ -116,6 +130,13 @@ export {
 export { Op, type OpName } from "./src/protocol/op.ts";
 export type { Frame } from "./src/protocol/frame.ts";
 export { ProtocolError } from "./src/protocol/protocol_error.ts";
+export {
+  decodeStreamPush,
+  encodeStreamPush,
+  StreamKind,
+  type StreamKindCode,
+  type StreamPush,
+} from "./src/protocol/stream_push.ts";
 
 // Clustering.
 export type {

@@ -68,6 +68,7 @@ export const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
  * ```
  */
 export interface StreamPush {
+  /** Which of the connection's streams: room, mid or all. */
   kind: StreamKindCode;
   /** The stream's epoch, 1 to 2^32 − 1. */
   epoch: number;

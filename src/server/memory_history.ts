@@ -88,6 +88,12 @@ export class MemoryHistory implements StreamHistory {
   #bytes = 0;
   #swept = 0;
 
+  /**
+   * Makes an empty history.
+   *
+   * @throws {RangeError} When `size` is not a positive integer, `ttl` not
+   * positive, or `positionTtl` shorter than `ttl`.
+   */
   constructor(options: MemoryHistoryOptions) {
     const { size, ttl, positionTtl = _DAY, now = Date.now } = options;
     if (!Number.isSafeInteger(size) || size < 1) {

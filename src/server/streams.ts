@@ -75,6 +75,7 @@ export const ALL_STREAM = "all";
  * ```
  */
 export interface StreamQuery {
+  /** The stream's name: {@linkcode roomStream}, {@linkcode midStream} or {@linkcode ALL_STREAM}. */
   readonly stream: string;
   /** The last push the client holds; epoch 0 when it never learned one. */
   readonly from?: StreamStamp;
@@ -91,8 +92,11 @@ export interface StreamQuery {
  * ```
  */
 export interface StreamEntry {
+  /** Its offset in the stream. */
   readonly offset: number;
+  /** The push's business op. */
   readonly op: number;
+  /** The pushed bytes. */
   readonly body: Uint8Array;
 }
 
@@ -120,12 +124,15 @@ export type NotRecovered = "epoch" | "window";
  * ```
  */
 export interface StreamAnswer {
+  /** The stream asked about. */
   readonly stream: string;
+  /** Its epoch now. */
   readonly epoch: number;
   /** The offset of the stream's last push now (0: none in this epoch). */
   readonly offset: number;
   /** Present when the query had `from`: whether `entries` is everything after it. */
   readonly recovered?: boolean;
+  /** Why not, when `recovered` is false. */
   readonly reason?: NotRecovered;
   /** Offsets `from.offset + 1` to `offset`, in order, when recovered; else empty. */
   readonly entries: readonly StreamEntry[];
