@@ -6,16 +6,20 @@
  * @module
  */
 import { BacklogFullError } from "../server/backlog_full_error.ts";
+import type { Push } from "../server/push.ts";
 import type { ClusterHub } from "./cluster.ts";
 import { decodeEnvelope, type Envelope } from "./envelope.ts";
 import type { RedisLink } from "./redis_link.ts";
+import type { StreamOrder } from "./redis_stream_order.ts";
 
 /** Refused pushes from other nodes are logged at most this often, in ms. */
 const _REFUSED_LOG_MS = 10_000;
 
 /**
  * Decodes each message and hands it to the hub; drops what comes before a
- * hub is attached, after it began closing, or from this node itself.
+ * hub is attached, after it began closing, or from this node itself. With
+ * streams on, stamped pushes (this node's own too: Redis published them to
+ * it in their streams' order) go through the {@linkcode StreamOrder}.
  *
  * @example
  * ```ts ignore
@@ -29,6 +33,8 @@ const _REFUSED_LOG_MS = 10_000;
 export class BrokerInbox {
   /** The hub deliveries go to; until it is set, messages are dropped. */
   hub: ClusterHub | undefined;
+  /** Where stamped pushes go, with streams on; until it is set they go to the hub as they come. */
+  order: StreamOrder | undefined;
   #link: RedisLink;
   /** When a push from another node refused for a full backlog was last logged. */
   #refusedLoggedAt = -Infinity;
@@ -50,15 +56,30 @@ export class BrokerInbox {
       link.logger.warn("Dropped a malformed cluster message", { error: err });
       return;
     }
-    // This node delivered its own broadcast when it sent it.
-    if (envelope.from === link.nodeId) return;
-    link.stats.received++;
+    const own = envelope.from === link.nodeId;
+    const stamped = envelope.kind === "mids"
+      ? envelope.stamps !== undefined
+      : (envelope.kind === "room" || envelope.kind === "all") && envelope.stamp !== undefined;
+    // Unstamped, this node delivered its own broadcast when it sent it.
+    if (own && !stamped) return;
+    if (!own) link.stats.received++;
+    const order = this.order;
+    if (stamped && order !== undefined) {
+      const { from: _, id, ...push } = envelope;
+      order.offer(push, own ? id : undefined);
+    } else this.deliver(envelope);
+    // A stale membership (its removal was lost with Redis): repair it.
+    if (envelope.kind === "room" && hub.roomOnline(envelope.room) === 0 && link.connected) {
+      link.fire(["SREM", link.keys.room(envelope.room), link.nodeId]);
+    }
+  };
+
+  /** Hands one push to the hub; a push its backlog refuses is counted there and logged here. */
+  deliver = (push: Push): number => {
+    const hub = this.hub;
+    if (hub === undefined || hub.closing) return 0;
     try {
-      hub.deliver(envelope);
-      // A stale membership (its removal was lost with Redis): repair it.
-      if (envelope.kind === "room" && hub.roomOnline(envelope.room) === 0 && link.connected) {
-        link.fire(["SREM", link.keys.room(envelope.room), link.nodeId]);
-      }
+      return hub.deliver(push);
     } catch (err) {
       if (!(err instanceof BacklogFullError)) throw err;
       // The node that took the push answered it already; this node's members miss it. The hub
@@ -66,11 +87,11 @@ export class BrokerInbox {
       const now = Date.now();
       if (now - this.#refusedLoggedAt >= _REFUSED_LOG_MS) {
         this.#refusedLoggedAt = now;
-        link.logger.warn("Refused pushes from other nodes: this node's backlog is full", {
-          from: envelope.from,
+        this.#link.logger.warn("Refused pushes from other nodes: this node's backlog is full", {
           error: err.message,
         });
       }
+      return 0;
     }
   };
 }

@@ -8,10 +8,18 @@
  * 4 all), op (i32), header length (u32), a UTF-8 JSON header
  * (`{"from","to","speed"}`), then the body to the end.
  *
+ * A push ordered by Redis (streams on) adds to the header its place in its
+ * stream, `"stamp":[epoch,offset]` (room, all) or `"stamps":[[epoch,offset],
+ * ...]` (mids, by index of `to`), and `"id"`, the sender's number for the
+ * push, by which the sender knows its own push when it comes back. The
+ * Redis script that orders the push writes these, so the layout stays
+ * simple enough to build in Lua. Envelopes without them decode as before.
+ *
  * @module
  */
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import type { Push } from "../server/push.ts";
+import type { StreamStamp } from "../server/streams.ts";
 
 /**
  * A push between nodes: the {@linkcode Push} a hub delivers, and the id of
@@ -20,6 +28,8 @@ import type { Push } from "../server/push.ts";
 export type Envelope = Push & {
   /** The id of the node that sent it. */
   from: string;
+  /** The sender's number for the push, when it waits for its own push to come back. */
+  id?: number;
 };
 
 const _VERSION = 1;
@@ -55,13 +65,17 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
     case "all":
       to = undefined;
   }
-  const header = _encoder.encode(
-    JSON.stringify(
-      envelope.kind === "all"
-        ? { from: envelope.from, speed: envelope.speed }
-        : { from: envelope.from, to },
-    ),
-  );
+  const fields: Record<string, unknown> = envelope.kind === "all"
+    ? { from: envelope.from, speed: envelope.speed }
+    : { from: envelope.from, to };
+  if (envelope.id !== undefined) fields.id = envelope.id;
+  if ((envelope.kind === "room" || envelope.kind === "all") && envelope.stamp !== undefined) {
+    fields.stamp = [envelope.stamp.epoch, envelope.stamp.offset];
+  }
+  if (envelope.kind === "mids" && envelope.stamps !== undefined) {
+    fields.stamps = envelope.stamps.map((s) => (s === undefined ? null : [s.epoch, s.offset]));
+  }
+  const header = _encoder.encode(JSON.stringify(fields));
   const out = new Uint8Array(_FIXED + header.length + envelope.body.length);
   const view = new DataView(out.buffer);
   out[0] = _VERSION;
@@ -98,28 +112,61 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (_FIXED + length > bytes.length) {
     throw new ProtocolError(`Envelope header overruns the message: ${length}`);
   }
-  let header: { from?: unknown; to?: unknown; speed?: unknown };
+  let header: {
+    from?: unknown;
+    to?: unknown;
+    speed?: unknown;
+    id?: unknown;
+    stamp?: unknown;
+    stamps?: unknown;
+  };
   try {
     header = JSON.parse(_decoder.decode(bytes.subarray(_FIXED, _FIXED + length)));
   } catch (err) {
     throw new ProtocolError(`Envelope header is not JSON: ${(err as Error).message}`);
   }
-  const { from, to, speed } = header ?? {};
+  const { from, to, speed, id, stamp, stamps } = header ?? {};
   if (typeof from !== "string") throw new ProtocolError("Envelope header has no sender");
+  if (id !== undefined && !Number.isSafeInteger(id)) {
+    throw new ProtocolError(`Envelope id is not an integer: ${JSON.stringify(id)}`);
+  }
   const body = bytes.subarray(_FIXED + length);
+  const extra = id === undefined ? {} : { id: id as number };
   switch (kind) {
     case "keys":
       if (!Array.isArray(to) || !to.every((k) => typeof k === "string")) break;
-      return { kind, from, op, keys: to, body };
-    case "mids":
+      return { kind, from, op, keys: to, body, ...extra };
+    case "mids": {
       if (!Array.isArray(to) || !to.every(Number.isSafeInteger)) break;
-      return { kind, from, op, mids: to, body };
-    case "room":
+      if (stamps === undefined) return { kind, from, op, mids: to, body, ...extra };
+      if (!Array.isArray(stamps) || stamps.length !== to.length) break;
+      const read = stamps.map((s) => (s === null ? undefined : _stamp(s)));
+      if (read.some((s, i) => s === undefined && stamps[i] !== null)) break;
+      return { kind, from, op, mids: to, body, stamps: read, ...extra };
+    }
+    case "room": {
       if (typeof to !== "string") break;
-      return { kind, from, op, room: to, body };
-    case "all":
+      if (stamp === undefined) return { kind, from, op, room: to, body, ...extra };
+      const read = _stamp(stamp);
+      if (read === undefined) break;
+      return { kind, from, op, room: to, body, stamp: read, ...extra };
+    }
+    case "all": {
       if (typeof speed !== "number" || !(speed >= 0)) break;
-      return { kind, from, op, speed, body };
+      if (stamp === undefined) return { kind, from, op, speed, body, ...extra };
+      const read = _stamp(stamp);
+      if (read === undefined) break;
+      return { kind, from, op, speed, body, stamp: read, ...extra };
+    }
   }
   throw new ProtocolError(`Envelope header does not fit its kind: ${kind}`);
+}
+
+/** `[epoch, offset]` as a stamp, or undefined when it is not one. */
+function _stamp(value: unknown): StreamStamp | undefined {
+  if (!Array.isArray(value) || value.length !== 2) return undefined;
+  const [epoch, offset] = value;
+  if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch > 0xffffffff) return undefined;
+  if (!Number.isSafeInteger(offset) || offset < 1) return undefined;
+  return { epoch, offset };
 }

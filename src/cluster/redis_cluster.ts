@@ -2,6 +2,7 @@ import { silentLogger } from "../log.ts";
 import type { PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { OnlineTotal, RoomCount } from "../server/push.ts";
+import type { HistoryLimits } from "../server/streams.ts";
 import type {
   Cluster,
   ClusterHealth,
@@ -23,7 +24,10 @@ import {
 } from "./redis_client.ts";
 import { checkClusterOptions, type RedisClusterOptions } from "./redis_cluster_options.ts";
 import { RedisKeys } from "./redis_keys.ts";
+import { RedisHistory } from "./redis_history.ts";
 import { type RedisClusterStats, RedisLink } from "./redis_link.ts";
+import { StreamOrder } from "./redis_stream_order.ts";
+import { StreamPublisher } from "./redis_stream_publisher.ts";
 import { parseRedisUrl, redisAddress } from "./redis_url.ts";
 import { ReportExchange } from "./report_exchange.ts";
 import { SessionRegistry } from "./session_registry.ts";
@@ -54,6 +58,12 @@ const _LEAVE_TIMEOUT = 2_000;
  *   envelope per other node holding targets (`all`: one envelope on
  *   `comet:all`, which the sender skips). The receiving node encodes the goim
  *   frame once for all its connections.
+ *
+ * - Streams, once {@linkcode RedisCluster.history} is asked for: pushes to
+ *   rooms, users and everyone are ordered, kept and published by one Lua
+ *   script (redis_stream_scripts.ts), to this node too, and every node
+ *   delivers each stream in that order, fetching what it missed from Redis
+ *   (redis_stream_order.ts).
  *
  * When Redis goes away the node keeps serving its own connections (pushes
  * entering it still reach them, reported as degraded), the connections
@@ -99,6 +109,10 @@ export class RedisCluster implements Cluster {
   #everReady = false;
   #lastState: ClusterState = "connecting";
   #signal: AbortSignal | undefined;
+  /** With streams on: the history, and once attached, the order and the publisher. */
+  #history: RedisHistory | undefined;
+  #order: StreamOrder | undefined;
+  #publisher: StreamPublisher | undefined;
 
   /**
    * Connects to Redis and subscribes this node's channels; resolves once
@@ -172,6 +186,10 @@ export class RedisCluster implements Cluster {
         if (state === "ready" && previous === "reconnecting") this.#recover();
       });
     }
+    // Pub/sub forgets what it published while this node was away: fetch it.
+    subscriber.onState(({ state, previous }) => {
+      if (state === "ready" && previous === "reconnecting") void this.#order?.refill();
+    });
     const subscribed = [
       subscriber.subscribe(keys.node(id), this.#inbox.onMessage),
       subscriber.subscribe(keys.all, this.#inbox.onMessage),
@@ -245,8 +263,49 @@ export class RedisCluster implements Cluster {
     this.#attached = { hub: comet, sessions, reports, observer };
     this.#inbox.hub = comet;
     comet.observer = observer;
+    if (this.#history !== undefined) this.#startStreams();
     link.logger.info("Joined the cluster", { node: this.nodeId, redis: this.#address });
     reports.schedule(0);
+  }
+
+  /**
+   * Turns streams on: from now on Redis orders and keeps every push to a
+   * room, users or everyone (see the class documentation), and the hub gets
+   * this history, which answers from Redis and never stamps. Call once,
+   * before or after attaching.
+   *
+   * @throws {TypeError} When called twice, or once closed.
+   * @throws {RangeError} When a limit is not positive.
+   */
+  history(limits: HistoryLimits): RedisHistory {
+    if (this.#closing !== undefined) throw new TypeError("Cluster is closed");
+    if (this.#history !== undefined) throw new TypeError("Cluster history is already made");
+    this.#history = new RedisHistory(this.#link, limits);
+    if (this.#attached !== undefined) this.#startStreams();
+    return this.#history;
+  }
+
+  /** Pushes fetched from Redis to fill gaps this node noticed in its streams. */
+  get gapsFilled(): number {
+    return this.#order?.gapsFilled ?? 0;
+  }
+
+  #startStreams(): void {
+    const attached = this.#parts();
+    const { hub } = attached;
+    const order = new StreamOrder({
+      hub,
+      history: this.#history!,
+      deliver: this.#inbox.deliver,
+      logger: this.#link.logger,
+    });
+    this.#order = order;
+    this.#inbox.order = order;
+    this.#publisher = new StreamPublisher(this.#link, this.#others, this.#history!, order);
+    // The order forgets a stream when its last reader here goes.
+    const observer = order.observe(attached.observer);
+    if (hub.observer === attached.observer) hub.observer = observer;
+    attached.observer = observer;
   }
 
   // Async, so that what the hub throws (not attached yet, a bad speed) rejects as before.
@@ -273,14 +332,18 @@ export class RedisCluster implements Cluster {
     op: number,
     body: Uint8Array,
   ): Promise<ClusterPushResult> {
-    const local = this.#hub().pushMids(mids, op, body);
-    return await this.#router.pushMids(local, mids, op, body);
+    const hub = this.#hub();
+    const here = () => hub.pushMids(mids, op, body);
+    if (this.#publisher !== undefined) return await this.#publisher.pushMids(mids, op, body, here);
+    return await this.#router.pushMids(here(), mids, op, body);
   }
 
   /** Delivers to this node's members of `room`, then to every other node with members. */
   async pushRoom(room: string, op: number, body: Uint8Array): Promise<ClusterPushResult> {
-    const local = this.#hub().pushRoom(room, op, body);
-    return await this.#router.pushRoom(local, room, op, body);
+    const hub = this.#hub();
+    const here = () => hub.pushRoom(room, op, body);
+    if (this.#publisher !== undefined) return await this.#publisher.pushRoom(room, op, body, here);
+    return await this.#router.pushRoom(here(), room, op, body);
   }
 
   /**
@@ -298,8 +361,10 @@ export class RedisCluster implements Cluster {
     const speed = options.speed ?? 0;
     if (!(speed >= 0)) throw new RangeError(`Speed must be a non-negative number: ${speed}`);
     const share = speed / (1 + this.#others.live().size);
-    const local = this.#hub().pushAll(op, body, { speed: share });
-    return await this.#router.pushAll(local, op, body, share);
+    const hub = this.#hub();
+    const here = () => hub.pushAll(op, body, { speed: share });
+    if (this.#publisher !== undefined) return await this.#publisher.pushAll(op, body, share, here);
+    return await this.#router.pushAll(here(), op, body, share);
   }
 
   /** Members of `room` here plus those the other live nodes last reported. */
@@ -399,6 +464,7 @@ export class RedisCluster implements Cluster {
       await within(Promise.allSettled(leaving), _LEAVE_TIMEOUT);
     }
     await Promise.all([this.#client.close(), this.#subscriber.close()]);
+    await this.#order?.close();
     await attached?.reports.settled();
     await attached?.sessions.close();
     this.#stateChanged();

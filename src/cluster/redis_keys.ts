@@ -6,7 +6,10 @@
  * - `mid:<mid>`: a hash of the user's keys to the nodes holding them;
  * - `room:<room>`: the set of nodes with members of the room;
  * - `online:<node>`: the node's last report; `nodes`: the set of node ids;
- * - `node:<node>` and `all`: the pub/sub channels of one node and of all.
+ * - `node:<node>` and `all`: the pub/sub channels of one node and of all;
+ * - `position:<stream>`: a stream's epoch and last offset (a hash, streams on);
+ * - `history:<stream>`: a stream's last pushes (a Redis Stream, entry ids
+ *   `<offset>-1`).
  *
  * @module
  */
@@ -59,5 +62,15 @@ export class RedisKeys {
   /** The channel only `node` hears. */
   node(node: string): string {
     return `${this.prefix}node:${node}`;
+  }
+
+  /** The hash of a stream's `epoch` and last offset (`top`); `stream` as `roomStream` names it. */
+  position(stream: string): string {
+    return `${this.prefix}position:${stream}`;
+  }
+
+  /** The Redis Stream of a stream's last pushes, one entry per offset (id `<offset>-1`). */
+  history(stream: string): string {
+    return `${this.prefix}history:${stream}`;
   }
 }
