@@ -146,7 +146,10 @@ Deno.test({
     const [{ epoch }] = (await history.answer([{ stream: STREAM }])) as [StreamAnswer];
     await redis.stop();
     assert.ok(await until(() => cluster.state === "reconnecting"));
-    await assert.rejects(history.answer([{ stream: STREAM }]), RedisConnectionError);
+    await assert.rejects(
+      async () => await history.answer([{ stream: STREAM }]),
+      RedisConnectionError,
+    );
     await redis.start();
     assert.ok(await until(() => cluster.state === "ready", 10_000));
     const [after] = await history.answer([{ stream: STREAM, from: { epoch, offset: 1 } }]);

@@ -2,7 +2,7 @@ import { silentLogger } from "../log.ts";
 import type { PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { OnlineTotal, RoomCount } from "../server/push.ts";
-import type { HistoryLimits } from "../server/streams.ts";
+import type { HistoryLimits, StreamHistory } from "../server/streams.ts";
 import type {
   Cluster,
   ClusterHealth,
@@ -277,7 +277,7 @@ export class RedisCluster implements Cluster {
    * @throws {TypeError} When called twice, or once closed.
    * @throws {RangeError} When a limit is not positive.
    */
-  history(limits: HistoryLimits): RedisHistory {
+  history(limits: HistoryLimits): StreamHistory {
     if (this.#closing !== undefined) throw new TypeError("Cluster is closed");
     if (this.#history !== undefined) throw new TypeError("Cluster history is already made");
     this.#history = new RedisHistory(this.#link, limits);
