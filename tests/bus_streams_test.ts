@@ -8,7 +8,8 @@ import { BusStreams, streamOwner, unstamped } from "../src/cluster/bus_streams.t
 import { type Logger, silentLogger } from "../src/log.ts";
 import type { Push } from "../src/server/push.ts";
 import { midStream, roomStream, type StreamAnswer } from "../src/server/streams.ts";
-import { until } from "./_helpers.ts";
+import { api, until } from "./_helpers.ts";
+import { channelName, nextBiz, RawPeer, Workers } from "./_bus_workers.ts";
 import { BIZ, FakeHub, FakeWorkers, type Got, LIMITS, ownedBy } from "./_bus_fake_hubs.ts";
 
 const enc = new TextEncoder();
@@ -306,4 +307,83 @@ Deno.test("BusCluster refuses a worker count it cannot serve, and a second histo
   await using cluster = new BusCluster({ workerId: 0, workers: 1, transport: mesh });
   cluster.history(LIMITS);
   assert.throws(() => cluster.history(LIMITS), TypeError);
+});
+
+Deno.test("on the edge's channel each isolate orders its own streams, anew after lost messages", async () => {
+  const name = channelName();
+  const address = { host: "127.0.0.1", tcpPort: 0, wsPort: 0, wssPort: 0 };
+  await using a = new BusCluster({ workerId: 0, channel: name });
+  await using b = new BusCluster({ workerId: 1, channel: name });
+  const [hubA, hubB] = [new FakeHub(), new FakeHub()];
+  hubA.history = a.history(LIMITS);
+  hubB.history = b.history(LIMITS);
+  a.attach(hubA, address);
+  b.attach(hubB, address);
+  assert.ok(await until(() => a.health().detail.workers === 2 && b.health().detail.workers === 2));
+  const stream = roomStream("live://1");
+  assert.deepEqual(await a.pushRoom("live://1", BIZ, enc.encode("one")), {
+    local: 1,
+    remote: 1,
+    degraded: false,
+  });
+  assert.ok(await until(() => hubB.stream(stream).length === 1));
+  // Each stamped it in its own history: B's stamp is B's, not A's.
+  const [ownB] = hubB.history.answer([{ stream }]) as StreamAnswer[];
+  assert.deepEqual(hubB.stream(stream)[0]!.stamp, { epoch: ownB!.epoch, offset: 1 });
+  assert.equal(hubA.stream(stream)[0]!.stamp!.offset, 1);
+  // A peer whose messages B and A missed: every stream of theirs starts again.
+  using peer = new RawPeer(name, 4);
+  peer.post({ t: "hello", snap: { conns: 0, rooms: [], ips: [] } });
+  peer.seq += 3;
+  peer.post({ t: "delta", delta: { conns: 0, rooms: [], ips: [], keys: [] } });
+  assert.ok(await until(() => b.lost === 3));
+  await a.pushRoom("live://1", BIZ, enc.encode("two"));
+  assert.ok(await until(() => hubB.stream(stream).length === 2));
+  const after = hubB.stream(stream)[1]!.stamp!;
+  assert.equal(after.offset, 1);
+  assert.notEqual(after.epoch, ownB!.epoch);
+  peer.post({ t: "bye" });
+});
+
+Deno.test("a routed push with a reserved op is refused where it is taken", async () => {
+  await using w = await FakeWorkers.start(2);
+  const room = `live://${ownedBy(1, 2, (n) => roomStream(`live://${n}`))}`;
+  await assert.rejects(() => w.clusters[0]!.pushRoom(room, 8, enc.encode("x")), RangeError);
+});
+
+Deno.test("real servers with owned streams: pushes reach clients on every worker through their owner", async () => {
+  await using w = await Workers.start(3, {}, "owned");
+  // Streams on at the bus; these hubs keep no history, so their owner posts them unstamped.
+  for (let i = 0; i < 3; i++) w.cluster(i).history(LIMITS);
+  const clients = [];
+  for (let i = 0; i < 3; i++) {
+    clients.push(
+      await w.tcp(i, { mid: 10 + i, key: `t${i}`, room_id: "live://all", accepts: [BIZ] }),
+    );
+  }
+  assert.ok(await until(() => w.cluster(0).roomOnline("live://all") === 3));
+  const paths = [
+    `/goim/push/room?operation=${BIZ}&type=live&room=all`,
+    `/goim/push/mids?operation=${BIZ}&mids=10&mids=11&mids=12`,
+    `/goim/push/all?operation=${BIZ}`,
+  ];
+  for (const [n, path] of paths.entries()) {
+    for (let i = 0; i < 3; i++) {
+      const res = await api(w.servers[i]!, path, { method: "POST", body: `${n}.${i}` });
+      assert.deepEqual(res.body, { code: 0, message: "", data: null });
+    }
+  }
+  // Taken at a worker that does not own the room's stream: none delivered there at once.
+  const owner = streamOwner(roomStream("live://all"), 3);
+  for (let i = 0; i < 3; i++) {
+    const result = await w.cluster(i).pushRoom("live://all", BIZ, enc.encode(`3.${i}`));
+    assert.deepEqual(result, { local: i === owner ? 1 : 0, remote: 2, degraded: false });
+  }
+  for (const c of clients) {
+    const got = [];
+    for (let n = 0; n < 12; n++) got.push(await nextBiz(c));
+    const want = [0, 1, 2, 3].flatMap((n) => [0, 1, 2].map((i) => `${n}.${i}`));
+    assert.deepEqual(got.toSorted(), want);
+    assert.ok(await c.silent(50), "each push once");
+  }
 });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Push } from "../server/push.ts";
 import type { HistoryLimits } from "../server/streams.ts";
@@ -15,7 +16,18 @@ import type { ClusterHub } from "./cluster.ts";
 /** Refused pushes from other workers are logged at most this often, in ms. */
 const _REFUSED_LOG_MS = 10_000;
 
-/** What {@linkcode BusRelay} needs of its bus: the streams' link, and the hub once attached. */
+/**
+ * What {@linkcode BusRelay} needs of its bus: the streams' link, and the hub once attached.
+ *
+ * @example
+ * ```ts
+ * import type { BusRelayHost } from "./bus_relay.ts";
+ *
+ * function attached(host: BusRelayHost): boolean {
+ *   return host.hub() !== undefined;
+ * }
+ * ```
+ */
 export interface BusRelayHost extends BusStreamsLink {
   /** The hub, once the bus is attached. */
   hub(): ClusterHub | undefined;
@@ -78,15 +90,22 @@ export class BusRelay {
    * Takes a push entering this worker; returns how many of this worker's
    * connections it was queued to now. Local first: what the hub throws (a
    * full backlog) is thrown, and nothing is posted. With owned streams, a
-   * stream push goes to its owner instead, and one this worker owns is
-   * posted once stamped, even if the hub threw after stamping: its offset
-   * is taken, and the others must not see a hole.
+   * stream push goes to its owner instead (`0` connections now: they get it
+   * once the owner stamped it); the owner's backlog, not this worker's,
+   * decides whether it is refused.
    *
    * @param remote The other workers now: none, and nothing is posted (streams owned aside).
    */
   push(push: Push, remote: number): number {
     const streams = this.#streams;
     if (streams?.workers !== undefined && push.kind !== "keys") {
+      // Refused where it is taken, as the hub would: its owner would only log it.
+      if (isReservedOp(push.op)) {
+        const { min, max } = RESERVED_OPS;
+        throw new RangeError(
+          `Operation is reserved by the protocol (${min} to ${max}): ${push.op}`,
+        );
+      }
       const own = streams.take(push);
       return own === undefined ? 0 : this.#deliverOwned(own);
     }
@@ -191,12 +210,21 @@ export class BusRelay {
     return hub;
   }
 
-  /** Delivers a push of streams this worker owns; stamped, it goes to every other worker. */
+  /**
+   * Delivers a push of streams this worker owns, then posts it to every
+   * other worker. Refused here (the hub threw), it is posted only if the hub
+   * stamped it first: its offset is taken, and the others must not see a
+   * hole. Unstamped (a hub that keeps no history: a bug), it is posted as it
+   * is, and each hub's history logs it.
+   */
   #deliverOwned(push: Push): number {
+    let delivered = false;
     try {
-      return this.#attached().deliver(push);
+      const n = this.#attached().deliver(push);
+      delivered = true;
+      return n;
     } finally {
-      if (isStamped(push)) {
+      if (delivered || isStamped(push)) {
         this.#outbox.push(push);
         this.#host.schedule();
       }

@@ -118,7 +118,24 @@ export function unstamped(push: Push): Push {
   }
 }
 
-/** What {@linkcode BusStreams} needs of the bus it serves. */
+/**
+ * What {@linkcode BusStreams} needs of the bus it serves.
+ *
+ * @example
+ * ```ts
+ * import type { BusStreamsLink } from "./bus_streams.ts";
+ * import { silentLogger } from "../log.ts";
+ *
+ * const alone: BusStreamsLink = {
+ *   workerId: 0,
+ *   send: () => false,
+ *   heard: () => false,
+ *   flush: () => {},
+ *   schedule: () => {},
+ *   logger: () => silentLogger,
+ * };
+ * ```
+ */
 export interface BusStreamsLink {
   /** This worker's number. */
   readonly workerId: number;
@@ -134,7 +151,16 @@ export interface BusStreamsLink {
   logger(): Logger;
 }
 
-/** Options for {@linkcode BusStreams}. */
+/**
+ * Options for {@linkcode BusStreams}.
+ *
+ * @example
+ * ```ts
+ * import type { BusStreamsOptions } from "./bus_streams.ts";
+ * const options: BusStreamsOptions = { limits: { size: 1000, ttl: 120_000 }, workers: 4, timeout: 3_000 };
+ * console.log(options.workers); // 4
+ * ```
+ */
 export interface BusStreamsOptions {
   /** How much each owned stream keeps. */
   limits: HistoryLimits;
