@@ -21,8 +21,11 @@ export function channelName(): string {
   return `comet-bus-test-${Deno.pid}-${++_channels}`;
 }
 
-/** How the test's hubs are joined. */
-export type Bus = "channel" | "ports";
+/**
+ * How the test's hubs are joined: "owned" is a port mesh whose clusters know the worker
+ * count, as the command's workers do (streams, once on, are ordered by their owner).
+ */
+export type Bus = "channel" | "ports" | "owned";
 
 /**
  * `n` servers joined by one bus, each with a second (WebSocket) listener for test clients.
@@ -37,10 +40,12 @@ export class Workers implements AsyncDisposable {
   readonly #clients: (TestClient | TransportClient)[] = [];
   readonly #options: ServeOptions;
   readonly bus: Bus;
+  readonly #count: number;
 
-  private constructor(bus: Bus, options: ServeOptions) {
+  private constructor(bus: Bus, options: ServeOptions, count: number) {
     this.bus = bus;
     this.#options = options;
+    this.#count = count;
   }
 
   static async start(
@@ -48,7 +53,7 @@ export class Workers implements AsyncDisposable {
     options: ServeOptions = {},
     bus: Bus = "channel",
   ): Promise<Workers> {
-    const w = new Workers(bus, options);
+    const w = new Workers(bus, options, n);
     for (let i = 0; i < n; i++) await w.add(i);
     assert.ok(await until(() => w.servers.every((s) => s.cluster.health().detail.workers === n)));
     return w;
@@ -56,8 +61,10 @@ export class Workers implements AsyncDisposable {
 
   /** Starts hub `i` (anew, once {@linkcode Workers.kill}ed) and joins it to the live ones. */
   async add(i: number): Promise<void> {
-    let transport: { channel: string } | { transport: PortMesh } = { channel: this.channel };
-    if (this.bus === "ports") {
+    let transport: { channel: string } | { transport: PortMesh; workers?: number } = {
+      channel: this.channel,
+    };
+    if (this.bus !== "channel") {
       const mesh = new PortMesh();
       for (const [j, other] of this.meshes.entries()) {
         if (other === undefined || j === i) continue;
@@ -66,7 +73,7 @@ export class Workers implements AsyncDisposable {
         mesh.connect(j, port1);
       }
       this.meshes[i] = mesh;
-      transport = { transport: mesh };
+      transport = { transport: mesh, ...(this.bus === "owned" && { workers: this.#count }) };
     }
     const cluster = new BusCluster({ workerId: i, ...transport });
     const server = startServer({ cluster, closeGrace: 200, ...this.#options });

@@ -112,3 +112,25 @@ Deno.test("a mesh takes one listener and closes what it is handed once closed", 
   assert.deepEqual(mesh.peers, [], "a closed mesh closes what it is handed");
   port2.close();
 });
+
+Deno.test("a port mesh sends to one worker alone, in order with what it posted to all", async () => {
+  const [a, b, c] = [new PortMesh(), new PortMesh(), new PortMesh()];
+  const ab = new MessageChannel();
+  const ac = new MessageChannel();
+  a.connect(1, ab.port1);
+  b.connect(0, ab.port2);
+  a.connect(2, ac.port1);
+  c.connect(0, ac.port2);
+  const heard: unknown[][] = [[], []];
+  b.listen({ message: (m) => heard[0]!.push(m), gone: () => {} });
+  c.listen({ message: (m) => heard[1]!.push(m), gone: () => {} });
+  a.post("all 1");
+  assert.equal(a.postTo(1, "b only"), true);
+  a.post("all 2");
+  assert.equal(a.postTo(5, "nobody"), false);
+  assert.ok(await until(() => heard[0]!.length === 3 && heard[1]!.length === 2));
+  assert.deepEqual(heard, [["all 1", "b only", "all 2"], ["all 1", "all 2"]]);
+  a.disconnect(1);
+  assert.equal(a.postTo(1, "gone"), false);
+  for (const mesh of [a, b, c]) mesh.close();
+});

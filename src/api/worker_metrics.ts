@@ -74,7 +74,8 @@ export async function gatherMetrics(
  * queue and backlog bytes, traffic and heap are summed; the largest queue,
  * room-log cap and the resident set (one process) are the largest;
  * distinct rooms, client IPs and the fullest rooms come from the cluster's
- * merged counts. The first reply (the asking worker's) gives the time,
+ * merged counts; history figures (`history`: streams, entries, bytes),
+ * where the snapshots have them, are summed. The first reply (the asking worker's) gives the time,
  * node, cluster state, readiness and uptime. `workers` lists each worker's
  * figures and `missingWorkers` the workers that did not answer.
  *
@@ -142,6 +143,7 @@ export function mergeMetrics(
     startTime: Math.min(...snaps.map((s) => s.startTime)),
     uptime: max((s) => s.uptime),
     topRooms: cluster.topRooms("", topRooms),
+    ..._sumHistory(snaps),
     workers: gathered.replies.map(({ workerId, value }) => ({
       worker: workerId,
       connections: value.connectionsTotal,
@@ -151,6 +153,23 @@ export function mergeMetrics(
     })),
     missingWorkers: [...gathered.missing],
   };
+}
+
+/**
+ * The workers' history figures summed (`comet_history_*`): each worker holds
+ * the streams it owns, so the sum is the process's. Read by name, so that
+ * it holds whether or not a snapshot has them; nothing when none has.
+ */
+function _sumHistory(snaps: MetricsSnapshot[]): Partial<MetricsSnapshot> {
+  const figures: Record<string, unknown>[] = [];
+  for (const snap of snaps) {
+    const history = (snap as unknown as { history?: unknown }).history;
+    if (history !== null && typeof history === "object") {
+      figures.push(history as Record<string, unknown>);
+    }
+  }
+  // Typed loosely: the snapshot's `history` field is the hub's to declare.
+  return figures.length === 0 ? {} : { history: _sumRecords(figures) } as Partial<MetricsSnapshot>;
 }
 
 /** Nested records of numbers summed key by key. */

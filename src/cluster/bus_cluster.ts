@@ -1,12 +1,14 @@
 import { type Logger, silentLogger } from "../log.ts";
-import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { OnlineTotal, Push, RoomCount } from "../server/push.ts";
+import type { HistoryLimits, StreamHistory } from "../server/streams.ts";
 import { Gatherer, type Outgoing } from "./bus_gather.ts";
 import { LocalPresence } from "./bus_local.ts";
-import { type BusMessage, isBusMessage } from "./bus_messages.ts";
+import { type BusMessage, isBusMessage, isDirected } from "./bus_messages.ts";
 import { PeerFigures } from "./bus_presence.ts";
+import type { BusClusterOptions } from "./bus_cluster_options.ts";
+import { BusRelay } from "./bus_relay.ts";
 import { type BusTransport, ChannelTransport } from "./bus_transport.ts";
 import type {
   Cluster,
@@ -21,40 +23,16 @@ import type {
 } from "./cluster.ts";
 import { mergeTopRooms } from "./top_rooms.ts";
 
-/** Options for {@linkcode BusCluster}. */
-export interface BusClusterOptions {
-  /** The node's id in `/goim/nodes/instances`: the process as a whole. Default `"local"`. */
-  nodeId?: string;
-  /** This worker's number, unique among the workers of the process. */
-  workerId: number;
-  /**
-   * The `BroadcastChannel` name the workers share, when no `transport` is
-   * given. Default `"comet-bus"`. This is how isolates that share nothing
-   * else meet (the edge entry under `deno serve --parallel`); Deno drops
-   * what a receiver has not read past 256 messages, which the bus notices
-   * (`lost`) and answers with a resync, but pushes in such a gap are lost.
-   */
-  channel?: string;
-  /**
-   * How the workers reach each other instead of a `BroadcastChannel`; the
-   * cluster owns it (listens, closes). The `comet --workers N` command
-   * passes a lossless `PortMesh` (`bus_port_mesh.ts`) whose ports its
-   * supervisor hands out: a `MessagePort` never drops a message, and is
-   * faster.
-   */
-  transport?: BusTransport;
-  /** Where the bus logs. Default: the hub's logger once attached. */
-  logger?: Logger;
-  /** Aborting it closes the cluster. */
-  signal?: AbortSignal;
-}
+export type { BusClusterOptions } from "./bus_cluster_options.ts";
 
-/** Refused pushes from other workers are logged at most this often, in ms. */
-const _REFUSED_LOG_MS = 10_000;
+/** Lost bus messages are logged at most this often, in ms. */
+const _LOST_LOG_MS = 10_000;
 /** How often every room is compared with what was posted, and opened keys age. */
 const _SWEEP_MS = 1_000;
 /** How long {@linkcode BusCluster.gather} waits by default, in ms. */
 const _GATHER_TIMEOUT = 500;
+/** How long {@linkcode BusCluster.history}'s answers wait for another worker by default, in ms. */
+const _ANSWER_TIMEOUT = 3_000;
 /** What a connection replaced by a newer one with its key hears, as on a single hub. */
 const _REPLACED = "replaced by a new connection with the same key";
 
@@ -79,6 +57,9 @@ const _REPLACED = "replaced by a new connection with the same key";
  * - {@linkcode BusCluster.gather} asks every worker for a figure; the push
  *   API uses it (through {@linkcode Cluster.workers}) for `/metrics` and
  *   `/admin`.
+ * - With streams on ({@linkcode BusCluster.history}), a room, mids or all
+ *   push goes first to the worker that owns its stream, which stamps it and
+ *   posts it to the others; see `bus_streams.ts`.
  *
  * @example
  * ```ts
@@ -112,26 +93,29 @@ export class BusCluster implements Cluster, WorkerGroup {
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #signal: AbortSignal | undefined;
-  #refusedLoggedAt = -Infinity;
-  /** Pushes taken this turn, posted together at its end. */
-  #outbox: Push[] = [];
   /** This worker's last message number. */
   #seq = 0;
   /** Each peer's last message number, by worker, with its incarnation (a record per incarnation). */
   #heard = new Map<number, { i: string; s: number }>();
   #lost = 0;
   #lostLoggedAt = -Infinity;
+  #workers: number | undefined;
+  #answerTimeout: number;
+  #relay: BusRelay;
 
   /**
    * Opens the channel (or listens on `transport`); {@linkcode BusCluster.attach}
    * binds the hub and says hello.
    *
-   * @throws {TypeError} When `nodeId` or `channel` is empty, or both
-   * `channel` and `transport` are given.
-   * @throws {RangeError} When `workerId` is not a non-negative integer.
+   * @throws {TypeError} When `nodeId` or `channel` is empty, both
+   * `channel` and `transport` are given, or `workers` without a transport
+   * that reaches one worker.
+   * @throws {RangeError} When `workerId` is not a non-negative integer,
+   * `workers` not an integer above it, or `answerTimeout` not positive.
    */
   constructor(options: BusClusterOptions) {
-    const { nodeId = "local", workerId, channel, transport } = options;
+    const { nodeId = "local", workerId, channel, transport, workers } = options;
+    const { answerTimeout = _ANSWER_TIMEOUT } = options;
     if (typeof nodeId !== "string" || nodeId === "") {
       throw new TypeError("Node id must not be empty");
     }
@@ -144,11 +128,31 @@ export class BusCluster implements Cluster, WorkerGroup {
     if (!Number.isSafeInteger(workerId) || workerId < 0) {
       throw new RangeError(`Worker id must be a non-negative integer: ${workerId}`);
     }
+    if (workers !== undefined && (!Number.isSafeInteger(workers) || workers <= workerId)) {
+      throw new RangeError(`Workers must be an integer above the worker id: ${workers}`);
+    }
+    if (workers !== undefined && transport?.postTo === undefined) {
+      throw new TypeError("Bus needs a transport that reaches one worker (a PortMesh) for workers");
+    }
+    if (!(answerTimeout > 0)) {
+      throw new RangeError(`Answer timeout must be positive: ${answerTimeout}`);
+    }
+    this.#workers = workers;
+    this.#answerTimeout = answerTimeout;
     this.nodeId = nodeId;
     this.workerId = workerId;
     this.#ownLogger = options.logger !== undefined;
     this.#logger = options.logger ?? silentLogger;
     this.#gatherer = new Gatherer(workerId, this.#post, this.#logger);
+    this.#relay = new BusRelay({
+      workerId,
+      hub: () => this.#hub,
+      send: (w, message) => this.#send(w, message),
+      heard: (w) => this.#heard.has(w),
+      flush: () => this.#flushNow(),
+      schedule: this.#schedule,
+      logger: () => this.#logger,
+    });
     this.#transport = transport ?? new ChannelTransport(channel ?? "comet-bus");
     this.#transport.listen({ message: (data) => this.#onMessage(data), gone: this.#gone });
     this.#signal = options.signal;
@@ -291,6 +295,19 @@ export class BusCluster implements Cluster, WorkerGroup {
     return this.#gatherer.gather<T>(topic, peers, timeout);
   }
 
+  /**
+   * Turns streams on: the history this worker's hub stamps through and asks
+   * at joins. With `workers`, it orders the streams this worker owns and
+   * asks their owners about the others; without, it orders what this
+   * isolate delivers. Call once, before pushes flow.
+   *
+   * @throws {TypeError} When called twice, or closed.
+   */
+  history(limits: HistoryLimits): StreamHistory {
+    if (this.#closed) throw new TypeError("Cluster is closed");
+    return this.#relay.history(limits, this.#workers, this.#answerTimeout);
+  }
+
   /** Says bye, stops posting and closes the transport; the hub is the server's to close. */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
@@ -304,6 +321,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     this.#closed = true;
     clearInterval(this.#sweepTimer);
     this.#gatherer.close();
+    this.#relay.close();
     this.#local?.close();
     this.#peers.clear();
     this.#transport.close();
@@ -322,19 +340,23 @@ export class BusCluster implements Cluster, WorkerGroup {
     return this.#hub;
   }
 
-  /** Local first: what the hub throws (a full backlog) rejects, and nothing is posted. */
   #push(push: Push): Promise<ClusterPushResult> {
     try {
-      const local = this.#attached().deliver(push);
+      this.#attached();
       const remote = this.#peers.size;
-      if (remote > 0) {
-        this.#outbox.push(push);
-        this.#schedule();
-      }
-      return Promise.resolve({ local, remote, degraded: false });
+      return Promise.resolve({ local: this.#relay.push(push, remote), remote, degraded: false });
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Sends to worker `w` alone: no message number of its own, so the others see no gap. */
+  #send(w: number, message: Outgoing): boolean {
+    if (this.#closed) return false;
+    (message as BusMessage).w = this.workerId;
+    (message as BusMessage).i = this.incarnation;
+    (message as BusMessage).s = this.#seq;
+    return this.#transport.postTo?.(w, message) ?? false;
   }
 
   #post = (message: Outgoing): void => {
@@ -349,6 +371,7 @@ export class BusCluster implements Cluster, WorkerGroup {
   #gone = (w: number): void => {
     if (this.#closed) return;
     this.#heard.delete(w);
+    this.#relay.gone(w);
     if (this.#peers.drop(w)) this.#gatherer.peerLeft(w);
   };
 
@@ -368,22 +391,31 @@ export class BusCluster implements Cluster, WorkerGroup {
     this.#flushTimer = undefined;
     const delta = this.#local?.take();
     if (delta !== undefined && this.#peers.size > 0) this.#post({ t: "delta", delta });
-    if (this.#outbox.length > 0) {
-      const pushes = this.#outbox;
-      this.#outbox = [];
-      this.#post({ t: "push", pushes });
-    }
+    const pushes = this.#relay.take();
+    if (pushes !== undefined) this.#post({ t: "push", pushes });
+    this.#relay.flushRoutes();
   };
+
+  /** Posts this turn's messages now, before what the caller sends next. */
+  #flushNow(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flush();
+  }
 
   #onMessage(data: unknown): void {
     if (this.#closed || !isBusMessage(data)) return;
     const m = data;
     if (m.w === this.workerId && m.i === this.incarnation) return;
+    if (isDirected(m)) {
+      this.#relay.directed(m, this.incarnation);
+      return;
+    }
     this.#count(m.w, m.i, m.s);
     const peers = this.#peers;
     switch (m.t) {
       case "hello":
         peers.replace(m.w, m.i, m.snap);
+        this.#relay.hello(m.w);
         if (this.#local !== undefined) {
           this.#post({ t: "snap", to: m.i, snap: this.#local.snapshot() });
         }
@@ -393,6 +425,8 @@ export class BusCluster implements Cluster, WorkerGroup {
         return;
       case "bye":
         if (peers.drop(m.w, m.i)) this.#gatherer.peerLeft(m.w);
+        if (this.#heard.get(m.w)?.i === m.i) this.#heard.delete(m.w);
+        this.#relay.gone(m.w);
         return;
       case "ask":
         void this.#gatherer.onAsk(m.id, m.topic, m.i);
@@ -409,7 +443,7 @@ export class BusCluster implements Cluster, WorkerGroup {
     if (m.t === "delta") {
       peers.apply(m.w, m.i, m.delta);
       if (m.delta.keys.length > 0) this.#replaced(m.w, m.delta.keys);
-    } else if (m.t === "push") { for (const push of m.pushes) this.#deliver(m.w, push); }
+    } else if (m.t === "push") { for (const push of m.pushes) this.#relay.received(m.w, push); }
   }
 
   /**
@@ -428,8 +462,9 @@ export class BusCluster implements Cluster, WorkerGroup {
     last.s = s;
     if (gap === 0) return;
     this.#lost += gap;
+    this.#relay.lost();
     const now = Date.now();
-    if (now - this.#lostLoggedAt >= _REFUSED_LOG_MS) {
+    if (now - this.#lostLoggedAt >= _LOST_LOG_MS) {
       this.#lostLoggedAt = now;
       this.#logger.warn("Lost bus messages: this worker fell behind the channel", {
         from: w,
@@ -449,29 +484,6 @@ export class BusCluster implements Cluster, WorkerGroup {
       if (ch === undefined) continue;
       const mine = local.openedAt(key);
       if (mine < at || (mine === at && this.workerId < w)) ch.close(_REPLACED);
-    }
-  }
-
-  #deliver(from: number, push: Push): void {
-    const hub = this.#hub;
-    if (hub === undefined || hub.closing) return;
-    try {
-      hub.deliver(push);
-    } catch (err) {
-      if (!(err instanceof BacklogFullError)) {
-        this.#logger.warn("Dropped a push from another worker", { from, error: err });
-        return;
-      }
-      // The worker that took the push answered it already; this worker's members miss it.
-      // The hub counts each refusal (comet_pushes_refused_total); the log says so now and then.
-      const now = Date.now();
-      if (now - this.#refusedLoggedAt >= _REFUSED_LOG_MS) {
-        this.#refusedLoggedAt = now;
-        this.#logger.warn("Refused pushes from other workers: this worker's backlog is full", {
-          from,
-          error: err.message,
-        });
-      }
     }
   }
 }

@@ -16,9 +16,19 @@
  *   receiver's connections in order.
  * - `ask` / `reply`: a figure gathered from every worker.
  *
+ * With `--workers N` (a `PortMesh` and a worker count) three more travel to
+ * one worker only, never broadcast (see `bus_streams.ts`):
+ *
+ * - `route`: unstamped pushes to streams the receiver owns, for it to order
+ *   (stamp), deliver and post to every worker.
+ * - `hist` / `hist-reply`: where streams the receiver owns stand, and what
+ *   follows a client's position; the reply travels behind every stamped push
+ *   the owner posted before answering.
+ *
  * @module
  */
 import type { Push } from "../server/push.ts";
+import type { StreamAnswer, StreamQuery } from "../server/streams.ts";
 
 /** The whole presence of one worker, as a `hello` or a `snap` carries it. */
 export interface PresenceSnapshot {
@@ -65,7 +75,24 @@ export type BusMessage =
   | _From & { t: "delta"; delta: PresenceDelta }
   | _From & { t: "push"; pushes: Push[] }
   | _From & { t: "ask"; id: number; topic: string }
-  | _From & { t: "reply"; to: string; id: number; ok: boolean; value: unknown };
+  | _From & { t: "reply"; to: string; id: number; ok: boolean; value: unknown }
+  | _From & { t: "route"; pushes: Push[] }
+  | _From & { t: "hist"; id: number; queries: StreamQuery[] }
+  | _From & { t: "hist-reply"; to: string; id: number; answers?: StreamAnswer[]; error?: string };
+
+/**
+ * Whether a message went to one worker only: it does not take a message
+ * number (`s` repeats the sender's last), so that the others see no gap.
+ *
+ * @example
+ * ```ts
+ * import { isDirected } from "./bus_messages.ts";
+ * console.log(isDirected({ t: "route", pushes: [], w: 1, i: "x", s: 4 })); // true
+ * ```
+ */
+export function isDirected(m: BusMessage): boolean {
+  return m.t === "route" || m.t === "hist" || m.t === "hist-reply";
+}
 
 /** Whether `data` looks like a bus message (a stranger on the channel name is ignored). */
 export function isBusMessage(data: unknown): data is BusMessage {

@@ -96,6 +96,18 @@ export class PortMesh implements BusTransport {
     for (const port of this.#ports.values()) port.postMessage(message);
   }
 
+  /**
+   * Posts `message` to worker `workerId`'s port alone, behind everything
+   * posted to that port before; false when there is no port to it (it has
+   * not started, or died and was disconnected).
+   */
+  postTo(workerId: number, message: unknown): boolean {
+    const port = this.#ports.get(workerId);
+    if (port === undefined) return false;
+    port.postMessage(message);
+    return true;
+  }
+
   /** Closes every port (an open port that is read keeps the isolate alive). */
   close(): void {
     if (this.#closed) return;

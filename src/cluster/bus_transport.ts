@@ -45,6 +45,14 @@ export interface BusTransport {
    * every peer, each of which receives its own structured clone.
    */
   post(message: unknown): void;
+  /**
+   * Sends `message` to worker `workerId` alone, behind everything posted to
+   * it before (one FIFO per pair of workers); false when this transport has
+   * no way to that worker now. Absent on a transport that can only
+   * broadcast (a `BroadcastChannel`): such a bus cannot route streams to
+   * their owners.
+   */
+  postTo?(workerId: number, message: unknown): boolean;
   /** Stops sending and receiving; posting afterwards does nothing. */
   close(): void;
 }

@@ -28,11 +28,19 @@ interface _Scope {
 
 /**
  * The cluster a worker joins without `--redis`: the process's one node,
- * shared by its workers over the ports in `mesh`.
+ * shared by its `workers` workers over the ports in `mesh`. Given the
+ * count, it orders each stream at the worker that owns it (a restart keeps
+ * the number, so the same worker owns the same streams, under new epochs).
  */
-function _workerCluster(cfg: CliConfig, workerId: number, mesh: PortMesh): Cluster {
+function _workerCluster(
+  cfg: CliConfig,
+  workerId: number,
+  workers: number,
+  mesh: PortMesh,
+): Cluster {
   return new BusCluster({
     workerId,
+    workers,
     transport: mesh,
     ...(cfg.nodeId !== undefined && { nodeId: cfg.nodeId }),
   });
@@ -59,7 +67,7 @@ function _run(scope: _Scope): void {
         cluster: () =>
           cfg.redis !== undefined
             ? clusterFromConfig(cfg, logger, workerNodeId(cfg.nodeId!, msg.workerId))
-            : Promise.resolve(_workerCluster(cfg, msg.workerId, mesh)),
+            : Promise.resolve(_workerCluster(cfg, msg.workerId, msg.workers, mesh)),
       });
       const addrs: Record<string, WorkerAddr> = {};
       for (const [name, addr] of Object.entries(server.addrs)) {
