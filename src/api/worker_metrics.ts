@@ -8,6 +8,7 @@
  */
 import type { Cluster, Gathered, WorkerGroup } from "../cluster/cluster.ts";
 import type { Comet } from "../server/comet.ts";
+import type { HistoryFigures } from "../server/streams.ts";
 import { collectMetrics, type CollectMetricsOptions, type MetricsSnapshot } from "./metrics.ts";
 
 /** The topic workers answer with their own {@linkcode MetricsSnapshot}. */
@@ -157,19 +158,20 @@ export function mergeMetrics(
 
 /**
  * The workers' history figures summed (`comet_history_*`): each worker holds
- * the streams it owns, so the sum is the process's. Read by name, so that
- * it holds whether or not a snapshot has them; nothing when none has.
+ * the streams it owns, so the sum is the process's;
+ * nothing when no worker has a history.
  */
 function _sumHistory(snaps: MetricsSnapshot[]): Partial<MetricsSnapshot> {
-  const figures: Record<string, unknown>[] = [];
+  let history: HistoryFigures | undefined;
   for (const snap of snaps) {
-    const history = (snap as unknown as { history?: unknown }).history;
-    if (history !== null && typeof history === "object") {
-      figures.push(history as Record<string, unknown>);
-    }
+    const h = snap.history;
+    if (h === undefined) continue;
+    history ??= { streams: 0, entries: 0, bytes: 0 };
+    history.streams += h.streams;
+    history.entries += h.entries;
+    history.bytes += h.bytes;
   }
-  // Typed loosely: the snapshot's `history` field is the hub's to declare.
-  return figures.length === 0 ? {} : { history: _sumRecords(figures) } as Partial<MetricsSnapshot>;
+  return history === undefined ? {} : { history };
 }
 
 /** Nested records of numbers summed key by key. */
