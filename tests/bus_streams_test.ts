@@ -353,8 +353,7 @@ Deno.test("a routed push with a reserved op is refused where it is taken", async
 
 Deno.test("real servers with owned streams: pushes reach clients on every worker through their owner", async () => {
   await using w = await Workers.start(3, {}, "owned");
-  // Streams on at the bus; these hubs keep no history, so their owner posts them unstamped.
-  for (let i = 0; i < 3; i++) w.cluster(i).history(LIMITS);
+  // serve() turns streams on at the bus (history on by default): each push goes through its owner.
   const clients = [];
   for (let i = 0; i < 3; i++) {
     clients.push(
