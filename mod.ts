@@ -168,6 +168,7 @@ export {
 export { connect } from "./src/client/connect.ts";
 export {
   Client,
+  type ClientFrame,
   type ClientOptions,
   type ClientState,
   type ClientStats,
@@ -176,7 +177,14 @@ export {
   type JsonMessage,
   type MessagesOptions,
   type RequestOptions,
+  type RoomPosition,
   type StateChange,
+  type StreamInfo,
+  type StreamLost,
+  type StreamLostReason,
+  type StreamName,
+  type StreamPosition,
+  type StreamPositions,
 } from "./src/client/client.ts";
 export { MessageStream } from "./src/client/message_stream.ts";
 export type { Link, LinkOpener, LinkOptions } from "./src/client/link.ts";

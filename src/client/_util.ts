@@ -1,6 +1,6 @@
 // Small checks and conversions the goim client's files share.
 import type { Frame } from "../protocol/frame.ts";
-import type { ClientOptions } from "./client_options.ts";
+import type { ClientOptions, ClientStats, StreamPositions } from "./client_options.ts";
 import { ConnectionClosedError } from "./connection_closed_error.ts";
 import type { Link } from "./link.ts";
 import { RequestTimeoutError } from "./request_timeout_error.ts";
@@ -54,6 +54,18 @@ export function _asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+export function _parseReply<T>(reply: Uint8Array): T {
+  try {
+    return JSON.parse(_decoder.decode(reply)) as T;
+  } catch (err) {
+    throw new SyntaxError(`Reply is not JSON: ${_asError(err).message}`, { cause: err });
+  }
+}
+
+export function _emptyStats(): ClientStats {
+  return { opens: 0, reconnects: 0, missedHeartbeats: 0, dropped: 0, batches: 0, lateReplies: 0 };
+}
+
 export function _opList(ops: readonly number[]): Uint8Array {
   if (!Array.isArray(ops)) throw new TypeError("Ops must be an array of 32-bit integers");
   for (const op of ops) {
@@ -62,16 +74,26 @@ export function _opList(ops: readonly number[]): Uint8Array {
   return _encoder.encode(ops.join(","));
 }
 
-export function _authBody(options: ClientOptions): Uint8Array {
-  const { auth, mid, key, roomId, platform, accepts } = options;
+/**
+ * Builds each connection's auth body from the options: `recover` names the
+ * positions held, `room` the room the client is in (for the goim fields).
+ * Without recovery (or with a raw body that is not a JSON object) the body
+ * is the same every time.
+ */
+export function _authBody(
+  options: ClientOptions,
+): (recover: StreamPositions, room: string | undefined) => Uint8Array {
+  const { auth, mid, key, roomId, platform, accepts, recover = true } = options;
+  if (typeof recover !== "boolean") throw new TypeError(`Recover must be a boolean: ${recover}`);
   const goim = [mid, key, roomId, platform, accepts].some((v) => v !== undefined);
   if (auth !== undefined) {
     if (goim) throw new TypeError("Pass either auth or the goim fields (mid, key, ...), not both");
-    if (typeof auth === "string" || auth instanceof Uint8Array) return _bytes(auth);
-    if (typeof auth !== "object" || auth === null) {
+    let bytes: Uint8Array;
+    if (typeof auth === "string" || auth instanceof Uint8Array) bytes = _bytes(auth);
+    else if (typeof auth !== "object" || auth === null) {
       throw new TypeError(`Auth must be bytes, a string or an object: ${typeof auth}`);
-    }
-    return _encoder.encode(_json(auth));
+    } else bytes = _encoder.encode(_json(auth));
+    return recover ? _withRecover(bytes) : () => bytes;
   }
   if (mid !== undefined && !(Number.isSafeInteger(mid) && mid >= 0)) {
     throw new RangeError(`User id must be a non-negative safe integer: ${mid}`);
@@ -80,13 +102,44 @@ export function _authBody(options: ClientOptions): Uint8Array {
     if (v !== undefined && typeof v !== "string") throw new TypeError(`${name} must be a string`);
   }
   if (accepts !== undefined) _opList(accepts);
-  return _encoder.encode(JSON.stringify({
+  const fields = (room: string | undefined) => ({
     mid: mid ?? 0,
     key: key ?? "",
-    room_id: roomId ?? "",
+    room_id: room ?? roomId ?? "",
     platform: platform ?? "",
     accepts: accepts ?? [],
-  }));
+  });
+  if (!recover) {
+    const bytes = _encoder.encode(JSON.stringify(fields(undefined)));
+    return () => bytes;
+  }
+  return (positions, room) =>
+    _encoder.encode(JSON.stringify({ ...fields(room), recover: positions }));
+}
+
+const _strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * A raw auth body with `recover` spliced in before its closing brace, so the
+ * application's own bytes (big numbers, spacing) reach the server as written;
+ * a body that is not a JSON object, or has its own `recover`, stays as it is.
+ */
+function _withRecover(bytes: Uint8Array): (recover: StreamPositions) => Uint8Array {
+  let text: string;
+  let value: unknown;
+  try {
+    text = _strictDecoder.decode(bytes);
+    value = JSON.parse(text);
+  } catch {
+    return () => bytes;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value) || "recover" in value) {
+    return () => bytes;
+  }
+  const end = text.lastIndexOf("}");
+  const head = text.slice(0, end) + (Object.keys(value).length === 0 ? "" : ",") + '"recover":';
+  const tail = text.slice(end);
+  return (recover) => _encoder.encode(head + JSON.stringify(recover) + tail);
 }
 
 /** Sends on a link that may already be closing; its loss fails whatever waits on it. */

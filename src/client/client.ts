@@ -10,14 +10,17 @@ import {
   _clientUrl,
   _connectTimedOut,
   _decoder,
+  _emptyStats,
   _gaveUp,
   _json,
   _opener,
   _opList,
+  _parseReply,
   _positive,
 } from "./_util.ts";
 import { AuthError } from "./auth_error.ts";
 import type {
+  ClientFrame,
   ClientOptions,
   ClientState,
   ClientStats,
@@ -26,6 +29,8 @@ import type {
   MessagesOptions,
   RequestOptions,
   StateChange,
+  StreamLost,
+  StreamPositions,
 } from "./client_options.ts";
 import { ConnectionClosedError } from "./connection_closed_error.ts";
 import { FrameRouter, NOT_JSON } from "./frame_router.ts";
@@ -34,6 +39,7 @@ import type { Link } from "./link.ts";
 import type { MessageStream } from "./message_stream.ts";
 import { readFrames } from "./read_frames.ts";
 import { RequestTable } from "./request_table.ts";
+import { StreamTracker } from "./stream_tracker.ts";
 import { WatchState } from "./watch_state.ts";
 
 export type * from "./client_options.ts";
@@ -85,7 +91,8 @@ export class Client implements AsyncDisposable {
   readonly url: URL;
 
   #open: (onFrame: (frame: Frame) => void, signal: AbortSignal) => Promise<Link>;
-  #authBody: Uint8Array;
+  #authBody: (recover: StreamPositions, room: string | undefined) => Uint8Array;
+  #streams: StreamTracker | undefined;
   #requestTimeout: number;
   #queueWhileReconnecting: boolean;
   #messageBuffer: number;
@@ -96,14 +103,7 @@ export class Client implements AsyncDisposable {
   #router: FrameRouter;
   #watch = new WatchState();
   #life: Reconnector<Link, "open">;
-  #stats: ClientStats = {
-    opens: 0,
-    reconnects: 0,
-    missedHeartbeats: 0,
-    dropped: 0,
-    batches: 0,
-    lateReplies: 0,
-  };
+  #stats: ClientStats = _emptyStats();
 
   /**
    * Creates the client and starts connecting; await
@@ -119,6 +119,9 @@ export class Client implements AsyncDisposable {
     this.url = _clientUrl(url, Boolean(options.link));
     this.#open = _opener(this.url, options);
     this.#authBody = _authBody(options);
+    const report = (error: Error) => this.#life.report(error);
+    const recover = options.recover !== false;
+    this.#streams = recover ? new StreamTracker(options.positions, report) : undefined;
     const heartbeat = _positive("Heartbeat interval", options.heartbeat, 30_000);
     const policy = options.reconnect === false ? false : reconnectPolicy(options.reconnect);
     this.#requestTimeout = _positive("Request timeout", options.requestTimeout, 10_000);
@@ -129,10 +132,7 @@ export class Client implements AsyncDisposable {
       throw new RangeError(`Message buffer must be a positive integer: ${this.#messageBuffer}`);
     }
     this.#heartbeat = new Heartbeat(heartbeat, () => void this.#stats.missedHeartbeats++);
-    this.#router = new FrameRouter(
-      (error) => this.#life.report(error),
-      () => void this.#stats.dropped++,
-    );
+    this.#router = new FrameRouter(report, () => void this.#stats.dropped++);
     this.#life = new Reconnector<Link, "open">({
       upState: "open",
       policy,
@@ -179,8 +179,18 @@ export class Client implements AsyncDisposable {
   }
 
   /**
+   * The positions held in the room, user and broadcast streams (a copy, to
+   * save and pass back as the `positions` option); empty with `recover: false`.
+   */
+  get positions(): StreamPositions {
+    return this.#streams?.positions ?? {};
+  }
+
+  /**
    * Calls `handler` with every frame of operation `op` the server sends:
    * pushes (the inner frames of op-9 batches included) and replies alike.
+   * Pushes to the client's streams (op 18 on the wire) come by their
+   * business op, with `stream` set; see {@linkcode ClientFrame}.
    * A handler that throws is reported to {@linkcode Client.onError}.
    *
    * @returns A function that removes the handler.
@@ -196,7 +206,7 @@ export class Client implements AsyncDisposable {
    *
    * @returns A function that removes the handler.
    */
-  onJson<T = unknown>(op: number, handler: (value: T, frame: Frame) => void): () => void {
+  onJson<T = unknown>(op: number, handler: (value: T, frame: ClientFrame) => void): () => void {
     if (typeof handler !== "function") throw new TypeError("Handler must be a function");
     return this.on(op, (frame) => {
       const value = this.#router.parseJson<T>(frame);
@@ -207,6 +217,16 @@ export class Client implements AsyncDisposable {
   /** Calls `listener` on every state change. Returns a function that removes it. */
   onState(listener: (change: StateChange) => void): () => void {
     return this.#life.onState(listener);
+  }
+
+  /**
+   * Calls `listener` when pushes of a stream were missed for good (a
+   * reconnect could not recover them, or a live push skipped offsets or
+   * epochs); see {@linkcode StreamLost}. The first connection's come before
+   * {@linkcode Client.opened} resolves. Returns a function that removes it.
+   */
+  onStreamLost(listener: (lost: StreamLost) => void): () => void {
+    return this.#streams?.onLost(listener) ?? (() => {});
   }
 
   /**
@@ -229,7 +249,7 @@ export class Client implements AsyncDisposable {
    * client's `stats.dropped`. The stream ends when the client closes;
    * breaking out of the loop unregisters it.
    */
-  messages(options: MessagesOptions = {}): MessageStream<Frame> {
+  messages(options: MessagesOptions = {}): MessageStream<ClientFrame> {
     return this.#router.messages(options.buffer ?? this.#messageBuffer, this.#life.closing);
   }
 
@@ -240,15 +260,7 @@ export class Client implements AsyncDisposable {
   async *jsonMessages<T = unknown>(
     options: MessagesOptions = {},
   ): AsyncGenerator<JsonMessage<T>, void, undefined> {
-    const stream = this.messages(options);
-    try {
-      for await (const frame of stream) {
-        const value = this.#router.parseJson<T>(frame);
-        if (value !== NOT_JSON) yield { op: frame.op, value: value as T };
-      }
-    } finally {
-      await stream.return();
-    }
+    yield* this.#router.json<T>(this.messages(options));
   }
 
   /**
@@ -291,12 +303,7 @@ export class Client implements AsyncDisposable {
    * @throws {SyntaxError} When the reply is not JSON.
    */
   async requestJson<T = unknown>(value: unknown, options: RequestOptions = {}): Promise<T> {
-    const reply = await this.request(_json(value), options);
-    try {
-      return JSON.parse(_decoder.decode(reply)) as T;
-    } catch (err) {
-      throw new SyntaxError(`Reply is not JSON: ${_asError(err).message}`, { cause: err });
-    }
+    return _parseReply<T>(await this.request(_json(value), options));
   }
 
   /**
@@ -358,9 +365,12 @@ export class Client implements AsyncDisposable {
       const opened = link;
       link.closed.then((reason) => this.#lost(opened, reason));
       // The attempt's own deadline bounds these, so they get no timeout of their own.
-      await this.#requests.call(link, Op.Auth, this.#authBody, Infinity, signal);
+      const streams = this.#streams;
+      streams?.connecting();
+      const auth = this.#authBody(streams?.positions ?? {}, this.#watch.room);
+      await this.#requests.call(link, Op.Auth, auth, Infinity, signal);
       await Promise.all(
-        this.#watch.restores().map(([op, body]) =>
+        this.#watch.restores(streams?.roomId).map(([op, body]) =>
           this.#requests.call(opened, op, body, Infinity, signal)
         ),
       );
@@ -433,12 +443,21 @@ export class Client implements AsyncDisposable {
       case Op.HeartbeatReply:
         this.#heartbeat.replied(body);
         break;
+      case Op.StreamPush: {
+        if (this.#streams === undefined) break;
+        const push = this.#streams.push(frame);
+        if (push !== undefined) this.#router.deliver(push);
+        return;
+      }
       case Op.AuthReply:
       case Op.SendMsgReply:
       case Op.ChangeRoomReply:
       case Op.SubReply:
       case Op.UnsubReply:
         if (!this.#requests.reply(link, op, seq, body)) this.#stats.lateReplies++;
+        // Read now, before the frames after it: op 8's replay and op 13's room pushes.
+        if (op === Op.AuthReply) this.#streams?.authorized(body);
+        else if (op === Op.ChangeRoomReply) this.#streams?.roomChanged(body);
         break;
       case Op.DisconnectReply: {
         const error = this.#requests.disconnected(_decoder.decode(body));

@@ -127,6 +127,173 @@ export interface ClientOptions extends GoimAuth {
   link?: LinkOpener;
   /** Aborting closes the client as {@linkcode Client.close} does. */
   signal?: AbortSignal;
+  /**
+   * Recover the room, user and broadcast streams across reconnects
+   * (docs/protocol.md, section 8): the auth JSON gets a `recover` field
+   * naming the positions held, the server replays what was missed, and
+   * pushes to those streams carry their position ({@linkcode ClientFrame.stream}).
+   * What could not be recovered is reported to {@linkcode Client.onStreamLost}.
+   * With `auth` as raw bytes or text, `recover` is added only when the body
+   * is a JSON object (and has no `recover` of its own). With the goim fields,
+   * `room_id` names the room the client is in, which may be a later
+   * {@linkcode Client.changeRoom}'s. `false` sends goim's auth JSON
+   * byte for byte as before. Default `true`.
+   */
+  recover?: boolean;
+  /**
+   * Positions to recover from on the first connection, e.g. the
+   * {@linkcode Client.positions} an earlier page load saved. Default none:
+   * the first connection recovers nothing.
+   */
+  positions?: StreamPositions;
+}
+
+/**
+ * The streams a connection reads (docs/protocol.md, section 8.1): its room,
+ * its user (`mid`, every device) and everyone (`all`). Pushes to keys belong
+ * to no stream.
+ *
+ * @example
+ * ```ts
+ * import type { StreamName } from "./client_options.ts";
+ *
+ * const names: StreamName[] = ["room", "mid", "all"];
+ * ```
+ */
+export type StreamName = "room" | "mid" | "all";
+
+/**
+ * A place in a stream: its epoch (which changes when the server lost the
+ * stream's history) and the offset of the last push held (0: none of this
+ * epoch yet).
+ *
+ * @example
+ * ```ts
+ * import type { StreamPosition } from "./client_options.ts";
+ *
+ * const held: StreamPosition = { epoch: 305419896, offset: 45 };
+ * ```
+ */
+export interface StreamPosition {
+  /** The stream's epoch, 0 to 2^32 − 1 (0: never learned). */
+  epoch: number;
+  /** The offset of the last push held, 0 to 2^53 − 1. */
+  offset: number;
+}
+
+/**
+ * A position in a room's stream, with the room's id.
+ *
+ * @example
+ * ```ts
+ * import type { RoomPosition } from "./client_options.ts";
+ *
+ * const held: RoomPosition = { id: "live://1", epoch: 7, offset: 3 };
+ * ```
+ */
+export interface RoomPosition extends StreamPosition {
+  /** The room, e.g. `live://1`. */
+  id: string;
+}
+
+/**
+ * The positions a client holds, per stream: what it names in `recover` when
+ * it reconnects. See {@linkcode Client.positions} and the `positions` option.
+ *
+ * @example
+ * ```ts
+ * import type { StreamPositions } from "./client_options.ts";
+ *
+ * const saved: StreamPositions = JSON.parse('{"mid":{"epoch":9,"offset":12}}');
+ * console.log(saved.mid?.offset); // 12
+ * ```
+ */
+export interface StreamPositions {
+  /** The room the client is in, when it holds a position there. */
+  room?: RoomPosition;
+  /** The user's stream. */
+  mid?: StreamPosition;
+  /** The broadcast stream. */
+  all?: StreamPosition;
+}
+
+/**
+ * Where a push delivered from a stream (op 18) sits: see {@linkcode ClientFrame.stream}.
+ *
+ * @example
+ * ```ts
+ * import type { StreamInfo } from "./client_options.ts";
+ *
+ * const info: StreamInfo = { kind: "room", epoch: 7, offset: 4 };
+ * ```
+ */
+export interface StreamInfo extends StreamPosition {
+  /** Which stream the push belongs to. */
+  kind: StreamName;
+}
+
+/**
+ * A frame as the client delivers it. A push to one of the client's streams
+ * (op 18 on the wire) arrives like a plain push, with its business `op` and
+ * its pushed bytes as `body`, plus `stream`; other frames have no `stream`.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { ClientFrame } from "./client_options.ts";
+ *
+ * function listen(client: Client): void {
+ *   client.on(1000, (frame: ClientFrame) => {
+ *     if (frame.stream) console.log(frame.stream.kind, frame.stream.offset);
+ *   });
+ * }
+ * ```
+ */
+export interface ClientFrame extends Frame {
+  /** The stream and position of a push that came from one; absent otherwise. */
+  stream?: StreamInfo;
+}
+
+/**
+ * Why a stream could not be followed without a hole: `epoch`, the server
+ * lost the stream's history (or the client never saw this stream);
+ * `window`, some push missed is no longer kept (also any reason this client
+ * does not know); `room`, the connection was put in another room than the
+ * one held; `gap`, a live push skipped offsets.
+ *
+ * @example
+ * ```ts
+ * import type { StreamLostReason } from "./client_options.ts";
+ *
+ * const reason: StreamLostReason = "window";
+ * ```
+ */
+export type StreamLostReason = "epoch" | "window" | "room" | "gap";
+
+/**
+ * What {@linkcode Client.onStreamLost} listeners get: pushes of `stream` were
+ * missed and will not come. The client already holds the stream's new
+ * position and goes on from there.
+ *
+ * @example
+ * ```ts
+ * import type { Client } from "./client.ts";
+ * import type { StreamLost } from "./client_options.ts";
+ *
+ * function reloadOnLoss(client: Client): () => void {
+ *   return client.onStreamLost(({ stream, id, reason }: StreamLost) => {
+ *     console.log(`missed pushes of ${stream} ${id ?? ""}: ${reason}`);
+ *   });
+ * }
+ * ```
+ */
+export interface StreamLost {
+  /** The stream that lost pushes. */
+  stream: StreamName;
+  /** The room's id, for `room`. */
+  id?: string;
+  /** Why; see {@linkcode StreamLostReason}. */
+  reason: StreamLostReason;
 }
 
 /**
@@ -179,7 +346,7 @@ export interface MessagesOptions {
  * const show: FrameHandler = (frame) => console.log(frame.op, frame.body.length);
  * ```
  */
-export type FrameHandler = (frame: Frame) => void;
+export type FrameHandler = (frame: ClientFrame) => void;
 
 /**
  * A push whose body was parsed as JSON; see {@linkcode Client.jsonMessages}.
@@ -201,6 +368,8 @@ export interface JsonMessage<T = unknown> {
   op: number;
   /** The parsed body, e.g. `{ act, data }`. */
   value: T;
+  /** The stream and position of a push that came from one; see {@linkcode ClientFrame.stream}. */
+  stream?: StreamInfo;
 }
 
 /**

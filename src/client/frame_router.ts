@@ -7,7 +7,7 @@
 import type { Frame } from "../protocol/frame.ts";
 import { isReplyOp } from "../protocol/op.ts";
 import { _asError, _decoder, _isInt32 } from "./_util.ts";
-import type { FrameHandler } from "./client_options.ts";
+import type { ClientFrame, FrameHandler, JsonMessage } from "./client_options.ts";
 import { MessageStream } from "./message_stream.ts";
 
 /** What {@linkcode FrameRouter.parseJson} returns for a body that is not JSON, so that `null` and the like stay values. */
@@ -29,7 +29,7 @@ export const NOT_JSON: unique symbol = Symbol("not JSON");
  */
 export class FrameRouter {
   #handlers = new Map<number, Set<FrameHandler>>();
-  #streams = new Set<MessageStream<Frame>>();
+  #streams = new Set<MessageStream<ClientFrame>>();
   #report: (error: Error) => void;
   #onDropped: () => void;
 
@@ -66,15 +66,15 @@ export class FrameRouter {
    * A stream of the pushes from now on, buffering up to `buffer`; an ended
    * one when `ended` (the client is closed).
    */
-  messages(buffer: number, ended: boolean): MessageStream<Frame> {
-    const stream = new MessageStream<Frame>(buffer, () => void this.#streams.delete(stream));
+  messages(buffer: number, ended: boolean): MessageStream<ClientFrame> {
+    const stream = new MessageStream<ClientFrame>(buffer, () => void this.#streams.delete(stream));
     if (ended) stream.end();
     else this.#streams.add(stream);
     return stream;
   }
 
   /** Hands `frame` to its handlers and, when it is a push, to every stream. */
-  deliver(frame: Frame): void {
+  deliver(frame: ClientFrame): void {
     const handlers = this.#handlers.get(frame.op);
     if (handlers !== undefined) {
       for (const handler of handlers) {
@@ -102,6 +102,22 @@ export class FrameRouter {
         }),
       );
       return NOT_JSON;
+    }
+  }
+
+  /** `stream`'s pushes with each body parsed as JSON; one that is not JSON is reported and skipped. */
+  async *json<T>(
+    stream: MessageStream<ClientFrame>,
+  ): AsyncGenerator<JsonMessage<T>, void, undefined> {
+    try {
+      for await (const frame of stream) {
+        const value = this.parseJson<T>(frame);
+        if (value === NOT_JSON) continue;
+        const { op, stream: at } = frame;
+        yield at === undefined ? { op, value: value as T } : { op, value: value as T, stream: at };
+      }
+    } finally {
+      await stream.return();
     }
   }
 

@@ -49,12 +49,24 @@ export class WatchState {
     this.#room = room;
   }
 
-  /** The requests (op and body) that bring a new connection here, in the order to send them. */
-  restores(): [op: number, body: Uint8Array][] {
+  /** The room last moved to ("" none); undefined when never moved. */
+  get room(): string | undefined {
+    return this.#room;
+  }
+
+  /**
+   * The requests (op and body) that bring a new connection here, in the
+   * order to send them. `inRoom` is the room the server said the connection
+   * is in already, if it said: moving there again would only lose the
+   * position the auth recovered.
+   */
+  restores(inRoom?: string): [op: number, body: Uint8Array][] {
     const requests: [number, Uint8Array][] = [];
     if (this.#subs.size > 0) requests.push([Op.Sub, _opList([...this.#subs])]);
     if (this.#unsubs.size > 0) requests.push([Op.Unsub, _opList([...this.#unsubs])]);
-    if (this.#room !== undefined) requests.push([Op.ChangeRoom, _encoder.encode(this.#room)]);
+    if (this.#room !== undefined && this.#room !== inRoom) {
+      requests.push([Op.ChangeRoom, _encoder.encode(this.#room)]);
+    }
     return requests;
   }
 }
