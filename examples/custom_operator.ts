@@ -5,8 +5,8 @@
 //
 //   deno run --allow-net examples/custom_operator.ts [--port 3101]
 import { createHash, timingSafeEqual } from "node:crypto";
-import { parseArgs } from "node:util";
 import { type Operator, serve } from "../mod.ts";
+import { portArg, readArgs, runExample } from "./_cli.ts";
 
 interface User {
   mid: number;
@@ -78,15 +78,14 @@ const operator: Operator = {
   },
 };
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { port: { type: "string", default: "3101" } },
+await runExample("custom_operator", () => {
+  const { values } = readArgs({ port: { type: "string", default: "3101" } });
+  const server = serve({
+    tcp: { hostname: "127.0.0.1", port: portArg("--port", values.port) },
+    ws: false,
+    api: false,
+    operator,
+  });
+  console.log(`listening on tcp://127.0.0.1:${server.addrs.tcp!.port}`);
+  Deno.addSignalListener("SIGINT", () => server.shutdown());
 });
-const server = serve({
-  tcp: { hostname: "127.0.0.1", port: Number(values.port) },
-  ws: false,
-  api: false,
-  operator,
-});
-console.log(`listening on tcp://127.0.0.1:${server.addrs.tcp!.port}`);
-Deno.addSignalListener("SIGINT", () => server.shutdown());

@@ -8,6 +8,9 @@ import { LineReader, ROOT } from "./_process.ts";
 
 const decoder = new TextDecoder();
 
+/** The chat server as its README line runs it (--allow-run bundles the page's client). */
+const CHAT = ["--allow-net", "--allow-read", "--allow-run", "examples/chat/server.ts"];
+
 /** `deno run` of an example from the repository root. */
 function example(args: string[], env?: Record<string, string>): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -237,9 +240,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "comet_chat_" });
     await using server = spawn([
-      "--allow-net",
-      "--allow-read",
-      "examples/chat/server.ts",
+      ...CHAT,
       "--http-port",
       "0",
       "--ws-port",
@@ -288,9 +289,7 @@ Deno.test({
 
 Deno.test("chat: the server answers say with a room broadcast and serves its files", async () => {
   await using server = spawn([
-    "--allow-net",
-    "--allow-read",
-    "examples/chat/server.ts",
+    ...CHAT,
     "--http-port",
     "0",
     "--ws-port",
@@ -299,7 +298,7 @@ Deno.test("chat: the server answers say with a room broadcast and serves its fil
     "0",
   ]);
   const [, page, ws] = await server.stdout.line(/^Chat on (\S+) \(WebSocket (\S+),/);
-  for (const [path, type] of [["", "text/html"], ["goim.js", "text/javascript"]]) {
+  for (const [path, type] of [["", "text/html"], ["client.js", "text/javascript"]]) {
     const res = await fetch(new URL(path!, page));
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type")!, new RegExp(type!));
@@ -328,4 +327,109 @@ Deno.test("chat: the server answers say with a room broadcast and serves its fil
   });
   await bob.close();
   assert.equal((await server.stop()).code, 0, server.stderr.log);
+});
+
+Deno.test({
+  name: "chat: a page reconnects with the client's backoff when the server comes back",
+  ignore: findChromium() === undefined,
+  async fn() {
+    const ports = ["--http-port", "0", "--api-port", "0"];
+    const first = spawn([...CHAT, ...ports, "--ws-port", "0"]);
+    let second: ReturnType<typeof spawn> | undefined;
+    try {
+      const [, url, ws] = await first.stdout.line(/^Chat on (\S+) \(WebSocket (\S+),/);
+      await using browser = await Chromium.launch();
+      const page = await browser.newPage(url!);
+      await page.waitFor(`document.querySelector("#status").textContent === "connected"`);
+      assert.equal((await first.stop()).code, 0, first.stderr.log);
+      await page.waitFor(
+        `document.querySelector("#status").textContent.startsWith("reconnecting")`,
+      );
+      // The same WebSocket port: the page has it from config.json and keeps it.
+      second = spawn([...CHAT, ...ports, "--ws-port", new URL(ws!).port]);
+      await second.stdout.line(/^Chat on /);
+      await page.waitFor(`document.querySelector("#status").textContent === "connected"`, 20_000);
+      // Saying something works only in a room: the client joined its room again.
+      await page.evaluate(`{
+        document.querySelector("#text").value = "back again";
+        document.querySelector("#say").requestSubmit();
+      }`);
+      await page.waitFor(`document.querySelectorAll("#messages li").length > 0`);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await first.stop();
+      if (second) assert.equal((await second.stop()).code, 0, second.stderr.log);
+    }
+  },
+});
+
+/** Runs an example to its end: exit status and stderr, trimmed. */
+async function fails(args: string[]): Promise<{ code: number; stderr: string }> {
+  const out = await example(args).output();
+  return { code: out.code, stderr: decoder.decode(out.stderr).trim() };
+}
+
+Deno.test("examples: no server, a bad flag or a taken port is one line on stderr, not a stack", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const refused = closed.addr.port;
+  closed.close();
+  using held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = held.addr.port;
+  const cases: [args: string[], code: number, line: RegExp][] = [
+    [
+      ["--allow-net", "examples/fullduplex/client.ts", "--url", `tcp://127.0.0.1:${refused}`],
+      1,
+      new RegExp(
+        `^client: Connecting to tcp://127\\.0\\.0\\.1:${refused} failed: Connection refused.*; is the server running\\?`,
+      ),
+    ],
+    [
+      ["--allow-net", "examples/fullduplex/client.ts", "--bogus"],
+      2,
+      /^client: Unknown option '--bogus'$/,
+    ],
+    [
+      ["--allow-net", "examples/fullduplex/main.ts", "--speed", "0"],
+      2,
+      /^fullduplex: --speed must be a positive number: 0$/,
+    ],
+    [
+      ["--allow-net", "examples/fullduplex/server.ts", "--port", String(taken)],
+      1,
+      new RegExp(`^server: Address is already in use: 127\\.0\\.0\\.1:${taken} \\(tcp\\)$`),
+    ],
+    [
+      ["--allow-net", "examples/custom_operator.ts", "--port", "x"],
+      2,
+      /^custom_operator: --port must be a port number from 0 to 65535: x$/,
+    ],
+    [
+      [...CHAT, "--ws-port", "70000"],
+      2,
+      /^chat: --ws-port must be a port number from 0 to 65535: 70000$/,
+    ],
+    [
+      ["--allow-net", "--allow-read", "examples/chat/server.ts"],
+      1,
+      /^chat: cannot bundle the page's client: run with --allow-run \(for deno bundle\)$/,
+    ],
+    [
+      [
+        "--allow-net",
+        "examples/push.ts",
+        "--api",
+        `http://127.0.0.1:${refused}`,
+        "online",
+        "total",
+      ],
+      1,
+      /^push: cannot reach http:\/\/127\.0\.0\.1:\d+: /,
+    ],
+  ];
+  for (const [args, code, line] of cases) {
+    const out = await fails(args);
+    assert.equal(out.stderr.split("\n").length, 1, `${args.join(" ")}:\n${out.stderr}`);
+    assert.match(out.stderr, line, args.join(" "));
+    assert.equal(out.code, code, `${args.join(" ")}: ${out.stderr}`);
+  }
 });

@@ -3,8 +3,8 @@
 // server pushes "doexit".
 //
 //   deno run --allow-net examples/fullduplex/client.ts [--url tcp://127.0.0.1:3101] [--speed 1]
-import { parseArgs } from "node:util";
-import { connect, Op } from "../../mod.ts";
+import { connect, ConnectionClosedError, Op } from "../../mod.ts";
+import { readArgs, runExample } from "../_cli.ts";
 import { log, parseSpeed } from "./log.ts";
 import { type Message, OP_MESSAGE } from "./server.ts";
 
@@ -49,12 +49,17 @@ export async function runClient(url: string, options: { speed?: number } = {}): 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
+  await runExample("client", async () => {
+    const { values } = readArgs({
       url: { type: "string", default: "tcp://127.0.0.1:3101" },
       speed: { type: "string" },
-    },
+    });
+    const speed = parseSpeed(values.speed);
+    try {
+      await runClient(values.url, { speed });
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+      throw new Error(`${err.message}; is the server running? (examples/fullduplex/server.ts)`);
+    }
   });
-  await runClient(values.url, { speed: parseSpeed(values.speed) });
 }

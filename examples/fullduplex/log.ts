@@ -1,3 +1,5 @@
+import { UsageError } from "../_cli.ts";
+
 /** Prints one line stamped like Comet's own log: `2026-01-02T15:04:05.000Z [server] ...`. */
 export function log(side: "server" | "client", message: string): void {
   console.log(`${new Date().toISOString()} [${side}] ${message}`);
@@ -10,7 +12,7 @@ export function log(side: "server" | "client", message: string): void {
 export function parseSpeed(value: string | undefined): number {
   const speed = Number(value ?? 1);
   if (!(speed > 0 && Number.isFinite(speed))) {
-    throw new RangeError(`--speed must be a positive number: ${value}`);
+    throw new UsageError(`--speed must be a positive number: ${value}`);
   }
   return speed;
 }

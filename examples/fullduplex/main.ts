@@ -2,12 +2,14 @@
 // the server on a free port, then the client against it.
 //
 //   deno run --allow-net examples/fullduplex/main.ts [--speed 1]
-import { parseArgs } from "node:util";
+import { readArgs, runExample } from "../_cli.ts";
 import { runClient } from "./client.ts";
 import { parseSpeed } from "./log.ts";
 import { startServer } from "./server.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { speed: { type: "string" } } });
-const speed = parseSpeed(values.speed);
-await using server = startServer({ port: 0, speed });
-await runClient(`tcp://127.0.0.1:${server.addrs.tcp!.port}`, { speed });
+await runExample("fullduplex", async () => {
+  const { values } = readArgs({ speed: { type: "string" } });
+  const speed = parseSpeed(values.speed);
+  await using server = startServer({ port: 0, speed });
+  await runClient(`tcp://127.0.0.1:${server.addrs.tcp!.port}`, { speed });
+});

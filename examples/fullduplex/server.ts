@@ -3,8 +3,8 @@
 // "doexit".
 //
 //   deno run --allow-net examples/fullduplex/server.ts [--port 3101] [--speed 1]
-import { parseArgs } from "node:util";
 import { type CometServer, parseGoimAuth, serve } from "../../mod.ts";
+import { portArg, readArgs, runExample } from "../_cli.ts";
 import { log, parseSpeed } from "./log.ts";
 
 /** The business op every message of this example travels on. */
@@ -70,11 +70,14 @@ export function startServer(options: { port?: number; speed?: number } = {}): Co
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { port: { type: "string", default: "3101" }, speed: { type: "string" } },
+  await runExample("server", async () => {
+    const { values } = readArgs({
+      port: { type: "string", default: "3101" },
+      speed: { type: "string" },
+    });
+    const port = portArg("--port", values.port);
+    const server = startServer({ port, speed: parseSpeed(values.speed) });
+    Deno.addSignalListener("SIGINT", () => server.shutdown());
+    await server.finished;
   });
-  const server = startServer({ port: Number(values.port), speed: parseSpeed(values.speed) });
-  Deno.addSignalListener("SIGINT", () => server.shutdown());
-  await server.finished;
 }

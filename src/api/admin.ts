@@ -1,5 +1,6 @@
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Comet } from "../server/comet.ts";
+import { AdminHistory, type AdminSample, mergeHistories } from "./admin_history.ts";
 import { ADMIN_CSS, ADMIN_HTML, ADMIN_JS } from "./admin_page.ts";
 import { gatherMetrics } from "./worker_metrics.ts";
 import { crossOriginRefusal } from "./origin.ts";
@@ -16,12 +17,20 @@ export interface AdminOptions {
   token?: string;
   /** Runs a push as `POST /goim/push/<kind>` with the request's query and body would. */
   push: (kind: AdminPushKind, url: URL, request: Request) => Promise<Response>;
+  /**
+   * The server's life: while it has not aborted, the page's first request
+   * starts one sampler that keeps the last two minutes for
+   * `GET /admin/history`. Without it, the history is empty.
+   */
+  signal?: AbortSignal;
 }
 
 /** Answers a request under `/admin`, given its parsed target. */
 export type AdminHandler = (request: Request, url: URL) => Promise<Response>;
 
 const _COOKIE = "comet_admin";
+/** The workers' bus topic each worker answers with its own samples. */
+const _HISTORY_TOPIC = "admin-history";
 const _KINDS = new Set<string>(["keys", "mids", "room", "all"]);
 const _encoder = new TextEncoder();
 
@@ -74,8 +83,9 @@ async function _session(token: string): Promise<string> {
 
 /**
  * The admin page of the push API, served under `/admin`: live figures and
- * charts from `GET /admin/stats` and a push form posting to
- * `POST /admin/push/<kind>`.
+ * charts from `GET /admin/stats`, the last two minutes of the charts from
+ * `GET /admin/history` (kept on the server, so a reload draws them at once),
+ * and a push form posting to `POST /admin/push/<kind>`.
  *
  * With a token, a browser cannot send a bearer header when it navigates, so
  * `GET /admin?token=TOKEN` checks it once, sets an HttpOnly, SameSite=Strict
@@ -94,6 +104,19 @@ async function _session(token: string): Promise<string> {
  */
 export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHandler {
   const { cluster, token, push } = options;
+  const history = new AdminHistory(comet, options.signal ? { signal: options.signal } : {});
+  const workers = cluster.workers;
+  // Asked by another worker's page: this one starts keeping its figures too.
+  workers?.answer(_HISTORY_TOPIC, () => {
+    history.start();
+    return history.samples();
+  });
+  const samples = async (): Promise<AdminSample[]> => {
+    if (workers === undefined) return history.samples();
+    const { replies } = await workers.gather<AdminSample[]>(_HISTORY_TOPIC);
+    const own = replies[0]?.workerId === workers.workerId ? [] : [history.samples()];
+    return mergeHistories([...own, ...replies.map((r) => r.value)]);
+  };
   let session: Promise<string> | undefined;
   const expected = () => session ??= _session(token!);
 
@@ -130,6 +153,7 @@ export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHa
       return new Response(null, { status: 303, headers });
     }
     if (!(await authorized(request))) return _unauthorized();
+    history.start();
 
     if (path.startsWith("/admin/push/")) {
       const kind = path.slice("/admin/push/".length);
@@ -138,11 +162,14 @@ export function createAdminHandler(comet: Comet, options: AdminOptions): AdminHa
       return await push(kind as AdminPushKind, url, request);
     }
     const route = _PAGES[path];
-    if (route === undefined && path !== "/admin/stats") {
+    if (route === undefined && path !== "/admin/stats" && path !== "/admin/history") {
       return _json(404, -404, `Not found: ${path}`);
     }
     if (method !== "GET") return _notAllowed(request.method, "GET");
     if (route !== undefined) return route();
+    if (path === "/admin/history") {
+      return _json(200, 0, "", { interval: history.interval, samples: await samples() });
+    }
     return _json(200, 0, "", await gatherMetrics(comet, { cluster }));
   };
 }

@@ -139,7 +139,8 @@ td:last-child, th:last-child { text-align: right; }
 `;
 
 /**
- * The script: polls `/admin/stats` once a second (the next poll is scheduled
+ * The script: draws the server's last two minutes from `/admin/history` at
+ * load, then polls `/admin/stats` once a second (the next poll is scheduled
  * when the last one ends, so they never pile up), keeps two minutes of
  * history for the SVG charts, and posts the push form to `/admin/push/<kind>`.
  *
@@ -157,7 +158,7 @@ export const ADMIN_JS = String.raw`"use strict";
   const W = 300;
   const H = 90;
   const history = { connections: [], rooms: [], deliveries: [], pushes: [] };
-  const state = { ticks: 0, snapshot: null, error: null };
+  const state = { ticks: 0, snapshot: null, error: null, loaded: 0 };
   // Read by tests and by whoever opens the console.
   window.cometAdmin = state;
   let last = null;
@@ -293,6 +294,7 @@ export const ADMIN_JS = String.raw`"use strict";
       inText = bytes(Math.max(0, inRate)) + "/s";
       outText = bytes(Math.max(0, outRate)) + "/s";
     }
+    const first = last === null;
     last = { time: s.time, pushes, deliveries, traffic: s.traffic };
 
     show("node", s.node);
@@ -319,8 +321,11 @@ export const ADMIN_JS = String.raw`"use strict";
 
     push(history.connections, s.connectionsTotal);
     push(history.rooms, s.rooms);
-    push(history.deliveries, deliveryRate);
-    push(history.pushes, pushRate);
+    // The first poll has no rate of its own: after the server's history, a zero would be a dip.
+    if (!first || state.loaded === 0) {
+      push(history.deliveries, deliveryRate);
+      push(history.pushes, pushRate);
+    }
     drawConnections([history.connections], int);
     drawRooms([history.rooms], int);
     drawRate([history.deliveries, history.pushes], rate);
@@ -389,6 +394,28 @@ export const ADMIN_JS = String.raw`"use strict";
     }
   });
 
-  tick();
+  /** The server's last two minutes, so that a reload does not start the charts empty. */
+  async function load() {
+    try {
+      const res = await fetch(BASE + "/history", { cache: "no-store", credentials: "same-origin" });
+      const envelope = await res.json();
+      if (envelope.code !== 0) return;
+      const samples = envelope.data.samples;
+      samples.forEach((s, i) => {
+        push(history.connections, s.connections);
+        push(history.rooms, s.rooms);
+        const p = samples[i - 1];
+        if (p === undefined || s.time <= p.time) return;
+        const dt = (s.time - p.time) / 1000;
+        push(history.deliveries, Math.max(0, (s.deliveries - p.deliveries) / dt));
+        push(history.pushes, Math.max(0, (s.pushes - p.pushes) / dt));
+      });
+      state.loaded = samples.length;
+    } catch {
+      // The live figures follow all the same.
+    }
+  }
+
+  load().finally(tick);
 })();
 `;

@@ -68,7 +68,8 @@ export interface ApiOptions {
   cluster?: Cluster;
   /**
    * Aborting it (at shutdown) fails pushes still reading their body with 503,
-   * so a client that stalls mid-upload cannot hold the HTTP server open.
+   * so a client that stalls mid-upload cannot hold the HTTP server open. It
+   * also bounds the admin page's sampler: without it, `/admin/history` is empty.
    */
   signal?: AbortSignal;
   /**
@@ -405,6 +406,7 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
   const admin = options.admin === false ? undefined : createAdminHandler(comet, {
     cluster,
     ...(token !== undefined && { token }),
+    ...(signal !== undefined && { signal }),
     push: (kind: AdminPushKind, url, request) => route(`/goim/push/${kind}`, url, request),
   });
 

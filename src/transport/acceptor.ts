@@ -1,6 +1,7 @@
 import type { Comet } from "../server/comet.ts";
 import type { Wire } from "../server/wire.ts";
 import { AcceptErrorLog } from "./accept_errors.ts";
+import { AddressInUseError, hostPort } from "./listen_error.ts";
 
 /**
  * Where to listen.
@@ -51,7 +52,11 @@ export interface TlsCertificate {
 export type WireFactory = (conn: Deno.Conn) => Wire;
 
 /**
- * Binds a TCP listener, or a TLS one when `tls` is given.
+ * Binds a TCP listener, or a TLS one when `tls` is given. `listener` names
+ * it in the error when the address is taken (`tcp`, `ws`, `tcpTls`, `wss`,
+ * `pkg`, `api`).
+ *
+ * @throws {AddressInUseError} When another socket holds the address.
  *
  * @example
  * ```ts ignore
@@ -59,14 +64,29 @@ export type WireFactory = (conn: Deno.Conn) => Wire;
  * const listener = bindListener({ hostname: "127.0.0.1", port: 0 });
  * ```
  */
-export function bindListener(options: ListenOptions, tls?: TlsCertificate): Deno.Listener {
+export function bindListener(
+  options: ListenOptions,
+  tls?: TlsCertificate,
+  listener?: string,
+): Deno.Listener {
   const hostname = options.hostname ?? "127.0.0.1";
   // `reusePort` is in the unstable types only; an option left out keeps today's call.
   const reuse: { reusePort?: boolean } = options.reusePort ? { reusePort: true } : {};
-  if (tls) {
-    return Deno.listenTls({ hostname, port: options.port, cert: tls.cert, key: tls.key, ...reuse });
+  try {
+    if (tls) {
+      return Deno.listenTls({
+        hostname,
+        port: options.port,
+        cert: tls.cert,
+        key: tls.key,
+        ...reuse,
+      });
+    }
+    return Deno.listen({ transport: "tcp", hostname, port: options.port, ...reuse });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    throw new AddressInUseError(hostPort(hostname, options.port), listener, { cause: err });
   }
-  return Deno.listen({ transport: "tcp", hostname, port: options.port, ...reuse });
 }
 
 /**

@@ -443,7 +443,7 @@ export function listenPkg(comet: Comet, options: PkgListenOptions): Acceptor {
   };
   return new Acceptor(
     comet,
-    bindListener(options),
+    bindListener(options, undefined, "pkg"),
     "pkg",
     (conn) => new PkgWire(conn, wireOptions),
   );

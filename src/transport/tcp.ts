@@ -187,7 +187,7 @@ export function listenTcp(comet: Comet, options: TcpListenOptions): Acceptor {
   const maxBody = comet.maxBody;
   return new Acceptor(
     comet,
-    bindListener(options, options.tls),
+    bindListener(options, options.tls, options.tls ? "tcpTls" : "tcp"),
     transport,
     (conn) => new TcpWire(conn, { maxBody, transport }),
   );

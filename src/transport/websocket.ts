@@ -445,7 +445,7 @@ export function listenWs(comet: Comet, options: WsListenOptions): Acceptor {
   if (options.maxHeadSize !== undefined) wireOptions.maxHeadSize = options.maxHeadSize;
   return new Acceptor(
     comet,
-    bindListener(options, options.tls),
+    bindListener(options, options.tls, transport),
     transport,
     (conn) => new WsWire(conn, wireOptions),
   );
