@@ -15,6 +15,7 @@ import {
   type ListenOptions,
   type TlsCertificate,
 } from "./transport/acceptor.ts";
+import { hostPort } from "./transport/listen_error.ts";
 import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
 import { listenTcp } from "./transport/tcp.ts";
 import { listenWs } from "./transport/websocket.ts";
@@ -276,7 +277,7 @@ export function serve(options: ServeOptions = {}): CometServer {
     refusal = "TLS listeners need a certificate: pass tls with cert and key";
   } else if (apiAt && !options.apiToken && !isLoopback(apiAt.hostname ?? DEFAULTS.hostname)) {
     refusal = `Push API without a token lets anyone push to every client; refusing to listen on ${
-      _hostPort(apiAt.hostname ?? DEFAULTS.hostname, apiAt.port)
+      hostPort(apiAt.hostname ?? DEFAULTS.hostname, apiAt.port)
     }: pass apiToken`;
   }
   if (refusal !== undefined) {
@@ -315,7 +316,7 @@ export function serve(options: ServeOptions = {}): CometServer {
           "Open auth on a listener other hosts can reach: any client may claim any user",
           {
             listener: name,
-            addr: _hostPort(acceptor.addr.hostname, acceptor.addr.port),
+            addr: hostPort(acceptor.addr.hostname, acceptor.addr.port),
           },
         );
       }
@@ -329,7 +330,7 @@ export function serve(options: ServeOptions = {}): CometServer {
         ...(options.apiToken !== undefined && { token: options.apiToken }),
         ...(options.maxPushBody !== undefined && { maxBody: options.maxPushBody }),
       });
-      api = new HttpServer(bindListener(apiAt), handler, {
+      api = new HttpServer(bindListener(apiAt, undefined, "api"), handler, {
         name: "api",
         logger,
         onError(err) {
@@ -405,11 +406,6 @@ function _alone(comet: Comet, acceptors: Acceptors): Cluster {
   return cluster;
 }
 
-/** `host:port`, with brackets around an IPv6 literal (`[::1]:3101`). */
-function _hostPort(host: string, port: number): string {
-  return `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
-}
-
 /**
  * What `/goim/nodes/weighted` reports: this node's domain and ports, and the
  * live nodes of the cluster, least loaded first, so clients spread out.
@@ -428,7 +424,7 @@ function _nodes(
     const addrs = new Set<string>();
     const domains = new Set<string>();
     for (const node of nodes) {
-      if (node.tcpPort > 0) addrs.add(_hostPort(node.host, node.tcpPort));
+      if (node.tcpPort > 0) addrs.add(hostPort(node.host, node.tcpPort));
       domains.add(node.host);
     }
     return {

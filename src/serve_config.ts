@@ -14,8 +14,7 @@ import { ConfigError } from "./config_error.ts";
 import { DEFAULTS } from "./defaults.ts";
 import type { Logger } from "./log.ts";
 import { type CometServer, serve, type ServerAddrs } from "./serve.ts";
-import type { ListenOptions } from "./transport/acceptor.ts";
-import { AddressInUseError, hostPort } from "./transport/listen_error.ts";
+import { AddressInUseError } from "./transport/listen_error.ts";
 
 // The flag of each listener, by its name in ServerAddrs.
 const _FLAGS: Record<string, string> = {
@@ -166,31 +165,12 @@ export async function serveConfig(
     // serve() closes the cluster it was given when it throws; wait for that to finish.
     await cluster?.close();
     if (err instanceof AddressInUseError) {
-      const flag = _FLAGS[err.listener ?? _listenerAt(cfg, err.address) ?? ""];
+      const flag = _FLAGS[err.listener ?? ""];
       const what = flag === undefined ? err.address : `${flag} ${err.address}`;
       throw new StartError(`cannot listen: ${what} is already in use`, 2);
     }
     throw new StartError(`cannot listen: ${(err as Error).message}`, 1);
   }
-}
-
-/**
- * The listener of `cfg` at `address`, for a bind that did not say which it
- * was (serve() binds the push API's unnamed): the API first for that reason.
- */
-function _listenerAt(cfg: CliConfig, address: string): string | undefined {
-  const listeners: Record<string, ListenOptions | false | undefined> = {
-    api: cfg.api,
-    tcp: cfg.tcp,
-    ws: cfg.ws,
-    tcpTls: cfg.tcpTls,
-    wss: cfg.wss ?? DEFAULTS.wss,
-    pkg: cfg.pkg,
-  };
-  for (const [name, at] of Object.entries(listeners)) {
-    if (at && hostPort(at.hostname ?? DEFAULTS.hostname, at.port) === address) return name;
-  }
-  return undefined;
 }
 
 /**
