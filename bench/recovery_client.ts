@@ -34,6 +34,8 @@ export interface ClientTally {
   misplaced: number;
   /** Streams op 8 recovered. */
   recovered: number;
+  /** Streams op 8 recovered with pushes to replay, by stream kind. */
+  replays: Record<StreamSlot, number>;
   /** Streams op 8 refused, by reason. */
   refused: Record<string, number>;
   /** Pushes the refusals skipped (same epoch, from the held offset to op 8's). */
@@ -66,6 +68,7 @@ export class StreamClient {
     epochBreaks: 0,
     misplaced: 0,
     recovered: 0,
+    replays: { room: 0, mid: 0, all: 0 },
     refused: {},
     skippedByRefusal: 0,
     connects: 0,
@@ -169,6 +172,7 @@ export class StreamClient {
       const held = this.positions.get(slot);
       if (s.recovered === true) {
         this.tally.recovered++;
+        if (held !== undefined && offset > held.offset) this.tally.replays[slot]++;
         // The replay that follows moves the position; op 8's offset is where it ends.
         continue;
       }

@@ -536,8 +536,18 @@ Deno.test("JSON layer round-trips requests and pushes and reports bodies that ar
   push(JSON.stringify({ act: "bye" }));
   const first = await within(messages.next(), 3_000, "a JSON push");
   const second = await within(messages.next(), 3_000, "a JSON push");
-  assert.deepEqual(first.value, { op: 1000, value: { act: "chat", data: "hi" } });
-  assert.deepEqual(second.value, { op: 1000, value: { act: "bye" } });
+  // The client opts in to streams by default: a room push carries its place in the room's stream.
+  const epoch = first.value?.stream?.epoch;
+  assert.deepEqual(first.value, {
+    op: 1000,
+    value: { act: "chat", data: "hi" },
+    stream: { kind: "room", epoch, offset: 1 },
+  });
+  assert.deepEqual(second.value, {
+    op: 1000,
+    value: { act: "bye" },
+    stream: { kind: "room", epoch, offset: 3 },
+  });
   await messages.return();
   assert.deepEqual(viaHandler, [{ act: "chat", data: "hi" }, { act: "bye" }]);
   // Reported once by onJson and once by jsonMessages, and the receive loop went on.
