@@ -24,6 +24,8 @@ export interface Position {
 export interface ClientTally {
   /** Op-18 frames taken in order. */
   received: number;
+  /** Plain pushes (op 1000), outside every stream: pushes a degraded cluster took. */
+  plain: number;
   /** Op-18 frames at or below the position held: delivered twice. */
   duplicates: number;
   /** Offsets skipped between two op-18 frames of one epoch: lost. */
@@ -63,6 +65,7 @@ export class StreamClient {
   readonly options: StreamClientOptions;
   readonly tally: ClientTally = {
     received: 0,
+    plain: 0,
     duplicates: 0,
     gaps: 0,
     epochBreaks: 0,
@@ -88,8 +91,13 @@ export class StreamClient {
     return this.#conn !== undefined;
   }
 
-  /** Connects, authenticates with the positions held, and reads until cut. Resolves after op 8. */
+  /**
+   * Connects, authenticates with the positions held, and reads until cut.
+   * Resolves after op 8. A connection still open is cut first: one client,
+   * one connection.
+   */
   async connect(port: number): Promise<void> {
+    await this.cut();
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     this.tally.connects++;
     const { mid, key, room } = this.options;
@@ -124,6 +132,8 @@ export class StreamClient {
               authed();
             } else if (f.op === Op.StreamPush) {
               this.#push(f.body);
+            } else if (f.op === 1000) {
+              this.tally.plain++;
             } else if (f.op === Op.DisconnectReply && !gotReply) {
               failed(new Error(`Refused: ${_dec.decode(f.body)}`));
             }

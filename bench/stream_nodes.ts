@@ -77,13 +77,21 @@ export async function stopNodes(nodes: readonly StreamNode[]): Promise<void> {
   }));
 }
 
-/** Posts a push to `path` on `node`'s API; true when Comet answered code 0. */
-export async function push(node: StreamNode, path: string, body: string): Promise<boolean> {
+/**
+ * What the push API said of a push: taken for every target (`ok`), taken
+ * for the entry node's connections only while the cluster is degraded (code
+ * 0 and a message saying so: outside the streams' order), or refused.
+ */
+export type PushOutcome = "ok" | "degraded" | "refused";
+
+/** Posts a push to `path` on `node`'s API. */
+export async function push(node: StreamNode, path: string, body: string): Promise<PushOutcome> {
   try {
     const res = await fetch(`http://127.0.0.1:${node.api}${path}`, { method: "POST", body });
-    const answer = await res.json() as { code: number };
-    return res.ok && answer.code === 0;
+    const answer = await res.json() as { code: number; message: string };
+    if (!res.ok || answer.code !== 0) return "refused";
+    return answer.message === "" ? "ok" : "degraded";
   } catch {
-    return false;
+    return "refused";
   }
 }

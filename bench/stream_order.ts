@@ -43,12 +43,12 @@ try {
   let refused = 0;
   const publisher = async (name: string, node: number, count: number) => {
     for (let k = 1; k <= count; k++) {
-      const ok = await push(
+      const outcome = await push(
         nodes[node]!,
         "/goim/push/room?operation=1000&type=live&room=order",
         `${name}#${k}`,
       );
-      if (!ok) refused++;
+      if (outcome !== "ok") refused++;
     }
   };
   await Promise.all([

@@ -301,6 +301,7 @@ export class RedisCluster implements Cluster {
     });
     this.#order = order;
     this.#inbox.order = order;
+    this.#history!.onAnswer = (stream, epoch, top) => order.answered(stream, epoch, top);
     this.#publisher = new StreamPublisher(this.#link, this.#others, this.#history!, order);
     // The order forgets a stream when its last reader here goes.
     const observer = order.observe(attached.observer);

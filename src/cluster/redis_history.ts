@@ -99,6 +99,11 @@ export class RedisHistory implements StreamHistory {
   readonly limits: Readonly<HistoryLimits>;
   /** How long a stream's position outlives its last use, in ms. */
   readonly positionTtl: number;
+  /**
+   * Told each position an answer gives, before the hub reads the answer: the
+   * node's stream order takes it as where a stream it had no record of stands.
+   */
+  onAnswer: ((stream: string, epoch: number, top: number) => void) | undefined;
   #link: RedisLink;
   #script = new RedisScript(READ_SCRIPT);
 
@@ -133,7 +138,9 @@ export class RedisHistory implements StreamHistory {
     if (queries.length === 0) return [];
     const { now, reads } = await _timed(this.#read(queries, true), _ANSWER_TIMEOUT);
     const oldest = now - this.limits.ttl;
-    return queries.map((query, i) => _answer(query, reads[i]!, oldest));
+    const answers = queries.map((query, i) => _answer(query, reads[i]!, oldest));
+    for (const a of answers) this.onAnswer?.(a.stream, a.epoch, a.offset);
+    return answers;
   }
 
   /**

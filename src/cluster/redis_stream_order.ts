@@ -27,6 +27,13 @@ interface _Record {
   last: number;
   /** Pushes of the stream that came while a fill runs, in order; undefined when none runs. */
   held: Push[] | undefined;
+  /**
+   * `last` is a reader's answered position, not a push seen here: pushes up
+   * to it still on their way go through (earlier readers may need them; the
+   * answered reader's connection drops them), the next one past it sets the
+   * record going.
+   */
+  floor?: boolean;
 }
 
 type _Decision = "deliver" | "drop" | "hold" | "gap";
@@ -185,6 +192,18 @@ export class StreamOrder {
   }
 
   /** Room `room` lost its last member here: forget its stream. */
+  /**
+   * A reader here was told `stream` stands at (`epoch`, `top`). With no
+   * record of the stream yet, that is where this node stands too: a push
+   * after `top` that never reached this node (it had no reader when the push
+   * was routed) is then a gap to fill, not a silent loss, and pushes up to
+   * `top` still on their way are delivered (see `_Record.floor`).
+   */
+  answered(stream: string, epoch: number, top: number): void {
+    if (this.#records.has(stream) || !this.#hasReaders(stream)) return;
+    this.#records.set(stream, { epoch, last: top, held: undefined, floor: true });
+  }
+
   roomClosed(room: string): void {
     this.#records.delete(roomStream(room));
   }
@@ -250,6 +269,10 @@ export class StreamOrder {
       return "deliver";
     }
     if (record.held !== undefined) return "hold";
+    if (record.floor) {
+      if (record.epoch === stamp.epoch && stamp.offset <= record.last) return "deliver";
+      record.floor = false;
+    }
     // Another epoch: Redis lost the stream's history, so there is nothing to fill.
     if (record.epoch !== stamp.epoch) {
       record.epoch = stamp.epoch;
@@ -337,6 +360,7 @@ export class StreamOrder {
       return;
     }
     const epoch = record.epoch;
+    record.floor = false;
     for (const entry of read.entries) {
       if (entry.offset <= record.last) continue;
       if (to !== undefined && entry.offset > to) break;

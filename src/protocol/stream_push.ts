@@ -172,3 +172,18 @@ export function streamPushOffset(frame: Uint8Array): number {
   const view = new DataView(frame.buffer, frame.byteOffset + HEADER_SIZE, STREAM_PUSH_PREFIX);
   return view.getUint32(5) * 0x100000000 + view.getUint32(9);
 }
+
+/**
+ * The epoch of an encoded op-18 frame (header included), read without
+ * decoding the rest.
+ *
+ * @example
+ * ```ts
+ * import { encodeStreamPush, streamPushEpoch, StreamKind } from "./stream_push.ts";
+ * console.log(streamPushEpoch(encodeStreamPush(StreamKind.Room, 9, 5, 1000, new Uint8Array()))); // 9
+ * ```
+ */
+export function streamPushEpoch(frame: Uint8Array): number {
+  const at = HEADER_SIZE + 1;
+  return frame[at]! * 0x1000000 + (frame[at + 1]! << 16 | frame[at + 2]! << 8 | frame[at + 3]!);
+}

@@ -6,6 +6,7 @@ import { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
 import { type FrameKind, FrameQueue, type SharedFrame } from "./frame_queue.ts";
 import { OpWatcher } from "./op_watcher.ts";
 import type { HeldPushes } from "./held_pushes.ts";
+import type { StreamPositions } from "./stream_positions.ts";
 import type { RoomLog, RoomMember } from "./room_member.ts";
 import type { Timer } from "./timer_heap.ts";
 import type { ConnInfo, FrameReader, Wire } from "./wire.ts";
@@ -64,6 +65,8 @@ export class Channel extends OpWatcher
   _streamSlot = -1;
   /** @internal Pushes held while its streams' positions are asked; see {@linkcode HeldPushes}. */
   _held: HeldPushes | undefined;
+  /** @internal Its place in each stream, once answered: op 18 comes once. */
+  _positions: StreamPositions | undefined;
   /** @internal The channel's handshake, heartbeat or close deadline. */
   _timer: Timer<Channel> | undefined;
   /** @internal Heartbeat deadline in milliseconds. */
@@ -260,6 +263,7 @@ export class Channel extends OpWatcher
       this.#overflow(1, false);
       return false;
     }
+    if (this._positions !== undefined && !this._positions.admits(frame)) return false;
     this._catchUp();
     const queue = this.#own();
     const size = this.#options.queueSize;

@@ -8,18 +8,13 @@
  * @module
  */
 
-import { frameOp, HEADER_SIZE } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
-import {
-  encodeStreamPush,
-  StreamKind,
-  type StreamKindCode,
-  streamPushOffset,
-} from "../protocol/stream_push.ts";
+import { encodeStreamPush, StreamKind, type StreamKindCode } from "../protocol/stream_push.ts";
 import type { Logger } from "../log.ts";
 import { isThenable } from "./_util.ts";
 import type { Channel } from "./channel.ts";
 import { HeldPushes } from "./held_pushes.ts";
+import { StreamPositions } from "./stream_positions.ts";
 import type { CometStats } from "./hub_stats.ts";
 import type { RecoverAsk } from "./recover_ask.ts";
 import {
@@ -54,10 +49,6 @@ const _NO_STREAMS = '{"streams":{}}';
 const _NAMES = ["", "room", "mid", "all"] as const;
 
 /** The epoch of an encoded op-18 frame. */
-function _epoch(frame: Uint8Array): number {
-  const at = HEADER_SIZE + 1;
-  return frame[at]! * 0x1000000 + (frame[at + 1]! << 16 | frame[at + 2]! << 8 | frame[at + 3]!);
-}
 
 function _plan(ask: RecoverAsk, room: string, mid: number): _Plan {
   const queries: StreamQuery[] = [];
@@ -159,8 +150,8 @@ export class Recovery {
     return Promise.resolve(answer).then((answers) => {
       if (!ch._reads()) return true;
       try {
-        const tops = this.#answered(ch, plan, _checked(answers, plan.queries.length), seq, ver);
-        _release(ch, tops);
+        this.#answered(ch, plan, _checked(answers, plan.queries.length), seq, ver);
+        _release(ch);
       } catch (err) {
         this.#failed(ch, err);
       }
@@ -195,10 +186,8 @@ export class Recovery {
     return Promise.resolve(answer).then((answers) => {
       if (!ch._reads()) return;
       try {
-        const top = this.#moved(ch, room, _checked(answers, 1)[0]!, seq, ver);
-        const tops: (StreamStamp | undefined)[] = [];
-        tops[StreamKind.Room] = top;
-        _release(ch, tops);
+        this.#moved(ch, room, _checked(answers, 1)[0]!, seq, ver);
+        _release(ch);
       } catch (err) {
         this.#failed(ch, err);
       }
@@ -209,7 +198,9 @@ export class Recovery {
   #moved(ch: Channel, room: string, a: StreamAnswer, seq: number, ver: number): StreamStamp {
     const body = JSON.stringify({ id: room, epoch: a.epoch, offset: a.offset });
     ch.reply(Op.ChangeRoomReply, body, seq, ver);
-    return { epoch: a.epoch, offset: a.offset };
+    const top = { epoch: a.epoch, offset: a.offset };
+    ch._positions?.set(StreamKind.Room, top);
+    return top;
   }
 
   /**
@@ -253,6 +244,9 @@ export class Recovery {
         ch._pushReply(encodeStreamPush(kind, a.epoch, e.offset, e.op, e.body));
       }
     }
+    // From here on each stream's pushes pass the connection once, past these positions.
+    const positions = ch._positions ??= new StreamPositions();
+    for (const kind of plan.kinds) positions.set(kind, tops[kind]);
     return tops;
   }
 
@@ -271,21 +265,11 @@ export class Recovery {
  * at or before the answered position of their stream (the replay has them,
  * or they came before the client's position).
  */
-function _release(ch: Channel, tops: (StreamStamp | undefined)[]): void {
+function _release(ch: Channel): void {
   const held = ch._held;
   ch._held = undefined;
   if (held === undefined) return;
+  // The positions just answered drop every held push the answer covered.
   const { frames, kinds } = held;
-  for (let i = 0; i < frames.length; i++) {
-    const frame = frames[i]!;
-    if (frameOp(frame) === Op.StreamPush) {
-      const top = tops[frame[HEADER_SIZE]!];
-      if (
-        top !== undefined && _epoch(frame) === top.epoch && streamPushOffset(frame) <= top.offset
-      ) {
-        continue;
-      }
-    }
-    ch._requeue(frame, kinds[i]!);
-  }
+  for (let i = 0; i < frames.length; i++) ch._requeue(frames[i]!, kinds[i]!);
 }

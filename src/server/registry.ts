@@ -1,4 +1,5 @@
 import type { Backlog } from "./backlog.ts";
+import { StreamKind } from "../protocol/stream_push.ts";
 import { Bucket } from "./bucket.ts";
 import { Channel } from "./channel.ts";
 import { MAX_ID_LENGTH } from "./defaults.ts";
@@ -197,6 +198,8 @@ export class Registry {
     }
     if (room === ch._room) return;
     this.#leave(ch);
+    // The old room's place means nothing in the new room's stream.
+    ch._positions?.set(StreamKind.Room, undefined);
     if (room !== "") this.#join(ch, room);
   }
 
