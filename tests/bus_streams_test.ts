@@ -8,7 +8,9 @@ import { BusStreams, streamOwner, unstamped } from "../src/cluster/bus_streams.t
 import { type Logger, silentLogger } from "../src/log.ts";
 import type { Push } from "../src/server/push.ts";
 import { midStream, roomStream, type StreamAnswer } from "../src/server/streams.ts";
-import { api, until } from "./_helpers.ts";
+import { api, TestClient, text, until } from "./_helpers.ts";
+import { Op } from "../src/protocol/op.ts";
+import { decodeStreamPush } from "../src/protocol/stream_push.ts";
 import { channelName, nextBiz, RawPeer, Workers } from "./_bus_workers.ts";
 import { BIZ, FakeHub, FakeWorkers, type Got, LIMITS, ownedBy } from "./_bus_fake_hubs.ts";
 
@@ -385,4 +387,46 @@ Deno.test("real servers with owned streams: pushes reach clients on every worker
     assert.deepEqual(got.toSorted(), want);
     assert.ok(await c.silent(50), "each push once");
   }
+});
+
+Deno.test("real servers: a client resumes on another worker and gets what it missed, once, in order", async () => {
+  await using w = await Workers.start(3, {}, "owned");
+  const auth = (recover: Record<string, unknown>) =>
+    JSON.stringify({ mid: 5, key: "roamer", room_id: "live://roam", accepts: [BIZ], recover });
+  // Opted in on worker 0; the room's owner may be any worker.
+  const first = await TestClient.connect(w.servers[0]!.addrs.tcp!.port);
+  first.sendFrame(Op.Auth, auth({}));
+  const hello = JSON.parse(text((await first.nextOp(Op.AuthReply)).body));
+  const { epoch } = hello.streams.room;
+  const pushRoom = (i: number, body: string) =>
+    api(w.servers[i]!, `/goim/push/room?operation=${BIZ}&type=live&room=roam`, {
+      method: "POST",
+      body,
+    });
+  const offsets = async (c: TestClient, n: number) => {
+    const out: string[] = [];
+    while (out.length < n) {
+      const p = decodeStreamPush((await c.nextOp(Op.StreamPush)).body);
+      out.push(`${p.offset}:${text(p.body)}`);
+    }
+    return out;
+  };
+  for (const [i, body] of ["a", "b", "c"].entries()) await pushRoom(i, body);
+  assert.deepEqual(await offsets(first, 3), ["1:a", "2:b", "3:c"]);
+  await first.close();
+  assert.ok(await until(() => w.cluster(1).roomOnline("live://roam") === 0));
+  await pushRoom(2, "d");
+  await pushRoom(0, "e");
+  // Back on worker 1, naming the place it holds.
+  const back = await TestClient.connect(w.servers[1]!.addrs.tcp!.port);
+  back.sendFrame(Op.Auth, auth({ room: { id: "live://roam", epoch, offset: 3 } }));
+  const answer = JSON.parse(text((await back.nextOp(Op.AuthReply)).body));
+  // A push routed to its owner may still be on its way: it then comes live, after the replay.
+  const { offset, ...room } = answer.streams.room;
+  assert.deepEqual(room, { id: "live://roam", epoch, recovered: true });
+  assert.ok(offset === 4 || offset === 5, `offset ${offset}`);
+  await pushRoom(2, "f");
+  assert.deepEqual(await offsets(back, 3), ["4:d", "5:e", "6:f"]);
+  assert.ok(await back.silent(100));
+  await back.close();
 });
