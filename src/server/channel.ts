@@ -33,7 +33,6 @@ let _sharedScheduler: WriteScheduler | undefined;
  * its place in it. While something is queued the channel waits in its
  * {@linkcode WriteScheduler}'s line, and on its turn drains everything queued
  * (its own queue, then the room's frames from its place on) into one `write`.
- *
  * Fields starting with `_` belong to the hub, buckets, rooms and the scheduler.
  */
 export class Channel extends OpWatcher
@@ -63,6 +62,10 @@ export class Channel extends OpWatcher
   _streamed = false;
   /** @internal Slot in the room's list of streamed members; -1: not in it. */
   _streamSlot = -1;
+  /** @internal See {@linkcode RoomMember._settled}. */
+  _settled(): boolean {
+    return this._held === undefined && this._positions !== undefined;
+  }
   /** @internal Pushes held while its streams' positions are asked; see {@linkcode HeldPushes}. */
   _held: HeldPushes | undefined;
   /** @internal Its place in each stream, once answered: op 18 comes once. */
@@ -87,10 +90,7 @@ export class Channel extends OpWatcher
   _slot = -1;
   /** @internal When the current write turn began, on the scheduler's clock; -1: none under way. */
   _turnAt = -1;
-  /**
-   * @internal Milliseconds the socket has refused writes: the sum of the
-   * consecutive writes it took only part of at first; 0 after a write it took whole.
-   */
+  /** @internal Milliseconds of consecutive writes the socket took only part of; 0 after a whole one. */
   _refusedMs = 0;
 
   /**
@@ -484,9 +484,7 @@ export class Channel extends OpWatcher
 
   /** The turn is over; `end`: the wire closes (drained while closing, or failed). */
   #endTurn(scheduler: WriteScheduler, end: boolean): void {
-    // Going idle. A queue that only ever held a few frames (replies) goes;
-    // one that grew under pushes stays for the next round until the hub
-    // trims it (`_trim`, at the client's heartbeat).
+    // Going idle: a queue that grew under pushes stays until the hub trims it at a heartbeat.
     if (this.#queue?.release(true)) this.#queue = undefined;
     this._turnAt = -1;
     scheduler.done(this);

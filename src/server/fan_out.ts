@@ -11,6 +11,7 @@ import { SharedFrame } from "./frame_queue.ts";
 import type { CometStats } from "./hub_stats.ts";
 import type { Push } from "./push.ts";
 import type { Registry } from "./registry.ts";
+import type { Room } from "./room.ts";
 import { ALL_STREAM, midStream, roomStream, type StreamHistory } from "./streams.ts";
 
 type _MidsPush = Extract<Push, { kind: "mids" }>;
@@ -183,14 +184,15 @@ export class FanOut {
         const part = bucket.rooms.get(room);
         if (part === undefined) continue;
         if (part.streamed > 0) streamed = 1;
+        const twin = part.twin;
+        if (twin !== undefined && twin.reading > 0) {
+          streamed = 1;
+          parts++;
+          if (!twin.admits(frame.length + STREAM_PUSH_PREFIX)) this.#roomFull(room, twin);
+        }
         if (part.reading === 0) continue;
         parts++;
-        if (!part.admits(frame.length)) {
-          this.#full(
-            "room",
-            `Room backlog is full: ${room} holds ${part.bytes} bytes in one bucket, the cap is ${this.#backlog.maxRoomBytes}`,
-          );
-        }
+        if (!part.admits(frame.length)) this.#roomFull(room, part);
       }
       // Streamed members share one op-18 frame: it counts once.
       this.#fits(frame, parts + streamed, streamed * STREAM_PUSH_PREFIX);
@@ -214,7 +216,10 @@ export class FanOut {
         const part = bucket.rooms.get(room);
         if (part === undefined) continue;
         n += part.push(frame);
-        if (stream !== undefined && part.streamed > 0) n += part.pushStream(stream, shared!);
+        if (stream === undefined) continue;
+        // The twin's log first: a member that moves to it in pushStream starts past this frame.
+        if (part.twin !== undefined) n += part.twin.push(stream);
+        if (part.streamed > 0) n += part.pushStream(stream, shared!);
       }
     }
     this.#stats.pushes.room++;
@@ -287,6 +292,13 @@ export class FanOut {
   }
 
   /** Counts a push refused by a backlog cap and throws its error. */
+  #roomFull(room: string, part: Room): never {
+    this.#full(
+      "room",
+      `Room backlog is full: ${room} holds ${part.bytes} bytes in one bucket, the cap is ${this.#backlog.maxRoomBytes}`,
+    );
+  }
+
   #full(scope: "room" | "server", message: string): never {
     this.#stats.pushesRefused[scope]++;
     throw new BacklogFullError(message, scope);

@@ -1,3 +1,4 @@
+import { streamPushEpoch, streamPushOffset } from "../protocol/stream_push.ts";
 import type { Backlog } from "./backlog.ts";
 import type { SharedFrame } from "./frame_queue.ts";
 import type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
@@ -40,10 +41,24 @@ export class Room implements RoomLog {
   /** Members whose writers are idle: the next push puts them in the write line. */
   #idle: RoomMember[] = [];
   /**
-   * Members that opted in to streams: they read no log, each takes a push's
-   * op-18 frame in its own queue (see {@linkcode Room.pushStream}).
+   * Members that opted in to streams and do not read {@linkcode Room.twin}
+   * yet: each takes a push's op-18 frame in its own queue, where its place
+   * in the stream drops what its answer covered (see
+   * {@linkcode Room.pushStream}). The first op 18 one of them takes past
+   * that place moves it to the twin's log.
    */
   #streamed: RoomMember[] = [];
+  /**
+   * The room's op-18 frames, as a log of their own that settled streamed
+   * members read as plain members read this one: a push costs one append,
+   * not one queue per member. Made on first use, dropped when empty.
+   */
+  #twin: Room | undefined;
+  /** Whether this is a twin: every member reads the log, streamed or not. */
+  #isTwin: boolean;
+  /** A twin's last op 18 taken: a stream push at or before it is old to every reader. */
+  #epoch = 0;
+  #offset = 0;
   /** Members whose steps are traced; a push reports to them one by one. */
   #traced = 0;
   /**
@@ -69,14 +84,20 @@ export class Room implements RoomLog {
    * @param id The room id.
    * @param backlog Where the log's bytes are counted, and its cap. Default: uncounted, no cap.
    */
-  constructor(id: string, backlog?: Backlog) {
+  constructor(id: string, backlog?: Backlog, isTwin = false) {
     this.id = id;
     this.#backlog = backlog;
+    this.#isTwin = isTwin;
   }
 
-  /** Number of members. */
+  /** Number of members, its twin's included. */
   get size(): number {
-    return this.#members.length;
+    return this.#members.length + (this.#twin?.size ?? 0);
+  }
+
+  /** The log of the room's op-18 frames, when a streamed member reads it. */
+  get twin(): Room | undefined {
+    return this.#twin;
   }
 
   /** The members, for iteration; do not mutate. */
@@ -116,7 +137,7 @@ export class Room implements RoomLog {
     this.#members.push(member);
     if (member._capacity < this.#capacity) this.#capacity = member._capacity;
     if (member._traced) this.#traced++;
-    if (member._streamed) {
+    if (member._streamed && !this.#isTwin) {
       member._streamSlot = this.#streamed.length;
       this.#streamed.push(member);
       return;
@@ -134,7 +155,13 @@ export class Room implements RoomLog {
    */
   remove(member: RoomMember): void {
     const slot = member._roomSlot;
-    if (slot < 0 || this.#members[slot] !== member) return;
+    if (slot < 0 || this.#members[slot] !== member) {
+      const twin = this.#twin;
+      if (twin === undefined) return;
+      twin.remove(member);
+      if (twin.size === 0) this.#twin = undefined;
+      return;
+    }
     if (member._log === this) {
       member._catchUp();
       this._detach(member);
@@ -181,6 +208,7 @@ export class Room implements RoomLog {
   push(frame: Uint8Array): number {
     // Nobody reads the log (streamed or closing members only): nothing to keep.
     if (this.#reading === 0) return 0;
+    if (this.#isTwin && !this.#newer(frame)) return 0;
     const end = this._end;
     let refused = 0;
     if (end - this.#checked >= this.#capacity) refused = this.#check(end, true);
@@ -216,8 +244,40 @@ export class Room implements RoomLog {
     // A member closed here stays in the array until it leaves, so the array is stable.
     const streamed = this.#streamed;
     let n = 0;
-    for (let i = 0; i < streamed.length; i++) if (streamed[i]!.pushShared(frame, shared)) n++;
+    let settled: RoomMember[] | undefined;
+    for (let i = 0; i < streamed.length; i++) {
+      const member = streamed[i]!;
+      if (!member.pushShared(frame, shared)) continue;
+      n++;
+      // Taken past its answered place: the twin's later frames are all new to it.
+      if (member._settled()) (settled ??= []).push(member);
+    }
+    if (settled !== undefined) { for (const member of settled) this.#settle(member); }
     return n;
+  }
+
+  /**
+   * Whether a twin's op-18 frame follows the last one it took (and takes
+   * its place). Every reader moved in holding at most that place, so an
+   * older one, which a node filling a gap could bring again, is old to all.
+   */
+  #newer(frame: Uint8Array): boolean {
+    const epoch = streamPushEpoch(frame);
+    const offset = streamPushOffset(frame);
+    if (epoch === this.#epoch && offset <= this.#offset) return false;
+    this.#epoch = epoch;
+    this.#offset = offset;
+    return true;
+  }
+
+  /**
+   * Moves a streamed member to the twin's log, after the frame it just took
+   * in its own queue: the twin was given that frame first, so the member's
+   * cursor starts past it.
+   */
+  #settle(member: RoomMember): void {
+    this.remove(member);
+    (this.#twin ??= new Room(this.id, this.#backlog, true)).add(member);
   }
 
   /**

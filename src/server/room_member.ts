@@ -97,6 +97,11 @@ export interface RoomMember {
   _streamSlot: number;
   /** @internal Queues an op-18 frame shared with the room's other streamed members. */
   pushShared(frame: Uint8Array, shared: SharedFrame): boolean;
+  /**
+   * @internal A streamed member whose places in its streams are answered
+   * and who holds nothing back: it may read the room's op-18 log.
+   */
+  _settled(): boolean;
   /** @internal Whether every step of this member is logged. */
   readonly _traced: boolean;
   /** @internal Frames queued at most before the slow policy applies. */
