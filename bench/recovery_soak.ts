@@ -3,10 +3,12 @@
 // stream is compared with what was published.
 //
 //   deno run -A --unstable-net bench/recovery_soak.ts [--clients 1000] [--rate 200]
-//     [--duration 60] [--cut-min 1] [--cut-max 30] [--rooms 20] [--nodes 1]
+//     [--duration 60] [--cut-min 1] [--cut-max 30] [--rooms 20] [--nodes 1] [--workers 1]
 //     [--history-size 1000] [--history-ttl 120] [--kill-node] [--restart-redis]
 //     [--expect-refusals]
 //
+// With --workers N, each node runs N workers on its ports (the kernel spreads the
+// connections over them), so a resuming client usually lands on another worker.
 // With --nodes above 1, the nodes share a redis-server that keeps its data
 // (append-only file), and a client resumes on the next node. --kill-node
 // kills the last node with SIGKILL at 30 % of the run and starts it again;
@@ -32,6 +34,7 @@ const { values: a } = parseArgs({
     "cut-max": { type: "string", default: "30" },
     rooms: { type: "string", default: "20" },
     nodes: { type: "string", default: "1" },
+    workers: { type: "string", default: "1" },
     "history-size": { type: "string", default: "1000" },
     "history-ttl": { type: "string", default: "120" },
     "kill-node": { type: "boolean", default: false },
@@ -52,6 +55,7 @@ const redisDir = nodeCount > 1 ? await Deno.makeTempDir({ prefix: "comet-soak-re
 if (nodeCount > 1) redis = await startRedis(10_000, "", redisDir);
 
 const nodes = planNodes(nodeCount, [
+  ...["--workers", String(a.workers)],
   ...["--history-size", String(a["history-size"]), "--history-ttl", String(a["history-ttl"])],
 ], redis?.url);
 await Promise.all(nodes.map(startNode));
@@ -225,6 +229,7 @@ const result = {
   rate,
   seconds: duration / 1000,
   nodes: nodeCount,
+  workers: Number(a.workers),
   cut: [cutMin / 1000, cutMax / 1000],
   history: { size: Number(a["history-size"]), ttl: Number(a["history-ttl"]) },
   published: [...published.values()].reduce((x, y) => x + y, 0),

@@ -25,7 +25,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** `count` nodes' command lines: TCP and API on free ports, `extra` flags after. */
+/** `count` nodes' command lines: TCP and API on free ports, one worker unless `extra` says, `extra` flags after. */
 export function planNodes(count: number, extra: readonly string[], redisUrl = ""): StreamNode[] {
   const nodes: StreamNode[] = [];
   for (let i = 0; i < count; i++) {
@@ -37,8 +37,9 @@ export function planNodes(count: number, extra: readonly string[], redisUrl = ""
       "-A",
       "src/cli.ts",
       ...["--tcp", `127.0.0.1:${tcp}`, "--ws", "off", "--api", `127.0.0.1:${api}`],
-      ...["--workers", "1", "--log", "warn", "--connect-rate", "0"],
+      ...["--log", "warn", "--connect-rate", "0"],
       ...["--max-connections-per-ip", "0", "--max-auth-attempts", "0"],
+      ...(extra.includes("--workers") ? [] : ["--workers", "1"]),
       ...extra,
       ...(redisUrl ? ["--redis", redisUrl, "--node-id", `n${i}`] : []),
     ];
