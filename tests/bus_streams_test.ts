@@ -126,8 +126,12 @@ Deno.test("an answer never overtakes the pushes its owner stamped before answeri
     await Promise.all(asks);
   }
   assert.equal(seen.length, 450);
-  // Everything up to the answer's offset came first, nothing after it yet.
-  for (const [n, [got, answered]] of seen.entries()) assert.equal(got, answered, `answer ${n}`);
+  // Everything up to the answer's offset came first. A push stamped after the answer may
+  // also be in already (the next turn's batch can beat the answer's callback): the hub
+  // holds a joining client's pushes and sends those past the answer live.
+  for (const [n, [got, answered]] of seen.entries()) {
+    assert.ok(got >= answered, `answer ${n}: got ${got}, answered ${answered}`);
+  }
   assert.ok(await until(() => asker.top(stream) === 600));
   assertWhole(asker.stream(stream), 600, "asker");
 });
@@ -152,6 +156,29 @@ Deno.test("many answers in flight at once are each matched to their question", a
   for (const [n, [answer]] of answers.entries()) {
     assert.deepEqual([answer!.stream, answer!.offset], [roomStream(rooms[n % 5]!), (n % 5) + 1]);
   }
+});
+
+Deno.test("a question to an owner still starting waits for its hello and gets its answer", async () => {
+  const mesh = new PortMesh();
+  const { port1, port2 } = new MessageChannel();
+  mesh.connect(1, port1);
+  await using cluster = new BusCluster({ workerId: 0, workers: 2, transport: mesh });
+  const hub = new FakeHub();
+  hub.history = cluster.history(LIMITS);
+  cluster.attach(hub, { host: "127.0.0.1", tcpPort: 0, wsPort: 0, wssPort: 0 });
+  const theirs = roomStream(`live://${ownedBy(1, 2, (n) => roomStream(`live://${n}`))}`);
+  // Asked before worker 1 is up: a client connecting during the start must not be refused.
+  const answer = Promise.resolve(hub.history!.answer([{ stream: theirs }]));
+  port2.onmessage = (e) => {
+    const m = e.data as { t: string; id: number; i: string };
+    if (m.t !== "hist") return;
+    const answers = [{ stream: theirs, epoch: 5, offset: 9, entries: [] }];
+    port2.postMessage({ t: "hist-reply", w: 1, i: "one", s: 1, to: m.i, id: m.id, answers });
+  };
+  port2.postMessage({ t: "hello", snap: { conns: 0, rooms: [], ips: [] }, w: 1, i: "one", s: 1 });
+  const [got] = await answer;
+  assert.deepEqual(got, { stream: theirs, epoch: 5, offset: 9, entries: [] });
+  port2.close();
 });
 
 Deno.test("an answer from an owner that is silent times out, and one that died fails at once", async () => {
@@ -426,7 +453,7 @@ Deno.test("real servers: a client resumes on another worker and gets what it mis
   // A push routed to its owner may still be on its way: it then comes live, after the replay.
   const { offset, ...room } = answer.streams.room;
   assert.deepEqual(room, { id: "live://roam", epoch, recovered: true });
-  assert.ok(offset === 4 || offset === 5, `offset ${offset}`);
+  assert.ok(offset >= 3 && offset <= 5, `offset ${offset}`);
   await pushRoom(2, "f");
   assert.deepEqual(await offsets(back, 3), ["4:d", "5:e", "6:f"]);
   assert.ok(await back.silent(100));

@@ -46,77 +46,14 @@ import {
 } from "../server/streams.ts";
 import type { Outgoing } from "./bus_gather.ts";
 import { OwnerUnavailableError } from "./bus_owner_unavailable_error.ts";
+import { streamOwner } from "./stream_owner.ts";
+
+export { isStamped, streamOwner, unstamped } from "./stream_owner.ts";
 
 /** Unstamped pushes kept for one owner that cannot be reached yet; older ones go past it. */
 const _MAX_WAITING = 10_000;
 /** Dropped waiting pushes are logged at most this often, in ms. */
 const _DROPPED_LOG_MS = 10_000;
-
-/**
- * The worker (0 to `workers` − 1) that orders `stream`: FNV-1a over the
- * name's UTF-16 code units, modulo `workers`. The same in every isolate
- * and every start, so a restarted worker owns what it owned.
- *
- * @throws {RangeError} When `workers` is not a positive integer.
- *
- * @example
- * ```ts
- * import { streamOwner } from "./bus_streams.ts";
- * const w = streamOwner("room:live://1", 4);
- * console.log(w >= 0 && w < 4); // true
- * ```
- */
-export function streamOwner(stream: string, workers: number): number {
-  if (!Number.isSafeInteger(workers) || workers < 1) {
-    throw new RangeError(`Workers must be a positive integer: ${workers}`);
-  }
-  let h = 0x811c9dc5;
-  for (let i = 0; i < stream.length; i++) {
-    h ^= stream.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % workers;
-}
-
-/**
- * Whether a push carries its stream stamps (a keys push never does).
- *
- * @example
- * ```ts
- * import { isStamped } from "./bus_streams.ts";
- * const body = new Uint8Array();
- * console.log(isStamped({ kind: "room", op: 1000, room: "r", body })); // false
- * ```
- */
-export function isStamped(push: Push): boolean {
-  if (push.kind === "mids") return push.stamps !== undefined;
-  return push.kind !== "keys" && push.stamp !== undefined;
-}
-
-/**
- * The push without its stamps: the same object when it has none, else a
- * copy (the original may still be in a hub's writers).
- *
- * @example
- * ```ts
- * import { unstamped } from "./bus_streams.ts";
- * const push = { kind: "all" as const, op: 1000, speed: 0, body: new Uint8Array(), stamp: { epoch: 1, offset: 1 } };
- * console.log(unstamped(push).kind, "stamp" in unstamped(push)); // all false
- * ```
- */
-export function unstamped(push: Push): Push {
-  if (!isStamped(push)) return push;
-  switch (push.kind) {
-    case "mids":
-      return { kind: "mids", op: push.op, mids: push.mids, body: push.body };
-    case "room":
-      return { kind: "room", op: push.op, room: push.room, body: push.body };
-    case "all":
-      return { kind: "all", op: push.op, speed: push.speed, body: push.body };
-    default:
-      return push;
-  }
-}
 
 /**
  * What {@linkcode BusStreams} needs of the bus it serves.
@@ -215,6 +152,10 @@ export class BusStreams implements StreamHistory {
   #dropped = 0;
   #droppedLoggedAt = -Infinity;
   #asks = new Map<number, _Ask>();
+  /** Questions for owners not heard from yet (starting): sent on their hello, or timed out. */
+  #unsent = new Map<number, { id: number; queries: StreamQuery[] }[]>();
+  /** Owners that left: a question to one fails at once rather than wait for a restart. */
+  #gone = new Set<number>();
   #next = 0;
   #strayLogged = false;
   #closed = false;
@@ -353,6 +294,14 @@ export class BusStreams implements StreamHistory {
     for (const [w, pushes] of this.#routes) {
       if (this.#link.heard(w) && this.#link.send(w, { t: "route", pushes })) this.#routes.delete(w);
     }
+    for (const [w, asks] of this.#unsent) {
+      if (!this.#link.heard(w)) continue;
+      this.#unsent.delete(w);
+      // Behind the routes just sent: the owner stamps them before it answers.
+      for (const { id, queries } of asks) {
+        if (this.#asks.has(id)) this.#send(w, id, queries);
+      }
+    }
   }
 
   /**
@@ -404,6 +353,7 @@ export class BusStreams implements StreamHistory {
 
   /** Worker `w` left or died: what was asked of it will not be answered. */
   peerGone(w: number): void {
+    this.#gone.add(w);
     for (const [id, ask] of this.#asks) {
       if (ask.w !== w) continue;
       this.#settle(id);
@@ -430,13 +380,15 @@ export class BusStreams implements StreamHistory {
       );
     }
     this.#routes.clear();
+    this.#unsent.clear();
   }
 
   #ask(w: number, queries: StreamQuery[]): Promise<StreamAnswer[]> {
     if (this.#closed) {
       return Promise.reject(new OwnerUnavailableError(`Worker bus is closed: worker ${w}`));
     }
-    if (!this.#link.heard(w)) {
+    const heard = this.#link.heard(w);
+    if (!heard && this.#gone.has(w)) {
       return Promise.reject(new OwnerUnavailableError(`Stream owner is not running: worker ${w}`));
     }
     const id = ++this.#next;
@@ -450,11 +402,20 @@ export class BusStreams implements StreamHistory {
         );
       }, this.#timeout);
       this.#asks.set(id, { w, n: queries.length, resolve, reject, timer });
-      if (!this.#link.send(w, { t: "hist", id, queries })) {
-        this.#settle(id);
-        reject(new OwnerUnavailableError(`Stream owner is not running: worker ${w}`));
-      }
+      // An owner still starting answers once it says hello, within the same timeout.
+      if (!heard) {
+        let asks = this.#unsent.get(w);
+        if (asks === undefined) this.#unsent.set(w, asks = []);
+        asks.push({ id, queries });
+      } else this.#send(w, id, queries);
     });
+  }
+
+  #send(w: number, id: number, queries: StreamQuery[]): void {
+    if (this.#link.send(w, { t: "hist", id, queries })) return;
+    const ask = this.#asks.get(id);
+    this.#settle(id);
+    ask?.reject(new OwnerUnavailableError(`Stream owner is not running: worker ${w}`));
   }
 
   #settle(id: number): void {
