@@ -48,6 +48,24 @@ export interface ClientTally {
   failedConnects: number;
 }
 
+/** A tally with every count at zero: a client's at its start, or a sum's. */
+export function emptyTally(): ClientTally {
+  return {
+    received: 0,
+    plain: 0,
+    duplicates: 0,
+    gaps: 0,
+    epochBreaks: 0,
+    misplaced: 0,
+    recovered: 0,
+    replays: { room: 0, mid: 0, all: 0 },
+    refused: {},
+    skippedByRefusal: 0,
+    connects: 0,
+    failedConnects: 0,
+  };
+}
+
 /** Options of {@linkcode StreamClient}. */
 export interface StreamClientOptions {
   mid: number;
@@ -63,20 +81,7 @@ const _dec = new TextDecoder();
 /** One opted-in client, connected or away. */
 export class StreamClient {
   readonly options: StreamClientOptions;
-  readonly tally: ClientTally = {
-    received: 0,
-    plain: 0,
-    duplicates: 0,
-    gaps: 0,
-    epochBreaks: 0,
-    misplaced: 0,
-    recovered: 0,
-    replays: { room: 0, mid: 0, all: 0 },
-    refused: {},
-    skippedByRefusal: 0,
-    connects: 0,
-    failedConnects: 0,
-  };
+  readonly tally: ClientTally = emptyTally();
   readonly positions = new Map<StreamSlot, Position>();
   /** FNV-1a over every (offset, body) taken, in order: equal digests, equal sequences. */
   digest = 0x811c9dc5;

@@ -22,7 +22,7 @@
 import { parseArgs } from "node:util";
 import { type BenchRedis, startRedis } from "./_redis.ts";
 import { planNodes, push, sleep, startNode, stopNodes } from "./stream_nodes.ts";
-import { type ClientTally, StreamClient } from "./recovery_client.ts";
+import { type ClientTally, emptyTally, StreamClient } from "./recovery_client.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
@@ -171,20 +171,7 @@ await chaos;
 await sleep(2000);
 
 let lostTail = 0;
-const sum: ClientTally = {
-  received: 0,
-  plain: 0,
-  duplicates: 0,
-  gaps: 0,
-  epochBreaks: 0,
-  misplaced: 0,
-  recovered: 0,
-  replays: { room: 0, mid: 0, all: 0 },
-  refused: {},
-  skippedByRefusal: 0,
-  connects: 0,
-  failedConnects: 0,
-};
+const sum: ClientTally = emptyTally();
 for (const c of all) {
   const t = c.tally;
   for (
