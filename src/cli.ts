@@ -11,6 +11,7 @@ import { DEFAULTS } from "./defaults.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { logListening, serveConfig, StartError } from "./serve_config.ts";
 import { DESCRIPTOR_RESERVE, fitConnections, readDescriptorLimit } from "./transport/fd_limit.ts";
+import { versionLine } from "./version.ts";
 import { reusePortAvailable, Supervisor, workerCount, workerNodeId } from "./workers/supervisor.ts";
 
 /** Longest a signal-triggered shutdown may take before the process exits anyway. */
@@ -83,7 +84,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const unreadable: string[] = [];
   try {
     cfg = parseConfig(args, { env: denoEnv((name) => unreadable.push(name)) });
-    if (!cfg.help) checkExposure(cfg);
+    if (!cfg.help && !cfg.version) checkExposure(cfg);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`comet: ${err.message}`);
@@ -91,6 +92,10 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   if (cfg.help) {
     console.log(usage());
+    return 0;
+  }
+  if (cfg.version) {
+    console.log(versionLine());
     return 0;
   }
   const logger = createLogger({ level: cfg.log, format: cfg.logFormat });

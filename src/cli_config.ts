@@ -125,4 +125,6 @@ export interface CliConfig {
   workers: number | "auto";
   /** Whether `--help` was asked for. */
   help: boolean;
+  /** Whether `--version` was asked for. */
+  version: boolean;
 }

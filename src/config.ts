@@ -35,6 +35,7 @@ export function usage(): string {
     ...FLAGS.map((f) => [f.arg === "" ? `--${f.name}` : `--${f.name} ${f.arg}`, f.help]),
     ["--config FILE", "read flags from a JSON file; command-line flags win"],
     ["--help", "print this help"],
+    ["--version", "print Comet's and Deno's versions"],
   ];
   const width = Math.max(...rows.map((r) => r[0]!.length)) + 2;
   for (const [flag, help] of rows) lines.push(`  ${flag!.padEnd(width)}${help}`);
@@ -110,6 +111,7 @@ function _defaults(): CliConfig {
     limits: { ...d.limits },
     workers: d.workers,
     help: false,
+    version: false,
   };
 }
 
@@ -257,11 +259,16 @@ export interface ParseConfigOptions {
 export function parseConfig(args: readonly string[], options: ParseConfigOptions = {}): CliConfig {
   const flags: _Given[] = [];
   let help = false;
+  let version = false;
   let file: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--help" || arg === "-h") {
       help = true;
+      continue;
+    }
+    if (arg === "--version" || arg === "-V") {
+      version = true;
       continue;
     }
     const m = /^--([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
@@ -282,6 +289,7 @@ export function parseConfig(args: readonly string[], options: ParseConfigOptions
   const fromFile = file === undefined ? [] : _fromFile(file, options.readFile);
   const cfg = _resolve(env, fromFile, flags, new SettingNames("flag"));
   cfg.help = help;
+  cfg.version = version;
   return cfg;
 }
 

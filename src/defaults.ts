@@ -1,8 +1,8 @@
 /**
  * The one table of defaults: the `comet` command's flags and `--help`,
- * `serve()`, the edge entry and the README's flag table all read their
- * defaults here, and `tests/defaults_test.ts` fails when the help or the
- * README states another.
+ * `serve()`, the edge entry and the flag table of docs/configuration.md
+ * all read their defaults here, and `tests/defaults_test.ts` fails when
+ * the help or that table states another.
  *
  * Values a component owns (the protocol's body size; the hub's timing,
  * sizing, write line, backlog caps and limits, in `server/defaults.ts`; the

@@ -34,8 +34,8 @@
  * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace |
  * | `COMET_HISTORY_SIZE`, `COMET_HISTORY_TTL` | pushes each stream keeps for clients that reconnect, and for how long; streams need the isolates' bus to order them, and are off while it does not |
  *
- * Each defaults to the command's default, as `comet --help` and the
- * README's flag table state it, from the one table in `src/defaults.ts`.
+ * Each defaults to the command's default, as `comet --help` and the flag
+ * table of docs/configuration.md state it, from the one table in `src/defaults.ts`.
  *
  * Refused here, since `deno serve` or the platform owns the listener and
  * its TLS, and one edge hub is no cluster node: `COMET_TCP`, `COMET_WS`,

@@ -19,6 +19,7 @@ import {
   RawPeer,
   Workers,
 } from "./_bus_workers.ts";
+import { VERSION } from "../src/version.ts";
 
 async function everyPushKind(bus: Bus): Promise<void> {
   await using w = await Workers.start(3, {}, bus);
@@ -282,6 +283,7 @@ Deno.test("/metrics, /admin and /goim/nodes answer for the whole process", async
   assert.equal(nodes.length, 1);
   assert.equal(nodes[0]!.connections, 3);
   assert.equal(nodes[0]!.ip_count, 1);
+  assert.equal(nodes[0]!.version, VERSION);
   const health = await get(w, 0, "/healthz") as Record<string, unknown>;
   assert.equal(health.connections, 3);
   assert.equal(health.workers, 2);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Op } from "../src/protocol/op.ts";
 import { TestClient, text } from "./_helpers.ts";
-import { cli, LineReader, stopChild } from "./_process.ts";
+import { cli, LineReader, ROOT, stopChild } from "./_process.ts";
+import { VERSION } from "../src/version.ts";
 
 Deno.test("cli exits 2 with a one-line message naming a bad flag or value", async () => {
   for (
@@ -35,6 +36,36 @@ Deno.test("cli prints help and exits 0", async () => {
   const out = await cli(["--help"]).output();
   assert.equal(out.code, 0);
   assert.match(new TextDecoder().decode(out.stdout), /--heartbeat-timeout D/);
+});
+
+Deno.test("cli prints its version and its help with no permissions at all", async () => {
+  for (
+    const [flag, expected] of [["--version", /^comet \d+\.\d+\.\d+ \(deno /], [
+      "--help",
+      /--version/,
+    ]] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "src/cli.ts", flag],
+      cwd: ROOT,
+      env: { COMET_API_TOKEN: "unreadable without --allow-env" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.match(stdout, expected);
+    assert.equal(stderr, "", flag);
+  }
+  const out = await cli(["--version", "--tcp", "0.0.0.0:3101"]).output();
+  const line = new TextDecoder().decode(out.stdout).trim();
+  assert.equal(out.code, 0, "--version starts no server and checks no exposure");
+  assert.equal(
+    line,
+    `comet ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8}, typescript ${Deno.version.typescript}, ${Deno.build.target})`,
+  );
 });
 
 Deno.test("cli serves clients and on SIGTERM sends op 6 and exits 0", async () => {

@@ -8,6 +8,7 @@ import { Op } from "../src/protocol/op.ts";
 import { Comet } from "../src/server/comet.ts";
 import type { CometObserver } from "../src/server/comet_observer.ts";
 import { api, startServer, TestClient, text, until } from "./_helpers.ts";
+import { VERSION } from "../src/version.ts";
 
 const BIZ = 1000;
 const utf8 = new TextEncoder();
@@ -85,6 +86,7 @@ Deno.test("serve() defaults to a memory cluster: pushes, counts and health as be
     wss_port: 0,
     connections: 3,
     ip_count: 1,
+    version: VERSION,
   });
 });
 

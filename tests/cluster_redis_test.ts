@@ -13,6 +13,7 @@ import { ProtocolError } from "../src/protocol/protocol_error.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
 import { api, startServer, TestClient, text, until } from "./_helpers.ts";
 import { freePort, redisAvailable, type RedisServer, startRedis } from "./_redis.ts";
+import { VERSION } from "../src/version.ts";
 
 const ignore = !redisAvailable;
 const BIZ = 1000;
@@ -345,6 +346,7 @@ Deno.test({
         connections: n.id === "n2" ? 1 : 0,
         ip_count: n.id === "n2" ? 1 : 0,
         updated: (n as unknown as { updated: number }).updated,
+        version: VERSION,
       });
     }
     const weighted = await api(cluster.node("n1"), "/goim/nodes/weighted?platform=android");

@@ -1,6 +1,6 @@
 // The one table of defaults against what states or applies a default: the
-// hub built without options, parseConfig, `comet --help` and the README's
-// flag table. A stated default is read back with the flag's own parser, so
+// hub built without options, parseConfig, `comet --help` and the flag table
+// of docs/configuration.md. A stated default is read back with the flag's own parser, so
 // `60s` and `1m` agree and a typo does not.
 import assert from "node:assert/strict";
 import { type CliConfig, listSettings, parseConfig, usage } from "../src/config.ts";
@@ -23,7 +23,7 @@ const NO_DEFAULT = new Set([
   "trace-mid",
 ]);
 
-/** Flags whose default is a rule, not a value; the help and README describe it in words. */
+/** Flags whose default is a rule, not a value; the help and the docs describe it in words. */
 const DESCRIBED = new Set(["node-id", "advertise", "session-ttl", "jwt-alg"]);
 
 /**
@@ -82,14 +82,14 @@ function helpDefaults(): Map<string, string | undefined> {
 }
 
 /**
- * The default column of the README's flag table, by flag: the first
+ * The default column of docs/configuration.md's flag table, by flag: the first
  * backticked value in the cell, else its text; none for an empty cell or
  * one that names a variable (`env COMET_API_TOKEN`).
  */
-async function readmeDefaults(): Promise<Map<string, string | undefined>> {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-  const section = /\n## Flags\n([^]*?)\n##? /.exec(readme)?.[1];
-  assert.ok(section, "README has a Flags section");
+async function documentedDefaults(): Promise<Map<string, string | undefined>> {
+  const doc = await Deno.readTextFile(new URL("../docs/configuration.md", import.meta.url));
+  const section = /\n## Flags\n([^]*?)\n##? /.exec(doc)?.[1];
+  assert.ok(section, "docs/configuration.md has a Flags section");
   const stated = new Map<string, string | undefined>();
   for (const line of section.split("\n")) {
     if (!line.startsWith("| `--")) continue;
@@ -128,14 +128,14 @@ Deno.test("--help states each flag's default as the table has it", () => {
   assert.match(usage(), /--heartbeat-timeout D +close connections .*\(default 8m\)/);
 });
 
-Deno.test("the README's flag table lists every flag with the table's default", async () => {
-  const stated = await readmeDefaults();
+Deno.test("docs/configuration.md's flag table lists every flag with the table's default", async () => {
+  const stated = await documentedDefaults();
   const flags = listSettings().map((s) => s.flag.slice(2));
   assert.deepEqual(
-    [...stated.keys()].filter((f) => f !== "config" && f !== "help").sort(),
+    [...stated.keys()].filter((f) => !["config", "help", "version"].includes(f)).sort(),
     [...flags].sort(),
   );
-  for (const flag of flags) assertDefault("README", flag, stated.get(flag));
+  for (const flag of flags) assertDefault("docs/configuration.md", flag, stated.get(flag));
 });
 
 Deno.test("a wrong stated default is caught", () => {

@@ -365,9 +365,12 @@ Deno.test("every flag's variable is read at the edge, or refused as the module d
   assert.ok(refused.includes("COMET_REDIS") && refused.includes("COMET_TLS_CERT"), refused.join());
 });
 
-Deno.test("every COMET_ variable the edge doc and the README name is a setting", async () => {
+Deno.test("every COMET_ variable the edge doc, the README and docs/ name is a setting", async () => {
   const known = new Set(listSettings().map((s) => s.variable));
-  for (const file of ["../src/edge.ts", "../README.md"]) {
+  const docs = [...Deno.readDirSync(new URL("../docs/", import.meta.url))]
+    .filter((e) => e.name.endsWith(".md")).map((e) => `../docs/${e.name}`);
+  assert.ok(docs.includes("../docs/configuration.md"), docs.join());
+  for (const file of ["../src/edge.ts", "../README.md", ...docs]) {
     const body = await Deno.readTextFile(new URL(file, import.meta.url));
     for (const name of body.match(/\bCOMET_[A-Z][A-Z_]*\b/g) ?? []) {
       assert.ok(known.has(name), `${file} names ${name}, which no flag has`);

@@ -2,7 +2,7 @@
 // it, as a child process, and judged by what it prints and what clients see.
 import assert from "node:assert/strict";
 import { AuthError, connect } from "../mod.ts";
-import { startServer, TestClient, text } from "./_helpers.ts";
+import { startServer, TestClient, text, utf8 } from "./_helpers.ts";
 import { Chromium, findChromium } from "./_chromium.ts";
 import { LineReader, ROOT } from "./_process.ts";
 
@@ -369,6 +369,27 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
   return { code: out.code, stderr: decoder.decode(out.stderr).trim() };
 }
 
+Deno.test("listen: joins the room and prints each push, as the README's first screen runs it", async () => {
+  await using server = startServer();
+  await using listen = spawn([
+    "--allow-net",
+    "examples/listen.ts",
+    "--url",
+    `ws://127.0.0.1:${server.addrs.ws!.port}/sub`,
+    "--room",
+    "live://7",
+  ]);
+  assert.equal(
+    (await listen.stdout.line(/^listening/)).input,
+    "listening in live://7 for op 1000 as mid 1",
+  );
+  server.comet.pushRoom("live://7", 1001, utf8.encode("not watched"));
+  server.comet.pushRoom("live://7", 1000, utf8.encode("hello"));
+  assert.equal((await listen.stdout.line(/^push/)).input, "push op 1000: hello");
+  assert.equal((await listen.stop()).code, 0, listen.stderr.log);
+  assert.ok(!listen.stdout.log.includes("not watched"), listen.stdout.log);
+});
+
 Deno.test("examples: no server, a bad flag or a taken port is one line on stderr, not a stack", async () => {
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const refused = closed.addr.port;
@@ -397,6 +418,16 @@ Deno.test("examples: no server, a bad flag or a taken port is one line on stderr
       ["--allow-net", "examples/fullduplex/server.ts", "--port", String(taken)],
       1,
       new RegExp(`^server: Address is already in use: 127\\.0\\.0\\.1:${taken} \\(tcp\\)$`),
+    ],
+    [
+      ["--allow-net", "examples/listen.ts", "--url", `ws://127.0.0.1:${refused}/sub`],
+      1,
+      /^listen\.ts: Connecting to ws:\/\/127\.0\.0\.1:\d+\/sub failed: .*; is the server running\? \(deno task start\)$/,
+    ],
+    [
+      ["--allow-net", "examples/listen.ts", "--op", "7"],
+      2,
+      /^listen\.ts: --op must be an integer of at least 1000: 7$/,
     ],
     [
       ["--allow-net", "examples/custom_operator.ts", "--port", "x"],

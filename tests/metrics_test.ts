@@ -11,6 +11,7 @@ import type { CometServer } from "../src/serve.ts";
 import { traffic, trafficCounter } from "../src/transport/traffic.ts";
 import { startServer, TestClient, until, utf8 } from "./_helpers.ts";
 import { goimMessages, WsClient } from "./_ws_client.ts";
+import { VERSION } from "../src/version.ts";
 
 /** One sample line per series: `name{labels}` → value. */
 type Samples = Map<string, number>;
@@ -284,6 +285,14 @@ Deno.test("traffic: counters are shared per transport name and live", () => {
   assert.equal(value(samples, 'comet_received_bytes_total{transport="test-transport"}'), 5);
   assert.equal(value(samples, 'comet_sent_bytes_total{transport="test-transport"}'), 7);
   assert.equal(value(samples, 'comet_connections{transport="test-transport"}'), 0);
+});
+
+Deno.test("metrics: comet_build_info names Comet's version and Deno's", () => {
+  const { samples } = parse(formatMetrics(collectMetrics(new Comet())));
+  assert.equal(
+    value(samples, `comet_build_info{version="${VERSION}",deno="${Deno.version.deno}"}`),
+    1,
+  );
 });
 
 Deno.test("metrics: label values are escaped", () => {

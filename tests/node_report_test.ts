@@ -12,6 +12,7 @@ const report: NodeReport = {
   connections: 5,
   ipCount: 3,
   updated: 1_700_000_000_000,
+  version: "0.1.0",
   rooms: new Map([["live://1", 4], ["live://2", 1]]),
 };
 
@@ -41,8 +42,19 @@ Deno.test("junk, other shapes and bad counts read as no report", () => {
       JSON.stringify({ ...good, rooms: [] }),
       JSON.stringify({ ...good, rooms: null }),
       JSON.stringify({ ...good, rooms: { "live://1": -2 } }),
+      JSON.stringify({ ...good, v: 1 }),
     ]
   ) {
     assert.equal(parseReport(text), undefined, text);
   }
+});
+
+Deno.test("a report from a node without a version still reads, with no version", () => {
+  const { v, ...old } = JSON.parse(encodeReport(report));
+  assert.equal(v, "0.1.0");
+  const parsed = parseReport(JSON.stringify(old));
+  assert.ok(parsed, "the old report reads");
+  assert.equal(parsed.version, undefined);
+  assert.equal(parsed.connections, report.connections);
+  assert.equal(parsed.rooms.get("live://1"), 4);
 });

@@ -1,5 +1,7 @@
 // The goim push API over real loopback HTTP, with raw goim TCP clients on the other side.
 import assert from "node:assert/strict";
+import type { ClusterNode } from "../src/cluster/cluster.ts";
+import { MemoryCluster } from "../src/cluster/memory_cluster.ts";
 import type { LogFields, Logger } from "../src/log.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
@@ -7,6 +9,7 @@ import { encodeFrame } from "../src/protocol/frame.ts";
 import { Chromium, findChromium } from "./_chromium.ts";
 import { api, startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import { goimMessages, Opcode, WsClient } from "./_ws_client.ts";
+import { VERSION } from "../src/version.ts";
 
 const BIZ = 1000;
 const OK = { code: 0, message: "", data: null };
@@ -1037,4 +1040,21 @@ Deno.test("shutdown is not held up by a push whose body stalls", async () => {
     conn.close();
     await server.shutdown();
   }
+});
+
+/** A one-node cluster that also lists a node whose report came from a Comet without versions. */
+class WithOldNode extends MemoryCluster {
+  override nodes(): ClusterNode[] {
+    const [self] = super.nodes();
+    const { version: _, ...old } = self!;
+    return [self!, { ...old, id: "old", connections: 0, ipCount: 0 }];
+  }
+}
+
+Deno.test("nodes/instances gives each node's version, null for a node that reports none", async () => {
+  await using server = startServer({ cluster: new WithOldNode({ nodeId: "new" }) });
+  const res = await request(server, "/goim/nodes/instances");
+  assert.equal(res.status, 200);
+  const nodes = res.body.data as { id: string; version: string | null }[];
+  assert.deepEqual(nodes.map((n) => [n.id, n.version]), [["new", VERSION], ["old", null]]);
 });

@@ -4,6 +4,7 @@ import type { HistoryFigures } from "../server/streams.ts";
 import { acceptErrors } from "../transport/accept_errors.ts";
 import { readBufferFigures } from "../transport/read_buffers.ts";
 import { traffic, type TrafficCounter } from "../transport/traffic.ts";
+import { VERSION } from "../version.ts";
 
 /** Every state a cluster can be in, so that the state gauge lists all of them. */
 const _CLUSTER_STATES: readonly ClusterState[] = ["connecting", "ready", "reconnecting", "closed"];
@@ -378,6 +379,8 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   for (const s of _CLUSTER_STATES) state.sample(s === snapshot.cluster ? 1 : 0, { state: s });
   family("comet_node_info", "gauge", "This node's id in its cluster.")
     .sample(1, { node: snapshot.node });
+  family("comet_build_info", "gauge", "Comet's version and the Deno it runs on.")
+    .sample(1, { version: VERSION, deno: Deno.version.deno });
   const memory = snapshot.memory;
   gauges([
     ["comet_ready", "1 while /readyz answers 200.", snapshot.ready ? 1 : 0],

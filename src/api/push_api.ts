@@ -351,6 +351,7 @@ export function createApiHandler(comet: Comet, options: ApiOptions = {}): ApiHan
           connections: n.connections,
           ip_count: n.ipCount,
           updated: n.updated,
+          version: n.version ?? null,
         })),
       ));
     }],

@@ -22,6 +22,7 @@ import type {
   WorkerGroup,
 } from "./cluster.ts";
 import { mergeTopRooms } from "./top_rooms.ts";
+import { VERSION } from "../version.ts";
 
 export type { BusClusterOptions } from "./bus_cluster_options.ts";
 
@@ -260,7 +261,14 @@ export class BusCluster implements Cluster, WorkerGroup {
   nodes(): ClusterNode[] {
     const { ipCount, connCount } = this.onlineTotal();
     const address = this.#address!;
-    return [{ id: this.nodeId, ...address, connections: connCount, ipCount, updated: Date.now() }];
+    return [{
+      id: this.nodeId,
+      ...address,
+      connections: connCount,
+      ipCount,
+      updated: Date.now(),
+      version: VERSION,
+    }];
   }
 
   /**

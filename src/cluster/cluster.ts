@@ -108,6 +108,8 @@ export interface ClusterNode extends NodeAddress {
   ipCount: number;
   /** When the node last reported, in milliseconds since the epoch (its own clock). */
   updated: number;
+  /** The node's Comet version; absent in a report from a node older than `--version`. */
+  version?: string;
 }
 
 /**

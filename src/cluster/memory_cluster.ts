@@ -10,6 +10,7 @@ import type {
   ClusterState,
   NodeAddress,
 } from "./cluster.ts";
+import { VERSION } from "../version.ts";
 
 /**
  * Options for {@linkcode MemoryCluster}.
@@ -124,7 +125,14 @@ export class MemoryCluster implements Cluster {
     const comet = this.#hub();
     const { ipCount, connCount } = comet.onlineTotal();
     const address = this.#address!;
-    return [{ id: this.nodeId, ...address, connections: connCount, ipCount, updated: Date.now() }];
+    return [{
+      id: this.nodeId,
+      ...address,
+      connections: connCount,
+      ipCount,
+      updated: Date.now(),
+      version: VERSION,
+    }];
   }
 
   /** Always healthy, with nothing to add to `/healthz`. */

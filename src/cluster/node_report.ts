@@ -36,6 +36,7 @@ export function encodeReport(report: NodeReport): string {
     conns: report.connections,
     ips: report.ipCount,
     updated: report.updated,
+    v: report.version,
     rooms: Object.fromEntries(report.rooms),
   });
 }
@@ -64,7 +65,7 @@ export function parseReport(text: string): NodeReport | undefined {
     return undefined;
   }
   if (typeof raw !== "object" || raw === null) return undefined;
-  const { id, host, rooms } = raw;
+  const { id, host, rooms, v } = raw;
   const tcpPort = _count(raw.tcp);
   const wsPort = _count(raw.ws);
   const wssPort = _count(raw.wss);
@@ -85,5 +86,19 @@ export function parseReport(text: string): NodeReport | undefined {
     if (n === undefined) return undefined;
     if (n > 0) counts.set(room, n);
   }
-  return { id, host, tcpPort, wsPort, wssPort, connections, ipCount, updated, rooms: counts };
+  const report: NodeReport = {
+    id,
+    host,
+    tcpPort,
+    wsPort,
+    wssPort,
+    connections,
+    ipCount,
+    updated,
+    rooms: counts,
+  };
+  // A report from a node older than versions has none; any other shape is not Comet's.
+  if (typeof v === "string") report.version = v;
+  else if (v !== undefined) return undefined;
+  return report;
 }

@@ -493,6 +493,8 @@ interface _Attached {
 }
 
 function _node(report: NodeReport): ClusterNode {
-  const { id, host, tcpPort, wsPort, wssPort, connections, ipCount, updated } = report;
-  return { id, host, tcpPort, wsPort, wssPort, connections, ipCount, updated };
+  const { id, host, tcpPort, wsPort, wssPort, connections, ipCount, updated, version } = report;
+  const node: ClusterNode = { id, host, tcpPort, wsPort, wssPort, connections, ipCount, updated };
+  if (version !== undefined) node.version = version;
+  return node;
 }

@@ -11,6 +11,7 @@ import type { OtherNodes } from "./other_nodes.ts";
 import type { RedisLink } from "./redis_link.ts";
 import type { RedisReply } from "./resp.ts";
 import { strings, text, within } from "./_util.ts";
+import { VERSION } from "../version.ts";
 
 /** How often a node reports and reads the others' reports by default, in milliseconds. */
 export const DEFAULT_REPORT_INTERVAL = 5_000;
@@ -76,6 +77,7 @@ export class ReportExchange {
       connections: connCount,
       ipCount,
       updated: Date.now(),
+      version: VERSION,
       rooms: this.#hub.rooms,
     };
   }
