@@ -456,3 +456,29 @@ Deno.test("a stream push an opted-in connection already holds is not sent to it 
   assert.deepEqual([next.offset, next.body], [3, "r3"]);
   assert.ok(await c.silent(50));
 });
+
+Deno.test("a room change the server makes tells an opted-in client the new room's position, a goim client nothing", async () => {
+  await using server = startServer();
+  const port = server.addrs.tcp!.port;
+  const { client } = await optIn(port, { mid: 4, key: "in", room_id: ROOM, recover: {} });
+  await using opted = client;
+  await using plain = await TestClient.auth(port, { mid: 5, key: "out", room_id: ROOM });
+  const comet = server.comet;
+  comet.pushRoom("live://2", 1000, body("before"));
+  comet.changeRoom(comet.channel("in")!, "live://2");
+  comet.changeRoom(comet.channel("out")!, "live://2");
+  const moved = await opted.next();
+  assert.deepEqual([moved.op, moved.seq], [Op.ChangeRoomReply, 0]);
+  const at = JSON.parse(text(moved.body));
+  assert.deepEqual(at, { id: "live://2", epoch: at.epoch, offset: 1 });
+  comet.pushRoom("live://2", 1000, body("after"));
+  assert.deepEqual(streamPush(await opted.next()), {
+    kind: StreamKind.Room,
+    epoch: at.epoch,
+    offset: 2,
+    op: 1000,
+    body: "after",
+  });
+  const f = await plain.next();
+  assert.deepEqual([f.op, text(f.body)], [1000, "after"]);
+});

@@ -84,3 +84,27 @@ Deno.test("the SDK tells the application when what it missed is no longer kept",
   assert.deepEqual(got, ["r6"]);
   assert.equal(client.positions.room?.offset, 6);
 });
+
+Deno.test("a move the server makes is a new room for the SDK, not a lost stream", async () => {
+  await using server = startServer();
+  await using client = _client(server.addrs.tcp!.port, 9);
+  const got: string[] = [];
+  const lost: StreamLost[] = [];
+  client.on(
+    BIZ,
+    (f: ClientFrame) => got.push(`${f.stream?.kind}:${f.stream?.offset}:${text(f.body)}`),
+  );
+  client.onStreamLost((l) => lost.push(l));
+  await client.opened;
+  server.comet.pushRoom(ROOM, BIZ, utf8.encode("old"));
+  server.comet.pushRoom("live://other", BIZ, utf8.encode("x"));
+  server.comet.pushRoom("live://other", BIZ, utf8.encode("y"));
+  assert.ok(await until(() => got.length === 1));
+  server.comet.changeRoom(server.comet.channel("sdk-9")!, "live://other");
+  assert.ok(await until(() => client.positions.room?.id === "live://other"));
+  server.comet.pushRoom("live://other", BIZ, utf8.encode("new"));
+  assert.ok(await until(() => got.length === 2));
+  assert.deepEqual(got, ["room:1:old", "room:3:new"]);
+  assert.deepEqual(lost, []);
+  assert.equal(client.stats.lateReplies, 0);
+});

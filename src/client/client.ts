@@ -348,7 +348,9 @@ export class Client implements AsyncDisposable {
   /** Same as {@linkcode Client.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  } // --- connection lifecycle (the loop itself is the Reconnector's) ----------
+  }
+
+  // The connection's lifecycle is the Reconnector's loop; what one attempt does is here.
 
   /** One attempt: opens a link, authenticates, restores subscriptions and room. */
   async #connect(signal: AbortSignal): Promise<Link> {
@@ -427,8 +429,6 @@ export class Client implements AsyncDisposable {
     return new ConnectionClosedError(`Connection is not open: the client is ${state}`);
   }
 
-  // --- inbound --------------------------------------------------------------
-
   #onFrame(link: Link, frame: Frame): void {
     const { op, seq, body } = frame;
     switch (op) {
@@ -454,7 +454,8 @@ export class Client implements AsyncDisposable {
       case Op.ChangeRoomReply:
       case Op.SubReply:
       case Op.UnsubReply:
-        if (!this.#requests.reply(link, op, seq, body)) this.#stats.lateReplies++;
+        // Op 13 with seq 0 is the server moving the client itself: no request of ours.
+        if (!this.#requests.reply(link, op, seq, body) && seq !== 0) this.#stats.lateReplies++;
         // Read now, before the frames after it: op 8's replay and op 13's room pushes.
         if (op === Op.AuthReply) this.#streams?.authorized(body);
         else if (op === Op.ChangeRoomReply) this.#streams?.roomChanged(body);
@@ -475,8 +476,6 @@ export class Client implements AsyncDisposable {
     const link = this.#link;
     if (link !== undefined) this.#onFrame(link, frame);
   };
-
-  // --- requests -------------------------------------------------------------
 
   #request(op: number, body: Uint8Array | string, options: RequestOptions): Promise<Uint8Array> {
     let bytes: Uint8Array;

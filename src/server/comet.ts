@@ -358,7 +358,10 @@ export class Comet implements PushTarget, AsyncDisposable {
   changeRoom(connection: Connection, room: string): void {
     // The registry's own object, found by key: a Connection from elsewhere cannot reach in.
     const ch = this.#registry.channel(connection.key);
-    if (ch === connection) this.#registry.changeRoom(ch, room);
+    if (ch !== connection) return;
+    const from = ch._room;
+    this.#registry.changeRoom(ch, room);
+    if (ch._optedIn && from !== room) this.#sessions.moved(ch, room);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { type Frame, frameOp } from "../protocol/frame.ts";
+import { type Frame, frameOp, PROTOCOL_VERSION } from "../protocol/frame.ts";
 import { Op } from "../protocol/op.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import { isThenable } from "./_util.ts";
@@ -307,6 +307,15 @@ export class Sessions {
   }
 
   /** Ends a session, however it ended, once; `serve`'s `onEnd` runs when all is cleaned up. */
+  /**
+   * The hub moved `ch` to `room` itself: an opted-in client is told with an
+   * op 13 of its own (seq 0) carrying the room's position, so that it takes
+   * the new room's pushes as a new stream, not as a broken one.
+   */
+  moved(ch: Channel, room: string): void {
+    void this.#recovery.changedRoom(ch, room, 0, PROTOCOL_VERSION);
+  }
+
   end(ch: Channel, registered: boolean, err?: unknown): void {
     const onEnd = this.#onEnds.get(ch);
     if (onEnd !== undefined) this.#onEnds.delete(ch);
