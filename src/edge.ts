@@ -193,7 +193,8 @@ async function _start(): Promise<CometHandler | ConfigError> {
     const hub = await cometOptionsFromConfig(config, { logger, name: envName });
     // `deno serve --parallel` gives isolates no number: a random one tells them apart.
     const cluster = new BusCluster({ workerId: _randomWorkerId(), channel: _EDGE_BUS, logger });
-    // Streams need one order across the isolates: only the bus can give it, so none without it.
+    // Over the lossy channel each isolate orders its own streams (bus_streams.ts): a client
+    // resumes on the isolate it left, and a channel that drops messages starts new epochs.
     const { historySize: size, historyTtl: ttl } = config;
     const history = size > 0 ? (cluster as Cluster).history?.({ size, ttl }) : undefined;
     const comet = new Comet({ ...hub, ...(history !== undefined && { history }) });
