@@ -22,7 +22,7 @@ import type {
   WorkerGroup,
 } from "./cluster.ts";
 import { mergeTopRooms } from "./top_rooms.ts";
-import { VERSION } from "../version.ts";
+import { soleNode } from "./cluster.ts";
 
 export type { BusClusterOptions } from "./bus_cluster_options.ts";
 
@@ -259,16 +259,7 @@ export class BusCluster implements Cluster, WorkerGroup {
 
   /** The process as one node, with its connections and client IPs summed over the workers. */
   nodes(): ClusterNode[] {
-    const { ipCount, connCount } = this.onlineTotal();
-    const address = this.#address!;
-    return [{
-      id: this.nodeId,
-      ...address,
-      connections: connCount,
-      ipCount,
-      updated: Date.now(),
-      version: VERSION,
-    }];
+    return soleNode(this.nodeId, this.#address!, this.onlineTotal());
   }
 
   /**

@@ -4,6 +4,7 @@ import type { Connection } from "../server/connection.ts";
 import type { Comet, PushAllOptions } from "../server/comet.ts";
 import type { CometObserver } from "../server/comet_observer.ts";
 import type { OnlineTotal, PushTarget, RoomCount } from "../server/push.ts";
+import { VERSION } from "../version.ts";
 import type { HistoryLimits, StreamHistory } from "../server/streams.ts";
 
 /**
@@ -266,4 +267,27 @@ export interface WorkerGroup {
   gather<T>(topic: string, timeout?: number): Promise<Gathered<T>>;
   /** Distinct rooms with members across the workers. */
   roomCount(): number;
+}
+
+/**
+ * A cluster of one process as `/goim/nodes/instances` lists it: this node,
+ * its address, its figures now and the version it runs.
+ *
+ * @example
+ * ```ts
+ * import { soleNode } from "./cluster.ts";
+ * const address = { host: "127.0.0.1", tcpPort: 3101, wsPort: 3102, wssPort: 0 };
+ * const [node] = soleNode("n1", address, { ipCount: 1, connCount: 2 });
+ * console.log(node!.connections); // 2
+ * ```
+ */
+export function soleNode(id: string, address: NodeAddress, total: OnlineTotal): ClusterNode[] {
+  return [{
+    id,
+    ...address,
+    connections: total.connCount,
+    ipCount: total.ipCount,
+    updated: Date.now(),
+    version: VERSION,
+  }];
 }

@@ -10,7 +10,7 @@ import type {
   ClusterState,
   NodeAddress,
 } from "./cluster.ts";
-import { VERSION } from "../version.ts";
+import { soleNode } from "./cluster.ts";
 
 /**
  * Options for {@linkcode MemoryCluster}.
@@ -122,17 +122,7 @@ export class MemoryCluster implements Cluster {
 
   /** This node alone, with its current figures. */
   nodes(): ClusterNode[] {
-    const comet = this.#hub();
-    const { ipCount, connCount } = comet.onlineTotal();
-    const address = this.#address!;
-    return [{
-      id: this.nodeId,
-      ...address,
-      connections: connCount,
-      ipCount,
-      updated: Date.now(),
-      version: VERSION,
-    }];
+    return soleNode(this.nodeId, this.#address!, this.#hub().onlineTotal());
   }
 
   /** Always healthy, with nothing to add to `/healthz`. */
