@@ -118,14 +118,18 @@ export class StreamTracker {
     if (all !== undefined) this.#all = this.#settle("all", this.#all, all, undefined);
   }
 
-  /** Reads op 13's body: an opted-in client joins the new room live, at its position. */
-  roomChanged(body: Uint8Array): void {
+  /**
+   * Reads op 13's body: an opted-in client joins the new room live, at its
+   * position. Returns the room op 13 names, or undefined for goim's echo.
+   */
+  roomChanged(body: Uint8Array): string | undefined {
     const reply = _object(_parse(body));
     // goim's echo of the room id: not opted in.
-    if (reply === undefined || typeof reply.id !== "string") return;
+    if (reply === undefined || typeof reply.id !== "string") return undefined;
     const at = _position(reply);
     this.#roomId = reply.id;
     this.#room = reply.id !== "" && at !== undefined ? { id: reply.id, ...at } : undefined;
+    return reply.id;
   }
 
   /**
