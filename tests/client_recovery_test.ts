@@ -391,6 +391,18 @@ Deno.test("positions in the options are checked", () => {
   for (const [positions, type] of bad) {
     assert.throws(() => new Client(url, { positions: positions as never }), type);
   }
+  const shapes = [
+    [null, /^Positions must be an object: null$/],
+    [{ mid: null }, /^Position of mid must be an object: null$/],
+    [{ all: { epoch: "1", offset: 0 } }, /^Epoch of all must be a number: string$/],
+    [{ mid: { epoch: 1 } }, /^Offset of mid must be a number: undefined$/],
+  ] as const;
+  for (const [positions, message] of shapes) {
+    assert.throws(() => new Client(url, { positions: positions as never }), {
+      name: "TypeError",
+      message,
+    });
+  }
   assert.throws(() => new Client(url, { recover: "yes" as never }), /Recover must be a boolean/);
 });
 

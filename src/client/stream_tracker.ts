@@ -61,7 +61,7 @@ export class StreamTracker {
     this.#report = report;
     if (initial === undefined) return;
     if (typeof initial !== "object" || initial === null) {
-      throw new TypeError(`Positions must be an object: ${typeof initial}`);
+      throw new TypeError(`Positions must be an object: ${_typeOf(initial)}`);
     }
     const { room, mid, all } = initial;
     if (room !== undefined) {
@@ -270,9 +270,14 @@ function _isOffset(n: unknown): n is number {
 
 function _checked(stream: StreamName, position: StreamPosition): StreamPosition {
   if (typeof position !== "object" || position === null) {
-    throw new TypeError(`Position of ${stream} must be an object: ${typeof position}`);
+    throw new TypeError(`Position of ${stream} must be an object: ${_typeOf(position)}`);
   }
   const { epoch, offset } = position;
+  for (const [name, n] of [["Epoch", epoch], ["Offset", offset]] as const) {
+    if (typeof n !== "number") {
+      throw new TypeError(`${name} of ${stream} must be a number: ${_typeOf(n)}`);
+    }
+  }
   if (!_isEpoch(epoch)) {
     throw new RangeError(`Epoch of ${stream} must be an integer from 0 to 2^32 - 1: ${epoch}`);
   }
@@ -280,4 +285,8 @@ function _checked(stream: StreamName, position: StreamPosition): StreamPosition 
     throw new RangeError(`Offset of ${stream} must be a safe integer from 0: ${offset}`);
   }
   return { epoch, offset };
+}
+
+function _typeOf(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
