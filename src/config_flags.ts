@@ -476,8 +476,16 @@ export const FLAGS: readonly Flag[] = [
 
 /** Seconds as a bare number (`120`, `0.5`), or a duration with its unit (`2m`); in milliseconds. */
 function _seconds(text: string): number {
-  if (!/^\s*\d+(?:\.\d+)?\s*$/.test(text)) return parseDuration(text);
-  const ms = Number(text) * 1000;
-  if (!(ms > 0)) throw new RangeError(`Seconds must be a positive number: ${text}`);
+  let ms = NaN;
+  try {
+    ms = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? Number(text) * 1000 : parseDuration(text);
+  } catch {
+    // Said below, with both forms.
+  }
+  if (!(ms > 0 && Number.isFinite(ms))) {
+    throw new RangeError(
+      `Must be a positive number of seconds, or a duration with a unit (ms, s, m, h): ${text}`,
+    );
+  }
   return ms;
 }

@@ -7,6 +7,7 @@
  */
 import { DEFAULTS } from "./defaults.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
+import { hostPort } from "./transport/listen_error.ts";
 
 const _UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
@@ -132,6 +133,5 @@ export function formatSize(bytes: number): string {
 
 /** @internal A listen address as the flags write it: `127.0.0.1:3101`, `[::1]:3101`. */
 export function formatAddr(addr: { readonly hostname: string; readonly port: number }): string {
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  return `${host}:${addr.port}`;
+  return hostPort(addr.hostname, addr.port);
 }

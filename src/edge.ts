@@ -86,7 +86,6 @@ import { DEFAULTS } from "./defaults.ts";
 import { type CometHandler, createCometHandler } from "./handler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { BusCluster } from "./cluster/bus_cluster.ts";
-import type { Cluster } from "./cluster/cluster.ts";
 import { Comet } from "./server/comet.ts";
 
 export type { EnvLookup } from "./config.ts";
@@ -196,7 +195,7 @@ async function _start(): Promise<CometHandler | ConfigError> {
     // Over the lossy channel each isolate orders its own streams (bus_streams.ts): a client
     // resumes on the isolate it left, and a channel that drops messages starts new epochs.
     const { historySize: size, historyTtl: ttl } = config;
-    const history = size > 0 ? (cluster as Cluster).history?.({ size, ttl }) : undefined;
+    const history = size > 0 ? cluster.history({ size, ttl }) : undefined;
     const comet = new Comet({ ...hub, ...(history !== undefined && { history }) });
     cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
     _closeOnSigterm(cluster);

@@ -1,6 +1,14 @@
 // The goim client's stream recovery (docs/protocol.md, section 8.6) against a scripted server.
 import assert from "node:assert/strict";
-import { Client, type ClientFrame, connect, Op, type StreamLost } from "../mod.ts";
+import {
+  Client,
+  type ClientFrame,
+  connect,
+  Op,
+  openLink,
+  ProtocolError,
+  type StreamLost,
+} from "../mod.ts";
 import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { encodeStreamPush, StreamKind } from "../src/protocol/stream_push.ts";
@@ -383,6 +391,18 @@ Deno.test("positions in the options are checked", () => {
   for (const [positions, type] of bad) {
     assert.throws(() => new Client(url, { positions: positions as never }), type);
   }
+  const shapes = [
+    [null, /^Positions must be an object: null$/],
+    [{ mid: null }, /^Position of mid must be an object: null$/],
+    [{ all: { epoch: "1", offset: 0 } }, /^Epoch of all must be a number: string$/],
+    [{ mid: { epoch: 1 } }, /^Offset of mid must be a number: undefined$/],
+  ] as const;
+  for (const [positions, message] of shapes) {
+    assert.throws(() => new Client(url, { positions: positions as never }), {
+      name: "TypeError",
+      message,
+    });
+  }
   assert.throws(() => new Client(url, { recover: "yes" as never }), /Recover must be a boolean/);
 });
 
@@ -409,4 +429,35 @@ Deno.test("a connection lost mid-replay asks again from the last push it replaye
     epoch: 5,
     offset: 11,
   });
+});
+
+Deno.test("an op 8 or op 13 that breaks section 8 is reported as a protocol error", async () => {
+  const cases: [reply: string, error: RegExp][] = [
+    ['{"streams":', /^Auth reply has no streams object: \{"streams":$/],
+    ['{"ok":true}', /^Auth reply has no streams object: \{"ok":true\}$/],
+    [
+      welcome({ room: { epoch: 5, offset: 1 }, mid: { epoch: 6, offset: 0 } }),
+      /^Auth reply's room has no id: /,
+    ],
+    [
+      welcome({ mid: { epoch: "6", offset: 0 }, all: { epoch: 7, offset: 3 } }),
+      /^Auth reply's mid has no valid epoch and offset: /,
+    ],
+  ];
+  for (const [reply, error] of cases) {
+    await using server = new ScriptedServer({
+      auth: () => ({ reply }),
+      changeRoom: (room) => JSON.stringify({ id: room, epoch: 7, offset: -1 }),
+    });
+    await using client = new Client(server.url, { ...GOIM, link: openLink, reconnect: false });
+    const errors: Error[] = [];
+    client.onError((err) => errors.push(err));
+    await client.opened;
+    await client.changeRoom("live://2");
+    assert.equal(errors.length, 2, errors.join("; "));
+    assert.ok(errors.every((err) => err instanceof ProtocolError));
+    assert.match(errors[0]!.message, error);
+    assert.match(errors[1]!.message, /^Room change reply has a malformed position: \{"id":/);
+    assert.equal(client.state, "open");
+  }
 });

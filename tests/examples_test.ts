@@ -320,6 +320,14 @@ Deno.test("chat: the server answers say with a room broadcast and serves its fil
     ok: false,
     error: "Say something",
   });
+  assert.deepEqual(_json(await bob.request("not json", { timeout: 5_000 })), {
+    ok: false,
+    error: "Message is not JSON",
+  });
+  assert.deepEqual(await bob.requestJson(null, { timeout: 5_000 }), {
+    ok: false,
+    error: "Unknown act: undefined",
+  });
   await bob.changeRoom("");
   assert.deepEqual(await bob.requestJson({ act: "say", data: { text: "anyone?" } }), {
     ok: false,
@@ -464,3 +472,7 @@ Deno.test("examples: no server, a bad flag or a taken port is one line on stderr
     assert.equal(out.code, code, `${args.join(" ")}: ${out.stderr}`);
   }
 });
+
+function _json(bytes: Uint8Array): unknown {
+  return JSON.parse(new TextDecoder().decode(bytes));
+}

@@ -27,6 +27,11 @@ Deno.test("bad history settings are refused naming the flag", () => {
   });
   for (const ttl of ["0", "soon", "-3"]) {
     assert.throws(() => parseConfig(["--history-ttl", ttl]), /--history-ttl/);
+    // Both forms the flag reads are named, not only a duration's.
+    assert.throws(
+      () => parseConfig(["--history-ttl", ttl]),
+      /positive number of seconds, or a duration with a unit/,
+    );
   }
 });
 

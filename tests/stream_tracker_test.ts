@@ -108,3 +108,27 @@ Deno.test("a move the server makes is a new room for the SDK, not a lost stream"
   assert.deepEqual(lost, []);
   assert.equal(client.stats.lateReplies, 0);
 });
+
+Deno.test("after a move the server made, a reconnect resumes the new room without a loss", async () => {
+  await using server = startServer();
+  await using client = _client(server.addrs.tcp!.port, 10);
+  const got: string[] = [];
+  const lost: StreamLost[] = [];
+  client.on(BIZ, (f: ClientFrame) => got.push(text(f.body)));
+  client.onStreamLost((l) => lost.push(l));
+  await client.opened;
+  server.comet.changeRoom(server.comet.channel("sdk-10")!, "live://moved");
+  assert.ok(await until(() => client.positions.room?.id === "live://moved"));
+  server.comet.pushRoom("live://moved", BIZ, utf8.encode("before"));
+  assert.ok(await until(() => got.length === 1));
+  _cut(server, "sdk-10");
+  assert.ok(await until(() => server.comet.channel("sdk-10") === undefined));
+  server.comet.pushRoom("live://moved", BIZ, utf8.encode("away"));
+  server.comet.pushRoom(ROOM, BIZ, utf8.encode("old room"));
+  assert.ok(await until(() => got.length === 2, 5_000), got.join(","));
+  server.comet.pushRoom("live://moved", BIZ, utf8.encode("after"));
+  assert.ok(await until(() => got.length === 3));
+  assert.deepEqual(got, ["before", "away", "after"]);
+  assert.deepEqual(lost, []);
+  assert.equal(client.positions.room?.id, "live://moved");
+});

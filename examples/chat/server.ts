@@ -70,7 +70,14 @@ await runExample("chat", async () => {
       // A demo trusts what the page says; custom_operator.ts shows real auth.
       connect: ({ body }) => parseGoimAuth(body),
       receive(channel, frame) {
-        const { act, data } = JSON.parse(decoder.decode(frame.body));
+        // A reply, not a throw: a throw leaves the page's request to time out.
+        let message;
+        try {
+          message = JSON.parse(decoder.decode(frame.body));
+        } catch {
+          return JSON.stringify({ ok: false, error: "Message is not JSON" });
+        }
+        const { act, data } = message ?? {};
         if (act !== "say") return JSON.stringify({ ok: false, error: `Unknown act: ${act}` });
         if (channel.room === "") return JSON.stringify({ ok: false, error: "Join a room first" });
         const name = String(data?.name ?? "").trim().slice(0, 32) || "guest";

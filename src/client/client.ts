@@ -350,8 +350,6 @@ export class Client implements AsyncDisposable {
     return this.close();
   }
 
-  // The connection's lifecycle is the Reconnector's loop; what one attempt does is here.
-
   /** One attempt: opens a link, authenticates, restores subscriptions and room. */
   async #connect(signal: AbortSignal): Promise<Link> {
     let link: Link | undefined;
@@ -423,9 +421,7 @@ export class Client implements AsyncDisposable {
     // Closing is set from close() on, before the state says "closed".
     if (this.#life.closing) return new ConnectionClosedError("Client is closed");
     const state = this.#life.state;
-    if (state === "open") {
-      return new ConnectionClosedError("Connection is not open: it was lost");
-    }
+    if (state === "open") return new ConnectionClosedError("Connection is not open: it was lost");
     return new ConnectionClosedError(`Connection is not open: the client is ${state}`);
   }
 
@@ -458,7 +454,11 @@ export class Client implements AsyncDisposable {
         if (!this.#requests.reply(link, op, seq, body) && seq !== 0) this.#stats.lateReplies++;
         // Read now, before the frames after it: op 8's replay and op 13's room pushes.
         if (op === Op.AuthReply) this.#streams?.authorized(body);
-        else if (op === Op.ChangeRoomReply) this.#streams?.roomChanged(body);
+        else if (op === Op.ChangeRoomReply) {
+          const room = this.#streams?.roomChanged(body);
+          // Unasked: the server moved the client, so a reconnect rejoins that room (8.5).
+          if (seq === 0 && room !== undefined) this.#watch.moved(room);
+        }
         break;
       case Op.DisconnectReply: {
         const error = this.#requests.disconnected(_decoder.decode(body));

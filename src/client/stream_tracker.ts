@@ -6,6 +6,7 @@
  * @module
  */
 import type { Frame } from "../protocol/frame.ts";
+import { ProtocolError } from "../protocol/protocol_error.ts";
 import { decodeStreamPush, type StreamPush } from "../protocol/stream_push.ts";
 import { _asError } from "./_util.ts";
 import type {
@@ -60,7 +61,7 @@ export class StreamTracker {
     this.#report = report;
     if (initial === undefined) return;
     if (typeof initial !== "object" || initial === null) {
-      throw new TypeError(`Positions must be an object: ${typeof initial}`);
+      throw new TypeError(`Positions must be an object: ${_typeOf(initial)}`);
     }
     const { room, mid, all } = initial;
     if (room !== undefined) {
@@ -102,30 +103,46 @@ export class StreamTracker {
     this.#roomId = undefined;
   }
 
-  /** Reads op 8's body: the position of each stream once the replay that follows is read. */
+  /**
+   * Reads op 8's body: the position of each stream once the replay that
+   * follows is read. A body that breaks section 8.3 is reported and read
+   * as far as it goes.
+   */
   authorized(body: Uint8Array): void {
+    // goim's empty op 8: not opted in; positions stay for a later server.
+    if (body.length === 0) return;
     const streams = _object(_object(_parse(body))?.streams);
-    // Not opted in (or streams are off): pushes come plain, positions stay for a later server.
-    if (streams === undefined || Object.keys(streams).length === 0) return;
-    const room = _object(streams.room);
+    if (streams === undefined) return this.#malformed("Auth reply has no streams object", body);
+    // Streams are off: pushes come plain.
+    if (Object.keys(streams).length === 0) return;
+    const room = this.#entry(streams, "room", body);
     const id = typeof room?.id === "string" ? room.id : "";
+    if (room !== undefined && id === "") this.#malformed("Auth reply's room has no id", body);
     this.#roomId = id;
     const roomAt = id === "" ? undefined : this.#settle("room", this.#room, room!, id);
     this.#room = roomAt === undefined ? undefined : { ...roomAt, id };
-    const mid = _object(streams.mid);
+    const mid = this.#entry(streams, "mid", body);
     if (mid !== undefined) this.#mid = this.#settle("mid", this.#mid, mid, undefined);
-    const all = _object(streams.all);
+    const all = this.#entry(streams, "all", body);
     if (all !== undefined) this.#all = this.#settle("all", this.#all, all, undefined);
   }
 
-  /** Reads op 13's body: an opted-in client joins the new room live, at its position. */
-  roomChanged(body: Uint8Array): void {
+  /**
+   * Reads op 13's body: an opted-in client joins the new room live, at its
+   * position. Returns the room op 13 names, or undefined for goim's echo.
+   */
+  roomChanged(body: Uint8Array): string | undefined {
     const reply = _object(_parse(body));
     // goim's echo of the room id: not opted in.
-    if (reply === undefined || typeof reply.id !== "string") return;
+    if (reply === undefined || typeof reply.id !== "string") return undefined;
     const at = _position(reply);
+    // Streams off: only the id. Anything else without a position breaks section 8.5.
+    if (at === undefined && (reply.epoch !== undefined || reply.offset !== undefined)) {
+      this.#malformed("Room change reply has a malformed position", body);
+    }
     this.#roomId = reply.id;
     this.#room = reply.id !== "" && at !== undefined ? { id: reply.id, ...at } : undefined;
+    return reply.id;
   }
 
   /**
@@ -197,6 +214,21 @@ export class StreamTracker {
     return id === undefined || heldRoom === id ? held : undefined;
   }
 
+  /** Op 8's entry for `stream`, when it is an object with a position; reports one that is not. */
+  #entry(streams: _Record, stream: StreamName, body: Uint8Array): _Record | undefined {
+    const entry = streams[stream];
+    if (entry === undefined) return undefined;
+    const object = _object(entry);
+    if (object !== undefined && _position(object) !== undefined) return object;
+    this.#malformed(`Auth reply's ${stream} has no valid epoch and offset`, body);
+    return object;
+  }
+
+  #malformed(what: string, body: Uint8Array): void {
+    const text = new TextDecoder().decode(body.subarray(0, 200));
+    this.#report(new ProtocolError(`${what}: ${text}`));
+  }
+
   #lost(stream: StreamName, reason: StreamLostReason, id: string | undefined): void {
     const lost: StreamLost = id ? { stream, id, reason } : { stream, reason };
     for (const listener of this.#listeners) {
@@ -238,9 +270,14 @@ function _isOffset(n: unknown): n is number {
 
 function _checked(stream: StreamName, position: StreamPosition): StreamPosition {
   if (typeof position !== "object" || position === null) {
-    throw new TypeError(`Position of ${stream} must be an object: ${typeof position}`);
+    throw new TypeError(`Position of ${stream} must be an object: ${_typeOf(position)}`);
   }
   const { epoch, offset } = position;
+  for (const [name, n] of [["Epoch", epoch], ["Offset", offset]] as const) {
+    if (typeof n !== "number") {
+      throw new TypeError(`${name} of ${stream} must be a number: ${_typeOf(n)}`);
+    }
+  }
   if (!_isEpoch(epoch)) {
     throw new RangeError(`Epoch of ${stream} must be an integer from 0 to 2^32 - 1: ${epoch}`);
   }
@@ -248,4 +285,8 @@ function _checked(stream: StreamName, position: StreamPosition): StreamPosition 
     throw new RangeError(`Offset of ${stream} must be a safe integer from 0: ${offset}`);
   }
   return { epoch, offset };
+}
+
+function _typeOf(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
