@@ -482,3 +482,24 @@ Deno.test("a room change the server makes tells an opted-in client the new room'
   const f = await plain.next();
   assert.deepEqual([f.op, text(f.body)], [1000, "after"]);
 });
+
+Deno.test("a push that comes unstamped reaches opted-in members, settled ones too, as a plain push", async () => {
+  // A Redis node's history stamps nothing itself: a push that reaches the hub unstamped goes out plain.
+  const inner = new MemoryHistory({ size: 100, ttl: 60_000 });
+  const history = {
+    append: () => undefined,
+    answer: (queries: Parameters<MemoryHistory["answer"]>[0]) => inner.answer(queries),
+  };
+  await using server = startServer({ history });
+  const port = server.addrs.tcp!.port;
+  const { client } = await optIn(port, { mid: 6, room_id: ROOM, accepts: [1000], recover: {} });
+  await using c = client;
+  const comet = server.comet;
+  // The first moves the member to the room's op-18 log; an empty body makes a frame shorter than op 18's prefix.
+  for (const s of ["u1", "", "u3"]) comet.pushRoom(ROOM, 1000, body(s));
+  for (const s of ["u1", "", "u3"]) {
+    const f = await c.next();
+    assert.deepEqual([f.op, text(f.body)], [1000, s]);
+  }
+  assert.ok(await c.silent(50));
+});
