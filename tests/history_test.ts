@@ -503,3 +503,25 @@ Deno.test("a push that comes unstamped reaches opted-in members, settled ones to
   }
   assert.ok(await c.silent(50));
 });
+
+Deno.test("the server cap counts a room push's op-18 frame once per copy kept", async () => {
+  const size = 100;
+  const plain = 16 + size;
+  const streamed = plain + 17;
+  // Room for one plain frame and one op-18 frame: what a push to these two members keeps.
+  await using server = startServer({ buckets: 1, backlog: { maxBytes: plain + streamed } });
+  const port = server.addrs.tcp!.port;
+  const { client } = await optIn(port, { mid: 1, room_id: ROOM, accepts: [1000], recover: {} });
+  await using c = client;
+  await using p = await TestClient.auth(port, { mid: 2, room_id: ROOM, accepts: [1000] });
+  const comet = server.comet;
+  const drained = () => comet.backlog.queueBytes + comet.backlog.roomBytes === 0;
+  // The first reaches the opted-in member in its own queue, the second through the room's op-18 log.
+  for (let i = 1; i <= 2; i++) {
+    assert.equal(comet.pushRoom(ROOM, 1000, new Uint8Array(size)), 2, `push ${i}`);
+    assert.equal(streamPush(await c.next()).offset, i);
+    assert.equal((await p.next()).body.length, size);
+    assert.ok(await until(drained));
+  }
+  assert.equal(comet.stats.pushesRefused.server, 0);
+});
