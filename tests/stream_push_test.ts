@@ -9,6 +9,7 @@ import {
   MAX_OFFSET,
   STREAM_PUSH_PREFIX,
   StreamKind,
+  streamPushEpoch,
   streamPushOffset,
 } from "../src/protocol/stream_push.ts";
 
@@ -27,6 +28,7 @@ Deno.test("an op-18 frame decodes to what was encoded", () => {
     const push = decodeStreamPush(frame.subarray(HEADER_SIZE));
     assert.deepEqual({ ...push, body: [...push.body] }, { kind, epoch, offset, op, body: [...hi] });
     assert.equal(streamPushOffset(frame), offset);
+    assert.equal(streamPushEpoch(frame), epoch);
   }
 });
 

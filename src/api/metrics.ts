@@ -147,8 +147,7 @@ export function collectMetrics(comet: Comet, options: CollectMetricsOptions = {}
   const cluster = options.cluster;
   const state = cluster?.state ?? "ready";
   const { rss, heapUsed, heapTotal, external } = Deno.memoryUsage();
-  const figures = (comet.history as { figures?: () => HistoryFigures } | undefined)?.figures;
-  const history = figures?.call(comet.history);
+  const history = comet.history?.figures?.();
   return {
     time: Date.now(),
     node: cluster?.nodeId ?? "local",

@@ -169,8 +169,8 @@ export function decodeStreamPush(body: Uint8Array): StreamPush {
  * ```
  */
 export function streamPushOffset(frame: Uint8Array): number {
-  const view = new DataView(frame.buffer, frame.byteOffset + HEADER_SIZE, STREAM_PUSH_PREFIX);
-  return view.getUint32(5) * 0x100000000 + view.getUint32(9);
+  // Bytes, not a DataView: a hub reads this once per opted-in receiver of a push.
+  return _uint32(frame, HEADER_SIZE + 5) * 0x100000000 + _uint32(frame, HEADER_SIZE + 9);
 }
 
 /**
@@ -184,6 +184,10 @@ export function streamPushOffset(frame: Uint8Array): number {
  * ```
  */
 export function streamPushEpoch(frame: Uint8Array): number {
-  const at = HEADER_SIZE + 1;
-  return frame[at]! * 0x1000000 + (frame[at + 1]! << 16 | frame[at + 2]! << 8 | frame[at + 3]!);
+  return _uint32(frame, HEADER_SIZE + 1);
+}
+
+/** The big-endian unsigned 32-bit number at `at`. */
+function _uint32(bytes: Uint8Array, at: number): number {
+  return bytes[at]! * 0x1000000 + (bytes[at + 1]! << 16 | bytes[at + 2]! << 8 | bytes[at + 3]!);
 }

@@ -3,7 +3,7 @@ import { Op } from "../protocol/op.ts";
 import type { Connection } from "./connection.ts";
 import type { ChannelOptions, ChannelState } from "./channel_options.ts";
 import { DEFAULT_WRITE_TIMEOUT } from "./defaults.ts";
-import { type FrameKind, FrameQueue, type SharedFrame } from "./frame_queue.ts";
+import { FrameQueue, type SharedFrame } from "./frame_queue.ts";
 import { OpWatcher } from "./op_watcher.ts";
 import type { HeldPushes } from "./held_pushes.ts";
 import type { StreamPositions } from "./stream_positions.ts";
@@ -278,11 +278,6 @@ export class Channel extends OpWatcher
     if (!this.#flushing) this.#startFlush();
     if (this._traced) this.#options.hooks.pushed?.(this, frame);
     return true;
-  }
-
-  /** @internal Queues a frame that was held (see {@linkcode HeldPushes}) as it would have been. */
-  _requeue(frame: Uint8Array, kind: FrameKind): boolean {
-    return this.#enqueue(frame, typeof kind === "string" ? "alone" : kind);
   }
 
   /** @internal Queues an encoded answer to the client (op 8's replay): never limited, like a reply. */

@@ -175,26 +175,27 @@ export class FanOut {
     let n = 0;
     const registry = this.#registry;
     const here = registry.rooms.has(room);
+    // Op-18 copies: one per twin log read, and one shared by every streamed member's own queue.
     let streamed = 0;
     if (here) {
       const buckets = registry.buckets;
       // Checked whole before any part queues it: a push is refused whole or reaches every member.
       let parts = 0;
+      let shared = 0;
       for (const bucket of buckets) {
         const part = bucket.rooms.get(room);
         if (part === undefined) continue;
-        if (part.streamed > 0) streamed = 1;
+        if (part.streamed > 0) shared = 1;
         const twin = part.twin;
         if (twin !== undefined && twin.reading > 0) {
-          streamed = 1;
-          parts++;
+          streamed++;
           if (!twin.admits(frame.length + STREAM_PUSH_PREFIX)) this.#roomFull(room, twin);
         }
         if (part.reading === 0) continue;
         parts++;
         if (!part.admits(frame.length)) this.#roomFull(room, part);
       }
-      // Streamed members share one op-18 frame: it counts once.
+      streamed += shared;
       this.#fits(frame, parts + streamed, streamed * STREAM_PUSH_PREFIX);
     }
     const history = this.#history;

@@ -1,4 +1,4 @@
-import type { FrameKind } from "./frame_queue.ts";
+import type { SharedFrame } from "./frame_queue.ts";
 
 /** Frames held at most per frame of a connection's queue size. */
 const _HOLD_FACTOR = 8;
@@ -22,8 +22,8 @@ const _HOLD_FACTOR = 8;
 export class HeldPushes {
   /** The frames, oldest first. */
   readonly frames: Uint8Array[] = [];
-  /** Each frame's kind, as it would have been queued. */
-  readonly kinds: FrameKind[] = [];
+  /** Each frame's kind, as it would have been queued: to it alone, or shared. */
+  readonly kinds: ("alone" | SharedFrame)[] = [];
   #cap: number;
 
   /** Holds at most eight times `queueSize` frames. */
@@ -32,7 +32,7 @@ export class HeldPushes {
   }
 
   /** Holds `frame`; false when the hold is full (the caller applies the slow policy). */
-  add(frame: Uint8Array, kind: FrameKind): boolean {
+  add(frame: Uint8Array, kind: "alone" | SharedFrame): boolean {
     if (this.frames.length >= this.#cap) return false;
     this.frames.push(frame);
     this.kinds.push(kind);

@@ -48,8 +48,6 @@ interface _Entry {
 const _NO_STREAMS = '{"streams":{}}';
 const _NAMES = ["", "room", "mid", "all"] as const;
 
-/** The epoch of an encoded op-18 frame. */
-
 function _plan(ask: RecoverAsk, room: string, mid: number): _Plan {
   const queries: StreamQuery[] = [];
   const kinds: StreamKindCode[] = [];
@@ -194,29 +192,22 @@ export class Recovery {
     }, (err) => this.#failed(ch, err));
   }
 
-  /** Queues op 13 with the room's position; returns it. */
-  #moved(ch: Channel, room: string, a: StreamAnswer, seq: number, ver: number): StreamStamp {
+  /** Queues op 13 with the room's position, past which the room's pushes pass. */
+  #moved(ch: Channel, room: string, a: StreamAnswer, seq: number, ver: number): void {
     const body = JSON.stringify({ id: room, epoch: a.epoch, offset: a.offset });
     ch.reply(Op.ChangeRoomReply, body, seq, ver);
-    const top = { epoch: a.epoch, offset: a.offset };
-    ch._positions?.set(StreamKind.Room, top);
-    return top;
+    ch._positions?.set(StreamKind.Room, a);
   }
 
   /**
-   * Queues op 8 and the replay of `answers`; returns each stream's position
-   * by kind, for the pushes held meanwhile.
+   * Queues op 8 and the replay of `answers`; from here on each stream's
+   * pushes pass the connection once, past the positions answered (those
+   * held meanwhile too).
    */
-  #answered(
-    ch: Channel,
-    plan: _Plan,
-    answers: StreamAnswer[],
-    seq: number,
-    ver: number,
-  ): (StreamStamp | undefined)[] {
+  #answered(ch: Channel, plan: _Plan, answers: StreamAnswer[], seq: number, ver: number): void {
     const recoveries = this.#stats.recoveries;
     const streams: Record<string, _Entry> = {};
-    const tops: (StreamStamp | undefined)[] = [];
+    const positions = ch._positions ??= new StreamPositions();
     for (let i = 0; i < answers.length; i++) {
       const a = answers[i]!;
       const kind = plan.kinds[i]!;
@@ -233,7 +224,7 @@ export class Recovery {
         else recoveries[entry.reason = a.reason === "window" ? "window" : "epoch"]++;
       }
       streams[_NAMES[kind]] = entry;
-      tops[kind] = { epoch: a.epoch, offset: a.offset };
+      positions.set(kind, a);
     }
     ch.reply(Op.AuthReply, JSON.stringify({ streams }), seq, ver);
     for (let i = 0; i < answers.length; i++) {
@@ -244,10 +235,6 @@ export class Recovery {
         ch._pushReply(encodeStreamPush(kind, a.epoch, e.offset, e.op, e.body));
       }
     }
-    // From here on each stream's pushes pass the connection once, past these positions.
-    const positions = ch._positions ??= new StreamPositions();
-    for (const kind of plan.kinds) positions.set(kind, tops[kind]);
-    return tops;
   }
 
   /** The history failed: the connection closes, as it cannot be told where it stands. */
@@ -269,7 +256,11 @@ function _release(ch: Channel): void {
   const held = ch._held;
   ch._held = undefined;
   if (held === undefined) return;
-  // The positions just answered drop every held push the answer covered.
+  // Queued as they came; the positions just answered drop every held push the answer covered.
   const { frames, kinds } = held;
-  for (let i = 0; i < frames.length; i++) ch._requeue(frames[i]!, kinds[i]!);
+  for (let i = 0; i < frames.length; i++) {
+    const kind = kinds[i]!;
+    if (kind === "alone") ch.push(frames[i]!);
+    else ch.pushShared(frames[i]!, kind);
+  }
 }

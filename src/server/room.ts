@@ -1,7 +1,7 @@
-import { streamPushEpoch, streamPushOffset } from "../protocol/stream_push.ts";
 import type { Backlog } from "./backlog.ts";
 import type { SharedFrame } from "./frame_queue.ts";
 import type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
+import { StreamPositions } from "./stream_positions.ts";
 
 export type { LogRun, RoomLog, RoomMember } from "./room_member.ts";
 
@@ -54,11 +54,13 @@ export class Room implements RoomLog {
    * not one queue per member. Made on first use, dropped when empty.
    */
   #twin: Room | undefined;
-  /** Whether this is a twin: every member reads the log, streamed or not. */
-  #isTwin: boolean;
-  /** A twin's last op 18 taken: a stream push at or before it is old to every reader. */
-  #epoch = 0;
-  #offset = 0;
+  /**
+   * A twin's place in the room's stream, undefined in a room: every reader
+   * moved in holding at most that place, so a stream push at or before it
+   * (which a node filling a gap could bring again) is old to all. Every
+   * member of a twin reads its log, streamed or not.
+   */
+  #twinAt: StreamPositions | undefined;
   /** Members whose steps are traced; a push reports to them one by one. */
   #traced = 0;
   /**
@@ -87,7 +89,7 @@ export class Room implements RoomLog {
   constructor(id: string, backlog?: Backlog, isTwin = false) {
     this.id = id;
     this.#backlog = backlog;
-    this.#isTwin = isTwin;
+    if (isTwin) this.#twinAt = new StreamPositions();
   }
 
   /** Number of members, its twin's included. */
@@ -137,7 +139,7 @@ export class Room implements RoomLog {
     this.#members.push(member);
     if (member._capacity < this.#capacity) this.#capacity = member._capacity;
     if (member._traced) this.#traced++;
-    if (member._streamed && !this.#isTwin) {
+    if (member._streamed && this.#twinAt === undefined) {
       member._streamSlot = this.#streamed.length;
       this.#streamed.push(member);
       return;
@@ -208,7 +210,7 @@ export class Room implements RoomLog {
   push(frame: Uint8Array): number {
     // Nobody reads the log (streamed or closing members only): nothing to keep.
     if (this.#reading === 0) return 0;
-    if (this.#isTwin && !this.#newer(frame)) return 0;
+    if (this.#twinAt !== undefined && !this.#twinAt.admits(frame)) return 0;
     const end = this._end;
     let refused = 0;
     if (end - this.#checked >= this.#capacity) refused = this.#check(end, true);
@@ -254,20 +256,6 @@ export class Room implements RoomLog {
     }
     if (settled !== undefined) { for (const member of settled) this.#settle(member); }
     return n;
-  }
-
-  /**
-   * Whether a twin's op-18 frame follows the last one it took (and takes
-   * its place). Every reader moved in holding at most that place, so an
-   * older one, which a node filling a gap could bring again, is old to all.
-   */
-  #newer(frame: Uint8Array): boolean {
-    const epoch = streamPushEpoch(frame);
-    const offset = streamPushOffset(frame);
-    if (epoch === this.#epoch && offset <= this.#offset) return false;
-    this.#epoch = epoch;
-    this.#offset = offset;
-    return true;
   }
 
   /**

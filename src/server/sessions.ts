@@ -306,7 +306,6 @@ export class Sessions {
     if (events.observer?.opened) events.notify("opened", ch);
   }
 
-  /** Ends a session, however it ended, once; `serve`'s `onEnd` runs when all is cleaned up. */
   /**
    * The hub moved `ch` to `room` itself: an opted-in client is told with an
    * op 13 of its own (seq 0) carrying the room's position, so that it takes
@@ -316,6 +315,7 @@ export class Sessions {
     void this.#recovery.changedRoom(ch, room, 0, PROTOCOL_VERSION);
   }
 
+  /** Ends a session, however it ended, once; `serve`'s `onEnd` runs when all is cleaned up. */
   end(ch: Channel, registered: boolean, err?: unknown): void {
     const onEnd = this.#onEnds.get(ch);
     if (onEnd !== undefined) this.#onEnds.delete(ch);

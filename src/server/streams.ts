@@ -162,6 +162,8 @@ export interface StreamHistory {
   append(stream: string, op: number, body: Uint8Array): StreamStamp | undefined;
   /** One answer per query, in the queries' order. */
   answer(queries: readonly StreamQuery[]): StreamAnswer[] | Promise<StreamAnswer[]>;
+  /** What it holds, for metrics; a history kept elsewhere (Redis) does not tell. */
+  figures?(): HistoryFigures;
 }
 
 /**
