@@ -187,11 +187,6 @@ export class BusStreams implements StreamHistory {
     return this.#memory.figures();
   }
 
-  /** Pushes waiting for an owner that cannot be reached, dropped oldest first past 10,000. */
-  get dropped(): number {
-    return this.#dropped;
-  }
-
   /**
    * Stamps a push of a stream this worker orders. Another worker's stream
    * never gets here when the bus routes right: it gets `undefined` (the push

@@ -102,11 +102,6 @@ export class StreamOrder {
     for (const connection of options.hub.openSessions()) this.opened(connection.mid);
   }
 
-  /** Streams this node keeps a record of now. */
-  get streams(): number {
-    return this.#records.size;
-  }
-
   /**
    * Delivers `push` now, or holds it behind a fill; a push without stamps
    * is delivered as it is. `id`, for this node's own push, settles what
@@ -191,7 +186,6 @@ export class StreamOrder {
     };
   }
 
-  /** Room `room` lost its last member here: forget its stream. */
   /**
    * A reader here was told `stream` stands at (`epoch`, `top`). With no
    * record of the stream yet, that is where this node stands too: a push
@@ -204,6 +198,7 @@ export class StreamOrder {
     this.#records.set(stream, { epoch, last: top, held: undefined, floor: true });
   }
 
+  /** Room `room` lost its last member here: forget its stream. */
   roomClosed(room: string): void {
     this.#records.delete(roomStream(room));
   }
