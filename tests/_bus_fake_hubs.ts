@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { BusCluster } from "../src/cluster/bus_cluster.ts";
 import { PortMesh } from "../src/cluster/bus_port_mesh.ts";
-import { streamOwner } from "../src/cluster/bus_streams.ts";
+import { streamOwner } from "../src/cluster/stream_owner.ts";
 import type { ClusterHub } from "../src/cluster/cluster.ts";
 import { silentLogger } from "../src/log.ts";
 import type { CometObserver } from "../src/server/comet_observer.ts";

@@ -10,8 +10,9 @@ import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Push } from "../server/push.ts";
 import type { HistoryLimits } from "../server/streams.ts";
 import type { BusMessage } from "./bus_messages.ts";
-import { BusStreams, type BusStreamsLink, isStamped, unstamped } from "./bus_streams.ts";
+import { BusStreams, type BusStreamsLink } from "./bus_streams.ts";
 import type { ClusterHub } from "./cluster.ts";
+import { isStamped, unstamped } from "./stream_owner.ts";
 
 /** Refused pushes from other workers are logged at most this often, in ms. */
 const _REFUSED_LOG_MS = 10_000;

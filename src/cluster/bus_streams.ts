@@ -48,8 +48,6 @@ import type { Outgoing } from "./bus_gather.ts";
 import { OwnerUnavailableError } from "./bus_owner_unavailable_error.ts";
 import { streamOwner } from "./stream_owner.ts";
 
-export { isStamped, streamOwner, unstamped } from "./stream_owner.ts";
-
 /** Unstamped pushes kept for one owner that cannot be reached yet; older ones go past it. */
 const _MAX_WAITING = 10_000;
 /** Dropped waiting pushes are logged at most this often, in ms. */
