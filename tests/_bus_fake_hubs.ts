@@ -5,8 +5,8 @@
 // MessagePort mesh, as the supervisor hands it out.
 import assert from "node:assert/strict";
 import { BusCluster } from "../src/cluster/bus_cluster.ts";
-import { PortMesh } from "../src/cluster/bus_port_mesh.ts";
-import { streamOwner } from "../src/cluster/bus_streams.ts";
+import type { PortMesh } from "../src/cluster/bus_port_mesh.ts";
+import { streamOwner } from "../src/cluster/stream_owner.ts";
 import type { ClusterHub } from "../src/cluster/cluster.ts";
 import { silentLogger } from "../src/log.ts";
 import type { CometObserver } from "../src/server/comet_observer.ts";
@@ -21,6 +21,7 @@ import {
   type StreamStamp,
 } from "../src/server/streams.ts";
 import { until } from "./_helpers.ts";
+import { joinMesh, leaveMesh } from "./_port_meshes.ts";
 
 export const BIZ = 1000;
 export const LIMITS: HistoryLimits = { size: 2_000, ttl: 60_000 };
@@ -152,14 +153,7 @@ export class FakeWorkers implements AsyncDisposable {
 
   /** Starts worker `i` (anew once killed) and joins it to the live ones. */
   add(i: number): void {
-    const mesh = new PortMesh();
-    for (const [j, other] of this.meshes.entries()) {
-      if (other === undefined || j === i) continue;
-      const { port1, port2 } = new MessageChannel();
-      other.connect(i, port2);
-      mesh.connect(j, port1);
-    }
-    this.meshes[i] = mesh;
+    const mesh = this.meshes[i] = joinMesh(this.meshes, i);
     const timeout = this.#options.answerTimeout;
     const cluster = new BusCluster({
       workerId: i,
@@ -176,7 +170,7 @@ export class FakeWorkers implements AsyncDisposable {
 
   /** Worker `i` dies without a word: the others drop their ports to it, then it stops. */
   async kill(i: number): Promise<void> {
-    for (const [j, mesh] of this.meshes.entries()) if (j !== i) mesh?.disconnect(i);
+    leaveMesh(this.meshes, i);
     this.meshes[i] = undefined;
     await this.clusters[i]!.close();
   }

@@ -5,10 +5,11 @@
 import assert from "node:assert/strict";
 import { BusCluster } from "../src/cluster/bus_cluster.ts";
 import type { Outgoing } from "../src/cluster/bus_gather.ts";
-import { PortMesh } from "../src/cluster/bus_port_mesh.ts";
+import type { PortMesh } from "../src/cluster/bus_port_mesh.ts";
 import { Op } from "../src/protocol/op.ts";
 import type { CometServer, ServeOptions } from "../src/serve.ts";
 import { api, startServer, TestClient, text, until } from "./_helpers.ts";
+import { joinMesh, leaveMesh } from "./_port_meshes.ts";
 import { type Served, type TransportClient, TRANSPORTS } from "./_transports.ts";
 
 /** The business op the tests push. */
@@ -65,14 +66,7 @@ export class Workers implements AsyncDisposable {
       channel: this.channel,
     };
     if (this.bus !== "channel") {
-      const mesh = new PortMesh();
-      for (const [j, other] of this.meshes.entries()) {
-        if (other === undefined || j === i) continue;
-        const { port1, port2 } = new MessageChannel();
-        other.connect(i, port2);
-        mesh.connect(j, port1);
-      }
-      this.meshes[i] = mesh;
+      const mesh = this.meshes[i] = joinMesh(this.meshes, i);
       transport = { transport: mesh, ...(this.bus === "owned" && { workers: this.#count }) };
     }
     const cluster = new BusCluster({ workerId: i, ...transport });
@@ -83,7 +77,7 @@ export class Workers implements AsyncDisposable {
 
   /** Hub `i` dies without a word: the others drop their ports to it, then it stops. */
   async kill(i: number): Promise<void> {
-    for (const [j, mesh] of this.meshes.entries()) if (j !== i) mesh?.disconnect(i);
+    leaveMesh(this.meshes, i);
     delete this.meshes[i];
     await this.servers[i]![Symbol.asyncDispose]();
     await this.ws[i]!.close();

@@ -158,20 +158,13 @@ export function mergeMetrics(
 
 /**
  * The workers' history figures summed (`comet_history_*`): each worker holds
- * the streams it owns, so the sum is the process's;
- * nothing when no worker has a history.
+ * the streams it owns, so the sum is the process's; nothing when no worker
+ * has a history.
  */
 function _sumHistory(snaps: MetricsSnapshot[]): Partial<MetricsSnapshot> {
-  let history: HistoryFigures | undefined;
-  for (const snap of snaps) {
-    const h = snap.history;
-    if (h === undefined) continue;
-    history ??= { streams: 0, entries: 0, bytes: 0 };
-    history.streams += h.streams;
-    history.entries += h.entries;
-    history.bytes += h.bytes;
-  }
-  return history === undefined ? {} : { history };
+  const figures = snaps.flatMap((s) => s.history === undefined ? [] : [{ ...s.history }]);
+  if (figures.length === 0) return {};
+  return { history: _sumRecords(figures) as unknown as HistoryFigures };
 }
 
 /** Nested records of numbers summed key by key. */

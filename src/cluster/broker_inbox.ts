@@ -11,6 +11,7 @@ import type { ClusterHub } from "./cluster.ts";
 import { decodeEnvelope, type Envelope } from "./envelope.ts";
 import type { RedisLink } from "./redis_link.ts";
 import type { StreamOrder } from "./redis_stream_order.ts";
+import { isStamped } from "./stream_owner.ts";
 
 /** Refused pushes from other nodes are logged at most this often, in ms. */
 const _REFUSED_LOG_MS = 10_000;
@@ -57,9 +58,7 @@ export class BrokerInbox {
       return;
     }
     const own = envelope.from === link.nodeId;
-    const stamped = envelope.kind === "mids"
-      ? envelope.stamps !== undefined
-      : (envelope.kind === "room" || envelope.kind === "all") && envelope.stamp !== undefined;
+    const stamped = isStamped(envelope);
     // Unstamped, this node delivered its own broadcast when it sent it.
     if (own && !stamped) return;
     if (!own) link.stats.received++;

@@ -10,8 +10,9 @@ import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Push } from "../server/push.ts";
 import type { HistoryLimits } from "../server/streams.ts";
 import type { BusMessage } from "./bus_messages.ts";
-import { BusStreams, type BusStreamsLink, isStamped, unstamped } from "./bus_streams.ts";
+import { BusStreams, type BusStreamsLink } from "./bus_streams.ts";
 import type { ClusterHub } from "./cluster.ts";
+import { isStamped, unstamped } from "./stream_owner.ts";
 
 /** Refused pushes from other workers are logged at most this often, in ms. */
 const _REFUSED_LOG_MS = 10_000;
@@ -70,11 +71,6 @@ export class BusRelay {
     this.#host = host;
   }
 
-  /** The streams, once {@linkcode BusRelay.history} turned them on. */
-  get streams(): BusStreams | undefined {
-    return this.#streams;
-  }
-
   /**
    * Turns streams on (see {@linkcode BusStreams}).
    *
@@ -118,20 +114,17 @@ export class BusRelay {
     return local;
   }
 
-  /** Handles a `route`, `hist` or `hist-reply` from worker `m.w`; false for any other message. */
-  directed(m: BusMessage, incarnation: string): boolean {
+  /** Handles a `route`, `hist` or `hist-reply` from worker `m.w`; ignores any other message. */
+  directed(m: BusMessage, incarnation: string): void {
     switch (m.t) {
       case "route":
         for (const push of m.pushes) this.received(m.w, push, true);
-        return true;
+        return;
       case "hist":
         this.#streams?.onAsk(m.w, m.i, m.id, m.queries);
-        return true;
+        return;
       case "hist-reply":
         if (m.to === incarnation) this.#streams?.onReply(m.id, m.answers, m.error);
-        return true;
-      default:
-        return false;
     }
   }
 

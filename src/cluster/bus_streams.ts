@@ -48,8 +48,6 @@ import type { Outgoing } from "./bus_gather.ts";
 import { OwnerUnavailableError } from "./bus_owner_unavailable_error.ts";
 import { streamOwner } from "./stream_owner.ts";
 
-export { isStamped, streamOwner, unstamped } from "./stream_owner.ts";
-
 /** Unstamped pushes kept for one owner that cannot be reached yet; older ones go past it. */
 const _MAX_WAITING = 10_000;
 /** Dropped waiting pushes are logged at most this often, in ms. */
@@ -185,11 +183,6 @@ export class BusStreams implements StreamHistory {
   /** The streams this worker orders: their count, pushes and bytes kept. */
   figures(): HistoryFigures {
     return this.#memory.figures();
-  }
-
-  /** Pushes waiting for an owner that cannot be reached, dropped oldest first past 10,000. */
-  get dropped(): number {
-    return this.#dropped;
   }
 
   /**

@@ -102,11 +102,6 @@ export class StreamOrder {
     for (const connection of options.hub.openSessions()) this.opened(connection.mid);
   }
 
-  /** Streams this node keeps a record of now. */
-  get streams(): number {
-    return this.#records.size;
-  }
-
   /**
    * Delivers `push` now, or holds it behind a fill; a push without stamps
    * is delivered as it is. `id`, for this node's own push, settles what
@@ -191,7 +186,6 @@ export class StreamOrder {
     };
   }
 
-  /** Room `room` lost its last member here: forget its stream. */
   /**
    * A reader here was told `stream` stands at (`epoch`, `top`). With no
    * record of the stream yet, that is where this node stands too: a push
@@ -204,6 +198,7 @@ export class StreamOrder {
     this.#records.set(stream, { epoch, last: top, held: undefined, floor: true });
   }
 
+  /** Room `room` lost its last member here: forget its stream. */
   roomClosed(room: string): void {
     this.#records.delete(roomStream(room));
   }
@@ -243,20 +238,19 @@ export class StreamOrder {
 
   /** Delivers, drops or holds a push of one stream; the connections reached now. */
   #one(stream: string, stamp: StreamStamp, push: Push): number {
-    switch (this.#decide(stream, stamp)) {
-      case "deliver":
-        return this.#deliver(push);
-      case "drop":
-        return 0;
-      case "hold":
-        this.#records.get(stream)!.held!.push(push);
-        return 0;
-      case "gap": {
-        const record = this.#records.get(stream)!;
-        record.held = [push];
-        this.#track(this.#fill([[stream, record]], stamp.offset - 1));
-        return 0;
-      }
+    const decision = this.#decide(stream, stamp);
+    if (decision === "deliver") return this.#deliver(push);
+    if (decision !== "drop") this.#hold(stream, push, decision, stamp.offset);
+    return 0;
+  }
+
+  /** Holds `push` (at `offset`) behind its stream's fill; a gap starts the fill before it. */
+  #hold(stream: string, push: Push, decision: "hold" | "gap", offset: number): void {
+    const record = this.#records.get(stream)!;
+    if (decision === "hold") record.held!.push(push);
+    else {
+      record.held = [push];
+      this.#track(this.#fill([[stream, record]], offset - 1));
     }
   }
 
@@ -303,19 +297,13 @@ export class StreamOrder {
     for (let i = 0; i < mids.length; i++) {
       const mid = mids[i]!;
       const stamp = stamps[i];
-      const decision = decisions[i];
+      const decision = decisions[i]!;
       if (decision === "deliver") {
         now.push(mid);
         nowStamps.push(stamp);
       } else if (decision !== "drop") {
         const piece: Push = { kind: "mids", op, mids: [mid], body, stamps: [stamp] };
-        const stream = midStream(mid);
-        const record = this.#records.get(stream)!;
-        if (decision === "hold") record.held!.push(piece);
-        else {
-          record.held = [piece];
-          this.#track(this.#fill([[stream, record]], stamp!.offset - 1));
-        }
+        this.#hold(midStream(mid), piece, decision, stamp!.offset);
       }
     }
     if (now.length === 0) return 0;
