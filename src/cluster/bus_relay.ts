@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
+import { assertPushOp } from "../protocol/op.ts";
 import { BacklogFullError } from "../server/backlog_full_error.ts";
 import type { Push } from "../server/push.ts";
 import type { HistoryLimits } from "../server/streams.ts";
@@ -96,12 +96,7 @@ export class BusRelay {
     const streams = this.#streams;
     if (streams?.workers !== undefined && push.kind !== "keys") {
       // Refused where it is taken, as the hub would: its owner would only log it.
-      if (isReservedOp(push.op)) {
-        const { min, max } = RESERVED_OPS;
-        throw new RangeError(
-          `Operation is reserved by the protocol (${min} to ${max}): ${push.op}`,
-        );
-      }
+      assertPushOp(push.op);
       const own = streams.take(push);
       return own === undefined ? 0 : this.#deliverOwned(own);
     }

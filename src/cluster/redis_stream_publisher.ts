@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
+import { assertPushOp } from "../protocol/op.ts";
 import { ALL_STREAM, midStream, roomStream } from "../server/streams.ts";
 import type { ClusterPushResult } from "./cluster.ts";
 import type { OtherNodes } from "./other_nodes.ts";
@@ -144,11 +144,7 @@ export class StreamPublisher {
   async #run(push: _Publish): Promise<ClusterPushResult> {
     const { mode, op, body, fallback } = push;
     // Checked here: Redis would keep a push that every node then refuses.
-    if (isReservedOp(op)) {
-      throw new RangeError(
-        `Operation is reserved by the protocol (${RESERVED_OPS.min} to ${RESERVED_OPS.max}): ${op}`,
-      );
-    }
+    assertPushOp(op);
     const link = this.#link;
     if (!link.routing) return { local: fallback(), remote: 0, degraded: true };
     const { size, ttl } = this.#history.limits;

@@ -102,3 +102,29 @@ export const RESERVED_OPS = { min: Op.Handshake, max: Op.StreamPush } as const;
 export function isReservedOp(op: number): boolean {
   return op >= RESERVED_OPS.min && op <= RESERVED_OPS.max;
 }
+
+/**
+ * Throws when a push would carry `op`, one of the {@linkcode RESERVED_OPS}:
+ * the one check and message for every place that takes a push (the hub, a
+ * cluster that routes or keeps it before any hub sees it).
+ *
+ * @throws {RangeError} When `op` is reserved.
+ *
+ * @example
+ * ```ts
+ * import { assertPushOp } from "./op.ts";
+ * assertPushOp(1000); // fine
+ * try {
+ *   assertPushOp(6);
+ * } catch (err) {
+ *   console.log((err as Error).message); // "Operation is reserved by the protocol (0 to 18): 6"
+ * }
+ * ```
+ */
+export function assertPushOp(op: number): void {
+  if (isReservedOp(op)) {
+    throw new RangeError(
+      `Operation is reserved by the protocol (${RESERVED_OPS.min} to ${RESERVED_OPS.max}): ${op}`,
+    );
+  }
+}

@@ -1,5 +1,5 @@
 import { encodeFrame } from "../protocol/frame.ts";
-import { isReservedOp, RESERVED_OPS } from "../protocol/op.ts";
+import { assertPushOp } from "../protocol/op.ts";
 import { encodeStreamPush, STREAM_PUSH_PREFIX, StreamKind } from "../protocol/stream_push.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "./_util.ts";
@@ -34,11 +34,7 @@ interface _Broadcast {
  * body that is not frames would break its reader.
  */
 function _pushFrame(op: number, body: Uint8Array): Uint8Array {
-  if (isReservedOp(op)) {
-    throw new RangeError(
-      `Operation is reserved by the protocol (${RESERVED_OPS.min} to ${RESERVED_OPS.max}): ${op}`,
-    );
-  }
+  assertPushOp(op);
   return encodeFrame(op, 0, body);
 }
 
