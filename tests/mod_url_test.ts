@@ -21,6 +21,8 @@ const APP = (origin: string) => `
 import { serve, Op } from "${origin}/mod.ts";
 const server = serve({
   tcp: { hostname: "127.0.0.1", port: 0 },
+  // Not the default WebSocket port: a server started by hand (deno task start) may hold it.
+  ws: false,
   api: false,
   operator: {
     connect({ body }) {
