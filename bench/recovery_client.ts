@@ -87,6 +87,7 @@ export class StreamClient {
   digest = 0x811c9dc5;
   #conn: Deno.TcpConn | undefined;
   #reading: Promise<void> | undefined;
+  #steps: Promise<void> = Promise.resolve();
 
   constructor(options: StreamClientOptions) {
     this.options = options;
@@ -99,10 +100,31 @@ export class StreamClient {
   /**
    * Connects, authenticates with the positions held, and reads until cut.
    * Resolves after op 8. A connection still open is cut first: one client,
-   * one connection.
+   * one connection, even when two callers (a cutter and a node's kill)
+   * reconnect it at once.
    */
-  async connect(port: number): Promise<void> {
-    await this.cut();
+  connect(port: number): Promise<void> {
+    return this.#serial(() => this.#connect(port));
+  }
+
+  /** Drops the connection at once, as a train tunnel would. */
+  cut(): Promise<void> {
+    return this.#serial(() => this.#cut());
+  }
+
+  /**
+   * Runs `step` after every connect and cut asked before it: two connects
+   * interleaved would leave the first one reading, and its pushes would
+   * count as duplicates of the second's.
+   */
+  #serial(step: () => Promise<void>): Promise<void> {
+    const run = this.#steps.then(step);
+    this.#steps = run.catch(() => {});
+    return run;
+  }
+
+  async #connect(port: number): Promise<void> {
+    await this.#cut();
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     this.tally.connects++;
     const { mid, key, room } = this.options;
@@ -164,8 +186,7 @@ export class StreamClient {
     }
   }
 
-  /** Drops the connection at once, as a train tunnel would. */
-  async cut(): Promise<void> {
+  async #cut(): Promise<void> {
     const conn = this.#conn;
     this.#conn = undefined;
     try {
