@@ -9,12 +9,8 @@ import { Comet, type CometOptions } from "../src/server/comet.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Acceptor } from "../src/transport/acceptor.ts";
 import { listenWs, WsWire } from "../src/transport/websocket.ts";
-import {
-  encodeWsFrame,
-  WebSocketParser,
-  WsCloseCode,
-  WsOpcode,
-} from "../src/transport/websocket_codec.ts";
+import { encodeWsFrame, WsCloseCode, WsOpcode } from "../src/transport/websocket_codec.ts";
+import { WebSocketParser } from "../src/transport/websocket_parser.ts";
 import { BrowserClient, Inbox } from "./_browser_client.ts";
 import { concat } from "./_bytes.ts";
 import { FrameRecorder, until, wirePair } from "./_helpers.ts";

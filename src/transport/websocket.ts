@@ -8,13 +8,13 @@ import {
   encodeClose,
   encodePong,
   WebSocketError,
-  WebSocketParser,
   writeWsHeader,
   WsCloseCode,
   type WsEvent,
   wsHeaderSize,
   WsOpcode,
 } from "./websocket_codec.ts";
+import { WebSocketParser } from "./websocket_parser.ts";
 import { decodeGoimMessage, encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
