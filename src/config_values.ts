@@ -7,7 +7,7 @@
  */
 import { DEFAULTS } from "./defaults.ts";
 import type { ListenOptions } from "./transport/acceptor.ts";
-import { hostPort } from "./transport/listen_error.ts";
+import { hostPort } from "./host_port.ts";
 
 const _UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 

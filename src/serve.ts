@@ -15,7 +15,7 @@ import {
   type ListenOptions,
   type TlsCertificate,
 } from "./transport/acceptor.ts";
-import { hostPort } from "./transport/listen_error.ts";
+import { hostPort } from "./host_port.ts";
 import { listenPkg, type PkgListenOptions } from "./transport/pkg.ts";
 import { listenTcp } from "./transport/tcp.ts";
 import { listenWs } from "./transport/websocket.ts";

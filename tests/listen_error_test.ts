@@ -3,7 +3,8 @@ import { parseConfig } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { serveConfig, StartError } from "../src/serve_config.ts";
 import { bindListener } from "../src/transport/acceptor.ts";
-import { AddressInUseError, hostPort } from "../src/transport/listen_error.ts";
+import { hostPort } from "../src/host_port.ts";
+import { AddressInUseError } from "../src/transport/listen_error.ts";
 import { startServer } from "./_helpers.ts";
 import { cli } from "./_process.ts";
 
@@ -35,6 +36,11 @@ Deno.test("binding a port already in use names the address and the listener", ()
 Deno.test("an IPv6 address in use is written in brackets", () => {
   assert.equal(hostPort("::1", 3101), "[::1]:3101");
   assert.equal(hostPort("127.0.0.1", 3101), "127.0.0.1:3101");
+  assert.equal(
+    hostPort("[::1]", 3101),
+    "[::1]:3101",
+    "brackets already there are kept, not doubled",
+  );
 });
 
 Deno.test("serve names each socket listener whose port is taken", () => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hostPort } from "../host_port.ts";
 import { HttpRequestError } from "./http_request_error.ts";
 
 const _TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -150,5 +151,5 @@ function _url(target: string, host: string | null, addr: Deno.NetAddr): string {
     return `http://${host}${target}`;
   }
   const { hostname, port } = addr;
-  return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}${target}`;
+  return `http://${hostPort(hostname, port)}${target}`;
 }

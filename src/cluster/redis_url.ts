@@ -1,3 +1,5 @@
+import { hostPort } from "../host_port.ts";
+
 /** Where a Redis URL points and how to log in, from {@linkcode parseRedisUrl}. */
 export interface RedisEndpoint {
   /** Host name or IP address, without IPv6 brackets. */
@@ -88,6 +90,5 @@ export function parseRedisUrl(url: string | URL): RedisEndpoint {
  * ```
  */
 export function redisAddress(endpoint: RedisEndpoint): string {
-  const host = endpoint.hostname.includes(":") ? `[${endpoint.hostname}]` : endpoint.hostname;
-  return `${host}:${endpoint.port}`;
+  return hostPort(endpoint.hostname, endpoint.port);
 }

@@ -1,7 +1,8 @@
 import type { Comet } from "../server/comet.ts";
 import type { Wire } from "../server/wire.ts";
 import { AcceptErrorLog } from "./accept_errors.ts";
-import { AddressInUseError, hostPort } from "./listen_error.ts";
+import { hostPort } from "../host_port.ts";
+import { AddressInUseError } from "./listen_error.ts";
 
 /**
  * Where to listen.

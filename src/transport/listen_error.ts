@@ -35,19 +35,3 @@ export class AddressInUseError extends Error {
     this.listener = listener;
   }
 }
-
-/**
- * `host:port`, with an IPv6 host in brackets, as a person would write the
- * address on the command line.
- *
- * @example
- * ```ts
- * import { hostPort } from "./listen_error.ts";
- * console.log(hostPort("::1", 3101)); // [::1]:3101
- * ```
- */
-export function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") && !hostname.startsWith("[")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
-}
