@@ -4,6 +4,7 @@ import { FrameDecoder } from "../src/protocol/decoder.ts";
 import { TimerHeap } from "../src/server/timer_heap.ts";
 import { FrameQueue } from "../src/server/frame_queue.ts";
 import { Comet } from "../src/server/comet.ts";
+import { MemoryHistory } from "../src/server/memory_history.ts";
 import type { ConnInfo, Wire } from "../src/server/wire.ts";
 
 const BODY = new Uint8Array(64).fill(0x2e);
@@ -177,4 +178,39 @@ Deno.bench({
 globalThis.addEventListener("unload", () => {
   heap.close();
   void comet.close(0);
+});
+
+// --- history ----------------------------------------------------------------
+
+// A room's stream at its size bound: every append also drops the oldest push.
+const roomHistory = new MemoryHistory({ size: 1000, ttl: 120_000 });
+Deno.bench({
+  name: "MemoryHistory.append, one room at its 1,000-push bound",
+  group: "history",
+  baseline: true,
+  fn() {
+    roomHistory.append("room:live://1", 1000, BODY);
+  },
+});
+
+// The same users without a cap: what the cap's account and evictions add.
+const openHistory = new MemoryHistory({ size: 1000, ttl: 120_000 });
+let nextOpenMid = 0;
+Deno.bench({
+  name: "MemoryHistory.append, 100,000 users, no cap",
+  group: "history",
+  fn() {
+    openHistory.append(`mid:${nextOpenMid++ % 100_000}`, 1000, BODY);
+  },
+});
+
+// 100,000 users under a cap they fill: appends that evict the stalest streams' pushes.
+const cappedHistory = new MemoryHistory({ size: 1000, ttl: 120_000, memory: 8 * 1024 * 1024 });
+let nextMid = 0;
+Deno.bench({
+  name: "MemoryHistory.append, 100,000 users past an 8 MiB cap",
+  group: "history",
+  fn() {
+    cappedHistory.append(`mid:${nextMid++ % 100_000}`, 1000, BODY);
+  },
 });

@@ -78,6 +78,8 @@ export interface CliConfig {
   historySize: number;
   /** How long each stream keeps its pushes, in ms. */
   historyTtl: number;
+  /** Bytes a history in memory may hold in all; Infinity for no cap. */
+  historyMemory: number;
   /** Log level. */
   log: LogLevel;
   /** Log line format. */

@@ -103,6 +103,7 @@ function _defaults(): CliConfig {
     roomBacklog: d.roomBacklog,
     historySize: d.historySize,
     historyTtl: d.historyTtl,
+    historyMemory: d.historyMemory,
     log: d.log,
     logFormat: d.logFormat,
     traceMids: [],

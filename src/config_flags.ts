@@ -242,6 +242,15 @@ export const FLAGS: readonly Flag[] = [
     parse: (v, c) => void (c.historyTtl = _seconds(v)),
   },
   {
+    name: "history-memory",
+    arg: "BYTES",
+    help:
+      `bytes the streams' history may hold in memory; past it the least recently used streams lose their pushes early; 0 = no cap (default ${
+        formatSize(DEFAULTS.historyMemory)
+      })`,
+    parse: (v, c) => void (c.historyMemory = readSize(v)),
+  },
+  {
     name: "workers",
     arg: "N|auto",
     help:

@@ -118,6 +118,8 @@ export interface Defaults {
   readonly historySize: number;
   /** How long each stream keeps its pushes. */
   readonly historyTtl: number;
+  /** Bytes a history in memory may hold in all, per process (split over workers). */
+  readonly historyMemory: number;
   /** The `comet` command's connection and client limits. */
   readonly limits: Readonly<Required<CometLimits>>;
   /** How the `comet` command authenticates clients. */
@@ -180,6 +182,7 @@ export const DEFAULTS: Defaults = Object.freeze({
   roomBacklog: DEFAULT_BACKLOG.maxRoomBytes,
   historySize: 1000,
   historyTtl: 120_000,
+  historyMemory: 256 * 1024 * 1024,
   limits: DEFAULT_LIMITS,
   auth: "open",
   webhookTimeout: DEFAULT_WEBHOOK.timeout,

@@ -32,7 +32,7 @@
  * | `COMET_WRITE_TIMEOUT`, `COMET_MAX_BACKLOG`, `COMET_ROOM_BACKLOG` | how long a socket may refuse writes before it is slow; bytes all queues, and one room's log, may hold |
  * | `COMET_BUCKETS`, `COMET_WRITE_CONCURRENCY`, `COMET_WRITE_BURST` | connection shards; socket writes in flight; write turns per event-loop visit |
  * | `COMET_LOG`, `COMET_LOG_FORMAT`, `COMET_TRACE_MID` | log level, `text` or `json`, user ids to trace |
- * | `COMET_HISTORY_SIZE`, `COMET_HISTORY_TTL` | pushes each stream keeps for clients that reconnect, and for how long; streams need the isolates' bus to order them, and are off while it does not |
+ * | `COMET_HISTORY_SIZE`, `COMET_HISTORY_TTL`, `COMET_HISTORY_MEMORY` | pushes each stream keeps for clients that reconnect, for how long, and the bytes all streams may hold; streams need the isolates' bus to order them, and are off while it does not |
  *
  * Each defaults to the command's default, as `comet --help` and the flag
  * table of docs/configuration.md state it, from the one table in `src/defaults.ts`.
@@ -194,8 +194,9 @@ async function _start(): Promise<CometHandler | ConfigError> {
     const cluster = new BusCluster({ workerId: _randomWorkerId(), channel: _EDGE_BUS, logger });
     // Over the lossy channel each isolate orders its own streams (bus_streams.ts): a client
     // resumes on the isolate it left, and a channel that drops messages starts new epochs.
-    const { historySize: size, historyTtl: ttl } = config;
-    const history = size > 0 ? cluster.history({ size, ttl }) : undefined;
+    const { historySize: size, historyTtl: ttl, historyMemory: memory } = config;
+    const limits = { size, ttl, ...(memory !== Infinity && { memory }) };
+    const history = size > 0 ? cluster.history(limits) : undefined;
     const comet = new Comet({ ...hub, ...(history !== undefined && { history }) });
     cluster.attach(comet, { host: "", tcpPort: 0, wsPort: 0, wssPort: 0 });
     _closeOnSigterm(cluster);

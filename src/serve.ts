@@ -4,7 +4,7 @@ import { isLoopback } from "./auth/open_guard.ts";
 import type { Cluster, NodeAddress } from "./cluster/cluster.ts";
 import { MemoryCluster } from "./cluster/memory_cluster.ts";
 import { DEFAULTS } from "./defaults.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { Comet, type CometOptions } from "./server/comet.ts";
 import { MemoryHistory } from "./server/memory_history.ts";
 import { DefaultOperator } from "./server/operator.ts";
@@ -106,6 +106,12 @@ export interface ServeOptions extends CometOptions {
   historySize?: number;
   /** Milliseconds each stream keeps its pushes. Default {@linkcode DEFAULTS}`.historyTtl`. */
   historyTtl?: number;
+  /**
+   * Bytes a history in memory may hold in all; past it the least recently
+   * used streams lose their pushes early (see {@linkcode MemoryHistory}).
+   * Infinity: no cap. Default {@linkcode DEFAULTS}`.historyMemory`.
+   */
+  historyMemory?: number;
 }
 
 /**
@@ -270,7 +276,7 @@ export class CometServer implements AsyncDisposable {
  * ```
  */
 export function serve(options: ServeOptions = {}): CometServer {
-  const { signal, historySize, historyTtl, ...rest } = options;
+  const { signal, historySize, historyTtl, historyMemory, ...rest } = options;
   const apiAt = options.api === false ? undefined : options.api ?? DEFAULTS.api;
   let refusal: string | undefined;
   if ((options.tcpTls || options.wss) && !options.tls) {
@@ -289,7 +295,8 @@ export function serve(options: ServeOptions = {}): CometServer {
   const cluster = options.cluster ?? new MemoryCluster();
   let comet: Comet;
   try {
-    const history = options.history ?? _history(cluster, historySize, historyTtl);
+    const history = options.history ??
+      _history(cluster, logger, historySize, historyTtl, historyMemory);
     comet = new Comet({ ...rest, logger, ...(history !== undefined && { history }) });
   } catch (err) {
     void cluster.close();
@@ -373,8 +380,10 @@ export function serve(options: ServeOptions = {}): CometServer {
  */
 function _history(
   cluster: Cluster,
+  logger: Logger,
   size = DEFAULTS.historySize,
   ttl = DEFAULTS.historyTtl,
+  memory = DEFAULTS.historyMemory,
 ): StreamHistory | undefined {
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new RangeError(`History size must be a non-negative integer: ${size}`);
@@ -382,9 +391,13 @@ function _history(
   if (!(ttl > 0) || !Number.isFinite(ttl)) {
     throw new RangeError(`History ttl must be a positive number of milliseconds: ${ttl}`);
   }
+  if (!(memory > 0)) {
+    throw new RangeError(`History memory must be a positive number of bytes: ${memory}`);
+  }
   if (size === 0) return undefined;
-  const limits: HistoryLimits = { size, ttl };
-  return cluster.history?.(limits) ?? new MemoryHistory(limits);
+  const limits: HistoryLimits = { size, ttl, ...(memory !== Infinity && { memory }) };
+  return cluster.history?.(limits) ??
+    new MemoryHistory({ ...limits, warn: (message, fields) => logger.warn(message, fields) });
 }
 
 /** Where clients reach this node, as the cluster advertises it. */

@@ -158,6 +158,7 @@ export async function serveConfig(
       ...hub,
       historySize: cfg.historySize,
       historyTtl: cfg.historyTtl,
+      historyMemory: cfg.historyMemory,
       ...(cluster !== undefined && { cluster }),
       ...(cfg.advertise !== undefined && { domain: cfg.advertise }),
     });

@@ -303,7 +303,8 @@ Deno.test("a stream another worker owns is never stamped here, and the bug is lo
   assert.equal(streams.append(theirs, BIZ, new Uint8Array()), undefined);
   assert.equal(errors.length, 1);
   assert.equal(streams.append(mine, BIZ, new Uint8Array([1, 2]))?.offset, 1);
-  assert.deepEqual(streams.figures(), { streams: 1, entries: 1, bytes: 2 });
+  const { streams: known, entries, bytes } = streams.figures();
+  assert.deepEqual({ streams: known, entries, bytes }, { streams: 1, entries: 1, bytes: 2 });
   streams.close();
 });
 

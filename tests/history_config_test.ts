@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { ConfigError, parseConfig, parseEnvConfig } from "../src/config.ts";
 import { DEFAULTS } from "../src/defaults.ts";
 import { silentLogger } from "../src/log.ts";
+import { collectMetrics, formatMetrics } from "../src/api/metrics.ts";
 import { serve } from "../src/serve.ts";
+import { workerConfig } from "../src/workers/supervisor.ts";
 
 Deno.test("history settings default to 1000 pushes for 120 seconds", () => {
   const cfg = parseConfig([]);
@@ -35,10 +37,46 @@ Deno.test("bad history settings are refused naming the flag", () => {
   }
 });
 
-Deno.test("serve refuses a history size or ttl out of range", () => {
+Deno.test("serve refuses a history size, ttl or memory cap out of range", () => {
   const base = { tcp: false, ws: false, api: false, logger: silentLogger } as const;
   assert.throws(() => serve({ ...base, historySize: 1.5 }), RangeError);
   assert.throws(() => serve({ ...base, historyTtl: 0 }), RangeError);
+  assert.throws(() => serve({ ...base, historyMemory: 0 }), /History memory must be a positive/);
+});
+
+Deno.test("the history memory cap defaults to 256 MiB, reads sizes, and 0 lifts it", () => {
+  assert.equal(parseConfig([]).historyMemory, 256 * 1024 * 1024);
+  assert.equal(parseConfig(["--history-memory", "64MiB"]).historyMemory, 64 * 1024 * 1024);
+  assert.equal(parseConfig(["--history-memory", "0"]).historyMemory, Infinity);
+  const env: Record<string, string> = { COMET_HISTORY_MEMORY: "1g" };
+  assert.equal(parseEnvConfig((name) => env[name]).historyMemory, 1 << 30);
+  assert.throws(() => parseConfig(["--history-memory", "lots"]), /--history-memory/);
+  // Each worker holds its share, so the process holds what the flag says.
+  const share = workerConfig(parseConfig(["--history-memory", "100MiB"]), 4);
+  assert.equal(share.historyMemory, 25 * 1024 * 1024);
+});
+
+Deno.test("a server's history in memory keeps under its cap and says so in metrics", async () => {
+  await using server = serve({
+    tcp: false,
+    ws: false,
+    api: false,
+    logger: silentLogger,
+    historyMemory: 20_000,
+  });
+  const comet = server.comet;
+  const kb = new Uint8Array(1000);
+  for (let mid = 1; mid <= 100; mid++) comet.pushMids([mid], 1000, kb);
+  const figures = comet.history!.figures!();
+  assert.ok(figures.held! <= 20_000, `held ${figures.held}`);
+  assert.ok(figures.evictedPushes! > 0, JSON.stringify(figures));
+  const text = formatMetrics(collectMetrics(comet, { cluster: server.cluster }));
+  assert.match(text, /^comet_history_held_bytes \d+$/m);
+  assert.match(
+    text,
+    new RegExp(`^comet_history_evicted_total\\{what="pushes"\\} ${figures.evictedPushes}$`, "m"),
+  );
+  assert.match(text, /^comet_history_evicted_total\{what="streams"\} \d+$/m);
 });
 
 Deno.test("serve turns streams off with history size 0", async () => {

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { MemoryHistory } from "../src/server/memory_history.ts";
-import type { StreamAnswer } from "../src/server/streams.ts";
+import type { HistoryFigures, StreamAnswer } from "../src/server/streams.ts";
 
 const body = (s: string) => new TextEncoder().encode(s);
 const bodies = (a: StreamAnswer) => a.entries.map((e) => new TextDecoder().decode(e.body));
+/** The streams, pushes and bytes a history reports, without its memory account. */
+const kept = ({ streams, entries, bytes }: HistoryFigures) => ({ streams, entries, bytes });
 
 /** A history on a clock the test moves. */
 function clocked(size: number, ttl: number, positionTtl?: number) {
@@ -52,7 +54,7 @@ Deno.test("the window keeps the last size pushes", () => {
     "window",
     0,
   ]);
-  assert.deepEqual(history.figures(), { streams: 1, entries: 2, bytes: 2 });
+  assert.deepEqual(kept(history.figures()), { streams: 1, entries: 2, bytes: 2 });
 });
 
 Deno.test("the window keeps pushes for ttl milliseconds", () => {
@@ -94,7 +96,7 @@ Deno.test("the sweep lets go of expired pushes and, past the position ttl, of st
   history.append("room:busy", 1000, body("y"));
   clock.now += 2000;
   history.append("room:busy", 1000, body("z"));
-  assert.deepEqual(history.figures(), { streams: 2, entries: 1, bytes: 1 });
+  assert.deepEqual(kept(history.figures()), { streams: 2, entries: 1, bytes: 1 });
   clock.now += 20_000;
   history.append("room:busy", 1000, body("w"));
   assert.equal(history.figures().streams, 1);
@@ -107,4 +109,100 @@ Deno.test("a history refuses a size below 1 and a ttl that is not positive", () 
   assert.throws(() => new MemoryHistory({ size: 0, ttl: 1000 }), RangeError);
   assert.throws(() => new MemoryHistory({ size: 1, ttl: 0 }), RangeError);
   assert.throws(() => new MemoryHistory({ size: 1, ttl: 1000, positionTtl: 10 }), RangeError);
+});
+
+/** A history with a memory cap on a clock the test moves, and the warnings it gave. */
+function capped(memory: number, size = 100) {
+  const clock = { now: 1_000_000 };
+  const warnings: Record<string, unknown>[] = [];
+  const history = new MemoryHistory({
+    size,
+    ttl: 60_000,
+    memory,
+    now: () => clock.now,
+    warn: (_message, fields) => warnings.push(fields),
+  });
+  return { clock, history, warnings };
+}
+
+const kb = (tag: string) => body(tag.padEnd(1000, "."));
+
+Deno.test("past its memory cap the stalest streams lose their pushes, and are refused for the window", () => {
+  const { history, warnings } = capped(8_000);
+  const a = [1, 2, 3].map(() => history.append("room:a", 1000, kb("a")));
+  const b = [1, 2, 3].map(() => history.append("room:b", 1000, kb("b")));
+  assert.equal(history.figures().evictedPushes, 0);
+  // Room c's pushes pass the cap: room a, used least recently, pays first, then b if need be.
+  for (let i = 0; i < 3; i++) history.append("room:c", 1000, kb("c"));
+  const figures = history.figures();
+  assert.ok(figures.held! <= 8_000, `held ${figures.held}`);
+  assert.equal(figures.streams, 3, "positions are kept while pushes can go");
+  assert.equal(figures.evictedPushes, 3);
+  const [behind, atTop, other] = history.answer([
+    { stream: "room:a", from: a[0]! },
+    { stream: "room:a", from: a[2]! },
+    { stream: "room:b", from: b[0]! },
+  ]);
+  assert.deepEqual([behind!.recovered, behind!.reason, behind!.entries.length], [
+    false,
+    "window",
+    0,
+  ]);
+  assert.deepEqual(
+    [atTop!.recovered, atTop!.entries.length],
+    [true, 0],
+    "nothing missed, nothing lost",
+  );
+  assert.deepEqual(bodies(other!).map((s) => s[0]), ["b", "b"]);
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0]!.pushes, 3);
+});
+
+Deno.test("one stream alone past the cap keeps its newest pushes, never part of a replay", () => {
+  const { history } = capped(5_000);
+  const stamps = Array.from({ length: 10 }, (_, i) => history.append("mid:1", 1000, kb(`${i}`)));
+  const figures = history.figures();
+  assert.ok(figures.held! <= 5_000, `held ${figures.held}`);
+  assert.ok(figures.entries >= 1 && figures.entries < 10, `entries ${figures.entries}`);
+  const [old, recent] = history.answer([
+    { stream: "mid:1", from: stamps[0]! },
+    { stream: "mid:1", from: stamps[8]! },
+  ]);
+  assert.equal(old!.reason, "window");
+  assert.deepEqual(bodies(recent!).map((s) => s[0]), ["9"]);
+});
+
+Deno.test("when positions alone pass the cap the stalest are forgotten and start under a new epoch", () => {
+  const { history } = capped(4_000);
+  const [first] = history.answer([{ stream: "mid:0" }]);
+  for (let i = 1; i < 100; i++) history.answer([{ stream: `mid:${i}` }]);
+  const figures = history.figures();
+  assert.ok(figures.held! <= 4_000, `held ${figures.held}`);
+  assert.ok(figures.evictedStreams! > 0 && figures.streams < 100, JSON.stringify(figures));
+  const [again] = history.answer([{ stream: "mid:0", from: first! }]);
+  assert.equal(again!.reason, "epoch");
+  assert.notEqual(again!.epoch, first!.epoch);
+});
+
+Deno.test("eviction is told once, then at most once a minute with what it dropped since", () => {
+  const { clock, history, warnings } = capped(3_000);
+  for (let i = 0; i < 20; i++) history.append(`room:${i}`, 1000, kb("x"));
+  assert.equal(warnings.length, 1);
+  clock.now += 61_000;
+  for (let i = 0; i < 5; i++) history.append(`room:${i}`, 1000, kb("x"));
+  assert.equal(warnings.length, 2);
+  assert.equal(warnings[1]!.memory, 3_000);
+  assert.ok((warnings[1]!.pushes as number) > 0);
+});
+
+Deno.test("without a cap nothing is evicted, and a cap must be positive", () => {
+  const { history } = clocked(1000, 60_000);
+  for (let i = 0; i < 500; i++) history.append(`mid:${i}`, 1000, kb("x"));
+  assert.deepEqual(
+    [history.figures().entries, history.figures().evictedPushes, history.figures().evictedStreams],
+    [500, 0, 0],
+  );
+  for (const memory of [0, -1, NaN]) {
+    assert.throws(() => new MemoryHistory({ size: 1, ttl: 1000, memory }), RangeError);
+  }
 });

@@ -430,6 +430,22 @@ function _streamFamilies(
       ],
       ["comet_history_bytes", "Bytes of the pushes the history keeps.", history.bytes],
     ]);
+    if (history.held !== undefined) {
+      gauges([[
+        "comet_history_held_bytes",
+        "What the history counts against --history-memory: pushes, stream names and bookkeeping.",
+        history.held,
+      ]]);
+    }
+    if (history.evictedPushes !== undefined) {
+      const f = family(
+        "comet_history_evicted_total",
+        "counter",
+        "Pushes dropped before their ttl, and stream positions forgotten, to keep the history under --history-memory.",
+      );
+      f.sample(history.evictedPushes, { what: "pushes" });
+      f.sample(history.evictedStreams ?? 0, { what: "streams" });
+    }
   }
   if (snapshot.gapsFilled !== undefined) {
     family(

@@ -30,7 +30,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { LogFields, Logger } from "../log.ts";
 import { MemoryHistory } from "../server/memory_history.ts";
 import type { Push } from "../server/push.ts";
 import {
@@ -172,7 +172,7 @@ export class BusStreams implements StreamHistory {
     this.#limits = { ...limits };
     this.workers = workers;
     this.#timeout = timeout;
-    this.#memory = new MemoryHistory(this.#limits);
+    this.#memory = this.#history();
   }
 
   /** The worker that orders `stream`: this one when each isolate orders its own. */
@@ -359,7 +359,12 @@ export class BusStreams implements StreamHistory {
    * epochs. For a bus that lost messages, when each isolate orders its own.
    */
   reset(): void {
-    this.#memory = new MemoryHistory(this.#limits);
+    this.#memory = this.#history();
+  }
+
+  #history(): MemoryHistory {
+    const warn = (message: string, fields: LogFields) => this.#link.logger().warn(message, fields);
+    return new MemoryHistory({ ...this.#limits, warn });
   }
 
   /** Rejects what is asked and drops what waits for an owner. */

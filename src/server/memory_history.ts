@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { LogFields } from "../log.ts";
 import type {
   HistoryFigures,
   StreamAnswer,
@@ -30,6 +31,14 @@ export interface MemoryHistoryOptions {
   /** Milliseconds a push is kept. */
   ttl: number;
   /**
+   * Bytes the history may hold in all, as {@linkcode MemoryHistory.figures}
+   * counts them in `held`; past it, the least recently used streams lose
+   * their pushes, then their positions. Default: no cap.
+   */
+  memory?: number;
+  /** Where the first eviction, and one a minute after it, is told. */
+  warn?: (message: string, fields: LogFields) => void;
+  /**
    * Milliseconds a stream's position (epoch and last offset) outlives its
    * last use, so that a client idle in a quiet stream still resumes; default
    * one day. Past it, the stream starts again under a new epoch.
@@ -54,6 +63,15 @@ interface _Stream {
 
 const _DAY = 86_400_000;
 const _SWEEP_EVERY = 1000;
+// What a kept push and a known stream cost beyond the pushed bytes and the
+// stream's name, about (V8 objects, the array slot, the map entry): counted
+// so that a cap holds against many small pushes and many quiet streams too.
+const _ENTRY_COST = 96;
+const _STREAM_COST = 224;
+// Past the cap, evict down to this share of it, so that one walk makes room
+// for many appends.
+const _LOW_WATER = 0.9;
+const _WARN_EVERY = 60_000;
 
 function _epoch(): number {
   const one = new Uint32Array(1);
@@ -86,20 +104,32 @@ export class MemoryHistory implements StreamHistory {
   #streams = new Map<string, _Stream>();
   #entries = 0;
   #bytes = 0;
+  /** Names' lengths and per-stream costs, for `held`. */
+  #streamBytes = 0;
   #swept = 0;
+  #memory: number;
+  #warn: ((message: string, fields: LogFields) => void) | undefined;
+  #evictedPushes = 0;
+  #evictedStreams = 0;
+  #warnedAt = -Infinity;
+  #warnedPushes = 0;
+  #warnedStreams = 0;
 
   /**
    * Makes an empty history.
    *
    * @throws {RangeError} When `size` is not a positive integer, `ttl` not
-   * positive, or `positionTtl` shorter than `ttl`.
+   * positive, `memory` not positive, or `positionTtl` shorter than `ttl`.
    */
   constructor(options: MemoryHistoryOptions) {
-    const { size, ttl, positionTtl = _DAY, now = Date.now } = options;
+    const { size, ttl, memory = Infinity, warn, positionTtl = _DAY, now = Date.now } = options;
     if (!Number.isSafeInteger(size) || size < 1) {
       throw new RangeError(`History size must be a positive integer: ${size}`);
     }
     if (!(ttl > 0)) throw new RangeError(`History ttl must be a positive number: ${ttl}`);
+    if (!(memory > 0)) {
+      throw new RangeError(`History memory must be a positive number of bytes: ${memory}`);
+    }
     if (!(positionTtl >= ttl)) {
       throw new RangeError(`History positionTtl must be at least its ttl: ${positionTtl}`);
     }
@@ -107,11 +137,20 @@ export class MemoryHistory implements StreamHistory {
     this.#ttl = ttl;
     this.#positionTtl = positionTtl;
     this.#now = now;
+    this.#memory = memory;
+    this.#warn = warn;
   }
 
-  /** Streams, pushes and bytes held now. */
+  /** Streams, pushes and bytes held now, and what the memory cap evicted since start. */
   figures(): HistoryFigures {
-    return { streams: this.#streams.size, entries: this.#entries, bytes: this.#bytes };
+    return {
+      streams: this.#streams.size,
+      entries: this.#entries,
+      bytes: this.#bytes,
+      held: this.#held(),
+      evictedPushes: this.#evictedPushes,
+      evictedStreams: this.#evictedStreams,
+    };
   }
 
   append(stream: string, op: number, body: Uint8Array): StreamStamp {
@@ -123,6 +162,7 @@ export class MemoryHistory implements StreamHistory {
     this.#bytes += body.length;
     if (s.kept.length - s.head > this.#size) this.#drop(s, 1);
     this.#expire(s, now);
+    if (this.#held() > this.#memory) this.#evict(s, now);
     return { epoch: s.epoch, offset };
   }
 
@@ -130,6 +170,11 @@ export class MemoryHistory implements StreamHistory {
     const now = this.#now();
     const answers: StreamAnswer[] = [];
     for (const query of queries) answers.push(this.#answer(query, now));
+    // Asking makes a position for a stream not seen before: it counts too.
+    if (this.#held() > this.#memory) {
+      const last = this.#streams.get(queries.at(-1)?.stream ?? "");
+      if (last !== undefined) this.#evict(last, now);
+    }
     return answers;
   }
 
@@ -160,6 +205,7 @@ export class MemoryHistory implements StreamHistory {
     let s = this.#streams.get(stream);
     if (s === undefined) {
       s = { epoch: _epoch(), top: 0, used: now, kept: [], head: 0 };
+      this.#streamBytes += _STREAM_COST + stream.length;
     } else {
       this.#streams.delete(stream);
       s.used = now;
@@ -200,7 +246,67 @@ export class MemoryHistory implements StreamHistory {
       // Streams are in order of last use: the first one used within the ttl ends the walk.
       if (now - s.used < this.#ttl) return;
       this.#expire(s, now);
-      if (now - s.used >= this.#positionTtl) this.#streams.delete(name);
+      if (now - s.used >= this.#positionTtl) this.#forget(name);
+    }
+  }
+
+  #held(): number {
+    return this.#bytes + this.#entries * _ENTRY_COST + this.#streamBytes;
+  }
+
+  #forget(name: string): void {
+    this.#streams.delete(name);
+    this.#streamBytes -= _STREAM_COST + name.length;
+  }
+
+  /**
+   * Makes room under the cap for `current`, the stream just appended to:
+   * first the pushes of the least recently used other streams, then the
+   * older pushes of `current` but its newest, and only when positions alone
+   * are over, the least recently used positions (those streams start again
+   * under a new epoch). A stream loses its oldest pushes, so a recovery is
+   * refused for the window, never replayed in part.
+   */
+  #evict(current: _Stream, now: number): void {
+    const target = this.#memory * _LOW_WATER;
+    let pushes = 0;
+    let streams = 0;
+    for (const s of this.#streams.values()) {
+      if (this.#held() <= target) break;
+      if (s === current) continue;
+      const n = s.kept.length - s.head;
+      if (n > 0) {
+        pushes += n;
+        this.#drop(s, n);
+      }
+    }
+    let over = this.#held() - target;
+    let n = 0;
+    for (let i = current.head; over > 0 && i < current.kept.length - 1; i++, n++) {
+      over -= current.kept[i]!.body.length + _ENTRY_COST;
+    }
+    if (n > 0) {
+      pushes += n;
+      this.#drop(current, n);
+    }
+    for (const [name, s] of this.#streams) {
+      if (this.#held() <= target) break;
+      if (s === current) continue;
+      this.#forget(name);
+      streams++;
+    }
+    this.#evictedPushes += pushes;
+    this.#evictedStreams += streams;
+    this.#warnedPushes += pushes;
+    this.#warnedStreams += streams;
+    if (this.#warn !== undefined && now - this.#warnedAt >= _WARN_EVERY) {
+      this.#warn(
+        "History is at its memory cap: the least recently used streams lost their pushes (and positions) early",
+        { memory: this.#memory, pushes: this.#warnedPushes, streams: this.#warnedStreams },
+      );
+      this.#warnedAt = now;
+      this.#warnedPushes = 0;
+      this.#warnedStreams = 0;
     }
   }
 }

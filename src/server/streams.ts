@@ -183,6 +183,12 @@ export interface HistoryFigures {
   entries: number;
   /** Bytes of the pushes kept. */
   bytes: number;
+  /** What the history counts against its memory cap: pushes, names and bookkeeping. */
+  held?: number;
+  /** Pushes dropped before their time to keep under the memory cap, since start. */
+  evictedPushes?: number;
+  /** Stream positions forgotten to keep under the memory cap, since start. */
+  evictedStreams?: number;
 }
 
 /**
@@ -200,4 +206,10 @@ export interface HistoryLimits {
   size: number;
   /** Milliseconds a push is kept. */
   ttl: number;
+  /**
+   * Bytes a history in memory may hold in all (`--history-memory`); past it
+   * the least recently used streams lose their pushes first. Absent: no cap.
+   * Redis keeps its own account (its `maxmemory`).
+   */
+  memory?: number;
 }

@@ -103,6 +103,7 @@ export function workerConfig(cfg: CliConfig, workers: number): CliConfig {
   share.limits.maxConnections = split(cfg.limits.maxConnections);
   share.limits.maxRooms = split(cfg.limits.maxRooms);
   share.apiMaxConnections = split(cfg.apiMaxConnections);
+  share.historyMemory = split(cfg.historyMemory);
   if (share.tlsCert !== undefined) share.wss ??= { ...DEFAULTS.wss };
   for (const name of _LISTENERS) {
     const addr = share[name];
