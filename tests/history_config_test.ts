@@ -42,6 +42,7 @@ Deno.test("serve refuses a history size, ttl or memory cap out of range", () => 
   assert.throws(() => serve({ ...base, historySize: 1.5 }), RangeError);
   assert.throws(() => serve({ ...base, historyTtl: 0 }), RangeError);
   assert.throws(() => serve({ ...base, historyMemory: 0 }), /History memory must be a positive/);
+  assert.throws(() => serve({ ...base, historyMemory: NaN }), RangeError);
 });
 
 Deno.test("the history memory cap defaults to 256 MiB, reads sizes, and 0 lifts it", () => {
@@ -54,6 +55,7 @@ Deno.test("the history memory cap defaults to 256 MiB, reads sizes, and 0 lifts 
   // Each worker holds its share, so the process holds what the flag says.
   const share = workerConfig(parseConfig(["--history-memory", "100MiB"]), 4);
   assert.equal(share.historyMemory, 25 * 1024 * 1024);
+  assert.equal(workerConfig(parseConfig(["--history-memory", "0"]), 4).historyMemory, Infinity);
 });
 
 Deno.test("a server's history in memory keeps under its cap and says so in metrics", async () => {
@@ -88,4 +90,18 @@ Deno.test("serve turns streams off with history size 0", async () => {
     historySize: 0,
   });
   assert.equal(server.comet.history, undefined);
+});
+
+Deno.test("serve with historyMemory Infinity keeps a history with no cap", async () => {
+  await using server = serve({
+    tcp: false,
+    ws: false,
+    api: false,
+    logger: silentLogger,
+    historyMemory: Infinity,
+  });
+  const kb = new Uint8Array(1000);
+  for (let mid = 1; mid <= 100; mid++) server.comet.pushMids([mid], 1000, kb);
+  const figures = server.comet.history!.figures!();
+  assert.deepEqual([figures.entries, figures.evictedPushes], [100, 0]);
 });

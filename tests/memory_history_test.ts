@@ -206,3 +206,157 @@ Deno.test("without a cap nothing is evicted, and a cap must be positive", () => 
     assert.throws(() => new MemoryHistory({ size: 1, ttl: 1000, memory }), RangeError);
   }
 });
+
+/** A PRNG the randomized tests seed, so that a failure replays. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("a long random run keeps held true to what is kept, under the cap, and never replays in part", () => {
+  // Names of one length, so that held = bytes + 96 a push + (224 + length) a stream, exactly.
+  const names = Array.from({ length: 40 }, (_, i) => `s:${String(i).padStart(3, "0")}`);
+  const perStream = 224 + names[0]!.length;
+  let evicted = 0;
+  // Probes whose sums were compared: one that evicted (it made streams anew) is not.
+  let compared = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    const random = mulberry32(seed);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
+    const memory = pick([Infinity, 6_000, 12_000, 30_000, 80_000]);
+    const size = 1 + Math.floor(random() * 12);
+    const clock = { now: 1_000_000 };
+    const history = new MemoryHistory({
+      size,
+      ttl: 5_000,
+      positionTtl: 20_000,
+      memory,
+      now: () => clock.now,
+    });
+    // What the test knows of each stream: its epoch, its top, and every body of that epoch.
+    const model = new Map<string, { epoch: number; top: number; bodies: Uint8Array[] }>();
+    const learn = (name: string, epoch: number, top: number) => {
+      const m = model.get(name);
+      if (m === undefined || m.epoch !== epoch) {
+        assert.equal(top, 0, `${name} starts a new epoch at 0 (seed ${seed})`);
+        model.set(name, { epoch, top, bodies: [] });
+      } else assert.equal(top, m.top, `${name}'s top (seed ${seed})`);
+    };
+    const check = (answer: StreamAnswer, from: { epoch: number; offset: number } | undefined) => {
+      const m = model.get(answer.stream)!;
+      if (from === undefined) return assert.equal(answer.recovered, undefined);
+      if (from.epoch !== answer.epoch || from.offset > answer.offset) {
+        return assert.deepEqual([answer.recovered, answer.reason], [false, "epoch"]);
+      }
+      if (answer.recovered === false) {
+        assert.equal(answer.reason, "window");
+        return assert.equal(answer.entries.length, 0);
+      }
+      const want = m.bodies.slice(from.offset).map((b, i) => [from.offset + 1 + i, b]);
+      assert.deepEqual(answer.entries.map((e) => [e.offset, e.body]), want, `seed ${seed}`);
+    };
+    const account = () => {
+      const f = history.figures();
+      assert.equal(f.held, f.bytes + 96 * f.entries + perStream * f.streams, `seed ${seed}`);
+      assert.ok(f.entries >= 0 && f.bytes >= 0, JSON.stringify(f));
+      // One stream with one push (at most 1500 bytes) is well under every cap here.
+      assert.ok(f.held! <= memory, `held ${f.held} over ${memory} (seed ${seed})`);
+      return f;
+    };
+    const query = (name: string) => {
+      const m = model.get(name);
+      const r = random();
+      if (m === undefined || r < 0.2) return { stream: name };
+      if (r < 0.3) return { stream: name, from: { epoch: m.epoch ^ 1, offset: 0 } };
+      return { stream: name, from: { epoch: m.epoch, offset: Math.floor(random() * (m.top + 2)) } };
+    };
+    /** Asks every known stream from its top down past its window, and sums what it keeps. */
+    const probe = () => {
+      const before = history.figures();
+      const queries = [...model].flatMap(([stream, m]) =>
+        Array.from({ length: Math.min(m.top, size + 1) + 1 }, (_, i) => ({
+          stream,
+          from: { epoch: m.epoch, offset: m.top - i },
+        }))
+      );
+      const answers = history.answer(queries);
+      // Per stream: the pushes kept (the longest replay), their bytes, and whether a window was refused yet.
+      const kept = new Map<string, { n: number; bytes: number; refused: boolean }>();
+      answers.forEach((answer, i) => {
+        const from = queries[i]!.from;
+        const k = kept.get(answer.stream) ?? { n: 0, bytes: 0, refused: false };
+        kept.set(answer.stream, k);
+        if (answer.epoch !== from.epoch) return learn(answer.stream, answer.epoch, answer.offset);
+        check(answer, from);
+        if (answer.recovered) {
+          assert.ok(!k.refused, `recovered below a refused window (seed ${seed})`);
+          k.n = answer.entries.length;
+          k.bytes = answer.entries.reduce((sum, e) => sum + e.body.length, 0);
+        } else k.refused = true;
+      });
+      const after = account();
+      // A probe that made streams anew may have evicted after answering: its sums are stale.
+      if (after.evictedPushes !== before.evictedPushes) return;
+      if (after.evictedStreams !== before.evictedStreams) return;
+      compared++;
+      let n = 0;
+      let bytes = 0;
+      for (const k of kept.values()) {
+        assert.ok(k.n <= size, `kept ${k.n} past size ${size}`);
+        n += k.n;
+        bytes += k.bytes;
+      }
+      assert.deepEqual(
+        [after.streams, after.entries, after.bytes],
+        [model.size, n, bytes],
+        `seed ${seed}`,
+      );
+    };
+    for (let step = 0; step < 3000; step++) {
+      const r = random();
+      if (r < 0.55) {
+        const name = pick(names);
+        const b = new Uint8Array(Math.floor(random() * 1500)).fill(step & 0xff);
+        const stamp = history.append(name, 1000, b);
+        const m = model.get(name);
+        if (m === undefined || m.epoch !== stamp.epoch) {
+          assert.equal(stamp.offset, 1, `a new epoch starts at 1 (seed ${seed})`);
+          model.set(name, { epoch: stamp.epoch, top: 1, bodies: [b] });
+        } else {
+          assert.equal(stamp.offset, m.top + 1);
+          m.top++;
+          m.bodies.push(b);
+        }
+        // The push just made is kept whatever was evicted for it (asking again moves nothing).
+        const from = { epoch: stamp.epoch, offset: stamp.offset - 1 };
+        const [again] = history.answer([{ stream: name, from }]);
+        assert.deepEqual(again!.entries.map((e) => e.body), [b], `seed ${seed}`);
+      } else if (r < 0.85) {
+        const queries = Array.from(
+          { length: 1 + Math.floor(random() * 3) },
+          () => query(pick(names)),
+        );
+        const answers = history.answer(queries);
+        answers.forEach((answer, i) => {
+          learn(answer.stream, answer.epoch, answer.offset);
+          check(answer, queries[i]!.from);
+        });
+      } else if (r < 0.97) {
+        clock.now += Math.floor(random() * 800);
+      } else {
+        clock.now += pick([5_000, 20_000]);
+      }
+      account();
+      if (step % 250 === 249) probe();
+    }
+    probe();
+    evicted += history.figures().evictedPushes! + history.figures().evictedStreams!;
+  }
+  assert.ok(evicted > 0 && compared > 0, `evicted ${evicted}, compared ${compared}`);
+});
