@@ -360,3 +360,20 @@ Deno.test("a long random run keeps held true to what is kept, under the cap, and
   }
   assert.ok(evicted > 0 && compared > 0, `evicted ${evicted}, compared ${compared}`);
 });
+
+Deno.test("a crowd of streams gone quiet is let go over a few sweeps, none before its time", () => {
+  const { clock, history } = clocked(10, 1_000, 5_000);
+  for (let i = 0; i < 25_000; i++) history.append(`mid:${i}`, 1000, body("x"));
+  // Past the ttl: the pushes go (a sweep moves a bounded number of streams at a time).
+  const sweeps = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      clock.now += 1_000;
+      history.append("room:busy", 1000, body("y"));
+    }
+  };
+  sweeps(4);
+  assert.equal(kept(history.figures()).entries, 1, "only the busy room's last push");
+  assert.equal(history.figures().streams, 25_001, "every position is kept within its ttl");
+  sweeps(3);
+  assert.equal(history.figures().streams, 1, "past the position ttl, all but the busy room go");
+});

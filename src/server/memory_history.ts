@@ -72,6 +72,9 @@ const _STREAM_COST = 224;
 // for many appends.
 const _LOW_WATER = 0.9;
 const _WARN_EVERY = 60_000;
+// Streams one sweep moves to the idle, and forgets, at most: a million users gone quiet
+// at once cost a few milliseconds a second for a minute, not one stall of most of a second.
+const _SWEEP_MOST = 10_000;
 
 function _epoch(): number {
   const one = new Uint32Array(1);
@@ -100,8 +103,12 @@ export class MemoryHistory implements StreamHistory {
   #ttl: number;
   #positionTtl: number;
   #now: () => number;
-  // Kept in order of last use: the sweep walks the stalest first and stops at a fresh one.
+  // Streams with pushes kept or used within the ttl, in order of last use: the sweep walks
+  // the stalest first and stops at a fresh one.
   #streams = new Map<string, _Stream>();
+  // Streams holding only their position (every push gone), about in order of last use: a
+  // million quiet users' positions are walked once a day, not at every sweep or eviction.
+  #idle = new Map<string, _Stream>();
   #entries = 0;
   #bytes = 0;
   /** Names' lengths and per-stream costs, for `held`. */
@@ -144,7 +151,7 @@ export class MemoryHistory implements StreamHistory {
   /** Streams, pushes and bytes held now, and what the memory cap evicted since start. */
   figures(): HistoryFigures {
     return {
-      streams: this.#streams.size,
+      streams: this.#streams.size + this.#idle.size,
       entries: this.#entries,
       bytes: this.#bytes,
       held: this.#held(),
@@ -203,13 +210,13 @@ export class MemoryHistory implements StreamHistory {
 
   #use(stream: string, now: number): _Stream {
     let s = this.#streams.get(stream);
-    if (s === undefined) {
+    if (s !== undefined) this.#streams.delete(stream);
+    else if ((s = this.#idle.get(stream)) !== undefined) this.#idle.delete(stream);
+    else {
       s = { epoch: _epoch(), top: 0, used: now, kept: [], head: 0 };
       this.#streamBytes += _STREAM_COST + stream.length;
-    } else {
-      this.#streams.delete(stream);
-      s.used = now;
     }
+    s.used = now;
     this.#streams.set(stream, s);
     if (now - this.#swept >= _SWEEP_EVERY) this.#sweep(now);
     return s;
@@ -242,11 +249,22 @@ export class MemoryHistory implements StreamHistory {
 
   #sweep(now: number): void {
     this.#swept = now;
+    let moved = 0;
     for (const [name, s] of this.#streams) {
-      // Streams are in order of last use: the first one used within the ttl ends the walk.
-      if (now - s.used < this.#ttl) return;
+      // In order of last use: the first one used within the ttl ends the walk. One used
+      // before it holds no push within the ttl either: its pushes all go, it goes idle.
+      if (now - s.used < this.#ttl || moved++ === _SWEEP_MOST) break;
       this.#expire(s, now);
-      if (now - s.used >= this.#positionTtl) this.#forget(name);
+      this.#idle.set(name, s);
+      this.#streams.delete(name);
+    }
+    let forgotten = 0;
+    for (const [name, s] of this.#idle) {
+      // Idle streams join in about the order of last use (an eviction may idle a fresher
+      // one early, a busy sweep a staler one late): a position may outlive its ttl by as
+      // much, and no stream is forgotten before its ttl.
+      if (now - s.used < this.#positionTtl || forgotten++ === _SWEEP_MOST) break;
+      this.#forget(this.#idle, name);
     }
   }
 
@@ -254,8 +272,8 @@ export class MemoryHistory implements StreamHistory {
     return this.#bytes + this.#entries * _ENTRY_COST + this.#streamBytes;
   }
 
-  #forget(name: string): void {
-    this.#streams.delete(name);
+  #forget(streams: Map<string, _Stream>, name: string): void {
+    streams.delete(name);
     this.#streamBytes -= _STREAM_COST + name.length;
   }
 
@@ -271,7 +289,7 @@ export class MemoryHistory implements StreamHistory {
     const target = this.#memory * _LOW_WATER;
     let pushes = 0;
     let streams = 0;
-    for (const s of this.#streams.values()) {
+    for (const [name, s] of this.#streams) {
       if (this.#held() <= target) break;
       if (s === current) continue;
       const n = s.kept.length - s.head;
@@ -279,6 +297,9 @@ export class MemoryHistory implements StreamHistory {
         pushes += n;
         this.#drop(s, n);
       }
+      // Emptied, it waits among the idle, where the next eviction does not walk it again.
+      this.#idle.set(name, s);
+      this.#streams.delete(name);
     }
     let over = this.#held() - target;
     let n = 0;
@@ -289,10 +310,10 @@ export class MemoryHistory implements StreamHistory {
       pushes += n;
       this.#drop(current, n);
     }
-    for (const [name, s] of this.#streams) {
+    // Here the walk above went through every other stream: positions alone are over.
+    for (const name of this.#idle.keys()) {
       if (this.#held() <= target) break;
-      if (s === current) continue;
-      this.#forget(name);
+      this.#forget(this.#idle, name);
       streams++;
     }
     this.#evictedPushes += pushes;
