@@ -461,3 +461,29 @@ Deno.test("real servers: a client resumes on another worker and gets what it mis
   assert.ok(await back.silent(100));
   await back.close();
 });
+
+Deno.test("an isolate's history reset keeps its eviction counters running and warns through the bus's logger", () => {
+  const warnings: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
+  const link = {
+    workerId: 0,
+    send: () => false,
+    heard: () => false,
+    flush: () => {},
+    schedule: () => {},
+    logger: () => logger,
+  };
+  // Each isolate orders its own streams (no `workers`), under a cap a few pushes fill.
+  const streams = new BusStreams(link, { limits: { ...LIMITS, memory: 4_000 }, timeout: 1_000 });
+  const kb = new Uint8Array(1000);
+  for (let n = 0; n < 10; n++) streams.append(roomStream(`live://${n}`), BIZ, kb);
+  const before = streams.figures().evictedPushes!;
+  assert.ok(before > 0, "the cap evicted");
+  assert.equal(warnings.length, 1);
+  streams.reset();
+  assert.equal(streams.figures().entries, 0, "the reset history starts empty");
+  assert.equal(streams.figures().evictedPushes, before, "a counter never goes back");
+  for (let n = 0; n < 10; n++) streams.append(roomStream(`live://${n}`), BIZ, kb);
+  assert.ok(streams.figures().evictedPushes! > before);
+  streams.close();
+});

@@ -145,6 +145,8 @@ export class BusStreams implements StreamHistory {
   #limits: HistoryLimits;
   #timeout: number;
   #memory: MemoryHistory;
+  /** What histories this one replaced evicted: counters run on across a reset. */
+  #evictedBefore = { pushes: 0, streams: 0 };
   /** Unstamped pushes to send to each owner at the turn's end (or once it can be reached). */
   #routes = new Map<number, Push[]>();
   #dropped = 0;
@@ -182,7 +184,10 @@ export class BusStreams implements StreamHistory {
 
   /** The streams this worker orders: their count, pushes and bytes kept. */
   figures(): HistoryFigures {
-    return this.#memory.figures();
+    const figures = this.#memory.figures();
+    figures.evictedPushes = (figures.evictedPushes ?? 0) + this.#evictedBefore.pushes;
+    figures.evictedStreams = (figures.evictedStreams ?? 0) + this.#evictedBefore.streams;
+    return figures;
   }
 
   /**
@@ -359,6 +364,9 @@ export class BusStreams implements StreamHistory {
    * epochs. For a bus that lost messages, when each isolate orders its own.
    */
   reset(): void {
+    const { evictedPushes = 0, evictedStreams = 0 } = this.#memory.figures();
+    this.#evictedBefore.pushes += evictedPushes;
+    this.#evictedBefore.streams += evictedStreams;
     this.#memory = this.#history();
   }
 
