@@ -289,7 +289,9 @@ export class MemoryHistory implements StreamHistory {
     const target = this.#memory * _LOW_WATER;
     let pushes = 0;
     let streams = 0;
-    for (const [name, s] of this.#streams) {
+    // Streams emptied here stay in place (the sweep idles them past the ttl): moving each
+    // costs a Map delete and set, ten times the check a later walk makes on it.
+    for (const s of this.#streams.values()) {
       if (this.#held() <= target) break;
       if (s === current) continue;
       const n = s.kept.length - s.head;
@@ -297,9 +299,6 @@ export class MemoryHistory implements StreamHistory {
         pushes += n;
         this.#drop(s, n);
       }
-      // Emptied, it waits among the idle, where the next eviction does not walk it again.
-      this.#idle.set(name, s);
-      this.#streams.delete(name);
     }
     let over = this.#held() - target;
     let n = 0;
@@ -310,11 +309,15 @@ export class MemoryHistory implements StreamHistory {
       pushes += n;
       this.#drop(current, n);
     }
-    // Here the walk above went through every other stream: positions alone are over.
-    for (const name of this.#idle.keys()) {
-      if (this.#held() <= target) break;
-      this.#forget(this.#idle, name);
-      streams++;
+    // Here the walk above went through every other stream: positions alone are over. The
+    // idle are the stalest; then the others, by last use.
+    for (const streamsOf of [this.#idle, this.#streams]) {
+      for (const [name, s] of streamsOf) {
+        if (this.#held() <= target) break;
+        if (s === current) continue;
+        this.#forget(streamsOf, name);
+        streams++;
+      }
     }
     this.#evictedPushes += pushes;
     this.#evictedStreams += streams;
