@@ -24,6 +24,7 @@ import { DEFAULTS } from "./defaults.ts";
 import { parseRedisUrl } from "./cluster/redis_url.ts";
 import type { LogLevel } from "./log.ts";
 import type { PkgHeaderSize } from "./transport/pkg.ts";
+import { TrustedProxies } from "./server/trusted_proxies.ts";
 
 /** @internal One flag of the `comet` command: its name, help and how its value is read. */
 export interface Flag {
@@ -480,6 +481,18 @@ export const FLAGS: readonly Flag[] = [
     arg: "N",
     help: `rooms with members on this node (default ${DEFAULTS.limits.maxRooms}; 0 = no limit)`,
     parse: (v, c) => void (c.limits.maxRooms = readLimit(v)),
+  },
+  {
+    name: "trust-proxy",
+    arg: "ADDR",
+    help:
+      "a reverse proxy's address or CIDR range (repeatable, or comma-separated): WebSocket clients through it are limited per IP by the X-Forwarded-For address it sends",
+    reset: (c) => void (c.limits.trustProxy = []),
+    parse: (v, c) => {
+      const added = v.split(",").map((part) => part.trim());
+      new TrustedProxies(added);
+      c.limits.trustProxy = [...c.limits.trustProxy, ...added];
+    },
   },
 ];
 

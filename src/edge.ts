@@ -54,9 +54,8 @@
  * the reason, naming the variable, once.
  *
  * The limits count per client IP as `deno serve` sees it: behind a proxy
- * every client has the proxy's address, so raise or turn off
- * `COMET_MAX_CONNECTIONS_PER_IP`, `COMET_CONNECT_RATE` and
- * `COMET_MAX_AUTH_ATTEMPTS` there.
+ * every client has the proxy's address, unless `COMET_TRUST_PROXY` names
+ * the proxy; then they count the client it forwards in `X-Forwarded-For`.
  *
  * Each isolate is one hub, and the isolates of one process are joined by a
  * `BusCluster` on the `BroadcastChannel` `comet-edge-bus`: under

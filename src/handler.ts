@@ -1,6 +1,7 @@
 import { type ApiOptions, createApiHandler } from "./api/push_api.ts";
 import type { Comet } from "./server/comet.ts";
 import type { PeerAddr } from "./server/wire.ts";
+import { forwardedClient } from "./transport/forwarded_for.ts";
 import { SocketWire, type SocketWireOptions } from "./transport/socket_wire.ts";
 
 /**
@@ -116,7 +117,12 @@ export function createCometHandler(comet: Comet, options: CometHandlerOptions = 
     // A connection accepted now would be closed at once.
     if (comet.closing) return _text(503, "Shutting down");
     // Copy before upgrading: the request's address and headers are gone after it.
-    const remoteAddr = _peer(info.remoteAddr);
+    // Behind a trusted proxy, the client it names (the hub's limits count that address).
+    const remoteAddr = forwardedClient(
+      _peer(info.remoteAddr),
+      request.headers,
+      comet.trustedProxies,
+    );
     const headers = new Headers(request.headers);
     let upgraded: Deno.WebSocketUpgrade;
     try {

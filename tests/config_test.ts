@@ -10,6 +10,7 @@ import {
   parseEnvConfig,
   usage,
 } from "../src/config.ts";
+import { workerConfig } from "../src/workers/supervisor.ts";
 
 Deno.test("parseDuration reads milliseconds, seconds, minutes and hours", () => {
   assert.equal(parseDuration("250ms"), 250);
@@ -359,4 +360,18 @@ Deno.test("parseConfig reads --workers as auto or a count of 1 to 256, and refus
       bad,
     );
   }
+});
+
+Deno.test("--trust-proxy takes addresses and ranges, repeated or comma-separated, and names a bad one", () => {
+  assert.deepEqual(parseConfig([]).limits.trustProxy, []);
+  const cfg = parseConfig(["--trust-proxy", "127.0.0.1, 10.0.0.0/8", "--trust-proxy", "fd00::/8"]);
+  assert.deepEqual(cfg.limits.trustProxy, ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
+  const env: Record<string, string> = { COMET_TRUST_PROXY: "192.168.0.0/16" };
+  assert.deepEqual(parseEnvConfig((name) => env[name]).limits.trustProxy, ["192.168.0.0/16"]);
+  assert.throws(
+    () => parseConfig(["--trust-proxy", "10.0.0.0/33"]),
+    /--trust-proxy.*Trusted proxy must be an IP address or a CIDR range: 10\.0\.0\.0\/33/,
+  );
+  // The workers each get the list.
+  assert.deepEqual(workerConfig(cfg, 2).limits.trustProxy, cfg.limits.trustProxy);
 });

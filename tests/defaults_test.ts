@@ -21,6 +21,7 @@ const NO_DEFAULT = new Set([
   "webhook-secret",
   "redis",
   "trace-mid",
+  "trust-proxy",
 ]);
 
 /** Flags whose default is a rule, not a value; the help and the docs describe it in words. */

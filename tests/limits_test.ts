@@ -13,6 +13,7 @@ import type { Operator } from "../src/server/operator.ts";
 import type { CometServer } from "../src/serve.ts";
 import { startServer, TestClient, text, until, utf8 } from "./_helpers.ts";
 import { concat } from "./_bytes.ts";
+import { Hub, TRANSPORTS } from "./_transports.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -47,8 +48,11 @@ Deno.test("limits: none by default in the library; the documented defaults", () 
     authWindow: 60_000,
     upstreamRate: 100,
     maxRooms: 100_000,
+    trustProxy: [],
   });
   assert.ok(Object.isFrozen(DEFAULT_LIMITS));
+  assert.ok(Object.isFrozen(DEFAULT_LIMITS.trustProxy));
+  assert.equal(new Comet().trustedProxies.empty, true, "no proxy is trusted by default");
   const comet = new Comet();
   assert.deepEqual(comet.stats.limitHits, {
     connections: 0,
@@ -327,3 +331,56 @@ Deno.test("limits: the connect-rate bucket refills with time, and a bar lasts on
   assert.equal(limits.admit("10.0.0.1", 3), true);
   assert.deepEqual(hits, { ...hits, connectRate: 1, authAttempts: 1 });
 });
+
+for (const t of TRANSPORTS.filter((row) => row.name === "ws" || row.name === "handler")) {
+  Deno.test(`limits over ${t.name}: behind a trusted proxy, each forwarded client has its own count`, async () => {
+    const seen: string[] = [];
+    const operator: Operator = {
+      connect({ body, info }) {
+        seen.push(info.remoteAddr.hostname);
+        return { mid: (JSON.parse(text(body)) as { mid: number }).mid, accepts: [1000] };
+      },
+    };
+    await using hub = await Hub.start(
+      { operator, limits: { maxConnectionsPerIp: 1, trustProxy: ["127.0.0.1"] } },
+      t,
+    );
+    const from = (ip: string) => ({ "X-Forwarded-For": `198.51.100.99, ${ip}` });
+    // Two clients through the one proxy address: each counted under its own.
+    const a = await hub.auth({ mid: 1 }, t, from("203.0.113.1"));
+    const b = await hub.auth({ mid: 2 }, t, from("203.0.113.2"));
+    assert.deepEqual(seen, ["203.0.113.1", "203.0.113.2"], "the operator sees the client");
+    // A second connection of the first client passes the proxy but not its limit.
+    const again = await hub.connect(t, from("203.0.113.1"));
+    await again.send(Op.Auth, JSON.stringify({ mid: 3 }));
+    if (t.name === "ws") {
+      // The listener reads the proxy's header after accepting: the refusal comes at auth.
+      const refusal = await again.next();
+      assert.deepEqual(
+        [refusal.op, text(refusal.body)],
+        [Op.DisconnectReply, "limit: too many connections from this address"],
+      );
+    } // The handler has the header before the hub sees the connection: refused at once.
+    assert.ok(await again.closedByServer(3_000), "refused at auth for its client's count");
+    assert.equal(hub.comet.stats.limitHits.connectionsPerIp, 1);
+    assert.deepEqual(seen, ["203.0.113.1", "203.0.113.2"], "refused before the operator");
+    // Its count is given back on close: the client may come again.
+    await a.leave();
+    assert.ok(await until(() => hub.comet.connections === 1));
+    await hub.auth({ mid: 4 }, t, from("203.0.113.1"));
+    await b.send(Op.Heartbeat);
+    assert.equal((await b.next()).op, Op.HeartbeatReply);
+  });
+
+  Deno.test(`limits over ${t.name}: a client's own X-Forwarded-For is ignored without --trust-proxy`, async () => {
+    await using hub = await Hub.start({ limits: { maxConnectionsPerIp: 1 } }, t);
+    await hub.auth({ mid: 1 }, t, { "X-Forwarded-For": "203.0.113.1" });
+    // Both are 127.0.0.1: refused at accept (the listener closes before the upgrade's answer).
+    const refused = await hub.connect(t, { "X-Forwarded-For": "203.0.113.2" }).then(
+      (second) => second.closedByServer(3_000),
+      () => true,
+    );
+    assert.ok(refused, "the second connection from 127.0.0.1 is refused");
+    assert.equal(hub.comet.stats.limitHits.connectionsPerIp, 1);
+  });
+}

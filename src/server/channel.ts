@@ -80,6 +80,11 @@ export class Channel extends OpWatcher
   _rooms: readonly string[] | undefined;
   /** @internal Whether every step of this connection is logged (its mid is traced). */
   _traced = false;
+  /**
+   * @internal The address the per-IP limits counted this connection under;
+   * undefined while a proxied connection's client is not known yet.
+   */
+  _peerIp: string | undefined;
   /** @internal Tokens left in the upstream rate bucket. */
   _upTokens = 0;
   /** @internal When the upstream bucket was last refilled, on the hub's timer clock. */

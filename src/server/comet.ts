@@ -23,6 +23,7 @@ import { FanOut } from "./fan_out.ts";
 import { HubEvents } from "./hub_events.ts";
 import { type CometStats, newStats } from "./hub_stats.ts";
 import { Limits } from "./limits.ts";
+import type { TrustedProxies } from "./trusted_proxies.ts";
 import { DefaultOperator, type Operator } from "./operator.ts";
 import type { OnlineTotal, Push, PushTarget, RoomCount } from "./push.ts";
 import type { BacklogFigures, CometOptions, PushAllOptions } from "./hub_options.ts";
@@ -76,6 +77,7 @@ export class Comet implements PushTarget, AsyncDisposable {
   #fanOut: FanOut;
   #sessions: Sessions;
   #history: StreamHistory | undefined;
+  #proxies: TrustedProxies;
   #closed: Promise<void> | undefined;
 
   /**
@@ -119,6 +121,7 @@ export class Comet implements PushTarget, AsyncDisposable {
     const events = this.#events = new HubEvents(logger, options.observer);
     const deadlines = this.#deadlines = new Deadlines(stats, logger);
     const limits = new Limits(options.limits ?? {}, stats.limitHits, logger, deadlines);
+    this.#proxies = limits.proxies;
     const traceMids = _traceMids(options.traceMids);
     const registry = this.#registry = new Registry(buckets, backlog, events);
     const history = this.#history = options.history;
@@ -200,6 +203,17 @@ export class Comet implements PushTarget, AsyncDisposable {
   /** The configured heartbeat deadline in milliseconds. */
   get heartbeatTimeout(): number {
     return this.#heartbeatTimeout;
+  }
+
+  /**
+   * The reverse proxies whose connections name their clients (the limits'
+   * `trustProxy`): a transport that reads such a header asks here first.
+   * For transports, not part of the public API.
+   *
+   * @ignore
+   */
+  get trustedProxies(): TrustedProxies {
+    return this.#proxies;
   }
 
   /** True once {@linkcode Comet.close} began. */

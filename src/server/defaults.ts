@@ -61,6 +61,8 @@ export const DEFAULT_LIMITS: Readonly<{
   upstreamRate: number;
   /** Rooms with members on this node. */
   maxRooms: number;
+  /** Reverse proxies whose connections name their clients: none. */
+  trustProxy: readonly string[];
 }> = Object.freeze({
   maxConnections: 100_000,
   maxConnectionsPerIp: 1_000,
@@ -69,4 +71,5 @@ export const DEFAULT_LIMITS: Readonly<{
   authWindow: 60_000,
   upstreamRate: 100,
   maxRooms: 100_000,
+  trustProxy: Object.freeze([]),
 });

@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import { positive } from "./_util.ts";
 import { DEFAULT_LIMITS } from "./defaults.ts";
 import type { Channel } from "./channel.ts";
+import { TrustedProxies } from "./trusted_proxies.ts";
 // deno-lint-ignore no-unused-vars
 import type { OperatorUnavailableError } from "./operator_unavailable_error.ts";
 
@@ -51,6 +52,14 @@ export interface CometLimits {
    * `rate limit: upstream messages`.
    */
   upstreamRate?: number;
+  /**
+   * Addresses and CIDR ranges of reverse proxies in front of this server
+   * (`--trust-proxy`). A connection from one is admitted at accept against
+   * `maxConnections` alone; the per-IP limits apply, once its transport has
+   * read the client's address from the proxy's header (`X-Forwarded-For`),
+   * to that address.
+   */
+  trustProxy?: readonly string[];
   /**
    * Rooms with members on this node. A client joining a new room beyond it
    * (at auth or with op 12) is closed with op 6
@@ -152,6 +161,8 @@ export class Limits {
   readonly upstreamRate: number;
   /** Whether any per-IP limit is on, and so per-IP records are kept. */
   readonly perIp: boolean;
+  /** The reverse proxies whose connections name their clients (see `trustProxy`). */
+  readonly proxies: TrustedProxies;
   #hits: LimitHits;
   #logger: Logger;
   #clock: Clock;
@@ -167,7 +178,8 @@ export class Limits {
   /**
    * Checks the limits.
    *
-   * @throws {RangeError} When a limit is not a positive number or Infinity.
+   * @throws {RangeError} When a limit is not a positive number or Infinity,
+   * or a trusted proxy is not an address or range.
    */
   constructor(limits: CometLimits, hits: LimitHits, logger: Logger, clock: Clock) {
     this.#hits = hits;
@@ -180,6 +192,7 @@ export class Limits {
     this.#authWindow = positive("Auth window", limits.authWindow, DEFAULT_LIMITS.authWindow);
     this.upstreamRate = _limit("Upstream rate", limits.upstreamRate, false);
     this.#maxRooms = _limit("Max rooms", limits.maxRooms, true);
+    this.proxies = new TrustedProxies(limits.trustProxy);
     this.perIp = this.#maxPerIp !== Infinity || this.#connectRate !== Infinity ||
       this.#maxAuthAttempts !== Infinity;
   }
@@ -189,7 +202,19 @@ export class Limits {
    * already; counts it in when admitted.
    */
   admit(ip: string, live: number): boolean {
-    if (live >= this.#maxConnections) return this.#refuse("connections", ip);
+    return this.admitTotal(ip, live) && this.admitPeer(ip);
+  }
+
+  /** Whether one more connection (from `ip`, for the log) fits `maxConnections`, with `live` already. */
+  admitTotal(ip: string, live: number): boolean {
+    return live < this.#maxConnections || this.#refuse("connections", ip);
+  }
+
+  /**
+   * Whether a connection from `ip` passes the per-IP limits; counts it in
+   * when it does. For a proxied connection, once its client is known.
+   */
+  admitPeer(ip: string): boolean {
     if (!this.perIp) return true;
     const now = this.#clock.now();
     if (now - this.#sweptAt >= _SWEEP_INTERVAL) this.#sweep(now);

@@ -97,13 +97,20 @@ export class Sessions {
 
   /** Starts serving `wire`; `onEnd` runs once the connection is fully closed. */
   serve(wire: Wire, onEnd?: () => void): void {
-    const parts = this.#parts;
-    if (this.#closing || !parts.limits.admit(wire.info.remoteAddr.hostname, this.#live)) {
+    const { limits } = this.#parts;
+    const ip = wire.info.remoteAddr.hostname;
+    // A trusted proxy's connection is counted by its client's address, once the wire knows it.
+    const proxied = limits.proxies.trusts(ip);
+    const admitted = proxied ? limits.admitTotal(ip, this.#live) : limits.admit(ip, this.#live);
+    if (this.#closing || !admitted) {
+      if (admitted && !proxied) limits.release(ip);
       wire.close();
       onEnd?.();
       return;
     }
+    const parts = this.#parts;
     const ch = new Channel(wire, this.#channels);
+    if (!proxied) ch._peerIp = ip;
     this.#live++;
     parts.stats.accepted++;
     this.#handshaking.add(ch);
@@ -171,6 +178,15 @@ export class Sessions {
   #authenticate(ch: Channel, frame: Frame): boolean | Promise<boolean> {
     // Asked for once: a wire may make it on each call.
     const info = ch.info;
+    if (ch._peerIp === undefined) {
+      // Through a trusted proxy: the wire has read its client's address by now.
+      const ip = info.remoteAddr.hostname;
+      if (!this.#parts.limits.admitPeer(ip)) {
+        ch.close("limit: too many connections from this address");
+        return false;
+      }
+      ch._peerIp = ip;
+    }
     let ask: RecoverAsk | undefined;
     let result: Session | PromiseLike<Session>;
     try {
@@ -342,7 +358,7 @@ export class Sessions {
     if (ch.state !== "closing") ch.abort();
     await ch._done();
     deadlines.remove(ch);
-    limits.release(ch.info.remoteAddr.hostname);
+    if (ch._peerIp !== undefined) limits.release(ch._peerIp);
     if (ch._traced) {
       events.trace(ch, "closed", { reason: ch._closeReason || "closed by the client or network" });
     }

@@ -15,6 +15,8 @@ import {
   WsOpcode,
 } from "./websocket_codec.ts";
 import { WebSocketParser } from "./websocket_parser.ts";
+import { forwardedClient } from "./forwarded_for.ts";
+import { TrustedProxies } from "../server/trusted_proxies.ts";
 import { decodeGoimMessage, encodeGoimMessages, type MessageHeader } from "./ws_batch.ts";
 import { BatchCache } from "./batch_cache.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -79,10 +81,16 @@ function _lingerClose(conn: Deno.Conn, frame: Uint8Array, traffic: TrafficCounte
   writeAll(conn, frame, traffic).catch(() => {}).finally(() => _release(conn));
 }
 
-/** `info` with headers, as a literal of three properties (see WsWire's upgrade). */
-function _withHeaders(info: ConnInfo, headers: Headers): ConnInfo {
-  return { transport: info.transport, remoteAddr: info.remoteAddr, headers };
+/**
+ * `info` with headers, as a literal of three properties (see WsWire's
+ * upgrade), and the client's address when a trusted proxy forwarded it.
+ */
+function _withHeaders(info: ConnInfo, headers: Headers, proxies: TrustedProxies): ConnInfo {
+  const remoteAddr = forwardedClient(info.remoteAddr, headers, proxies);
+  return { transport: info.transport, remoteAddr, headers };
 }
+
+const _NO_PROXIES = new TrustedProxies();
 
 function _ended(): false {
   return false;
@@ -104,6 +112,12 @@ export interface WsWireOptions {
    * performs it.
    */
   upgraded?: { headers: Headers; rest?: Uint8Array };
+  /**
+   * Reverse proxies whose upgrades name their client in `X-Forwarded-For`
+   * (see {@linkcode forwardedClient}); `info.remoteAddr` is then the client.
+   * Default: none.
+   */
+  proxies?: TrustedProxies;
 }
 
 /**
@@ -151,6 +165,7 @@ export class WsWire extends StreamWire implements Wire {
   /** Writes waiting for the one under way; made on first need. */
   #waiters: (() => void)[] | undefined;
   #traffic: TrafficCounter;
+  #proxies: TrustedProxies;
 
   /**
    * Wraps an accepted connection that has not been upgraded yet (or has, with
@@ -179,8 +194,9 @@ export class WsWire extends StreamWire implements Wire {
       remoteAddr: conn.remoteAddr as Deno.NetAddr,
     };
     this.#traffic = trafficCounter(this.#info.transport);
+    this.#proxies = options.proxies ?? _NO_PROXIES;
     if (options.upgraded) {
-      this.#info = _withHeaders(this.#info, options.upgraded.headers);
+      this.#info = _withHeaders(this.#info, options.upgraded.headers, this.#proxies);
       this.#parser.push(options.upgraded.rest ?? EMPTY);
       this.#state = "open";
     } else {
@@ -360,7 +376,7 @@ export class WsWire extends StreamWire implements Wire {
     }
     // A new object, headers in it from the start: adding the property later
     // would give every connection's info a separate property store.
-    this.#info = _withHeaders(this.#info, upgrade.headers);
+    this.#info = _withHeaders(this.#info, upgrade.headers, this.#proxies);
     this.#parser.push(upgrade.rest);
     this.#state = "open";
     return true;
@@ -440,7 +456,11 @@ export function listenWs(comet: Comet, options: WsListenOptions): Acceptor {
     throw new TypeError(`Path must start with "/": ${options.path}`);
   }
   const transport = options.tls ? "wss" : "ws";
-  const wireOptions: WsWireOptions = { maxBody: comet.maxBody, transport };
+  const wireOptions: WsWireOptions = {
+    maxBody: comet.maxBody,
+    transport,
+    proxies: comet.trustedProxies,
+  };
   if (options.path !== undefined) wireOptions.path = options.path;
   if (options.maxHeadSize !== undefined) wireOptions.maxHeadSize = options.maxHeadSize;
   return new Acceptor(
