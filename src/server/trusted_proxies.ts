@@ -67,10 +67,7 @@ function _v6(text: string): number[] | undefined {
  * ```
  */
 export function parseIp(text: string): number[] | undefined {
-  let t = text.trim();
-  if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
-  const zone = t.indexOf("%");
-  if (zone >= 0) t = t.slice(0, zone);
+  const t = _bare(text);
   const v4 = _v4(t);
   if (v4 !== undefined) return [0, 0, 0xffff, v4];
   const g = _v6(t);
@@ -83,11 +80,20 @@ export function parseIp(text: string): number[] | undefined {
   ];
 }
 
+/** `text` without surrounding space, brackets or a zone: the address parseIp reads. */
+function _bare(text: string): string {
+  let t = text.trim();
+  if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
+  const zone = t.indexOf("%");
+  return zone < 0 ? t : t.slice(0, zone);
+}
+
 function _range(text: string): _Range {
   const slash = text.indexOf("/");
   const address = slash < 0 ? text : text.slice(0, slash);
   const words = parseIp(address);
-  const v4 = _v4(address.trim()) !== undefined;
+  // The family as parseIp read it: "[10.0.0.0]/8" taken as 8 of 128 bits would trust all IPv4.
+  const v4 = _v4(_bare(address)) !== undefined;
   const max = v4 ? 32 : 128;
   const prefix = text.slice(slash + 1);
   const bits = slash < 0 ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
