@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { isIP } from "node:net";
 import { parseIp, TrustedProxies } from "../src/server/trusted_proxies.ts";
 
 Deno.test("addresses and ranges of both families are trusted, nothing else", () => {
@@ -119,6 +120,33 @@ Deno.test("a seeded table of addresses and ranges agrees with a 128-bit referenc
       const want = _inRange(_big(groups), _big(baseGroups), v4 ? bits + 96 : bits);
       assert.equal(proxies.trusts(text), want, `${text} in ${entry}`);
     }
+  }
+});
+
+Deno.test("what is read as an address agrees with node:net's isIP, mutations included", () => {
+  const rnd = _random(7);
+  const alphabet = "0123456789abcdef:.";
+  for (let i = 0; i < 5_000; i++) {
+    const groups = _groups(rnd);
+    let text = rnd() < 0.3 ? _v4Text(Math.floor(rnd() * 2 ** 32)) : _v6Text(groups, rnd);
+    if (rnd() < 0.2 && !text.includes(".")) {
+      text = `${text.split(":").slice(0, -2).join(":")}:${_v4Text(Math.floor(rnd() * 2 ** 32))}`;
+    } else if (rnd() < 0.1) {
+      // An IPv4 part anywhere but last: never an address.
+      text = `${_v4Text(Math.floor(rnd() * 2 ** 32))}::${rnd() < 0.5 ? "" : "5"}`;
+    }
+    // Up to three edits: a character dropped, doubled or put in.
+    for (let n = Math.floor(rnd() * 4); n > 0; n--) {
+      const at = Math.floor(rnd() * (text.length + 1));
+      const pick = rnd();
+      const ch = alphabet[Math.floor(rnd() * alphabet.length)]!;
+      text = pick < 0.33
+        ? text.slice(0, at) + text.slice(at + 1)
+        : pick < 0.66
+        ? text.slice(0, at) + text.slice(at, at + 1) + text.slice(at)
+        : text.slice(0, at) + ch + text.slice(at);
+    }
+    assert.equal(parseIp(text) !== undefined, isIP(text) !== 0, JSON.stringify(text));
   }
 });
 
