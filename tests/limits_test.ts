@@ -384,3 +384,93 @@ for (const t of TRANSPORTS.filter((row) => row.name === "ws" || row.name === "ha
     assert.equal(hub.comet.stats.limitHits.connectionsPerIp, 1);
   });
 }
+
+for (const t of TRANSPORTS.filter((row) => row.name === "ws" || row.name === "handler")) {
+  Deno.test(`limits over ${t.name}: proxied clients opened and closed every way give their per-IP counts back`, async () => {
+    let pending: (() => void) | undefined;
+    const operator: Operator = {
+      connect({ body }) {
+        const auth = JSON.parse(text(body)) as { mid: number; refuse?: boolean; wait?: boolean };
+        if (auth.refuse) throw new Error("refused");
+        const session = { mid: auth.mid, accepts: [1000] };
+        if (!auth.wait) return session;
+        return new Promise((resolve) => (pending = () => resolve(session)));
+      },
+    };
+    await using hub = await Hub.start(
+      { operator, limits: { maxConnectionsPerIp: 1, trustProxy: ["127.0.0.1"] } },
+      t,
+    );
+    const port = hub.served(t).port;
+    const via = (ip: string | undefined): Record<string, string> =>
+      ip === undefined ? {} : { "X-Forwarded-For": `198.51.100.99, ${ip}` };
+    const settled = () => until(() => hub.comet.timers === 0 && hub.comet.handshaking === 0);
+    // Clients, the proxy itself among them (no header, or one that names no address).
+    const clients = ["203.0.113.1", "2001:db8::1", undefined, "unknown"];
+    let mid = 0;
+    let seed = 11;
+    const pick = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+    for (let round = 0; round < 40; round++) {
+      const headers = via(clients[pick(clients.length)]);
+      switch (pick(7)) {
+        case 0: { // Closed before the upgrade.
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          conn.close();
+          break;
+        }
+        case 1: { // Upgraded, closed before auth.
+          await (await hub.connect(t, headers)).close();
+          break;
+        }
+        case 2: { // Registered, then gone.
+          await (await hub.auth({ mid: ++mid }, t, headers)).leave();
+          break;
+        }
+        case 3: { // A second connection of a registered client: refused for its count.
+          const a = await hub.auth({ mid: ++mid }, t, headers);
+          const b = await hub.connect(t, headers);
+          await b.send(Op.Auth, JSON.stringify({ mid: ++mid }));
+          assert.ok(await b.closedByServer(), "over the per-IP limit");
+          await a.leave();
+          await b.close();
+          break;
+        }
+        case 4: { // Refused by the operator.
+          const c = await hub.connect(t, headers);
+          await c.send(Op.Auth, JSON.stringify({ mid: ++mid, refuse: true }));
+          assert.ok(await c.closedByServer());
+          await c.close();
+          break;
+        }
+        case 5: { // Gone while the operator is still answering.
+          const c = await hub.connect(t, headers);
+          await c.send(Op.Auth, JSON.stringify({ mid: ++mid, wait: true }));
+          assert.ok(await until(() => pending !== undefined), "the operator is asked");
+          await c.close();
+          pending!();
+          pending = undefined;
+          break;
+        }
+        default: { // A bad auth frame: a protocol error.
+          const c = await hub.connect(t, headers);
+          await c.send(Op.Auth, "{");
+          assert.ok(await c.closedByServer());
+          await c.close();
+        }
+      }
+      assert.ok(await settled(), `round ${round} ends with nothing live`);
+    }
+    // Every count is back at 0, none below: each client has one connection, and only one.
+    const held = [];
+    for (const ip of ["203.0.113.1", "2001:db8::1", undefined]) {
+      held.push(await hub.auth({ mid: ++mid }, t, via(ip)));
+      const again = await hub.connect(t, via(ip));
+      await again.send(Op.Auth, JSON.stringify({ mid: ++mid }));
+      assert.ok(await again.closedByServer(), `a second from ${ip} is refused`);
+    }
+    for (const c of held) {
+      await c.send(Op.Heartbeat);
+      assert.equal((await c.next()).op, Op.HeartbeatReply, "still served");
+    }
+  });
+}

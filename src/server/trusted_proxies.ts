@@ -32,13 +32,14 @@ function _v4(text: string): number | undefined {
 function _v6(text: string): number[] | undefined {
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
-  const groups = (half: string): number[] | undefined => {
+  // An IPv4 part may end the address only: "1.2.3.4::" is no address.
+  const groups = (half: string, last: boolean): number[] | undefined => {
     if (half === "") return [];
     const out: number[] = [];
     const parts = half.split(":");
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
-      if (i === parts.length - 1 && part.includes(".")) {
+      if (last && i === parts.length - 1 && part.includes(".")) {
         const v4 = _v4(part);
         if (v4 === undefined) return undefined;
         out.push(v4 >>> 16, v4 & 0xffff);
@@ -47,8 +48,8 @@ function _v6(text: string): number[] | undefined {
     }
     return out;
   };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  const head = groups(halves[0]!, halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1]!, true) : [];
   if (head === undefined || tail === undefined) return undefined;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
@@ -67,10 +68,7 @@ function _v6(text: string): number[] | undefined {
  * ```
  */
 export function parseIp(text: string): number[] | undefined {
-  let t = text.trim();
-  if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
-  const zone = t.indexOf("%");
-  if (zone >= 0) t = t.slice(0, zone);
+  const t = _bare(text);
   const v4 = _v4(t);
   if (v4 !== undefined) return [0, 0, 0xffff, v4];
   const g = _v6(t);
@@ -83,11 +81,20 @@ export function parseIp(text: string): number[] | undefined {
   ];
 }
 
+/** `text` without surrounding space, brackets or a zone: the address parseIp reads. */
+function _bare(text: string): string {
+  let t = text.trim();
+  if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
+  const zone = t.indexOf("%");
+  return zone < 0 ? t : t.slice(0, zone);
+}
+
 function _range(text: string): _Range {
   const slash = text.indexOf("/");
   const address = slash < 0 ? text : text.slice(0, slash);
   const words = parseIp(address);
-  const v4 = _v4(address.trim()) !== undefined;
+  // The family as parseIp read it: "[10.0.0.0]/8" taken as 8 of 128 bits would trust all IPv4.
+  const v4 = _v4(_bare(address)) !== undefined;
   const max = v4 ? 32 : 128;
   const prefix = text.slice(slash + 1);
   const bits = slash < 0 ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
