@@ -352,16 +352,19 @@ for (const t of TRANSPORTS.filter((row) => row.name === "ws" || row.name === "ha
     assert.deepEqual(seen, ["203.0.113.1", "203.0.113.2"], "the operator sees the client");
     // A second connection of the first client passes the proxy but not its limit.
     const again = await hub.connect(t, from("203.0.113.1"));
-    await again.send(Op.Auth, JSON.stringify({ mid: 3 }));
     if (t.name === "ws") {
-      // The listener reads the proxy's header after accepting: the refusal comes at auth.
+      // The listener reads the proxy's header after accepting: refused as soon as the
+      // upgrade names the client, with no auth frame sent.
       const refusal = await again.next();
       assert.deepEqual(
         [refusal.op, text(refusal.body)],
         [Op.DisconnectReply, "limit: too many connections from this address"],
       );
-    } // The handler has the header before the hub sees the connection: refused at once.
-    assert.ok(await again.closedByServer(3_000), "refused at auth for its client's count");
+    } else {
+      // The handler has the header before the hub sees the connection: refused at once.
+      await again.send(Op.Auth, JSON.stringify({ mid: 3 }));
+    }
+    assert.ok(await again.closedByServer(3_000), "refused for its client's count");
     assert.equal(hub.comet.stats.limitHits.connectionsPerIp, 1);
     assert.deepEqual(seen, ["203.0.113.1", "203.0.113.2"], "refused before the operator");
     // Its count is given back on close: the client may come again.

@@ -55,7 +55,7 @@ export interface CometLimits {
   /**
    * Addresses and CIDR ranges of reverse proxies in front of this server
    * (`--trust-proxy`). A connection from one is admitted at accept against
-   * `maxConnections` alone; the per-IP limits apply, once its transport has
+   * `maxConnections` alone; the per-IP limits apply, as soon as its transport has
    * read the client's address from the proxy's header (`X-Forwarded-For`),
    * to that address.
    */

@@ -111,6 +111,8 @@ export class Sessions {
     const parts = this.#parts;
     const ch = new Channel(wire, this.#channels);
     if (!proxied) ch._peerIp = ip;
+    // Counted by its client as soon as the wire knows it, not only at the auth frame.
+    else wire._whenClientKnown?.(() => this.#admitClient(ch));
     this.#live++;
     parts.stats.accepted++;
     this.#handshaking.add(ch);
@@ -170,6 +172,21 @@ export class Sessions {
   }
 
   /**
+   * Counts a proxied connection under its client's address, or closes it
+   * with op 6 when that address is over a per-IP limit; false then.
+   */
+  #admitClient(ch: Channel): boolean {
+    if (ch.state !== "handshake") return false;
+    const ip = ch.info.remoteAddr.hostname;
+    if (!this.#parts.limits.admitPeer(ip)) {
+      ch.close("limit: too many connections from this address");
+      return false;
+    }
+    ch._peerIp = ip;
+    return true;
+  }
+
+  /**
    * Asks the operator about the auth frame and registers the session.
    * Whether the connection is registered: at once for a synchronous operator
    * (the usual case: no turn of the event loop is spent waiting), else once
@@ -178,15 +195,8 @@ export class Sessions {
   #authenticate(ch: Channel, frame: Frame): boolean | Promise<boolean> {
     // Asked for once: a wire may make it on each call.
     const info = ch.info;
-    if (ch._peerIp === undefined) {
-      // Through a trusted proxy: the wire has read its client's address by now.
-      const ip = info.remoteAddr.hostname;
-      if (!this.#parts.limits.admitPeer(ip)) {
-        ch.close("limit: too many connections from this address");
-        return false;
-      }
-      ch._peerIp = ip;
-    }
+    // Through a trusted proxy, and not counted yet: the wire's address is final by now.
+    if (ch._peerIp === undefined && !this.#admitClient(ch)) return false;
     let ask: RecoverAsk | undefined;
     let result: Session | PromiseLike<Session>;
     try {

@@ -125,6 +125,13 @@ export interface Wire {
    */
   _listen?(reader: FrameReader): void;
   /**
+   * Optional, for wires whose handshake can name a different client than
+   * the socket's peer (a WebSocket upgrade through a trusted proxy): the hub
+   * calls this at most once, before reading, and the wire calls `known` as
+   * soon as `info.remoteAddr` is final, before it hands over a frame.
+   */
+  _whenClientKnown?(known: () => void): void;
+  /**
    * Writes all of `data`; rejects when the connection is gone. Resolves
    * `true` when the socket did not take it all at once (the peer reads
    * slower than it is written to), which the hub's slow-consumer rule

@@ -166,6 +166,8 @@ export class WsWire extends StreamWire implements Wire {
   #waiters: (() => void)[] | undefined;
   #traffic: TrafficCounter;
   #proxies: TrustedProxies;
+  /** Set by the hub for a proxied connection until the upgrade names its client. */
+  #clientKnown: (() => void) | undefined;
 
   /**
    * Wraps an accepted connection that has not been upgraded yet (or has, with
@@ -219,8 +221,22 @@ export class WsWire extends StreamWire implements Wire {
    * message is not exactly one well-formed goim frame.
    */
   override read(): Promise<Frame | null> {
-    if (this.#state === "handshake") return this.#upgrade().then((ok) => ok ? this.read() : null);
+    if (this.#state === "handshake") {
+      return this.#upgrade().then((ok) => {
+        if (!ok) return null;
+        const known = this.#clientKnown;
+        this.#clientKnown = undefined;
+        known?.();
+        return this.read();
+      });
+    }
     return super.read();
+  }
+
+  /** Calls `known` once the upgrade has named the client (see `Wire._whenClientKnown`). */
+  _whenClientKnown(known: () => void): void {
+    if (this.#state === "handshake") this.#clientKnown = known;
+    else known();
   }
 
   /** The read buffers' pool. */
