@@ -17,6 +17,7 @@ import {
   readLimit,
   readLine,
   readPath,
+  readSeconds,
   readSize,
   readWorkers,
 } from "./config_values.ts";
@@ -240,7 +241,7 @@ export const FLAGS: readonly Flag[] = [
     help: `seconds each stream keeps its pushes, or a duration such as 2m (default ${
       DEFAULTS.historyTtl / 1000
     })`,
-    parse: (v, c) => void (c.historyTtl = _seconds(v)),
+    parse: (v, c) => void (c.historyTtl = readSeconds(v)),
   },
   {
     name: "history-memory",
@@ -495,19 +496,3 @@ export const FLAGS: readonly Flag[] = [
     },
   },
 ];
-
-/** Seconds as a bare number (`120`, `0.5`), or a duration with its unit (`2m`); in milliseconds. */
-function _seconds(text: string): number {
-  let ms = NaN;
-  try {
-    ms = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? Number(text) * 1000 : parseDuration(text);
-  } catch {
-    // Said below, with both forms.
-  }
-  if (!(ms > 0 && Number.isFinite(ms))) {
-    throw new RangeError(
-      `Must be a positive number of seconds, or a duration with a unit (ms, s, m, h): ${text}`,
-    );
-  }
-  return ms;
-}

@@ -86,6 +86,25 @@ export function readWorkers(text: string): number | "auto" {
   return n;
 }
 
+/**
+ * @internal Seconds as a bare number (`120`, `0.5`), or a duration with its
+ * unit (`2m`); in milliseconds.
+ */
+export function readSeconds(text: string): number {
+  let ms = NaN;
+  try {
+    ms = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? Number(text) * 1000 : parseDuration(text);
+  } catch {
+    // Said below, with both forms.
+  }
+  if (!(ms > 0 && Number.isFinite(ms))) {
+    throw new RangeError(
+      `Must be a positive number of seconds, or a duration with a unit (ms, s, m, h): ${text}`,
+    );
+  }
+  return ms;
+}
+
 const _SIZES: Record<string, number> = { "": 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
 
 /**

@@ -285,10 +285,9 @@ Deno.test("a key push is delivered where it is taken and posted to the others, a
   assert.ok(await until(() => w.hubs[0]!.stream("keys").length === 1));
 });
 
-Deno.test("a stream another worker owns is never stamped here, and the bug is logged once", () => {
-  const errors: string[] = [];
-  const logger: Logger = { ...silentLogger, error: (message) => errors.push(message) };
-  const link = {
+/** A bus link of worker 0 that reaches nobody, logging to `logger`. */
+function _loneLink(logger: Logger) {
+  return {
     workerId: 0,
     send: () => false,
     heard: () => false,
@@ -296,6 +295,12 @@ Deno.test("a stream another worker owns is never stamped here, and the bug is lo
     schedule: () => {},
     logger: () => logger,
   };
+}
+
+Deno.test("a stream another worker owns is never stamped here, and the bug is logged once", () => {
+  const errors: string[] = [];
+  const logger: Logger = { ...silentLogger, error: (message) => errors.push(message) };
+  const link = _loneLink(logger);
   const streams = new BusStreams(link, { limits: LIMITS, workers: 2, timeout: 1_000 });
   const theirs = roomStream(`live://${ownedBy(1, 2, (n) => roomStream(`live://${n}`))}`);
   const mine = roomStream(`live://${ownedBy(0, 2, (n) => roomStream(`live://${n}`))}`);
@@ -465,14 +470,7 @@ Deno.test("real servers: a client resumes on another worker and gets what it mis
 Deno.test("an isolate's history reset keeps its eviction counters running and warns through the bus's logger", () => {
   const warnings: string[] = [];
   const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
-  const link = {
-    workerId: 0,
-    send: () => false,
-    heard: () => false,
-    flush: () => {},
-    schedule: () => {},
-    logger: () => logger,
-  };
+  const link = _loneLink(logger);
   // Each isolate orders its own streams (no `workers`), under a cap a few pushes fill.
   const streams = new BusStreams(link, { limits: { ...LIMITS, memory: 4_000 }, timeout: 1_000 });
   const kb = new Uint8Array(1000);

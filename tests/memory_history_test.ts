@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MemoryHistory } from "../src/server/memory_history.ts";
 import type { HistoryFigures, StreamAnswer } from "../src/server/streams.ts";
+import { mulberry32 } from "./_random.ts";
 
 const body = (s: string) => new TextEncoder().encode(s);
 const bodies = (a: StreamAnswer) => a.entries.map((e) => new TextDecoder().decode(e.body));
@@ -206,18 +207,6 @@ Deno.test("without a cap nothing is evicted, and a cap must be positive", () => 
     assert.throws(() => new MemoryHistory({ size: 1, ttl: 1000, memory }), RangeError);
   }
 });
-
-/** A PRNG the randomized tests seed, so that a failure replays. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("a long random run keeps held true to what is kept, under the cap, and never replays in part", () => {
   // Names of one length, so that held = bytes + 96 a push + (224 + length) a stream, exactly.

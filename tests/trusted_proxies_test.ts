@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import { parseIp, TrustedProxies } from "../src/server/trusted_proxies.ts";
+import { mulberry32 as _random } from "./_random.ts";
 
 Deno.test("addresses and ranges of both families are trusted, nothing else", () => {
   const proxies = new TrustedProxies(["127.0.0.1", "10.0.0.0/8", "fd00::/8", "::1"]);
@@ -52,17 +53,6 @@ Deno.test("an entry that is not an address or a range is refused, naming it", ()
 });
 
 // --- a seeded table against a simple reference ------------------------------------
-
-/** A small seeded generator (mulberry32): the same cases on every run. */
-function _random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The reference: an address as one 128-bit number, a range as a masked compare. */
 function _big(groups: readonly number[]): bigint {
