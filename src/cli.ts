@@ -110,21 +110,39 @@ export async function main(args: readonly string[]): Promise<number> {
   return await _serveWorkers(cfg, workers, logger);
 }
 
-/** Calls `stop` on SIGINT and SIGTERM, once; returns how to stop listening. */
-function _onSignals(stop: (signal: string) => void): () => void {
-  let stopping = false;
+/** What {@linkcode _onSignals} gives: where the first signal goes, and how to stop listening. */
+interface _Signals {
+  /** Calls `stop` on the first SIGINT or SIGTERM, at once if one came already. */
+  onStop(stop: (signal: string) => void): void;
+  unlisten(): void;
+}
+
+/**
+ * Listens for SIGINT and SIGTERM before the server starts: a signal listener
+ * takes a descriptor, and once clients are being accepted none may be left
+ * (Deno then panics). A signal that comes before `onStop` waits for it.
+ */
+function _onSignals(): _Signals {
+  let got: string | undefined;
+  let stop: ((signal: string) => void) | undefined;
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const handlers = signals.map((s) =>
     [s, () => {
       // A signal sent to the whole process group (a supervisor, `timeout`) may arrive twice.
-      if (stopping) return;
-      stopping = true;
-      stop(s);
+      if (got !== undefined) return;
+      got = s;
+      stop?.(s);
     }] as const
   );
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  return () => {
-    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  return {
+    onStop(fn) {
+      stop = fn;
+      if (got !== undefined) fn(got);
+    },
+    unlisten() {
+      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    },
   };
 }
 
@@ -132,16 +150,18 @@ function _onSignals(stop: (signal: string) => void): () => void {
 async function _serveAlone(cfg: CliConfig, logger: Logger): Promise<number> {
   // Ends webhook calls still in flight once the server has stopped.
   const stopped = new AbortController();
+  const signals = _onSignals();
   let server;
   try {
     server = await serveConfig(cfg, { logger, signal: stopped.signal });
   } catch (err) {
+    signals.unlisten();
     if (!(err instanceof StartError)) throw err;
     console.error(`comet: ${err.message}`);
     return err.code;
   }
   logListening(logger, cfg, server.addrs);
-  const unlisten = _onSignals((signal) => {
+  signals.onStop((signal) => {
     logger.info("Shutting down", { signal });
     const hard = setTimeout(() => {
       logger.error("Shutdown took too long; exiting");
@@ -151,7 +171,7 @@ async function _serveAlone(cfg: CliConfig, logger: Logger): Promise<number> {
   });
   await server.finished;
   stopped.abort();
-  unlisten();
+  signals.unlisten();
   logger.info("Stopped");
   return 0;
 }
@@ -178,10 +198,13 @@ async function _serveWorkers(cfg: CliConfig, workers: number, logger: Logger): P
     return 2;
   }
   const supervisor = new Supervisor({ config: cfg, workers, logger });
+  // Before the workers accept anyone: their clients share this process's descriptors.
+  const signals = _onSignals();
   let addrs;
   try {
     addrs = await supervisor.start();
   } catch (err) {
+    signals.unlisten();
     if (!(err instanceof StartError)) throw err;
     console.error(`comet: ${err.message}`);
     return err.code;
@@ -189,12 +212,12 @@ async function _serveWorkers(cfg: CliConfig, workers: number, logger: Logger): P
   logListening(logger, cfg, addrs, { workers });
   let stopped!: (ok: boolean) => void;
   const finished = new Promise<boolean>((resolve) => stopped = resolve);
-  const unlisten = _onSignals((signal) => {
+  signals.onStop((signal) => {
     logger.info("Shutting down", { signal, workers });
     void supervisor.shutdown(_HARD_EXIT_MS).then(stopped);
   });
   const ok = await finished;
-  unlisten();
+  signals.unlisten();
   if (!ok) {
     logger.error("Shutdown took too long; exiting");
     return 1;
