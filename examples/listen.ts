@@ -4,10 +4,10 @@
 //   deno run --allow-net examples/listen.ts                      # room live://1000, op 1000
 //   deno run --allow-net examples/listen.ts --room live://7 --op 1001 --url ws://host:3102/sub
 //
-// It speaks goim over WebSocket through the client SDK (`connect` from mod.ts), which
+// It speaks goim over WebSocket through the client SDK (`Client` from mod.ts), which
 // heartbeats and reconnects by itself; Ctrl-C stops it. On an error it prints one line
 // and exits non-zero (2 for bad arguments).
-import { connect, ConnectionClosedError } from "../mod.ts";
+import { Client, ConnectionClosedError, openLink } from "../mod.ts";
 import { readArgs, runExample, UsageError } from "./_cli.ts";
 
 await runExample("listen.ts", async () => {
@@ -25,15 +25,23 @@ await runExample("listen.ts", async () => {
   if (!Number.isSafeInteger(mid) || mid < 0) {
     throw new UsageError(`--mid must be a whole number: ${values.mid}`);
   }
-  let client;
+  const client = new Client(values.url, {
+    mid,
+    roomId: values.room,
+    accepts: [op],
+    link: openLink,
+  });
+  // Before it opens: a push that arrives with the auth reply (one sent the moment the
+  // server lists this client as online) would find no handler yet.
+  const decoder = new TextDecoder();
+  client.on(op, (frame) => console.log(`push op ${op}: ${decoder.decode(frame.body)}`));
   try {
-    client = await connect(values.url, { mid, roomId: values.room, accepts: [op] });
+    await client.opened;
   } catch (err) {
+    await client.close();
     if (!(err instanceof ConnectionClosedError)) throw err;
     throw new Error(`${err.message}; is the server running? (deno task start)`);
   }
-  const decoder = new TextDecoder();
-  client.on(op, (frame) => console.log(`push op ${op}: ${decoder.decode(frame.body)}`));
   console.log(`listening in ${values.room} for op ${op} as mid ${mid}`);
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
   await client.close();
