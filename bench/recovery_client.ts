@@ -73,6 +73,8 @@ export interface StreamClientOptions {
   room: string;
   /** Check that each body reads `<stream>#<offset>` (one publisher per stream, fresh streams). */
   checkBodies: boolean;
+  /** Keep every body taken, in order, in {@linkcode StreamClient.bodies}. */
+  keepBodies?: boolean;
 }
 
 const _enc = new TextEncoder();
@@ -85,6 +87,8 @@ export class StreamClient {
   readonly positions = new Map<StreamSlot, Position>();
   /** FNV-1a over every (offset, body) taken, in order: equal digests, equal sequences. */
   digest = 0x811c9dc5;
+  /** The bodies taken, in order, when `keepBodies` is set. */
+  readonly bodies: string[] = [];
   #conn: Deno.TcpConn | undefined;
   #reading: Promise<void> | undefined;
   #steps: Promise<void> = Promise.resolve();
@@ -242,6 +246,7 @@ export class StreamClient {
     let h = Math.imul(this.digest ^ p.offset, 0x01000193);
     for (const byte of p.body) h = Math.imul(h ^ byte, 0x01000193);
     this.digest = h >>> 0;
+    if (this.options.keepBodies) this.bodies.push(_dec.decode(p.body));
     if (!this.options.checkBodies) return;
     const text = _dec.decode(p.body);
     const name = slot === "room"

@@ -31,7 +31,11 @@ try {
   const room = "live://order";
   const clients: StreamClient[] = [];
   for (let i = 0; i < members; i++) {
-    clients.push(new StreamClient({ mid: i + 1, key: `o${i}`, room, checkBodies: false }));
+    // One member keeps what it took: the publishers' own order is checked on its sequence,
+    // which the digests show every other member shares.
+    clients.push(
+      new StreamClient({ mid: i + 1, key: `o${i}`, room, checkBodies: false, keepBodies: i === 0 }),
+    );
   }
   for (let i = 0; i < members; i += 50) {
     await Promise.all(
@@ -73,6 +77,15 @@ try {
     const d = `${t.received}:${c.digest}`;
     digests.set(d, (digests.get(d) ?? 0) + 1);
   }
+  // Each publisher's pushes in the order it sent them (A#1 before A#2, ...; a refused one
+  // leaves a hole, never a step back).
+  let reordered = 0;
+  const last = new Map<string, number>();
+  for (const body of clients[0]!.bodies) {
+    const [name, k] = body.split("#");
+    if (Number(k) <= (last.get(name!) ?? 0)) reordered++;
+    last.set(name!, Number(k));
+  }
   await Promise.all(clients.map((c) => c.cut()));
   const result = {
     members,
@@ -83,10 +96,12 @@ try {
     short,
     gaps,
     duplicates,
+    reordered,
     seconds: Math.round((performance.now() - started) / 1000),
   };
   console.log(JSON.stringify(result));
-  Deno.exitCode = digests.size === 1 && short === 0 && gaps === 0 && duplicates === 0 ? 0 : 1;
+  const same = digests.size === 1 && short === 0 && gaps === 0 && duplicates === 0;
+  Deno.exitCode = same && reordered === 0 ? 0 : 1;
 } finally {
   await stopNodes(nodes);
   await redis.stop();

@@ -28,8 +28,9 @@ Deno.test({
         gaps: result.gaps,
         duplicates: result.duplicates,
         refused: result.refused,
+        reordered: result.reordered,
       },
-      { sequences: 1, short: 0, gaps: 0, duplicates: 0, refused: 0 },
+      { sequences: 1, short: 0, gaps: 0, duplicates: 0, refused: 0, reordered: 0 },
     );
     assert.equal(out.code, 0);
   },
