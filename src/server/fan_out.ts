@@ -284,7 +284,7 @@ export class FanOut {
     );
   }
 
-  /** Counts a push refused by a backlog cap and throws its error. */
+  /** Refuses a push to `room`, whose `part` in one bucket is at the room cap. */
   #roomFull(room: string, part: Room): never {
     this.#full(
       "room",
@@ -292,6 +292,7 @@ export class FanOut {
     );
   }
 
+  /** Counts a push refused by a backlog cap and throws its error. */
   #full(scope: "room" | "server", message: string): never {
     this.#stats.pushesRefused[scope]++;
     throw new BacklogFullError(message, scope);
