@@ -8,6 +8,8 @@ import { openWsLink } from "./ws_link.ts";
 
 export const _encoder = new TextEncoder();
 export const _decoder = new TextDecoder();
+/** Refuses bytes that are not UTF-8, and keeps a BOM: for bodies read as the server wrote them. */
+export const _strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 export const _MAX_SEQ = 0x7fffffff;
 
 export function _isInt32(n: unknown): n is number {
@@ -116,8 +118,6 @@ export function _authBody(
   return (positions, room) =>
     _encoder.encode(JSON.stringify({ ...fields(room), recover: positions }));
 }
-
-const _strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * A raw auth body with `recover` spliced in before its closing brace, so the

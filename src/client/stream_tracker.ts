@@ -8,7 +8,7 @@
 import type { Frame } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/protocol_error.ts";
 import { decodeStreamPush, type StreamPush } from "../protocol/stream_push.ts";
-import { _asError } from "./_util.ts";
+import { _asError, _decoder, _strictDecoder } from "./_util.ts";
 import type {
   ClientFrame,
   RoomPosition,
@@ -22,7 +22,6 @@ import type {
 /** Stream names by op 18's kind code (1 room, 2 mid, 3 all). */
 const _NAMES: readonly StreamName[] = ["room", "room", "mid", "all"];
 const _REASONS: readonly string[] = ["epoch", "window", "room"];
-const _strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 type _Record = Record<string, unknown>;
 
@@ -225,7 +224,7 @@ export class StreamTracker {
   }
 
   #malformed(what: string, body: Uint8Array): void {
-    const text = new TextDecoder().decode(body.subarray(0, 200));
+    const text = _decoder.decode(body.subarray(0, 200));
     this.#report(new ProtocolError(`${what}: ${text}`));
   }
 

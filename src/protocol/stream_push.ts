@@ -6,6 +6,7 @@
  * @module
  */
 
+import { _int32, _putInt32 } from "./_int.ts";
 import { HEADER_SIZE, PROTOCOL_VERSION, writeHeader } from "./frame.ts";
 import { Op } from "./op.ts";
 import { ProtocolError } from "./protocol_error.ts";
@@ -114,14 +115,14 @@ export function encodeStreamPush(
   }
   const size = HEADER_SIZE + STREAM_PUSH_PREFIX + body.length;
   const out = new Uint8Array(size);
+  // Byte stores, as frame.ts writes the header: no DataView, and `out` stays on the V8 heap.
   const at = writeHeader(out, 0, size, Op.StreamPush, 0, PROTOCOL_VERSION);
-  const view = new DataView(out.buffer, at, STREAM_PUSH_PREFIX);
-  view.setUint8(0, kind);
-  view.setUint32(1, epoch);
-  // Two halves: DataView's 64-bit setters take a BigInt, which would allocate.
-  view.setUint32(5, Math.floor(offset / 0x100000000));
-  view.setUint32(9, offset >>> 0);
-  view.setInt32(13, op);
+  out[at] = kind;
+  _putInt32(out, at + 1, epoch);
+  // Two 32-bit halves: a 64-bit store would take a BigInt, which allocates.
+  _putInt32(out, at + 5, Math.floor(offset / 0x100000000));
+  _putInt32(out, at + 9, offset);
+  _putInt32(out, at + 13, op);
   out.set(body, at + STREAM_PUSH_PREFIX);
   return out;
 }
@@ -189,5 +190,5 @@ export function streamPushEpoch(frame: Uint8Array): number {
 
 /** The big-endian unsigned 32-bit number at `at`. */
 function _uint32(bytes: Uint8Array, at: number): number {
-  return bytes[at]! * 0x1000000 + (bytes[at + 1]! << 16 | bytes[at + 2]! << 8 | bytes[at + 3]!);
+  return _int32(bytes, at) >>> 0;
 }

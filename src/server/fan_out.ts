@@ -115,20 +115,19 @@ export class FanOut {
     const { mids, op, body } = push;
     const frame = _pushFrame(op, body);
     const targets: Channel[] = [];
-    // Each target's index in `mids`, for its user's stamp.
-    const of: number[] = [];
+    // Each streamed target's index in `mids`, in target order, for its user's stamp.
+    let of: number[] | undefined;
     const registry = this.#registry;
-    let streamed = 0;
     for (let i = 0; i < mids.length; i++) {
       const entry = registry.mid(mids[i]!);
       if (entry === undefined) continue;
       if (entry instanceof Channel) {
-        if (entry.watches(op)) streamed += _target(targets, of, entry, i);
+        if (entry.watches(op)) of = _target(targets, of, entry, i);
       } else {
-        for (const ch of entry) if (ch.watches(op)) streamed += _target(targets, of, ch, i);
+        for (const ch of entry) if (ch.watches(op)) of = _target(targets, of, ch, i);
       }
     }
-    this.#fits(frame, targets.length, streamed * STREAM_PUSH_PREFIX);
+    this.#fits(frame, targets.length, (of?.length ?? 0) * STREAM_PUSH_PREFIX);
     let stamps = push.stamps;
     const history = this.#history;
     if (stamps === undefined && history !== undefined) {
@@ -140,19 +139,16 @@ export class FanOut {
     // One op-18 frame per user, shared by its devices; made only for users with one opted in.
     let frames: (Uint8Array | undefined)[] | undefined;
     let n = 0;
-    for (let t = 0; t < targets.length; t++) {
-      const ch = targets[t]!;
-      const stamp = ch._streamed ? stamps?.[of[t]!] : undefined;
+    let k = 0;
+    for (const ch of targets) {
       let out = frame;
-      if (stamp !== undefined) {
-        frames ??= new Array(mids.length);
-        out = frames[of[t]!] ??= encodeStreamPush(
-          StreamKind.Mid,
-          stamp.epoch,
-          stamp.offset,
-          op,
-          body,
-        );
+      if (ch._streamed) {
+        const i = of![k++]!;
+        const stamp = stamps?.[i];
+        if (stamp !== undefined) {
+          frames ??= new Array(mids.length);
+          out = frames[i] ??= encodeStreamPush(StreamKind.Mid, stamp.epoch, stamp.offset, op, body);
+        }
       }
       if (ch.push(out)) n++;
     }
@@ -288,7 +284,7 @@ export class FanOut {
     );
   }
 
-  /** Counts a push refused by a backlog cap and throws its error. */
+  /** Refuses a push to `room`, whose `part` in one bucket is at the room cap. */
   #roomFull(room: string, part: Room): never {
     this.#full(
       "room",
@@ -296,6 +292,7 @@ export class FanOut {
     );
   }
 
+  /** Counts a push refused by a backlog cap and throws its error. */
   #full(scope: "room" | "server", message: string): never {
     this.#stats.pushesRefused[scope]++;
     throw new BacklogFullError(message, scope);
@@ -327,9 +324,18 @@ export class FanOut {
   }
 }
 
-/** Adds `ch`, of the user at index `i`, to the targets; 1 when it takes op-18 frames. */
-function _target(targets: Channel[], of: number[], ch: Channel, i: number): number {
+/**
+ * Adds `ch`, of the user at index `i`, to the targets, and `i` to `of` when
+ * it takes op-18 frames: a plain receiver costs no index. Returns `of`,
+ * made on the first such receiver.
+ */
+function _target(
+  targets: Channel[],
+  of: number[] | undefined,
+  ch: Channel,
+  i: number,
+): number[] | undefined {
   targets.push(ch);
-  of.push(i);
-  return ch._streamed ? 1 : 0;
+  if (ch._streamed) (of ??= []).push(i);
+  return of;
 }

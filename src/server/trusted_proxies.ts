@@ -125,8 +125,6 @@ function _within(words: number[], range: _Range): boolean {
  * ```
  */
 export class TrustedProxies {
-  /** The list as given. */
-  readonly list: readonly string[];
   #ranges: _Range[];
 
   /**
@@ -135,7 +133,6 @@ export class TrustedProxies {
    */
   constructor(list: readonly string[] = []) {
     this.#ranges = list.map(_range);
-    this.list = [...list];
   }
 
   /** Whether no proxy is trusted. */

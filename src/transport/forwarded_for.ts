@@ -33,7 +33,7 @@ export function forwardedClient(
   headers: Headers,
   proxies: TrustedProxies,
 ): PeerAddr {
-  if (proxies.empty || !proxies.trusts(peer.hostname)) return peer;
+  if (!proxies.trusts(peer.hostname)) return peer;
   const forwarded = headers.get("x-forwarded-for");
   if (forwarded !== null) {
     const hops = forwarded.split(",");
