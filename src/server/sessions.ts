@@ -111,13 +111,14 @@ export class Sessions {
     const parts = this.#parts;
     const ch = new Channel(wire, this.#channels);
     if (!proxied) ch._peerIp = ip;
-    // Counted by its client as soon as the wire knows it, not only at the auth frame.
-    else wire._whenClientKnown?.(() => this.#admitClient(ch));
     this.#live++;
     parts.stats.accepted++;
     this.#handshaking.add(ch);
     parts.deadlines.handshake(ch, parts.handshakeTimeout);
     if (onEnd !== undefined) this.#onEnds.set(ch, onEnd);
+    // Counted by its client as soon as the wire knows it (a wire upgraded already: now, on a
+    // channel fully set up, so that a refusal closes it like any other), not at the auth frame.
+    if (proxied) wire._whenClientKnown?.(() => this.#admitClient(ch));
     this.#awaitAuth(ch);
   }
 
