@@ -2,9 +2,15 @@
 // Redis script gave, and fills from Redis what its pub/sub connection missed. The hubs are
 // fakes that record the stamped pushes they are handed.
 import assert from "node:assert/strict";
+import { BrokerInbox } from "../src/cluster/broker_inbox.ts";
+import type { ClusterHub } from "../src/cluster/cluster.ts";
 import { RedisClient } from "../src/cluster/redis_client.ts";
 import { RedisCluster, type RedisClusterOptions } from "../src/cluster/redis_cluster.ts";
+import type { RedisHistory } from "../src/cluster/redis_history.ts";
+import type { RedisLink } from "../src/cluster/redis_link.ts";
+import { StreamOrder } from "../src/cluster/redis_stream_order.ts";
 import { silentLogger } from "../src/log.ts";
+import type { Push } from "../src/server/push.ts";
 import { FakeHub, type Seen } from "./_fake_hub.ts";
 import { until } from "./_helpers.ts";
 import { redisAvailable, type RedisServer, startRedis } from "./_redis.ts";
@@ -222,4 +228,40 @@ Deno.test({
     assert.notEqual(seen[3]!.epoch, seen[0]!.epoch);
     assert.equal(a.gapsFilled, 0);
   },
+});
+
+Deno.test("a push the hub refuses for a bad op during a gap's fill is dropped, and the stream goes on", async () => {
+  // A node of another version may publish an op this hub reserves: its hub throws RangeError.
+  const seen: number[] = [];
+  const hub = {
+    closing: false,
+    rooms: new Map([[ROOM, 1]]),
+    openSessions: () => [],
+    deliver(push: Push): number {
+      if (push.op < 100) throw new RangeError(`Operation is reserved: ${push.op}`);
+      seen.push((push as { stamp: { offset: number } }).stamp.offset);
+      return 1;
+    },
+  } as unknown as ClusterHub;
+  const inbox = new BrokerInbox({ logger: silentLogger } as unknown as RedisLink);
+  inbox.hub = hub;
+  const body = new Uint8Array();
+  const kept = [{ offset: 2, op: 18, body, at: 0 }];
+  const history = {
+    read: () => Promise.resolve([{ epoch: 9, top: 3, entries: kept }]),
+  } as unknown as RedisHistory;
+  const order = new StreamOrder({ hub, history, deliver: inbox.deliver, logger: silentLogger });
+  const at = (offset: number): Push => ({
+    kind: "room",
+    op: BIZ,
+    room: ROOM,
+    body,
+    stamp: { epoch: 9, offset },
+  });
+  order.offer(at(1));
+  // Offset 2 never came: the fill reads it (the bad op), then releases 3.
+  order.offer(at(3));
+  await order.close();
+  order.offer(at(4));
+  assert.deepEqual(seen, [1, 3, 4]);
 });

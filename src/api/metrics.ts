@@ -24,7 +24,12 @@ const _STAT_HELP: Record<string, string> = {
   stalledWrites: "Writes still in flight after 50 ms that stopped holding a write place.",
   pushesRefused: "Pushes refused whole (API 429) because a backlog cap was reached, by cap.",
   recoveryFailed: "Opted-in connections closed because the history failed to answer.",
+  recoveries:
+    "Streams clients asked to recover at auth, by result: recovered, or not for another epoch, the window or another room.",
 };
+
+/** The label of a counter's parts where it is not `kind`. */
+const _STAT_LABEL: Record<string, string> = { recoveries: "result" };
 
 /** Options for {@linkcode collectMetrics}. */
 export interface CollectMetricsOptions {
@@ -333,14 +338,14 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   ).sample(backlog.maxBytes, { kind: "server" }).sample(backlog.maxRoomBytes, { kind: "room" });
 
   for (const [key, value] of Object.entries(snapshot.stats)) {
-    if (key === "recoveries") continue;
     const name = `comet_${_snake(key).replace(/_total$/, "")}_total`;
     const help = _STAT_HELP[key] ?? `Comet counter stats.${key}.`;
     if (typeof value === "number") {
       family(name, "counter", help).sample(value);
     } else if (value !== null && typeof value === "object") {
       const f = family(name, "counter", help);
-      for (const [kind, n] of _leaves(value, "", [])) f.sample(n, { kind: _snake(kind) });
+      const label = _STAT_LABEL[key] ?? "kind";
+      for (const [kind, n] of _leaves(value, "", [])) f.sample(n, { [label]: _snake(kind) });
     }
   }
 
@@ -404,21 +409,12 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   return families.join("\n") + "\n";
 }
 
-/** Streams: what the history holds, recoveries by result, gaps the cluster filled. */
+/** Streams: what the history holds, and gaps the cluster filled. */
 function _streamFamilies(
   snapshot: MetricsSnapshot,
   family: (name: string, type: "counter" | "gauge", help: string) => _Family,
   gauges: (rows: [string, string, number][]) => void,
 ): void {
-  const recoveries = snapshot.stats.recoveries as Record<string, number> | undefined;
-  if (recoveries !== undefined) {
-    const f = family(
-      "comet_recoveries_total",
-      "counter",
-      "Streams clients asked to recover at auth, by result: recovered, or not for another epoch, the window or another room.",
-    );
-    for (const [result, n] of Object.entries(recoveries)) f.sample(n, { result });
-  }
   const history = snapshot.history;
   if (history !== undefined) {
     gauges([

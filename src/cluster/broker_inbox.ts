@@ -73,14 +73,22 @@ export class BrokerInbox {
     }
   };
 
-  /** Hands one push to the hub; a push its backlog refuses is counted there and logged here. */
+  /**
+   * Hands one push to the hub; a push its backlog refuses is counted there
+   * and logged here, and one it refuses otherwise (an op another version
+   * allows) is logged and dropped. It never throws: the stream order calls
+   * it from its fills, where a throw would leave the stream held for good.
+   */
   deliver = (push: Push): number => {
     const hub = this.hub;
     if (hub === undefined || hub.closing) return 0;
     try {
       return hub.deliver(push);
     } catch (err) {
-      if (!(err instanceof BacklogFullError)) throw err;
+      if (!(err instanceof BacklogFullError)) {
+        this.#link.logger.warn("Dropped a push from another node", { error: err });
+        return 0;
+      }
       // The node that took the push answered it already; this node's members miss it. The hub
       // counts each refusal (comet_pushes_refused_total); the log says so once in a while.
       const now = Date.now();

@@ -18,7 +18,7 @@ import { RedisConnectionError } from "./redis_client.ts";
 import type { RedisLink } from "./redis_link.ts";
 import { randomEpoch, READ_SCRIPT, RedisScript } from "./redis_stream_scripts.ts";
 import type { RedisArg, RedisReply } from "./resp.ts";
-import { text } from "./_util.ts";
+import { text, within } from "./_util.ts";
 
 /** How long a stream's position outlives its last use, at least: a day. */
 const _POSITION_TTL = 86_400_000;
@@ -136,7 +136,14 @@ export class RedisHistory implements StreamHistory {
    */
   async answer(queries: readonly StreamQuery[]): Promise<StreamAnswer[]> {
     if (queries.length === 0) return [];
-    const { now, reads } = await _timed(this.#read(queries, true), _ANSWER_TIMEOUT);
+    // A late reply still settles; nobody waits for it.
+    const read = await within(this.#read(queries, true), _ANSWER_TIMEOUT);
+    if (read === undefined) {
+      throw new RedisConnectionError(
+        `Redis did not answer the history within ${_ANSWER_TIMEOUT} ms`,
+      );
+    }
+    const { now, reads } = read;
     const oldest = now - this.limits.ttl;
     const answers = queries.map((query, i) => _answer(query, reads[i]!, oldest));
     for (const a of answers) this.onAnswer?.(a.stream, a.epoch, a.offset);
@@ -241,22 +248,4 @@ function _number(reply: RedisReply | undefined): number {
   if (typeof reply === "bigint") return Number(reply);
   if (reply instanceof Uint8Array) return Number(text.decode(reply));
   throw new TypeError(`History script answered a non-number: ${String(reply)}`);
-}
-
-/** `promise`, or a {@linkcode RedisConnectionError} after `ms`. */
-async function _timed<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new RedisConnectionError(`Redis did not answer the history within ${ms} ms`)),
-      ms,
-    );
-  });
-  // The late command still settles; nobody waits for it.
-  promise.catch(() => {});
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
