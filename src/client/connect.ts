@@ -8,6 +8,12 @@ import { openLink } from "./open_link.ts";
  * that). In a browser, use `new Client(url, options)` and
  * {@linkcode Client.opened} from `src/client/mod_browser.ts` instead.
  *
+ * Handlers added after it resolves miss what arrives with the connection: a
+ * push sent the moment the server lists the client online, and, with
+ * `positions`, the replay of what the client missed. To take those, make the
+ * client with `new Client(url, { ...options, link: openLink })`, add its
+ * handlers, then await {@linkcode Client.opened}.
+ *
  * @param url Where the server listens, e.g. `tcp://127.0.0.1:3101`.
  * @param options Auth, timings, reconnection; see {@linkcode ClientOptions}.
  * @returns The open client; close it with `close()` or `await using`.
